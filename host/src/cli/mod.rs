@@ -1,0 +1,4 @@
+//! cli: clap definitions and the edge where errors are rendered. Placeholder.
+pub fn main() -> i32 {
+    0
+}

@@ -1,0 +1,1 @@
+//! env: placeholder, filled in by its owner.

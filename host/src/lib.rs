@@ -1,0 +1,22 @@
+//! stasis: turns a delivery file plus a mission into a tested, reproducible delivery.
+//!
+//! Data flows one way: files → [`config`] → [`plan`] → [`runner`] / [`stages`] → records.
+//! Layers import only those below them: `config` → `template` → `plugins` → `plan` →
+//! `env`, `sources`, `runner` → `stages` → `cli`. See ARCHITECTURE.md.
+
+pub mod atomic;
+pub mod cli;
+pub mod config;
+pub mod env;
+pub mod plan;
+pub mod plugins;
+pub mod report;
+pub mod runner;
+pub mod sources;
+pub mod stages;
+pub mod template;
+
+/// The stasis version string shown by `--version` and written into records.
+pub fn version() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"))
+}

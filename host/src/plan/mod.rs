@@ -1,0 +1,1 @@
+//! plan: placeholder, filled in by its owner.

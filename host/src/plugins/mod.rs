@@ -1,0 +1,1 @@
+//! plugins: placeholder, filled in by its owner.

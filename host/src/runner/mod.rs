@@ -1,0 +1,1 @@
+//! runner: placeholder, filled in by its owner.

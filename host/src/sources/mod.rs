@@ -1,0 +1,1 @@
+//! sources: placeholder, filled in by its owner.

@@ -1,0 +1,1 @@
+//! stages: placeholder, filled in by its owner.
