@@ -1,1 +1,323 @@
-//! plan: placeholder, filled in by its owner.
+//! plan: the resolved delivery. `Config` (three parsed ini files) goes in; a `Plan` comes out:
+//! names, paths, environments, test blocks, deploy sections, templates and the ordered stage list,
+//! all as plain serde data — exactly what `stasis plan --json` prints. Resolving is pure apart
+//! from reading the process environment snapshot it is given: it runs nothing, creates nothing and
+//! needs no network. Later steps take every value from the Plan and never re-read the ini files.
+
+mod resolve;
+pub mod stage;
+
+pub use resolve::{PlanInput, resolve};
+pub use stage::{Stage, StageStatus};
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::template;
+
+/// Version of the plan JSON; bumped on breaking changes (docs/schemas/plan.schema.json).
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub stasis_version: String,
+    pub delivery_file: PathBuf,
+    pub system_config: PathBuf,
+    pub mission_dir: Option<PathBuf>,
+    pub meta: Meta,
+    pub info: Info,
+    pub storage: Storage,
+    pub system: System,
+    pub conda: Conda,
+    /// `[runtime]` after `$VAR` expansion, in file order.
+    pub runtime: serde_json::Map<String, serde_json::Value>,
+    pub tests: Vec<TestBlock>,
+    pub deploy: Deploy,
+    pub templates: Vec<TemplateJob>,
+    pub plugins: Vec<PluginSection>,
+    pub settings: Settings,
+    pub stages: Vec<Stage>,
+    /// Every `{{ name }}` template variable and its value.
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Meta {
+    pub name: String,
+    pub version: String,
+    pub rc: i64,
+    #[serde(rename = "final")]
+    pub final_release: bool,
+    pub python: String,
+    pub python_compact: String,
+    pub mission: String,
+    pub codename: String,
+    pub based_on: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Info {
+    pub release_name: String,
+    pub build_name: String,
+    pub build_number: String,
+    pub time_str_epoch: String,
+    pub release_fmt: String,
+    pub build_name_fmt: String,
+    pub build_number_fmt: String,
+    pub release_env: String,
+    pub test_env: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Storage {
+    pub root: PathBuf,
+    pub tmpdir: PathBuf,
+    pub tools_dir: PathBuf,
+    pub conda_prefix: PathBuf,
+    pub build_dir: PathBuf,
+    pub build_recipes_dir: PathBuf,
+    pub build_sources_dir: PathBuf,
+    pub build_testing_dir: PathBuf,
+    pub build_docker_dir: PathBuf,
+    pub output_dir: PathBuf,
+    pub delivery_dir: PathBuf,
+    pub results_dir: PathBuf,
+    pub conda_artifact_dir: PathBuf,
+    pub wheel_artifact_dir: PathBuf,
+    pub docker_artifact_dir: PathBuf,
+    pub cfgdump_dir: PathBuf,
+    pub meta_dir: PathBuf,
+    pub logs_dir: PathBuf,
+}
+
+impl Storage {
+    /// The directories upstream creates at delivery init, in order.
+    pub fn layout(&self) -> Vec<&PathBuf> {
+        vec![
+            &self.tmpdir,
+            &self.build_recipes_dir,
+            &self.build_sources_dir,
+            &self.build_testing_dir,
+            &self.build_docker_dir,
+            &self.delivery_dir,
+            &self.results_dir,
+            &self.conda_artifact_dir,
+            &self.wheel_artifact_dir,
+            &self.docker_artifact_dir,
+            &self.cfgdump_dir,
+            &self.meta_dir,
+            &self.logs_dir,
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct System {
+    /// `Linux` or `Darwin`.
+    pub platform: String,
+    /// Machine name, e.g. `x86_64`.
+    pub arch: String,
+    /// `linux` or `macos` (`%o`, `{{ system.platform }}`).
+    pub release_platform: String,
+    /// The installer's platform word: `Linux` or `MacOSX`.
+    pub conda_platform: String,
+    pub conda_arch: String,
+    /// e.g. `linux-64`.
+    pub conda_subdir: String,
+    pub cpu_count: usize,
+    /// The `STASIS_*` (and `CPU_COUNT`) variables stasis exports to every child, as upstream.
+    pub exports: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Conda {
+    pub engine: String,
+    pub installer_name: String,
+    pub installer_version: String,
+    pub installer_platform: String,
+    pub installer_arch: String,
+    pub installer_baseurl: String,
+    pub installer_sha256: String,
+    pub conda_packages: Vec<String>,
+    pub pip_packages: Vec<String>,
+    pub conda_packages_purge: Vec<String>,
+    pub pip_packages_purge: Vec<String>,
+    pub channels: Vec<String>,
+    pub pip_index_url: String,
+    pub pip_extra_index_url: String,
+    /// stasis.ini's base packages: tools, not part of the delivery.
+    pub tool_conda_packages: Vec<String>,
+    pub tool_pip_packages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OutcomePolicy {
+    pub ok_returns: Vec<i32>,
+    pub ignore_returns: Vec<i32>,
+    pub timeout_ok: bool,
+    pub timeout_ignore: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TestBlock {
+    pub name: String,
+    pub file: PathBuf,
+    pub line: u32,
+    pub repository: String,
+    pub version: String,
+    pub parallel: bool,
+    pub disable: bool,
+    pub timeout_seconds: Option<u64>,
+    /// Unrendered: scripts render at run time with the checkout as cwd.
+    pub script_setup: String,
+    pub script: String,
+    pub script_setup_line: u32,
+    pub script_line: u32,
+    pub build_recipe: String,
+    pub repository_remove_tags: Vec<String>,
+    pub runtime: Vec<(String, String)>,
+    pub strategy: Option<String>,
+    pub policy: OutcomePolicy,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Deploy {
+    pub artifactory: Vec<ArtifactoryUpload>,
+    pub artifactory_url: String,
+    pub artifactory_repo: String,
+    pub docker: Option<Docker>,
+    pub targets: Vec<DeployTarget>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArtifactoryUpload {
+    pub name: String,
+    pub files: Vec<String>,
+    pub dest: String,
+    pub repo: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Docker {
+    pub registry: String,
+    pub image_compression: String,
+    pub test_script: String,
+    pub build_args: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+/// A `[deploy:NAME]` section served by a deploy-target plugin.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeployTarget {
+    pub name: String,
+    pub plugin: String,
+    pub file: PathBuf,
+    pub line: u32,
+    pub entries: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TemplateJob {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    /// Where the `[template:FILE]` section is.
+    pub file: PathBuf,
+    pub line: u32,
+}
+
+/// A `[plugin:NAME]` section as written (grants are resolved by `plugins`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PluginSection {
+    pub name: String,
+    pub file: PathBuf,
+    pub line: u32,
+    /// Directory the `component` path is relative to.
+    pub dir: PathBuf,
+    /// `mission` or `delivery`.
+    pub origin: String,
+    pub entries: Vec<(String, String, u32)>,
+}
+
+/// Run options: the CLI flags merged with stasis.ini `[default]`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Settings {
+    pub continue_on_error: bool,
+    pub fail_fast: bool,
+    pub cpu_limit: usize,
+    pub parallel: bool,
+    pub testing: bool,
+    pub docker: bool,
+    pub artifactory: bool,
+    pub artifactory_build_info: bool,
+    pub artifactory_upload: bool,
+    pub rewrite: bool,
+    pub overwrite: bool,
+    pub force_repeatable: bool,
+    pub update_base: bool,
+    pub task_logging: bool,
+    pub task_timeout_seconds: Option<u64>,
+    pub task_kill_grace_seconds: f64,
+    pub pool_status_interval_seconds: u64,
+    pub wheel_builder: String,
+    pub wheel_builder_manylinux_image: String,
+    pub conda_fresh_start: bool,
+    pub conda_install_prefix: String,
+    pub conda_staging_url: String,
+    pub wheel_staging_url: String,
+    pub conda_engine: String,
+    pub package_cache: String,
+    pub strict: bool,
+    pub verbose: u8,
+    pub test_filters: Vec<String>,
+}
+
+impl Plan {
+    /// The template context of this delivery (for mission templates, `stasis render`, and —
+    /// with `cwd` set — test scripts).
+    pub fn template_context(&self, env: &BTreeMap<String, String>) -> template::Context {
+        let mut env_map = env.clone();
+        env_map.extend(self.system.exports.clone());
+        for (k, v) in &self.runtime {
+            if let Some(s) = v.as_str() {
+                env_map.insert(k.clone(), s.to_string());
+            }
+        }
+        let token = env
+            .get("STASIS_GH_TOKEN")
+            .or_else(|| env.get("GITHUB_TOKEN"))
+            .filter(|t| !t.is_empty())
+            .map(|t| template::Secret::new(t.clone()));
+        template::Context {
+            vars: self.variables.clone(),
+            env: template::EnvSource::Map(env_map),
+            tests: self
+                .tests
+                .iter()
+                .map(|t| template::TestRef {
+                    name: t.name.clone(),
+                    repository: t.repository.clone(),
+                    version: t.version.clone(),
+                })
+                .collect(),
+            cwd: None,
+            suffix: None,
+            strict: self.settings.strict,
+            github: template::GithubApi {
+                api_url: env
+                    .get("STASIS_GH_API_URL")
+                    .filter(|u| !u.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| "https://api.github.com".to_string()),
+                token,
+            },
+            notes_repo_filter: "spacetelescope/".to_string(),
+        }
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}

@@ -1,1 +1,26 @@
-//! stages: placeholder, filled in by its owner.
+//! stages: one module per pipeline stage, each one entry function taking the Plan. The order
+//! and which stages run come from `plan::stage`; this module only performs them.
+
+pub mod layout;
+pub mod templates;
+
+use std::path::PathBuf;
+
+/// What a performed stage reports for the run summary and the run record.
+#[derive(Debug, Clone, Default)]
+pub struct StageReport {
+    pub detail: Vec<String>,
+    pub outputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Failed(String),
+}

@@ -1,0 +1,86 @@
+//! Console output for humans: upstream's `==>`, ` ->` prefixes, `ERROR:`/`WARNING:` on stderr,
+//! colour only when stderr is a terminal, and every known secret value redacted. Machine output
+//! (`--json`, `render`) goes to stdout and never through here.
+
+use std::io::{IsTerminal, Write};
+
+use crate::config::{Diagnostic, Severity};
+
+/// Environment variables whose values are secrets: redacted wherever stasis prints.
+pub const SECRET_VARS: &[&str] = &[
+    "STASIS_GH_TOKEN",
+    "GITHUB_TOKEN",
+    "STASIS_JF_ACCESS_TOKEN",
+    "STASIS_JF_PASSWORD",
+    "STASIS_JF_SSH_PASSPHRASE",
+];
+
+pub struct Console {
+    colour: bool,
+    secrets: Vec<String>,
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Console {
+    pub fn new() -> Console {
+        let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let secrets = SECRET_VARS
+            .iter()
+            .filter_map(|k| std::env::var(k).ok())
+            .filter(|v| v.len() >= 4)
+            .collect();
+        Console { colour, secrets }
+    }
+
+    /// Replace every known secret value with `***REDACTED***`.
+    pub fn redact(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***REDACTED***");
+            }
+        }
+        out
+    }
+
+    fn emit(&self, colour: &str, prefix: &str, msg: &str) {
+        let msg = self.redact(msg);
+        let mut err = std::io::stderr().lock();
+        let _ = if self.colour {
+            writeln!(err, "\x1b[{colour}m{prefix}\x1b[0m{msg}")
+        } else {
+            writeln!(err, "{prefix}{msg}")
+        };
+    }
+
+    /// A top-level step: `==> msg`.
+    pub fn step(&self, msg: &str) {
+        self.emit("1;34", "==> ", msg);
+    }
+
+    /// A detail under a step: ` -> msg`.
+    pub fn info(&self, msg: &str) {
+        self.emit("1;36", " -> ", msg);
+    }
+
+    pub fn warn(&self, msg: &str) {
+        self.emit("1;33", "WARNING: ", msg);
+    }
+
+    pub fn error(&self, msg: &str) {
+        self.emit("1;31", "ERROR: ", msg);
+    }
+
+    pub fn diagnostic(&self, d: &Diagnostic) {
+        let text = d.to_string();
+        match d.severity {
+            Severity::Error => self.emit("1;31", "", &text),
+            Severity::Warning => self.emit("1;33", "", &text),
+        }
+    }
+}

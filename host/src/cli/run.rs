@@ -1,0 +1,182 @@
+//! `stasis DELIVERY_FILE`: resolve, refuse an existing release unless `--overwrite`, then perform
+//! the Plan's stages in order and print a summary in which every stage is accounted for
+//! (performed, skipped with a reason, failed, or not performed).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::{Console, EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunOpts, env_snapshot, load_plan};
+use crate::plan::{Plan, StageStatus};
+use crate::stages;
+
+pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
+    let (plan, diags) = match load_plan(console, file, opts) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    for d in &diags.items {
+        console.diagnostic(d);
+    }
+    if diags.has_errors() {
+        console.error(&format!(
+            "{}: the delivery is not valid; nothing was run",
+            file.display()
+        ));
+        return EXIT_USAGE;
+    }
+    if opts.unbuffered {
+        console.info("unbuffered output: PYTHONUNBUFFERED=1 is set for every child");
+    }
+    console.step(&format!(
+        "Delivery {} (mission {}), release {}",
+        plan.info.build_name, plan.meta.mission, plan.info.release_name
+    ));
+    if let Err(code) = prepare_root(console, &plan) {
+        return code;
+    }
+    let env = env_snapshot();
+    let ctx = plan.template_context(&env);
+    let mut summary: Vec<(String, String)> = Vec::new();
+    let mut failed = false;
+    for stage in &plan.stages {
+        let line = match stage.status {
+            StageStatus::Skip => format!("skipped: {}", stage.reason),
+            StageStatus::NotPerformed => format!("not performed: {}", stage.reason),
+            StageStatus::Run if failed => "not run: an earlier stage failed".to_string(),
+            StageStatus::Run => {
+                console.step(&format!("{}: {}", stage.name, stage.description));
+                let result = match stage.name.as_str() {
+                    "layout" => stages::layout::run(&plan),
+                    "templates" => stages::templates::run(&plan, &ctx),
+                    other => Err(stages::StageError::Failed(format!(
+                        "stage `{other}` is listed as runnable but has no implementation"
+                    ))),
+                };
+                match result {
+                    Ok(report) => {
+                        for d in &report.detail {
+                            console.info(d);
+                        }
+                        "done".to_string()
+                    }
+                    Err(e) => {
+                        console.error(&format!("{}: {e}", stage.name));
+                        failed = true;
+                        format!("FAILED: {e}")
+                    }
+                }
+            }
+        };
+        summary.push((stage.name.clone(), line));
+    }
+    console.step("Summary");
+    for (name, line) in &summary {
+        console.info(&format!("{name:<20} {line}"));
+    }
+    if failed {
+        EXIT_FAILED
+    } else {
+        console.step("Done!");
+        EXIT_OK
+    }
+}
+
+/// Upstream refuses to overwrite an existing release (exit 1); `--overwrite` starts clean.
+fn prepare_root(console: &Console, plan: &Plan) -> Result<(), i32> {
+    let delivery_dir = &plan.storage.delivery_dir;
+    let existing = std::fs::read_dir(delivery_dir)
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .contains(&plan.info.release_name)
+            })
+        })
+        .unwrap_or(false);
+    if existing && !plan.settings.overwrite {
+        console.error(&format!(
+            "release {} already exists in {}; use --overwrite to replace it",
+            plan.info.release_name,
+            delivery_dir.display()
+        ));
+        return Err(EXIT_FAILED);
+    }
+    if plan.settings.overwrite {
+        for dir in [&plan.storage.output_dir, &plan.storage.build_dir] {
+            if dir.starts_with(&plan.storage.root) && dir.exists() {
+                console.info(&format!("--overwrite: removing {}", dir.display()));
+                if let Err(e) = std::fs::remove_dir_all(dir) {
+                    console.error(&format!("cannot remove {}: {e}", dir.display()));
+                    return Err(EXIT_FAILED);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The human form of `stasis plan`.
+pub fn describe_plan(plan: &Plan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "delivery      {}", plan.delivery_file.display());
+    let _ = writeln!(s, "system config {}", plan.system_config.display());
+    let _ = writeln!(
+        s,
+        "mission       {} ({})",
+        plan.meta.mission,
+        plan.mission_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    );
+    let _ = writeln!(s, "release       {}", plan.info.release_name);
+    let _ = writeln!(s, "build name    {}", plan.info.build_name);
+    let _ = writeln!(s, "build number  {}", plan.info.build_number);
+    let _ = writeln!(s, "python        {}", plan.meta.python);
+    let _ = writeln!(s, "root          {}", plan.storage.root.display());
+    let _ = writeln!(
+        s,
+        "platform      {} {} ({})",
+        plan.system.platform, plan.system.arch, plan.system.conda_subdir
+    );
+    let _ = writeln!(s, "conda engine  {}", plan.conda.engine);
+    let _ = writeln!(s, "exports");
+    for (k, v) in &plan.system.exports {
+        let _ = writeln!(s, "  {k}={v}");
+    }
+    let _ = writeln!(s, "tests ({})", plan.tests.len());
+    for t in &plan.tests {
+        let pool = if !t.parallel || !plan.settings.parallel {
+            "serial"
+        } else {
+            "parallel"
+        };
+        let _ = writeln!(
+            s,
+            "  {:<24} {} @ {} [{}{}]",
+            t.name,
+            t.repository,
+            if t.version.is_empty() {
+                "HEAD"
+            } else {
+                &t.version
+            },
+            pool,
+            if t.disable { ", script disabled" } else { "" }
+        );
+    }
+    let _ = writeln!(s, "templates ({})", plan.templates.len());
+    for t in &plan.templates {
+        let _ = writeln!(s, "  {} -> {}", t.source.display(), t.destination.display());
+    }
+    let _ = writeln!(s, "stages");
+    for st in &plan.stages {
+        let status = match st.status {
+            StageStatus::Run => "run".to_string(),
+            StageStatus::Skip => format!("skip ({})", st.reason),
+            StageStatus::NotPerformed => format!("not performed ({})", st.reason),
+        };
+        let _ = writeln!(s, "  {:<20} {status}", st.name);
+    }
+    s
+}
