@@ -52,9 +52,21 @@ pub struct Entry {
     /// 1-based line on which the value's first line sits (the key's line for single-line
     /// values, the first continuation line otherwise). Template errors add their own line to it.
     pub value_line: u32,
+    /// The source line of each line of `value` (so list items can be located exactly).
+    pub value_lines: Vec<u32>,
 }
 
 impl Entry {
+    /// The source line of the value line that holds `needle` (for diagnostics on one item).
+    pub fn line_of(&self, needle: &str) -> u32 {
+        self.value
+            .lines()
+            .zip(&self.value_lines)
+            .find(|(l, _)| l.contains(needle))
+            .map(|(_, n)| *n)
+            .unwrap_or(self.line)
+    }
+
     /// The value as a list: one item per line (multi-line) or, upstream's rule, a single line
     /// split on whitespace. Items are trimmed; blanks and comment items (`;`, `#`) are dropped.
     pub fn list(&self) -> Vec<String> {
@@ -304,6 +316,7 @@ pub fn parse_str(path: &Path, text: &str) -> Result<IniFile, IniError> {
             value: value.clone(),
             multiline: false,
             value_line: lineno,
+            value_lines: vec![lineno],
         });
         let entry = file.sections[sec].entries.len() - 1;
         let mut lines = Vec::new();
@@ -334,18 +347,22 @@ fn close(file: &mut IniFile, open: Option<Open>) {
         .min()
         .unwrap_or(0);
     let mut out: Vec<String> = Vec::new();
+    let mut numbers: Vec<u32> = Vec::new();
     if !entry.value.is_empty() {
         out.push(entry.value.clone());
+        numbers.push(entry.line);
     } else {
         entry.value_line = continuation[0].0;
     }
-    for (_, l) in continuation {
+    for (n, l) in continuation {
+        numbers.push(*n);
         // `indent` is the byte length of leading ASCII whitespace, so this slice is on a char
         // boundary; fall back to trimming if it ever is not.
         let body = l.get(indent..).unwrap_or_else(|| l.trim_start());
         out.push(body.trim_end().to_string());
     }
     entry.value = out.join("\n");
+    entry.value_lines = numbers;
     entry.multiline = true;
 }
 

@@ -180,9 +180,16 @@ pub fn check_names(kind: FileKind, file: &IniFile, diags: &mut Diagnostics) {
         match known_keys(kind, &s.name) {
             Err(()) => {
                 let known = known_sections(kind);
-                let hint = did_you_mean(&s.name, known.iter().copied())
-                    .map(|k| format!("; did you mean [{k}]?"))
-                    .unwrap_or_default();
+                let hint = match s.name.split_once(':') {
+                    // Compare `tset:b` by its prefix, so the hint can be `[test:b]`.
+                    Some((prefix, rest)) => {
+                        let prefixes = known.iter().filter_map(|k| k.split_once(':').map(|p| p.0));
+                        did_you_mean(prefix, prefixes).map(|p| format!("{p}:{rest}"))
+                    }
+                    None => did_you_mean(&s.name, known.iter().copied()).map(str::to_string),
+                }
+                .map(|k| format!("; did you mean [{k}]?"))
+                .unwrap_or_default();
                 diags.warn_at(
                     &file.path,
                     s.line,
@@ -238,7 +245,7 @@ mod tests {
         assert_eq!(msgs.len(), 3, "{msgs:?}");
         assert!(msgs[0].contains("d.ini:2: [meta] nmae") && msgs[0].contains("`name`"));
         assert!(msgs[1].contains("`script`"));
-        assert!(msgs[2].contains("[tset:b]") && msgs[2].contains("[test:NAME]"));
+        assert!(msgs[2].contains("[tset:b]") && msgs[2].contains("did you mean [test:b]"));
         assert!(!d.has_errors());
     }
 }

@@ -654,8 +654,12 @@ impl Resolver<'_> {
         let file = self.delivery().path.clone();
         for item in &items {
             if let Err(msg) = values::check_package_spec(item) {
-                self.diags
-                    .error_at(&file, e.line, &format!("[{}] {}", sec.name, e.key), msg);
+                self.diags.error_at(
+                    &file,
+                    e.line_of(item),
+                    &format!("[{}] {}", sec.name, e.key),
+                    msg,
+                );
             }
         }
         items

@@ -97,7 +97,11 @@ pub fn render_str(src: &str, ctx: &Context) -> Result<Rendered, TemplateError> {
             .filter(|c| !c.is_whitespace())
             .collect();
         if let Some(name) = key.strip_prefix("env:") {
-            out.push_str(&std::env::var(name).unwrap_or_default());
+            let v = match &ctx.env {
+                EnvSource::Process => std::env::var(name).ok(),
+                EnvSource::Map(m) => m.get(name).cloned(),
+            };
+            out.push_str(&v.unwrap_or_default());
         } else {
             out.push_str(ctx.vars.get(&key).map(String::as_str).unwrap_or(""));
         }
