@@ -357,3 +357,27 @@ fn builtin_configuration_is_used_without_a_sysconfdir() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["templates"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn plan_json_schema_is_published_and_plans_validate_against_it() {
+    let schema = stasis::plan::json_schema();
+    let path = repo().join("docs/schemas/plan.schema.json");
+    let pretty = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+    if std::env::var_os("STASIS_UPDATE_SCHEMAS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &pretty).unwrap();
+    }
+    let published = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        published, pretty,
+        "docs/schemas/plan.schema.json is stale: rerun with STASIS_UPDATE_SCHEMAS=1"
+    );
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(stasis(tmp.path())
+        .args(["plan", "--json"])
+        .arg(upstream().join("data/gbo.ini")));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}

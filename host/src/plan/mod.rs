@@ -20,7 +20,7 @@ use crate::template;
 /// Version of the plan JSON; bumped on breaking changes (docs/schemas/plan.schema.json).
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub schema_version: u32,
     pub stasis_version: String,
@@ -44,7 +44,7 @@ pub struct Plan {
     pub variables: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Meta {
     pub name: String,
     pub version: String,
@@ -58,7 +58,7 @@ pub struct Meta {
     pub based_on: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Info {
     pub release_name: String,
     pub build_name: String,
@@ -71,7 +71,7 @@ pub struct Info {
     pub test_env: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Storage {
     pub root: PathBuf,
     pub tmpdir: PathBuf,
@@ -114,7 +114,7 @@ impl Storage {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct System {
     /// `Linux` or `Darwin`.
     pub platform: String,
@@ -132,7 +132,7 @@ pub struct System {
     pub exports: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Conda {
     pub engine: String,
     pub installer_name: String,
@@ -153,7 +153,7 @@ pub struct Conda {
     pub tool_pip_packages: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct OutcomePolicy {
     pub ok_returns: Vec<i32>,
     pub ignore_returns: Vec<i32>,
@@ -161,7 +161,7 @@ pub struct OutcomePolicy {
     pub timeout_ignore: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct TestBlock {
     pub name: String,
     pub file: PathBuf,
@@ -183,7 +183,7 @@ pub struct TestBlock {
     pub policy: OutcomePolicy,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Deploy {
     pub artifactory: Vec<ArtifactoryUpload>,
     pub artifactory_url: String,
@@ -192,7 +192,7 @@ pub struct Deploy {
     pub targets: Vec<DeployTarget>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct ArtifactoryUpload {
     pub name: String,
     pub files: Vec<String>,
@@ -200,7 +200,7 @@ pub struct ArtifactoryUpload {
     pub repo: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Docker {
     pub registry: String,
     pub image_compression: String,
@@ -210,7 +210,7 @@ pub struct Docker {
 }
 
 /// A `[deploy:NAME]` section served by a deploy-target plugin.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct DeployTarget {
     pub name: String,
     pub plugin: String,
@@ -219,7 +219,7 @@ pub struct DeployTarget {
     pub entries: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct TemplateJob {
     pub source: PathBuf,
     pub destination: PathBuf,
@@ -229,7 +229,7 @@ pub struct TemplateJob {
 }
 
 /// A `[plugin:NAME]` section as written (grants are resolved by `plugins`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct PluginSection {
     pub name: String,
     pub file: PathBuf,
@@ -242,7 +242,7 @@ pub struct PluginSection {
 }
 
 /// Run options: the CLI flags merged with stasis.ini `[default]`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Settings {
     pub continue_on_error: bool,
     pub fail_fast: bool,
@@ -320,4 +320,9 @@ impl Plan {
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().find(|s| s.name == name)
     }
+}
+
+/// The JSON Schema of `stasis plan --json` (published as docs/schemas/plan.schema.json).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Plan)).unwrap_or_default()
 }

@@ -3,17 +3,16 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Stage {
     pub name: String,
     pub description: String,
     pub status: StageStatus,
     /// Why it is skipped or not performed.
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StageStatus {
     /// Will run.
