@@ -96,12 +96,18 @@ fn checkout_one(
             "-c".as_ref(),
             "advice.detachedHead=false".as_ref(),
             "--recursive".as_ref(),
+            // Progress chatter would only bury git's real message in an error.
+            "--quiet".as_ref(),
             "--".as_ref(),
             public_url.as_ref(),
             dest.as_os_str(),
         ],
     )?;
-    step("fetch --all", Some(dest), &["fetch".as_ref(), "--all".as_ref()])?;
+    step(
+        "fetch --all",
+        Some(dest),
+        &["fetch".as_ref(), "--all".as_ref(), "--quiet".as_ref()],
+    )?;
     if !version.is_empty() && version != "HEAD" {
         // `--` makes git read VERSION as a revision only, never as a path.
         step(
@@ -278,7 +284,9 @@ fn prepare_dest(sources_dir: &Path, dest: &Path) -> Result<(), SourceError> {
     let real_sources = sources_dir
         .canonicalize()
         .map_err(io("cannot resolve", sources_dir))?;
-    let real_parent = parent.canonicalize().map_err(io("cannot resolve", parent))?;
+    let real_parent = parent
+        .canonicalize()
+        .map_err(io("cannot resolve", parent))?;
     if real_parent != real_sources {
         return Err(outside());
     }

@@ -44,7 +44,9 @@ pub enum SourceError {
     },
 
     /// A version that git would read as an option (`-…`), refused before git sees it.
-    #[error("test block(s) {tests}: version {version:?} of {repository} is not a valid git revision")]
+    #[error(
+        "test block(s) {tests}: version {version:?} of {repository} is not a valid git revision"
+    )]
     InvalidVersion {
         tests: TestNames,
         repository: String,
@@ -53,10 +55,15 @@ pub enum SourceError {
 
     /// A repository that git would read as an option, or that is empty.
     #[error("test block(s) {tests}: repository {repository:?} is not a usable git URL or path")]
-    InvalidRepository { tests: TestNames, repository: String },
+    InvalidRepository {
+        tests: TestNames,
+        repository: String,
+    },
 
     /// A `repository_remove_tags` pattern that is not a valid glob.
-    #[error("test block(s) {tests}: repository_remove_tags pattern {pattern:?} is invalid: {message}")]
+    #[error(
+        "test block(s) {tests}: repository_remove_tags pattern {pattern:?} is invalid: {message}"
+    )]
     BadTagPattern {
         tests: TestNames,
         pattern: String,
@@ -64,7 +71,9 @@ pub enum SourceError {
     },
 
     /// The planned destination is not strictly inside the sources directory, so it is not ours to delete.
-    #[error("refusing to use checkout directory {dest}: it is not inside the sources directory {sources_dir}")]
+    #[error(
+        "refusing to use checkout directory {dest}: it is not inside the sources directory {sources_dir}"
+    )]
     OutsideSources { dest: PathBuf, sources_dir: PathBuf },
 
     /// A planned checkout names a test block absent from the requests it was planned from.

@@ -71,7 +71,10 @@ pub(crate) fn run(
         cmd.arg("-c").arg(setting);
     }
     if credentials.is_some() {
-        cmd.arg("-c").arg("credential.helper=").arg("-c").arg(CREDENTIAL_HELPER);
+        cmd.arg("-c")
+            .arg("credential.helper=")
+            .arg("-c")
+            .arg(CREDENTIAL_HELPER);
     }
     cmd.args(args);
     if let Some(dir) = cwd {

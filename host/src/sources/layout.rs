@@ -26,7 +26,13 @@ pub fn checkout_name(repository: &str) -> Option<String> {
 /// Make a string safe as one path component: no separators, no control characters.
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c == '/' || c == '\\' || c.is_control() { '-' } else { c })
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '-'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -105,11 +111,23 @@ mod tests {
 
     #[test]
     fn names_follow_upstream_basename() {
-        assert_eq!(checkout_name("https://github.com/spacetelescope/jwst").as_deref(), Some("jwst"));
-        assert_eq!(checkout_name("https://github.com/a/b.git/").as_deref(), Some("b"));
-        assert_eq!(checkout_name("git@github.com:a/drizzle.git").as_deref(), Some("drizzle"));
+        assert_eq!(
+            checkout_name("https://github.com/spacetelescope/jwst").as_deref(),
+            Some("jwst")
+        );
+        assert_eq!(
+            checkout_name("https://github.com/a/b.git/").as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            checkout_name("git@github.com:a/drizzle.git").as_deref(),
+            Some("drizzle")
+        );
         assert_eq!(checkout_name("git@host:solo.git").as_deref(), Some("solo"));
-        assert_eq!(checkout_name("file:///srv/git/romancal").as_deref(), Some("romancal"));
+        assert_eq!(
+            checkout_name("file:///srv/git/romancal").as_deref(),
+            Some("romancal")
+        );
         assert_eq!(checkout_name("../repos/x"), Some("x".into()));
         assert_eq!(checkout_name("file:///"), None);
         assert_eq!(checkout_name(".."), None);
@@ -150,7 +168,12 @@ mod tests {
         let dests: Vec<_> = plan.entries.iter().map(|e| e.dest.clone()).collect();
         assert_eq!(
             dests,
-            [dir.join("pkg"), dir.join("pkg-new"), dir.join("pkg-elsewhere"), dir.join("single")]
+            [
+                dir.join("pkg"),
+                dir.join("pkg-new"),
+                dir.join("pkg-elsewhere"),
+                dir.join("single")
+            ]
         );
         assert!(plan.entries.iter().all(|e| !e.shared));
     }

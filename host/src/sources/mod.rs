@@ -111,6 +111,9 @@ pub fn checkout_all(
 /// `setup.cfg` or `setup.py` are an error naming file and line. With `force_repeatable` they are
 /// returned as warnings instead, the files are marked assume-unchanged and each offending
 /// requirement is cut at its first space or `@` (upstream's rule).
-pub fn check_vcs_references(dir: &Path, force_repeatable: bool) -> Result<Vec<String>, SourceError> {
+pub fn check_vcs_references(
+    dir: &Path,
+    force_repeatable: bool,
+) -> Result<Vec<String>, SourceError> {
     vcs_ban::check_vcs_references(dir, force_repeatable)
 }

@@ -38,7 +38,9 @@ fn next_userinfo(text: &str, from: usize) -> Option<(usize, &str, usize, usize)>
         let scheme = &text[scheme_start..sep];
         let auth_start = sep + 3;
         let auth_end = text[auth_start..]
-            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '\'' || c == '"')
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '\'' || c == '"'
+            })
             .map(|i| auth_start + i)
             .unwrap_or(text.len());
         if let Some(at) = text[auth_start..auth_end].rfind('@') {
@@ -111,12 +113,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

@@ -80,11 +80,15 @@ fn requirements_on_line(line: &str) -> Vec<(usize, usize)> {
             let key = &line[start..start + eq];
             let next = line[start + eq + 1..].chars().next();
             let is_key = !key.trim().is_empty()
-                && key.trim().chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                && key
+                    .trim()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
                 && next != Some('=');
             if is_key {
                 let after = start + eq + 1;
-                value_start = after + (line[after..end].len() - line[after..end].trim_start().len());
+                value_start =
+                    after + (line[after..end].len() - line[after..end].trim_start().len());
             }
         }
         if value_start < end && find_vcs_reference(&line[value_start..end]).is_some() {
@@ -100,7 +104,10 @@ fn truncate_requirement(req: &str) -> Option<&str> {
     req.find([' ', '@']).map(|i| &req[..i])
 }
 
-pub fn check_vcs_references(dir: &Path, force_repeatable: bool) -> Result<Vec<String>, SourceError> {
+pub fn check_vcs_references(
+    dir: &Path,
+    force_repeatable: bool,
+) -> Result<Vec<String>, SourceError> {
     let mut findings: Vec<VcsFinding> = Vec::new();
     let mut contents: Vec<(&str, String)> = Vec::new();
     for name in BUILD_CONFIG_FILES {
@@ -235,7 +242,9 @@ fn write_keeping_mode(path: &Path, bytes: &[u8]) -> Result<(), SourceError> {
             source,
         }
     };
-    let perms = std::fs::metadata(path).map_err(io("cannot stat"))?.permissions();
+    let perms = std::fs::metadata(path)
+        .map_err(io("cannot stat"))?
+        .permissions();
     crate::atomic::write(path, bytes).map_err(io("cannot write"))?;
     std::fs::set_permissions(path, perms).map_err(io("cannot set permissions on"))?;
     Ok(())
@@ -279,7 +288,10 @@ mod tests {
     #[test]
     fn truncation_mirrors_upstream() {
         assert_eq!(truncate_requirement("foo @ git+https://x"), Some("foo"));
-        assert_eq!(truncate_requirement("foo[extra]@git+https://x"), Some("foo[extra]"));
+        assert_eq!(
+            truncate_requirement("foo[extra]@git+https://x"),
+            Some("foo[extra]")
+        );
         // Upstream's rule keeps a bare URL up to its `@ref`: still a VCS URL, documented.
         assert_eq!(
             truncate_requirement("git+https://g/a/foo.git@v1"),
