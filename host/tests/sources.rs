@@ -361,6 +361,7 @@ const SETUP_CFG_WITH_VCS: &str = "[metadata]\nname = pkg\n\n[options]\ninstall_r
 
 fn repo_with_vcs_refs(parent: &Path) -> Repo {
     let repo = Repo::new(parent, "vcspkg");
+    repo.commit("README", "untouched\n", "readme");
     repo.commit(
         "pyproject.toml",
         "[project]\nname = \"pkg\"\ndependencies = [\n    \"astropy>=5\",\n    \"gwcs @ git+https://github.com/spacetelescope/gwcs.git@1.0\",\n]\n",

@@ -276,6 +276,15 @@ mod tests {
     }
 
     #[test]
+    fn single_quoted_setup_py_requirements() {
+        let line = "    install_requires=['a>1', 'foo @ git+ssh://git@h/foo.git'],";
+        let r = requirements_on_line(line);
+        assert_eq!(r.len(), 1);
+        assert_eq!(&line[r[0].0..r[0].1], "foo @ git+ssh://git@h/foo.git");
+        assert_eq!(truncate_requirement(&line[r[0].0..r[0].1]), Some("foo"));
+    }
+
+    #[test]
     fn unquoted_setup_cfg_values() {
         let line = "    foo @ git+https://g/a/foo\n";
         let r = requirements_on_line(line);
