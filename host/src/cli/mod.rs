@@ -38,7 +38,6 @@ fn long_version() -> &'static str {
     long_about = "Turn a delivery file and a mission into a tested, reproducible delivery.\n\n\
         `stasis DELIVERY_FILE` runs the delivery as upstream STASIS does. The subcommands \
         resolve (`plan`), validate (`check`) or render (`render`) without running anything.",
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
@@ -59,8 +58,6 @@ pub enum Command {
         /// Print only the plan as JSON on stdout (schema: docs/schemas/plan.schema.json).
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        opts: RunOpts,
     },
     /// Print a template string rendered in the delivery's context.
     Render {
@@ -68,91 +65,89 @@ pub enum Command {
         /// The template, e.g. '{{ info.release_name }}'.
         #[arg(long, short = 't')]
         template: String,
-        #[command(flatten)]
-        opts: RunOpts,
     },
     /// Validate the delivery, its mission and stasis.ini; print every problem.
-    Check {
-        delivery_file: PathBuf,
-        #[command(flatten)]
-        opts: RunOpts,
-    },
+    Check { delivery_file: PathBuf },
 }
 
 /// Upstream's options (reference §4), shared by the run and the subcommands.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunOpts {
     /// Keep going when a test fails (the run exits 0; the summary still shows failures).
-    #[arg(short = 'C', long = "continue-on-error")]
+    #[arg(short = 'C', long = "continue-on-error", global = true)]
     pub continue_on_error: bool,
     /// Read this stasis.ini instead of the one in the system configuration directory.
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Number of parallel test tasks (default: CPUs - 1, at least 1).
-    #[arg(short = 'l', long = "cpu-limit", value_name = "N")]
+    #[arg(short = 'l', long = "cpu-limit", value_name = "N", global = true)]
     pub cpu_limit: Option<i64>,
     /// Seconds between "Task is running" reports (default 30; 1..=600 recommended).
-    #[arg(long = "pool-status-interval", value_name = "SECONDS")]
+    #[arg(long = "pool-status-interval", value_name = "SECONDS", global = true)]
     pub pool_status_interval: Option<i64>,
     /// Override the delivery's Python version.
-    #[arg(short = 'p', long = "python", value_name = "VERSION")]
+    #[arg(short = 'p', long = "python", value_name = "VERSION", global = true)]
     pub python: Option<String>,
     /// More output (repeatable).
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Unbuffered output (also sets PYTHONUNBUFFERED=1 for children).
-    #[arg(short = 'U', long = "unbuffered")]
+    #[arg(short = 'U', long = "unbuffered", global = true)]
     pub unbuffered: bool,
     /// Stop every test task at the first failure.
-    #[arg(long = "fail-fast")]
+    #[arg(long = "fail-fast", global = true)]
     pub fail_fast: bool,
     /// Time limit per test task: N[smh].
     #[arg(long = "task-timeout", value_name = "N[smh]")]
     pub task_timeout: Option<String>,
     /// Update the base (tools) environment.
-    #[arg(long = "update-base")]
+    #[arg(long = "update-base", global = true)]
     pub update_base: bool,
     /// Replace an existing release with the same name.
-    #[arg(long = "overwrite")]
+    #[arg(long = "overwrite", global = true)]
     pub overwrite: bool,
     /// Neutralise VCS references in tested packages instead of failing.
-    #[arg(long = "force-repeatable")]
+    #[arg(long = "force-repeatable", global = true)]
     pub force_repeatable: bool,
     /// Wheel builder: native, cibuildwheel or manylinux.
-    #[arg(long = "wheel-builder", value_name = "NAME")]
+    #[arg(long = "wheel-builder", value_name = "NAME", global = true)]
     pub wheel_builder: Option<String>,
     /// Container image for the manylinux wheel builder.
-    #[arg(long = "wheel-builder-manylinux-image", value_name = "IMAGE")]
+    #[arg(
+        long = "wheel-builder-manylinux-image",
+        value_name = "IMAGE",
+        global = true
+    )]
     pub wheel_builder_manylinux_image: Option<String>,
     /// Run only the test blocks matching PATTERN (glob; repeatable).
-    #[arg(long = "test", value_name = "PATTERN")]
+    #[arg(long = "test", value_name = "PATTERN", global = true)]
     pub test: Vec<String>,
     /// Unknown template variables are errors instead of warnings.
-    #[arg(long = "strict")]
+    #[arg(long = "strict", global = true)]
     pub strict: bool,
     /// Do not build container images.
-    #[arg(long = "no-docker")]
+    #[arg(long = "no-docker", global = true)]
     pub no_docker: bool,
     /// Do not use Artifactory.
-    #[arg(long = "no-artifactory")]
+    #[arg(long = "no-artifactory", global = true)]
     pub no_artifactory: bool,
     /// Do not publish Artifactory build info.
-    #[arg(long = "no-artifactory-build-info")]
+    #[arg(long = "no-artifactory-build-info", global = true)]
     pub no_artifactory_build_info: bool,
     /// Do not upload to Artifactory (also disables build info).
-    #[arg(long = "no-artifactory-upload")]
+    #[arg(long = "no-artifactory-upload", global = true)]
     pub no_artifactory_upload: bool,
     /// Do not run tests.
-    #[arg(long = "no-testing")]
+    #[arg(long = "no-testing", global = true)]
     pub no_testing: bool,
     /// Run every test task serially.
-    #[arg(long = "no-parallel")]
+    #[arg(long = "no-parallel", global = true)]
     pub no_parallel: bool,
     /// Do not print task output.
-    #[arg(long = "no-task-logging")]
+    #[arg(long = "no-task-logging", global = true)]
     pub no_task_logging: bool,
     /// Do not rewrite the exported environment files.
-    #[arg(long = "no-rewrite")]
+    #[arg(long = "no-rewrite", global = true)]
     pub no_rewrite: bool,
 }
 
@@ -171,17 +166,12 @@ pub fn main() -> i32 {
         Some(Command::Plan {
             delivery_file,
             json,
-            opts,
-        }) => cmd_plan(&console, &delivery_file, &opts, json),
+        }) => cmd_plan(&console, &delivery_file, &cli.opts, json),
         Some(Command::Render {
             delivery_file,
             template,
-            opts,
-        }) => cmd_render(&console, &delivery_file, &opts, &template),
-        Some(Command::Check {
-            delivery_file,
-            opts,
-        }) => cmd_check(&console, &delivery_file, &opts),
+        }) => cmd_render(&console, &delivery_file, &cli.opts, &template),
+        Some(Command::Check { delivery_file }) => cmd_check(&console, &delivery_file, &cli.opts),
         None => match cli.delivery_file {
             Some(f) => run::run(&console, &f, &cli.opts),
             None => {
