@@ -449,12 +449,16 @@ impl PoolRun<'_> {
             }
         };
         // The leader is gone; anything left in its group was orphaned by the job.
-        let leaked = unix::group_alive(pid);
-        if leaked {
+        // Cheap check first: for the common case (empty group) this is one syscall.
+        let mut leaked = false;
+        if unix::group_alive(pid) {
+            leaked = unix::group_has_running_member(pid);
             unix::kill_group(pid, libc::SIGKILL);
-            self.warn(format!(
-                "{ident} left processes running in its group after it ended; killed them"
-            ));
+            if leaked {
+                self.warn(format!(
+                    "{ident} left processes running in its group after it ended; killed them"
+                ));
+            }
         }
         let outcome = job.policy.decide(return_code, signal, r.timed_out);
         let duration = exited.ended.saturating_duration_since(r.started.started);
@@ -510,8 +514,8 @@ impl PoolRun<'_> {
             command: executor::command_text(job),
             cwd: job.cwd.clone(),
             pid: Some(pid),
-            start_time: Timestamp(r.started.start_time),
-            end_time: Timestamp(exited.end_time),
+            start_time: Timestamp::from(r.started.start_time),
+            end_time: Timestamp::from(exited.end_time),
             duration_ms: duration.as_millis().try_into().unwrap_or(u64::MAX),
             return_code,
             signal,

@@ -96,10 +96,9 @@ impl Launcher {
         let script = self.write_script(&command)?;
         let log_err = |e: std::io::Error| format!("cannot write log {}: {e}", log_path.display());
         let mut log = File::create(log_path).map_err(log_err)?;
-        let start_time = SystemTime::now();
         let head = format!(
             "# STARTED: {}\n# PID: ",
-            humantime::format_rfc3339_seconds(start_time)
+            humantime::format_rfc3339_seconds(SystemTime::now())
         );
         let pid_offset = head.len() as u64;
         let header = format!(
@@ -125,10 +124,12 @@ impl Launcher {
                 "STASIS_JOB_ID",
                 format!("{}:{}", job.kind.pool_name(), job.name),
             );
+        // Both clocks are read right before spawn, so durations include process creation.
+        let start_time = SystemTime::now();
+        let started = Instant::now();
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.bash.display()))?;
-        let started = Instant::now();
         let pid = child.id();
         // std does not reap a dropped Child; the reaper thread owns the pid from here.
         drop(child);

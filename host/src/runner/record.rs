@@ -50,13 +50,28 @@ pub enum RecordError {
 }
 
 /// A wall-clock instant, written as RFC 3339 UTC with milliseconds
-/// (`2026-11-21T23:14:50.123Z`).
+/// (`2026-11-21T23:14:50.123Z`). Kept at millisecond precision in memory too, so a record
+/// read back from disk equals the one written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(pub SystemTime);
+pub struct Timestamp(SystemTime);
 
 impl Timestamp {
     pub fn now() -> Self {
-        Timestamp(SystemTime::now())
+        Self::from(SystemTime::now())
+    }
+
+    pub fn system_time(self) -> SystemTime {
+        self.0
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Self {
+        let truncated = match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => SystemTime::UNIX_EPOCH + Duration::from_millis(d.as_millis() as u64),
+            Err(_) => SystemTime::UNIX_EPOCH,
+        };
+        Timestamp(truncated)
     }
 }
 
@@ -70,7 +85,7 @@ impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_rfc3339_weak(&text)
-            .map(Timestamp)
+            .map(Timestamp::from)
             .map_err(|e| serde::de::Error::custom(format!("bad timestamp {text:?}: {e}")))
     }
 }
@@ -160,8 +175,8 @@ impl StepRecord {
     pub fn new(name: impl Into<String>, start: SystemTime, end: SystemTime, status: StepStatus) -> Self {
         StepRecord {
             name: name.into(),
-            start_time: Timestamp(start),
-            end_time: Timestamp(end),
+            start_time: Timestamp::from(start),
+            end_time: Timestamp::from(end),
             duration_ms: millis_between(start, end),
             status,
             detail: BTreeMap::new(),
@@ -498,8 +513,8 @@ mod tests {
             command: "set -e -x\ntrue\n".into(),
             cwd: "/".into(),
             pid: Some(42),
-            start_time: Timestamp(start),
-            end_time: Timestamp(end),
+            start_time: Timestamp::from(start),
+            end_time: Timestamp::from(end),
             duration_ms: ms,
             return_code: Some(0),
             signal: None,
@@ -519,7 +534,7 @@ mod tests {
     #[test]
     fn timestamps_round_trip_with_millis() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let s = serde_json::to_string(&Timestamp(t)).unwrap();
+        let s = serde_json::to_string(&Timestamp::from(t + Duration::from_nanos(456_789))).unwrap();
         assert_eq!(s, "\"2023-11-14T22:13:20.123Z\"");
         let back: Timestamp = serde_json::from_str(&s).unwrap();
         assert_eq!(back.0, t);

@@ -35,6 +35,39 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Whether the group `pgid` has a member that is still running (not a zombie). Zombies
+/// are dead processes an init that reaps slowly has not collected yet; they must not count
+/// as leaks. Linux reads `/proc`; elsewhere any member counts.
+pub(crate) fn group_has_running_member(pgid: u32) -> bool {
+    if !cfg!(target_os = "linux") {
+        return group_alive(pgid);
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return group_alive(pgid);
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| parse_stat(&stat))
+            .is_some_and(|(state, pgrp)| state != 'Z' && state != 'X' && pgrp == pgid)
+    })
+}
+
+/// `(state, pgrp)` from a `/proc/PID/stat` line; `comm` may contain spaces and parentheses,
+/// so fields are counted after the last `)`.
+pub(crate) fn parse_stat(stat: &str) -> Option<(char, u32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
 /// How a reaped child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Exit {
@@ -270,6 +303,15 @@ impl Drop for SignalGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_parsing_survives_odd_comm() {
+        assert_eq!(
+            parse_stat("123 (a) b (c)) S 1 456 456 0 -1"),
+            Some(('S', 456))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
 
     #[test]
     fn signal_names() {
