@@ -36,7 +36,10 @@ fn setup_then_parallel_then_serial_in_order() {
     assert!(s2.1 <= p1.0.min(p2.0), "setup before parallel");
     assert!(p1.1.max(p2.1) <= r1.0, "parallel before serial");
     assert!(r1.1 <= r2.0, "serial jobs in order, one at a time");
-    assert!(max_overlap(&[p1, p2]) == 2, "the parallel pool ran both at once");
+    assert!(
+        max_overlap(&[p1, p2]) == 2,
+        "the parallel pool ran both at once"
+    );
     // Log names: setup jobs get a -setup suffix.
     assert!(w.root().join("logs/setup1-setup.log").is_file());
     assert!(w.root().join("logs/par1.log").is_file());
@@ -57,7 +60,11 @@ fn parallelism_is_bounded_reached_and_work_conserving() {
     for i in 0..7 {
         spans.push(w.span(&format!("short{i}")));
     }
-    assert_eq!(max_overlap(&spans), 3, "never above cpu_limit, and reaches it");
+    assert_eq!(
+        max_overlap(&spans),
+        3,
+        "never above cpu_limit, and reaches it"
+    );
     assert_eq!(rec.parallelism.max_parallelism, 3);
     assert_eq!(rec.parallelism.cpu_limit, Some(3));
     // Work-conserving: short jobs keep flowing through the two free slots while "long" runs
@@ -83,8 +90,15 @@ fn job_ignoring_sigterm_is_killed_with_its_grandchild() {
     let j = &rec.jobs[0];
     assert!(j.timeout_reached);
     assert_eq!(j.stop_reason, Some(StopReason::Timeout));
-    assert_eq!(j.signal, Some(libc::SIGKILL), "SIGTERM was ignored, SIGKILL after the grace");
-    assert!(took >= Duration::from_millis(1000), "grace was honoured: {took:?}");
+    assert_eq!(
+        j.signal,
+        Some(libc::SIGKILL),
+        "SIGTERM was ignored, SIGKILL after the grace"
+    );
+    assert!(
+        took >= Duration::from_millis(1000),
+        "grace was honoured: {took:?}"
+    );
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(summary.pools[0].tasks[0].status, PoolRowStatus::Term);
 
@@ -93,7 +107,9 @@ fn job_ignoring_sigterm_is_killed_with_its_grandchild() {
         .trim()
         .parse()
         .unwrap();
-    assert!(eventually(Duration::from_secs(2), || process_gone(grandchild)));
+    assert!(eventually(Duration::from_secs(2), || process_gone(
+        grandchild
+    )));
     assert!(!group_running(j.pid.unwrap() as i32));
 }
 
@@ -112,7 +128,11 @@ fn timeout_is_recorded() {
     assert_eq!(j.signal, Some(libc::SIGTERM));
     assert_eq!(j.return_code, None);
     assert_eq!(j.outcome, Outcome::Fail);
-    assert!(j.duration_ms >= 700 && j.duration_ms < 2500, "{}", j.duration_ms);
+    assert!(
+        j.duration_ms >= 700 && j.duration_ms < 2500,
+        "{}",
+        j.duration_ms
+    );
     assert_eq!(summary.exit_code(), 1);
     assert_eq!(rec.status, RunStatus::Fail);
 }
@@ -183,7 +203,11 @@ fn failed_pool_stops_the_run_unless_continue_on_error() {
     assert_eq!(summary.failures(), 1, "…and still shows the failure");
     assert!(summary.pools[0].failed);
     assert!(w.out().join("after-ran").exists());
-    assert_eq!(rec.status, RunStatus::InProgress, "the caller finishes the record");
+    assert_eq!(
+        rec.status,
+        RunStatus::InProgress,
+        "the caller finishes the record"
+    );
 }
 
 #[test]
@@ -315,14 +339,20 @@ fn logs_are_kept_with_header_and_scripts_removed() {
         lines.next().unwrap(),
         format!("# WORKDIR: {}", w.root().display())
     );
-    assert!(log.contains("# COMMAND:\nset -e -x\necho hello-out\n"), "{log}");
+    assert!(
+        log.contains("# COMMAND:\nset -e -x\necho hello-out\n"),
+        "{log}"
+    );
     let output = log.split("# OUTPUT:\n").nth(1).unwrap();
     assert!(output.contains("+ echo hello-out\nhello-out"), "{log}");
     assert!(output.contains("hello-err"));
     assert!(output.contains("id=parallel:hello"));
     assert!(!log.contains("s3cr3t"), "the job env is never logged");
     let run_json = std::fs::read_to_string(rec.path()).unwrap();
-    assert!(!run_json.contains("s3cr3t"), "the job env is never recorded");
+    assert!(
+        !run_json.contains("s3cr3t"),
+        "the job env is never recorded"
+    );
     let left: Vec<_> = std::fs::read_dir(w.root().join("tmp")).unwrap().collect();
     assert!(left.is_empty(), "task scripts are removed: {left:?}");
 }
@@ -333,11 +363,19 @@ fn junit_files_are_parsed_and_problems_are_warnings() {
     let good = w.out().join("good.xml");
     let xml = include_str!("../src/report/testdata/result.xml");
     std::fs::write(w.root().join("fixture.xml"), xml).unwrap();
-    let mut a = w.job("good", JobKind::Parallel, "cp fixture.xml \"$OUT/good.xml\"");
+    let mut a = w.job(
+        "good",
+        JobKind::Parallel,
+        "cp fixture.xml \"$OUT/good.xml\"",
+    );
     a.junit = Some(good);
     let mut b = w.job("missing", JobKind::Parallel, "true");
     b.junit = Some(w.out().join("missing.xml"));
-    let mut c = w.job("broken", JobKind::Serial, "echo '<testsuites><oops' > \"$OUT/bad.xml\"");
+    let mut c = w.job(
+        "broken",
+        JobKind::Serial,
+        "echo '<testsuites><oops' > \"$OUT/bad.xml\"",
+    );
     c.junit = Some(w.out().join("bad.xml"));
     let mut rec = w.record();
     let summary = run_jobs(vec![a, b, c], &w.opts(2), &mut rec).unwrap();
@@ -349,8 +387,20 @@ fn junit_files_are_parsed_and_problems_are_warnings() {
         (counts.tests, counts.failures, counts.errors, counts.skipped),
         (4, 2, 0, 1)
     );
-    assert!(get("missing").junit_warning.as_ref().unwrap().contains("does not exist"));
-    assert!(get("broken").junit_warning.as_ref().unwrap().contains("malformed"));
+    assert!(
+        get("missing")
+            .junit_warning
+            .as_ref()
+            .unwrap()
+            .contains("does not exist")
+    );
+    assert!(
+        get("broken")
+            .junit_warning
+            .as_ref()
+            .unwrap()
+            .contains("malformed")
+    );
 }
 
 #[test]
@@ -358,7 +408,12 @@ fn unstartable_job_fails_without_stopping_the_runner() {
     let w = World::new();
     let jobs = vec![
         w.job("fine", JobKind::Parallel, "true"),
-        stasis::runner::Job::new("nowhere", JobKind::Parallel, "true", w.root().join("absent")),
+        stasis::runner::Job::new(
+            "nowhere",
+            JobKind::Parallel,
+            "true",
+            w.root().join("absent"),
+        ),
     ];
     let mut opts = w.opts(2);
     opts.continue_on_error = true;
@@ -383,7 +438,11 @@ fn leaked_background_process_is_killed_and_flagged() {
     let summary = run_jobs(vec![job], &w.opts(1), &mut rec).unwrap();
     assert_eq!(summary.exit_code(), 0);
     assert!(rec.jobs[0].leaked_processes);
-    let bg: i32 = std::fs::read_to_string(w.out().join("bg")).unwrap().trim().parse().unwrap();
+    let bg: i32 = std::fs::read_to_string(w.out().join("bg"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(eventually(Duration::from_secs(2), || process_gone(bg)));
 }
 
@@ -481,10 +540,8 @@ fn run_json_matches_its_schema_and_journal_has_a_line_per_job() {
     assert_eq!(summary.exit_code(), 0);
     rec.finish(RunStatus::Success).unwrap();
 
-    let schema: serde_json::Value = serde_json::from_str(include_str!(
-        "../../docs/schemas/run-record.schema.json"
-    ))
-    .unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/schemas/run-record.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(rec.path()).unwrap()).unwrap();
@@ -523,5 +580,10 @@ fn many_tiny_jobs() {
     assert_eq!(summary.exit_code(), 0);
     assert_eq!(rec.jobs.len(), 300);
     assert!(rec.parallelism.max_parallelism <= 2);
-    assert!(std::fs::read_dir(w.root().join("tmp")).unwrap().next().is_none());
+    assert!(
+        std::fs::read_dir(w.root().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 }

@@ -22,7 +22,11 @@ fn sigint_interrupts_the_run_and_handlers_are_restored() {
     let before = sigint_disposition();
     let w = World::new();
     let jobs = vec![
-        w.job("sleeper", JobKind::Parallel, "echo started > \"$OUT/started\"\nsleep 60"),
+        w.job(
+            "sleeper",
+            JobKind::Parallel,
+            "echo started > \"$OUT/started\"\nsleep 60",
+        ),
         w.job("never", JobKind::Serial, "true"),
     ];
     let out = w.out();

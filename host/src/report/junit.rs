@@ -112,7 +112,10 @@ mod tests {
 
     #[test]
     fn upstream_fixtures_are_current() {
-        for (name, text) in [("result.xml", RESULT_XML), ("result_error.xml", RESULT_ERROR_XML)] {
+        for (name, text) in [
+            ("result.xml", RESULT_XML),
+            ("result_error.xml", RESULT_ERROR_XML),
+        ] {
             if let Ok(original) = std::fs::read_to_string(upstream(name)) {
                 assert_eq!(original, text, "{name} drifted from the upstream fixture");
             }

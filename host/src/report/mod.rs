@@ -9,4 +9,6 @@ pub mod junit;
 pub mod summary;
 
 pub use junit::{JunitCounts, JunitError, parse_junit};
-pub use summary::{PoolRow, PoolRowStatus, TestRow, human_duration, render_pool_summary, render_test_summary};
+pub use summary::{
+    PoolRow, PoolRowStatus, TestRow, human_duration, render_pool_summary, render_test_summary,
+};

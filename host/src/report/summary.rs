@@ -67,7 +67,11 @@ pub fn render_pool_summary(pool: &str, rows: &[PoolRow]) -> String {
     let _ = writeln!(out, "{banner}");
     let _ = writeln!(out, "Pool execution summary for \"{pool}\"");
     let _ = writeln!(out, "{banner}");
-    let _ = writeln!(out, "{:<7}   {:>10}  {:>11}     IDENT", "STATUS", "PID", "DURATION");
+    let _ = writeln!(
+        out,
+        "{:<7}   {:>10}  {:>11}     IDENT",
+        "STATUS", "PID", "DURATION"
+    );
     for row in rows {
         let _ = writeln!(
             out,

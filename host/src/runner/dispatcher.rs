@@ -18,8 +18,7 @@ use super::executor::{self, Exited, Launcher};
 use super::record::{JobRecord, RunRecord, RunStatus, StopReason, Timestamp};
 use super::unix;
 use super::{
-    Interrupt, Job, JobKind, Outcome, PoolResult, RunOptions, RunSummary, RunnerError,
-    TaskResult,
+    Interrupt, Job, JobKind, Outcome, PoolResult, RunOptions, RunSummary, RunnerError, TaskResult,
 };
 use crate::report::{self, PoolRow, PoolRowStatus, TestRow, human_duration};
 

@@ -43,7 +43,9 @@ pub enum RecordError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{path}: unsupported run record schema_version {found} (this stasis reads {SCHEMA_VERSION})")]
+    #[error(
+        "{path}: unsupported run record schema_version {found} (this stasis reads {SCHEMA_VERSION})"
+    )]
     Version { path: PathBuf, found: u32 },
     #[error("cannot serialise the run record: {0}")]
     Serialise(#[source] serde_json::Error),
@@ -172,7 +174,12 @@ pub struct StepRecord {
 }
 
 impl StepRecord {
-    pub fn new(name: impl Into<String>, start: SystemTime, end: SystemTime, status: StepStatus) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        start: SystemTime,
+        end: SystemTime,
+        status: StepStatus,
+    ) -> Self {
         StepRecord {
             name: name.into(),
             start_time: Timestamp::from(start),
@@ -183,7 +190,11 @@ impl StepRecord {
         }
     }
 
-    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+    pub fn with_detail(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
         self.detail.insert(key.into(), value.into());
         self
     }
@@ -233,11 +244,24 @@ impl Parallelism {
     }
 }
 
-/// One journal line.
-#[derive(Debug, Serialize, Deserialize)]
+/// One journal line, as written (borrowing, so recording a job copies nothing).
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+enum JournalLine<'a> {
+    Job(&'a JobRecord),
+    Clone(&'a StepRecord),
+    Stage(&'a StepRecord),
+    Status {
+        status: RunStatus,
+        end_time: Option<Timestamp>,
+    },
+}
+
+/// One journal line, as read back.
+#[derive(Debug, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 enum JournalEntry {
-    Job(JobRecord),
+    Job(Box<JobRecord>),
     Clone(StepRecord),
     Stage(StepRecord),
     Status {
@@ -303,7 +327,11 @@ fn default_snapshot_interval() -> Duration {
 impl RunRecord {
     /// A new, in-progress record that will be written to `path` (usually
     /// `output/run.json`). Nothing touches the disk until the first write.
-    pub fn new(path: impl Into<PathBuf>, delivery: impl Into<String>, release: impl Into<String>) -> Self {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        delivery: impl Into<String>,
+        release: impl Into<String>,
+    ) -> Self {
         RunRecord {
             schema_version: SCHEMA_VERSION,
             stasis_version: crate::version().to_string(),
@@ -343,21 +371,21 @@ impl RunRecord {
 
     /// Record a finished job: one journal line, then a snapshot if the last one is old.
     pub fn add_job(&mut self, job: JobRecord) -> Result<(), RecordError> {
-        self.append(&JournalEntry::Job(job.clone()))?;
+        self.append(&JournalLine::Job(&job))?;
         self.jobs.push(job);
         self.maybe_snapshot()
     }
 
     /// Record a git clone of a test block's repository.
     pub fn add_clone(&mut self, clone: StepRecord) -> Result<(), RecordError> {
-        self.append(&JournalEntry::Clone(clone.clone()))?;
+        self.append(&JournalLine::Clone(&clone))?;
         self.clones.push(clone);
         self.maybe_snapshot()
     }
 
     /// Record a pipeline stage.
     pub fn add_stage(&mut self, stage: StepRecord) -> Result<(), RecordError> {
-        self.append(&JournalEntry::Stage(stage.clone()))?;
+        self.append(&JournalLine::Stage(&stage))?;
         self.stages.push(stage);
         self.maybe_snapshot()
     }
@@ -365,7 +393,7 @@ impl RunRecord {
     /// Change the run status (journaled). Terminal statuses also set `end_time`.
     pub fn set_status(&mut self, status: RunStatus) -> Result<(), RecordError> {
         let end_time = (status != RunStatus::InProgress).then(Timestamp::now);
-        self.append(&JournalEntry::Status { status, end_time })?;
+        self.append(&JournalLine::Status { status, end_time })?;
         self.status = status;
         self.end_time = end_time;
         Ok(())
@@ -398,7 +426,7 @@ impl RunRecord {
         Ok(())
     }
 
-    fn append(&mut self, entry: &JournalEntry) -> Result<(), RecordError> {
+    fn append(&mut self, entry: &JournalLine<'_>) -> Result<(), RecordError> {
         let path = self.journal_path();
         let write_err = |source| RecordError::Write {
             path: path.clone(),
@@ -481,7 +509,7 @@ impl RunRecord {
                 }
             };
             match entry {
-                JournalEntry::Job(job) => record.jobs.push(job),
+                JournalEntry::Job(job) => record.jobs.push(*job),
                 JournalEntry::Clone(c) => record.clones.push(c),
                 JournalEntry::Stage(s) => record.stages.push(s),
                 JournalEntry::Status { status, end_time } => {
@@ -578,7 +606,11 @@ mod tests {
 
         let snap: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(snap["jobs"].as_array().unwrap().len(), 1, "snapshot is not per job");
+        assert_eq!(
+            snap["jobs"].as_array().unwrap().len(),
+            1,
+            "snapshot is not per job"
+        );
         assert_eq!(snap["journal_lines"], 1);
         let journal = std::fs::read_to_string(rec.journal_path()).unwrap();
         assert_eq!(journal.lines().count(), 4, "{journal}");

@@ -47,7 +47,10 @@ pub(crate) fn group_has_running_member(pgid: u32) -> bool {
     };
     entries.flatten().any(|entry| {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
             return false;
         };
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -320,6 +323,8 @@ mod tests {
     }
 
     #[test]
+    // wait_exit is the reaper under test; std's Child::wait would race it.
+    #[allow(clippy::zombie_processes)]
     fn wait_exit_reports_code_signal_and_rss() {
         let child = std::process::Command::new("sh")
             .args(["-c", "exit 7"])

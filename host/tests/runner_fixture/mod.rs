@@ -38,7 +38,11 @@ impl World {
     }
 
     pub fn record(&self) -> RunRecord {
-        RunRecord::new(self.root().join("output/run.json"), "test.ini", "test-release")
+        RunRecord::new(
+            self.root().join("output/run.json"),
+            "test.ini",
+            "test-release",
+        )
     }
 
     /// A job whose script sees `$OUT`.
@@ -90,10 +94,7 @@ impl World {
 
 /// Largest number of overlapping (start, end) spans.
 pub fn max_overlap(spans: &[(f64, f64)]) -> usize {
-    let mut events: Vec<(f64, i32)> = spans
-        .iter()
-        .flat_map(|&(s, e)| [(s, 1), (e, -1)])
-        .collect();
+    let mut events: Vec<(f64, i32)> = spans.iter().flat_map(|&(s, e)| [(s, 1), (e, -1)]).collect();
     events.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let (mut cur, mut max) = (0i32, 0i32);
     for (_, d) in events {
