@@ -5,9 +5,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Console, EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunOpts, env_snapshot, load_plan};
+use std::time::SystemTime;
+
+use super::{
+    Console, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunOpts, env_snapshot, load_plan,
+};
 use crate::plan::{Plan, StageStatus};
-use crate::stages;
+use crate::runner::{RunRecord, RunStatus, StepRecord, StepStatus};
+use crate::stages::{self, StageError, StageReport};
 
 pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
     let (plan, diags) = match load_plan(console, file, opts) {
@@ -36,35 +41,75 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
     }
     let env = env_snapshot();
     let ctx = plan.template_context(&env);
+    // The environment seam: `conda_engine = system` adds nothing to the current environment.
+    let activation: Vec<(String, String)> = Vec::new();
+    let mut record = RunRecord::new(
+        plan.storage.output_dir.join("run.json"),
+        plan.delivery_file.display().to_string(),
+        plan.info.release_name.clone(),
+    );
     let mut summary: Vec<(String, String)> = Vec::new();
     let mut failed = false;
+    let mut interrupted = false;
     for stage in &plan.stages {
         let line = match stage.status {
             StageStatus::Skip => format!("skipped: {}", stage.reason),
             StageStatus::NotPerformed => format!("not performed: {}", stage.reason),
-            StageStatus::Run if failed => "not run: an earlier stage failed".to_string(),
+            StageStatus::Run if failed || interrupted => {
+                "not run: an earlier stage failed".to_string()
+            }
             StageStatus::Run => {
                 console.step(&format!("{}: {}", stage.name, stage.description));
-                let result = match stage.name.as_str() {
-                    "layout" => stages::layout::run(&plan),
-                    "templates" => stages::templates::run(&plan, &ctx),
-                    other => Err(stages::StageError::Failed(format!(
+                let start = SystemTime::now();
+                let result: Result<(StageReport, bool), StageError> = match stage.name.as_str() {
+                    "layout" => stages::layout::run(&plan).map(|r| (r, true)),
+                    "templates" => stages::templates::run(&plan, &ctx).map(|r| (r, true)),
+                    "tests" => {
+                        stages::tests::run(&plan, &env, &activation, opts.unbuffered, &mut record)
+                            .map(|t| {
+                                let ok = match &t.summary {
+                                    Some(s) if s.interrupted => {
+                                        interrupted = true;
+                                        false
+                                    }
+                                    Some(s) if s.failed => plan.settings.continue_on_error,
+                                    _ => true,
+                                };
+                                (t.report, ok)
+                            })
+                    }
+                    other => Err(StageError::Failed(format!(
                         "stage `{other}` is listed as runnable but has no implementation"
                     ))),
                 };
-                match result {
-                    Ok(report) => {
+                let (line, status) = match result {
+                    Ok((report, ok)) => {
                         for d in &report.detail {
                             console.info(d);
                         }
-                        "done".to_string()
+                        if interrupted {
+                            ("INTERRUPTED".to_string(), StepStatus::Fail)
+                        } else if ok {
+                            ("done".to_string(), StepStatus::Success)
+                        } else {
+                            failed = true;
+                            (
+                                "FAILED (see the summary above)".to_string(),
+                                StepStatus::Fail,
+                            )
+                        }
                     }
                     Err(e) => {
                         console.error(&format!("{}: {e}", stage.name));
                         failed = true;
-                        format!("FAILED: {e}")
+                        (format!("FAILED: {e}"), StepStatus::Fail)
                     }
+                };
+                let step = StepRecord::new(&stage.name, start, SystemTime::now(), status);
+                if let Err(e) = record.add_stage(step) {
+                    console.warn(&format!("run record: {e}"));
                 }
+                line
             }
         };
         summary.push((stage.name.clone(), line));
@@ -73,7 +118,23 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
     for (name, line) in &summary {
         console.info(&format!("{name:<20} {line}"));
     }
-    if failed {
+    let status = if interrupted {
+        RunStatus::Interrupted
+    } else if failed {
+        RunStatus::Fail
+    } else {
+        RunStatus::Success
+    };
+    if plan.storage.output_dir.is_dir() {
+        match record.finish(status) {
+            Ok(()) => console.info(&format!("run record: {}", record.path().display())),
+            Err(e) => console.error(&format!("run record: {e}")),
+        }
+    }
+    if interrupted {
+        console.error("interrupted");
+        EXIT_INTERRUPTED
+    } else if failed {
         EXIT_FAILED
     } else {
         console.step("Done!");

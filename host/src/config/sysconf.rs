@@ -119,10 +119,8 @@ impl SysConf {
 
     /// Read a text file relative to the root (stasis.ini honours `-c`).
     pub fn read_text(&self, rel: &str) -> Option<(PathBuf, String)> {
-        if rel == "stasis.ini" {
-            if let Some(f) = &self.config_file {
-                return std::fs::read_to_string(f).ok().map(|t| (f.clone(), t));
-            }
+        if let (true, Some(f)) = (rel == "stasis.ini", &self.config_file) {
+            return std::fs::read_to_string(f).ok().map(|t| (f.clone(), t));
         }
         match &self.root {
             Root::Dir(d) => {
@@ -137,10 +135,8 @@ impl SysConf {
     }
 
     pub fn read_ini(&self, rel: &str) -> Result<IniFile, IniError> {
-        if rel == "stasis.ini" {
-            if let Some(f) = &self.config_file {
-                return ini::read(f);
-            }
+        if let (true, Some(f)) = (rel == "stasis.ini", &self.config_file) {
+            return ini::read(f);
         }
         match &self.root {
             Root::Dir(d) => ini::read(&d.join(rel)),
@@ -190,10 +186,10 @@ impl SysConf {
             Root::Builtin => {
                 for (p, _) in BUILTIN {
                     let parts: Vec<&str> = p.split('/').collect();
-                    if let ["mission", m, f] = parts.as_slice() {
-                        if *f == format!("{m}.ini") {
-                            out.push((*m).to_string());
-                        }
+                    if let ["mission", m, f] = parts.as_slice()
+                        && *f == format!("{m}.ini")
+                    {
+                        out.push((*m).to_string());
                     }
                 }
             }

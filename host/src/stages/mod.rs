@@ -3,6 +3,7 @@
 
 pub mod layout;
 pub mod templates;
+pub mod tests;
 
 use std::path::PathBuf;
 

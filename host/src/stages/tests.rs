@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 use super::{StageError, StageReport};
 use crate::config::values;
 use crate::plan::{Plan, TestBlock};
-use crate::runner::{self, Job, JobKind, RunOptions, RunRecord, RunSummary, StepRecord, StepStatus};
+use crate::runner::{
+    self, Job, JobKind, RunOptions, RunRecord, RunSummary, StepRecord, StepStatus,
+};
 use crate::sources::{self, CheckoutOptions, SourceRequest};
 use crate::template;
 
@@ -23,19 +25,24 @@ pub struct TestsResult {
 }
 
 /// The test blocks `--test PATTERN` selects (all when no pattern is given).
-pub fn selected<'a>(plan: &'a Plan) -> Result<Vec<&'a TestBlock>, StageError> {
+pub fn selected(plan: &Plan) -> Result<Vec<&TestBlock>, StageError> {
     if plan.settings.test_filters.is_empty() {
         return Ok(plan.tests.iter().collect());
     }
     let mut b = globset::GlobSetBuilder::new();
     for p in &plan.settings.test_filters {
-        let g = globset::Glob::new(p).map_err(|e| StageError::Failed(format!("--test {p}: {e}")))?;
+        let g =
+            globset::Glob::new(p).map_err(|e| StageError::Failed(format!("--test {p}: {e}")))?;
         b.add(g);
     }
     let set = b
         .build()
         .map_err(|e| StageError::Failed(format!("--test: {e}")))?;
-    Ok(plan.tests.iter().filter(|t| set.is_match(&t.name)).collect())
+    Ok(plan
+        .tests
+        .iter()
+        .filter(|t| set.is_match(&t.name))
+        .collect())
 }
 
 /// Environment every task gets on top of stasis's own: the `STASIS_*` exports, `[runtime]`,
@@ -147,7 +154,11 @@ pub fn run(
                 report.detail.push(format!(
                     "{} @ {} -> {} ({})",
                     sources::redact::redact(&entry.repository),
-                    if entry.version.is_empty() { "HEAD" } else { &entry.version },
+                    if entry.version.is_empty() {
+                        "HEAD"
+                    } else {
+                        &entry.version
+                    },
                     entry.dest.display(),
                     r.describe
                 ));
@@ -166,8 +177,13 @@ pub fn run(
             }
             Err(e) => {
                 failures.push(e.to_string());
-                StepRecord::new(entry.dest.display().to_string(), started, ended, StepStatus::Fail)
-                    .with_detail("error", e.to_string())
+                StepRecord::new(
+                    entry.dest.display().to_string(),
+                    started,
+                    ended,
+                    StepStatus::Fail,
+                )
+                .with_detail("error", e.to_string())
             }
         };
         let step = step
@@ -186,7 +202,9 @@ pub fn run(
         )));
     }
     for f in &failures {
-        report.detail.push(format!("checkout failed (continuing, -C): {f}"));
+        report
+            .detail
+            .push(format!("checkout failed (continuing, -C): {f}"));
     }
 
     let base_ctx = plan.template_context(env);
@@ -198,9 +216,13 @@ pub fn run(
         let mut ctx = base_ctx.clone();
         ctx.cwd = Some(dir.clone());
         ctx.suffix = shared.then(|| t.name.clone());
-        let junit = template::render_str("{{ func:junitxml_file() }}", &ctx)
-            .map(|r| PathBuf::from(r.text))
-            .ok();
+        // Only scripts that ask for a JUnit file are expected to write one.
+        let junit = t
+            .script
+            .contains("junitxml_file")
+            .then(|| template::render_str("{{ func:junitxml_file() }}", &ctx).ok())
+            .flatten()
+            .map(|r| PathBuf::from(r.text));
         let env_vars = task_env(plan, t, env, activation, unbuffered);
         let timeout = t
             .timeout_seconds
@@ -213,7 +235,13 @@ pub fn run(
             timeout_ignore: t.policy.timeout_ignore,
         };
         if !t.script_setup.trim().is_empty() {
-            let script = render_script(t, "script_setup", &t.script_setup, t.script_setup_line, &ctx)?;
+            let script = render_script(
+                t,
+                "script_setup",
+                &t.script_setup,
+                t.script_setup_line,
+                &ctx,
+            )?;
             jobs.push(Job {
                 name: t.name.clone(),
                 kind: JobKind::Setup,
@@ -257,7 +285,8 @@ pub fn run(
     ropts.fail_fast = plan.settings.fail_fast;
     ropts.continue_on_error = plan.settings.continue_on_error;
     ropts.kill_grace = Duration::from_secs_f64(plan.settings.task_kill_grace_seconds.max(0.0));
-    ropts.pool_status_interval = Duration::from_secs(plan.settings.pool_status_interval_seconds.max(1));
+    ropts.pool_status_interval =
+        Duration::from_secs(plan.settings.pool_status_interval_seconds.max(1));
     ropts.task_logging = plan.settings.task_logging;
     ropts.progress = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let summary = runner::run_jobs(jobs, &ropts, record)
