@@ -44,7 +44,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let wall = t0.elapsed();
     let cpu = cpu_self() - cpu0;
 
-    println!("jobs: {n}, cpu_limit: 2, exit code: {}", summary.exit_code());
+    println!(
+        "jobs: {n}, cpu_limit: 2, exit code: {}",
+        summary.exit_code()
+    );
     println!(
         "wall: {:.3} s ({:.0} jobs/s)",
         wall.as_secs_f64(),
