@@ -71,7 +71,8 @@ fn parallelism_is_bounded_reached_and_work_conserving() {
     // (a batch window would hold short2.. until long ended).
     let long = spans[0];
     let started_during_long = spans[1..].iter().filter(|s| s.0 < long.1).count();
-    assert!(started_during_long >= 5, "{started_during_long} {spans:?}");
+    // (Batch windows of 3 would allow exactly 2.)
+    assert!(started_during_long >= 3, "{started_during_long} {spans:?}");
 }
 
 #[test]

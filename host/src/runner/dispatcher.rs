@@ -69,10 +69,7 @@ pub(crate) fn run(
         record,
         console: &console,
         interrupt,
-        launcher: Launcher {
-            bash: executor::find_bash(),
-            tmp_dir: opts.tmp_dir.clone(),
-        },
+        launcher: Launcher::new(executor::find_bash(), opts.tmp_dir.clone()),
         tx,
         rx,
         running: Vec::new(),
@@ -461,9 +458,7 @@ impl PoolRun<'_> {
         }
         let outcome = job.policy.decide(return_code, signal, r.timed_out);
         let duration = exited.ended.saturating_duration_since(r.started.started);
-        if let Err(e) = r.started.script.close() {
-            self.warn(format!("{ident} cannot remove its task script: {e}"));
-        }
+        self.launcher.release(r.started.script);
 
         let (junit, junit_warning) = match &job.junit {
             None => (None, None),

@@ -75,21 +75,6 @@ impl World {
         };
         (read("start"), read("end"))
     }
-
-    /// Wait until `$OUT/name` exists and return its trimmed content.
-    pub fn wait_for_file(&self, name: &str, limit: Duration) -> String {
-        let p = self.out().join(name);
-        let t = Instant::now();
-        loop {
-            if let Ok(s) = std::fs::read_to_string(&p)
-                && s.ends_with('\n')
-            {
-                return s.trim().to_string();
-            }
-            assert!(t.elapsed() < limit, "{} never appeared", p.display());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 /// Largest number of overlapping (start, end) spans.
