@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use stasis::plugins::{CompileCache, DeliveryInfo, Grant, HostOptions, PluginHost, PluginKind, Policy, new_engine};
+use stasis::plugins::{
+    CompileCache, DeliveryInfo, Grant, HostOptions, PluginHost, PluginKind, Policy, new_engine,
+};
 
 fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort();
@@ -25,10 +27,14 @@ fn show(d: Duration) -> String {
 
 fn main() {
     let ws = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let wasm = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
-        ws.join("target/plugin-guests/wasm32-wasip2/release/stasis_test_formatter.wasm")
-    });
-    let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e} (build the test guests first)", wasm.display()));
+    let wasm = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            ws.join("target/plugin-guests/wasm32-wasip2/release/stasis_test_formatter.wasm")
+        });
+    let bytes = std::fs::read(&wasm)
+        .unwrap_or_else(|e| panic!("{}: {e} (build the test guests first)", wasm.display()));
     println!("guest: {} ({} bytes)", wasm.display(), bytes.len());
     let tmp = tempfile::tempdir().expect("tempdir");
     let engine = new_engine().expect("engine");
@@ -41,12 +47,16 @@ fn main() {
     // Cold compile: a fresh cache dir each time.
     let mut cold = Vec::new();
     for i in 0..5 {
-        let cache = CompileCache::open(&tmp.path().join(format!("cold{i}")), &engine.engine).expect("cache");
+        let cache = CompileCache::open(&tmp.path().join(format!("cold{i}")), &engine.engine)
+            .expect("cache");
         let t = Instant::now();
         cache.load(&engine.engine, &bytes, &sha).expect("compile");
         cold.push(t.elapsed());
     }
-    println!("cold compile (precompile + write + deserialize): p50 {}", show(pct(cold, 0.5)));
+    println!(
+        "cold compile (precompile + write + deserialize): p50 {}",
+        show(pct(cold, 0.5))
+    );
 
     // Cached load: read + HMAC check + deserialize.
     let cache = CompileCache::open(&tmp.path().join("warm"), &engine.engine).expect("cache");
@@ -57,7 +67,11 @@ fn main() {
         cache.load(&engine.engine, &bytes, &sha).expect("load");
         warm.push(t.elapsed());
     }
-    println!("cached load: p50 {} p99 {}", show(pct(warm.clone(), 0.5)), show(pct(warm, 0.99)));
+    println!(
+        "cached load: p50 {} p99 {}",
+        show(pct(warm.clone(), 0.5)),
+        show(pct(warm, 0.99))
+    );
 
     // sha256 pin check over 18 MB (the size of a componentize-py plugin).
     let big = vec![0x5au8; 18 << 20];
@@ -88,20 +102,37 @@ fn main() {
         dirs: vec![],
         origin: "bench".into(),
     };
-    let quiet = HostOptions { log: std::sync::Arc::new(|_: &stasis::plugins::LogLine| {}), ..Default::default() };
+    let quiet = HostOptions {
+        log: std::sync::Arc::new(|_: &stasis::plugins::LogLine| {}),
+        ..Default::default()
+    };
     let mut loads = Vec::new();
     let mut host = None;
     for _ in 0..20 {
         let t = Instant::now();
-        let h = PluginHost::load_with(vec![grant.clone()], &Policy::default(), &tmp.path().join("warm"), &delivery_tree, &tmp.path().join("scratch"), quiet.clone())
-            .expect("load");
+        let h = PluginHost::load_with(
+            vec![grant.clone()],
+            &Policy::default(),
+            &tmp.path().join("warm"),
+            &delivery_tree,
+            &tmp.path().join("scratch"),
+            quiet.clone(),
+        )
+        .expect("load");
         loads.push(t.elapsed());
         host = Some(h);
     }
     let host = host.expect("host");
-    println!("PluginHost::load, 1 plugin, warm cache (incl. sha256 pin, gate, specifiers call): p50 {}", show(pct(loads, 0.5)));
+    println!(
+        "PluginHost::load, 1 plugin, warm cache (incl. sha256 pin, gate, specifiers call): p50 {}",
+        show(pct(loads, 0.5))
+    );
 
-    let d = DeliveryInfo { name: "demo".into(), version: "1.0".into(), ..Default::default() };
+    let d = DeliveryInfo {
+        name: "demo".into(),
+        version: "1.0".into(),
+        ..Default::default()
+    };
     for _ in 0..200 {
         host.format('X', &d).expect("format");
     }
@@ -118,5 +149,8 @@ fn main() {
     );
     let n = 100_000;
     let per = host.steady_call_bench('X', &d, n).expect("steady");
-    println!("steady call format('X') on one instance: {} per call", show(per));
+    println!(
+        "steady call format('X') on one instance: {} per call",
+        show(per)
+    );
 }

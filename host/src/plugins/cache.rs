@@ -104,7 +104,8 @@ impl CompileCache {
     }
 
     fn mac(&self, body: &[u8]) -> [u8; MAC_LEN] {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut m =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
         m.update(MAGIC);
         m.update(body);
         m.finalize().into_bytes().into()
@@ -172,7 +173,9 @@ fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
     let mut key = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".stasis-key-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".stasis-key-")
+        .tempfile_in(dir)?;
     std::io::Write::write_all(&mut tmp, &key)?;
     tmp.as_file().sync_all()?;
     #[cfg(unix)]
@@ -198,7 +201,10 @@ fn read_key(path: &Path) -> std::io::Result<Option<[u8; 32]>> {
         }
         Ok(_) => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{} is not a 32-byte key; delete it to reset the cache", path.display()),
+            format!(
+                "{} is not a 32-byte key; delete it to reset the cache",
+                path.display()
+            ),
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),

@@ -112,7 +112,10 @@ pub struct DeployReport {
 /// `/delivery/rel` for a host path inside `root`; None outside it.
 pub fn guest_path(root: &Path, host: &Path) -> Option<String> {
     let rel = host.strip_prefix(root).ok()?;
-    if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+    if rel
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
         return None;
     }
     let rel = rel.to_str()?;
@@ -133,7 +136,9 @@ impl TestBlockInfo {
             script_setup: self.script_setup.clone(),
             disable: self.disable,
             parallel: self.parallel,
-            timeout_ms: self.timeout.map(|d| d.as_millis().min(u64::MAX as u128) as u64),
+            timeout_ms: self
+                .timeout
+                .map(|d| d.as_millis().min(u64::MAX as u128) as u64),
             build_recipe: self.build_recipe.clone(),
             runtime: self.runtime.clone(),
         }

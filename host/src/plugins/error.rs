@@ -40,7 +40,9 @@ pub enum PluginError {
         message: String,
     },
 
-    #[error("plugin {plugin:?}: declared as {declared} but the component exports {found} (rule: world)")]
+    #[error(
+        "plugin {plugin:?}: declared as {declared} but the component exports {found} (rule: world)"
+    )]
     WrongWorld {
         plugin: String,
         declared: PluginKind,
@@ -69,10 +71,14 @@ pub enum PluginError {
     #[error("plugin {plugin:?}: stopped by a stack overflow (rule: wasm stack limit)")]
     StackOverflow { plugin: String },
 
-    #[error("plugin {plugin:?}: stopped for writing more than {cap} bytes to stdout/stderr (rule: output cap)")]
+    #[error(
+        "plugin {plugin:?}: stopped for writing more than {cap} bytes to stdout/stderr (rule: output cap)"
+    )]
     OutputCap { plugin: String, cap: usize },
 
-    #[error("plugin {plugin:?}: returned {size} bytes, more than the {cap} allowed (rule: result size)")]
+    #[error(
+        "plugin {plugin:?}: returned {size} bytes, more than the {cap} allowed (rule: result size)"
+    )]
     ResultTooLarge {
         plugin: String,
         size: usize,

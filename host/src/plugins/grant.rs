@@ -132,7 +132,9 @@ impl PluginKind {
             PluginKind::ReleaseFormatter | PluginKind::MissionRule => {
                 &[Capability::Log, Capability::Template]
             }
-            PluginKind::TestStrategy => &[Capability::Log, Capability::Process, Capability::Template],
+            PluginKind::TestStrategy => {
+                &[Capability::Log, Capability::Process, Capability::Template]
+            }
             PluginKind::DeployTarget => &[
                 Capability::Log,
                 Capability::Http,
@@ -348,7 +350,9 @@ impl HostPattern {
         let scheme_ok = wider.scheme == "*" || wider.scheme == self.scheme;
         let host_ok = wider.host == "*"
             || wider.host == self.host
-            || (wider.host.starts_with("*.") && !self.host.contains('*') && wider.host_matches(&self.host))
+            || (wider.host.starts_with("*.")
+                && !self.host.contains('*')
+                && wider.host_matches(&self.host))
             || (wider.host.starts_with("*.")
                 && self.host.starts_with("*.")
                 && self.host.ends_with(&wider.host[1..]));
@@ -405,11 +409,18 @@ impl DirGrant {
             _ => return Err(format!("{line:?} is not HOST_DIR:GUEST_DIR[:ro|:rw]")),
         };
         if !guest.starts_with('/') || guest.split('/').any(|c| c == "..") {
-            return Err(format!("guest dir {guest:?} must be absolute, without '..'"));
+            return Err(format!(
+                "guest dir {guest:?} must be absolute, without '..'"
+            ));
         }
-        if guest == "/delivery" || guest.starts_with("/delivery/") || guest == "/scratch" || guest.starts_with("/scratch/")
+        if guest == "/delivery"
+            || guest.starts_with("/delivery/")
+            || guest == "/scratch"
+            || guest.starts_with("/scratch/")
         {
-            return Err(format!("guest dir {guest:?} collides with /delivery or /scratch"));
+            return Err(format!(
+                "guest dir {guest:?} collides with /delivery or /scratch"
+            ));
         }
         Ok(DirGrant {
             host: base.join(host),
@@ -579,7 +590,13 @@ impl PluginDecl {
                 }
             }
         }
-        d.kind = kind.ok_or_else(|| err(s.line, "kind", "missing (release-formatter, mission-rule, test-strategy or deploy-target)".into()))?;
+        d.kind = kind.ok_or_else(|| {
+            err(
+                s.line,
+                "kind",
+                "missing (release-formatter, mission-rule, test-strategy or deploy-target)".into(),
+            )
+        })?;
         if let (Some(env), Some(secrets)) = (&d.allow_env, &d.secrets)
             && let Some(both) = env.iter().find(|n| secrets.contains(n))
         {
@@ -587,7 +604,9 @@ impl PluginDecl {
             return Err(err(
                 line,
                 "allow_env",
-                format!("{both} is a secret: secrets are attached by the host and never readable as environment"),
+                format!(
+                    "{both} is a secret: secrets are attached by the host and never readable as environment"
+                ),
             ));
         }
         Ok(d)
@@ -778,7 +797,9 @@ impl Grant {
             "{}://{}:{}",
             url.scheme(),
             url.host_str().unwrap_or(""),
-            url.port_or_known_default().map(|p| p.to_string()).unwrap_or_default()
+            url.port_or_known_default()
+                .map(|p| p.to_string())
+                .unwrap_or_default()
         );
         if let Some(d) = self.deny_hosts.iter().find(|p| p.matches(url)) {
             return Err(Denial(format!(
@@ -837,7 +858,10 @@ pub fn effective_grant(
         name: base.name.clone(),
         kind: base.kind,
         component: base.component.clone().ok_or_else(|| {
-            base.key_error("component", "missing: the path of the .wasm component".into())
+            base.key_error(
+                "component",
+                "missing: the path of the .wasm component".into(),
+            )
         })?,
         sha256: base.sha256.clone(),
         allow_commands: base.allow_commands.clone().unwrap_or_default(),
@@ -845,7 +869,9 @@ pub fn effective_grant(
         deny_hosts: policy.deny_hosts.clone(),
         allow_env: base.allow_env.clone().unwrap_or_default(),
         secrets: base.secrets.clone().unwrap_or_default(),
-        memory: base.memory.unwrap_or(base.kind.default_memory().min(policy.max_memory)),
+        memory: base
+            .memory
+            .unwrap_or(base.kind.default_memory().min(policy.max_memory)),
         timeout: base
             .timeout
             .unwrap_or(base.kind.default_timeout().min(policy.max_timeout)),
@@ -886,8 +912,13 @@ pub fn effective_grant(
     Ok(g)
 }
 
-fn narrow<'a>(g: &mut Grant, d: &'a PluginDecl, limit_src: &mut &'a PluginDecl) -> Result<(), GrantError> {
-    let widen = |key: &str, what: String| d.key_error(key, format!("widens the mission's grant: {what}"));
+fn narrow<'a>(
+    g: &mut Grant,
+    d: &'a PluginDecl,
+    limit_src: &mut &'a PluginDecl,
+) -> Result<(), GrantError> {
+    let widen =
+        |key: &str, what: String| d.key_error(key, format!("widens the mission's grant: {what}"));
     if d.kind != g.kind {
         return Err(d.key_error(
             "kind",
@@ -899,26 +930,45 @@ fn narrow<'a>(g: &mut Grant, d: &'a PluginDecl, limit_src: &mut &'a PluginDecl) 
     {
         return Err(widen(
             "component",
-            format!("{} is not the mission's {}", c.display(), g.component.display()),
+            format!(
+                "{} is not the mission's {}",
+                c.display(),
+                g.component.display()
+            ),
         ));
     }
     if let Some(s) = &d.sha256 {
         match &g.sha256 {
             Some(m) if m != s => {
-                return Err(widen("sha256", format!("pin {s} differs from the mission's {m}")));
+                return Err(widen(
+                    "sha256",
+                    format!("pin {s} differs from the mission's {m}"),
+                ));
             }
             _ => g.sha256 = Some(s.clone()),
         }
     }
     if let Some(cmds) = &d.allow_commands {
-        if let Some(c) = cmds.iter().find(|c| !g.allow_commands.iter().any(|m| c.within(m))) {
-            return Err(widen("allow_commands", format!("{c:?} is not allowed by the mission", c = c.to_string())));
+        if let Some(c) = cmds
+            .iter()
+            .find(|c| !g.allow_commands.iter().any(|m| c.within(m)))
+        {
+            return Err(widen(
+                "allow_commands",
+                format!("{c:?} is not allowed by the mission", c = c.to_string()),
+            ));
         }
         g.allow_commands = cmds.clone();
     }
     if let Some(hosts) = &d.allow_hosts {
-        if let Some(h) = hosts.iter().find(|h| !g.allow_hosts.iter().any(|m| h.within(m))) {
-            return Err(widen("allow_hosts", format!("{h} is not allowed by the mission")));
+        if let Some(h) = hosts
+            .iter()
+            .find(|h| !g.allow_hosts.iter().any(|m| h.within(m)))
+        {
+            return Err(widen(
+                "allow_hosts",
+                format!("{h} is not allowed by the mission"),
+            ));
         }
         g.allow_hosts = hosts.clone();
     }
@@ -935,7 +985,10 @@ fn narrow<'a>(g: &mut Grant, d: &'a PluginDecl, limit_src: &mut &'a PluginDecl) 
     }
     if let Some(m) = d.memory {
         if m > g.memory {
-            return Err(widen("memory", format!("{} > the mission's {}", show_size(m), show_size(g.memory))));
+            return Err(widen(
+                "memory",
+                format!("{} > the mission's {}", show_size(m), show_size(g.memory)),
+            ));
         }
         g.memory = m;
         *limit_src = d;
@@ -959,7 +1012,14 @@ fn narrow<'a>(g: &mut Grant, d: &'a PluginDecl, limit_src: &mut &'a PluginDecl) 
                 .iter()
                 .any(|m| m.host == x.host && m.guest == x.guest && (m.writable || !x.writable))
         }) {
-            return Err(widen("dirs", format!("{}:{} is not granted by the mission", x.host.display(), x.guest)));
+            return Err(widen(
+                "dirs",
+                format!(
+                    "{}:{} is not granted by the mission",
+                    x.host.display(),
+                    x.guest
+                ),
+            ));
         }
         g.dirs = dirs.clone();
     }
@@ -968,11 +1028,11 @@ fn narrow<'a>(g: &mut Grant, d: &'a PluginDecl, limit_src: &mut &'a PluginDecl) 
 }
 
 pub(crate) fn show_size(n: u64) -> String {
-    if n % (1 << 30) == 0 {
+    if n.is_multiple_of(1 << 30) {
         format!("{}G", n >> 30)
-    } else if n % (1 << 20) == 0 {
+    } else if n.is_multiple_of(1 << 20) {
         format!("{}M", n >> 20)
-    } else if n % (1 << 10) == 0 {
+    } else if n.is_multiple_of(1 << 10) {
         format!("{}K", n >> 10)
     } else {
         format!("{n} bytes")
@@ -1003,7 +1063,10 @@ mod tests {
                 ("kind", "test-strategy"),
                 ("component", "rules.wasm"),
                 ("allow_commands", "git\npytest **\necho hello *"),
-                ("allow_hosts", "https://api.github.com:443\nhttp://127.0.0.1:*"),
+                (
+                    "allow_hosts",
+                    "https://api.github.com:443\nhttp://127.0.0.1:*",
+                ),
                 ("allow_env", "PYTHONUNBUFFERED, HOME"),
                 ("secrets", "GH_TOKEN"),
                 ("memory", "128M"),
@@ -1032,15 +1095,26 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (12, "timeout"));
-        assert!(e.to_string().starts_with("/m/hst/hst.ini:12: [plugin:x] timeout:"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/m/hst/hst.ini:12: [plugin:x] timeout:"),
+            "{e}"
+        );
         let e = PluginDecl::from_section(&section("plugin:x", &[("kind", "rule")])).unwrap_err();
         assert_eq!(e.key, "kind");
-        let e = PluginDecl::from_section(&section("plugin:x", &[("kind", "mission-rule"), ("allow_host", "x")]))
-            .unwrap_err();
+        let e = PluginDecl::from_section(&section(
+            "plugin:x",
+            &[("kind", "mission-rule"), ("allow_host", "x")],
+        ))
+        .unwrap_err();
         assert!(e.message.contains("did you mean allow_hosts"), "{e}");
         let e = PluginDecl::from_section(&section(
             "plugin:x",
-            &[("kind", "mission-rule"), ("allow_env", "TOKEN"), ("secrets", "TOKEN")],
+            &[
+                ("kind", "mission-rule"),
+                ("allow_env", "TOKEN"),
+                ("secrets", "TOKEN"),
+            ],
         ))
         .unwrap_err();
         assert_eq!(e.key, "allow_env");
@@ -1071,7 +1145,12 @@ mod tests {
         assert!(g.check_url(&u("http://127.0.0.1:9999/x")).is_ok());
         assert!(g.check_url(&u("http://localhost:9999/x")).is_err());
         g.deny_hosts = vec![HostPattern::parse("*://127.0.0.1:*").unwrap()];
-        assert!(g.check_url(&u("http://127.0.0.1:9999/x")).unwrap_err().0.contains("operator"));
+        assert!(
+            g.check_url(&u("http://127.0.0.1:9999/x"))
+                .unwrap_err()
+                .0
+                .contains("operator")
+        );
         let w = HostPattern::parse("https://*.example.com").unwrap();
         assert!(w.matches(&u("https://a.b.example.com/")));
         assert!(!w.matches(&u("https://example.com.evil.net/")));
@@ -1149,7 +1228,11 @@ mod tests {
         assert_eq!(e.key, "sha256");
         m.sha256 = Some("ab".repeat(32));
         let g = effective_grant(Some(&m), None, &p).unwrap();
-        assert_eq!(g.memory, 100 << 20, "the default is clamped to the operator's max");
+        assert_eq!(
+            g.memory,
+            100 << 20,
+            "the default is clamped to the operator's max"
+        );
         assert_eq!(g.deny_hosts.len(), 1);
         let e = Policy::from_section(Some(&SectionInput {
             file: "/etc/stasis.ini".into(),

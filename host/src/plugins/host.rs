@@ -21,7 +21,9 @@ use super::delivery::{
 };
 use super::engine::{EngineHandle, new_engine};
 use super::error::PluginError;
-use super::grant::{Grant, GrantError, PluginDecl, PluginKind, Policy, SectionInput, effective_grant};
+use super::grant::{
+    Grant, GrantError, PluginDecl, PluginKind, Policy, SectionInput, effective_grant,
+};
 use super::inspect::{ComponentInfo, component_header, describe, gate};
 use super::sandbox::{PluginContext, PluginState, Redactor, cap_result, invoke};
 
@@ -96,7 +98,14 @@ impl PluginHost {
         delivery_tree: &Path,
         scratch_root: &Path,
     ) -> Result<PluginHost, Vec<PluginError>> {
-        Self::load_with(grants, policy, cache_dir, delivery_tree, scratch_root, HostOptions::default())
+        Self::load_with(
+            grants,
+            policy,
+            cache_dir,
+            delivery_tree,
+            scratch_root,
+            HostOptions::default(),
+        )
     }
 
     pub fn load_with(
@@ -114,8 +123,10 @@ impl PluginHost {
             }]
         };
         let engine = new_engine().map_err(|e| fatal(format!("starting the engine: {e:#}")))?;
-        let cache = CompileCache::open(cache_dir, &engine.engine).map_err(|e| fatal(e.to_string()))?;
-        let linker = new_linker(&engine.engine).map_err(|e| fatal(format!("linking host capabilities: {e:#}")))?;
+        let cache =
+            CompileCache::open(cache_dir, &engine.engine).map_err(|e| fatal(e.to_string()))?;
+        let linker = new_linker(&engine.engine)
+            .map_err(|e| fatal(format!("linking host capabilities: {e:#}")))?;
         let delivery_root = delivery_tree
             .canonicalize()
             .map_err(|e| fatal(format!("delivery tree {}: {e}", delivery_tree.display())))?;
@@ -130,7 +141,15 @@ impl PluginHost {
                 });
                 continue;
             }
-            match load_one(&engine.engine, &cache, &linker, g, &delivery_root, scratch_root, &options) {
+            match load_one(
+                &engine.engine,
+                &cache,
+                &linker,
+                g,
+                &delivery_root,
+                scratch_root,
+                &options,
+            ) {
                 Ok(p) => plugins.push(p),
                 Err(e) => errors.push(e),
             }
@@ -141,13 +160,19 @@ impl PluginHost {
             specifiers: Vec::new(),
         };
         host.collect_specifiers(&mut errors);
-        if errors.is_empty() { Ok(host) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(host)
+        } else {
+            Err(errors)
+        }
     }
 
     fn collect_specifiers(&mut self, errors: &mut Vec<PluginError>) {
         let engine = self.engine.engine.clone();
         for p in &self.plugins {
-            let Entry::Formatter(pre) = &p.entry else { continue };
+            let Entry::Formatter(pre) = &p.entry else {
+                continue;
+            };
             let got = invoke(&engine, &p.ctx, |store| {
                 let inst = pre.instantiate(&mut *store)?;
                 inst.stasis_plugin_formatter().call_specifiers(&mut *store)
@@ -155,13 +180,19 @@ impl PluginHost {
             match got {
                 Ok(list) => {
                     for s in list {
-                        if let Some((_, other, _)) = self.specifiers.iter().find(|(c, _, _)| *c == s.spec) {
+                        if let Some((_, other, _)) =
+                            self.specifiers.iter().find(|(c, _, _)| *c == s.spec)
+                        {
                             errors.push(PluginError::Setup {
                                 plugin: p.ctx.name.clone(),
-                                message: format!("specifier %{} is already provided by plugin {other:?}", s.spec),
+                                message: format!(
+                                    "specifier %{} is already provided by plugin {other:?}",
+                                    s.spec
+                                ),
                             });
                         } else {
-                            self.specifiers.push((s.spec, p.ctx.name.clone(), s.description));
+                            self.specifiers
+                                .push((s.spec, p.ctx.name.clone(), s.description));
                         }
                     }
                 }
@@ -214,7 +245,9 @@ impl PluginHost {
         let d = delivery.to_wit(&self.root(p));
         let r = invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;
-            let r = inst.stasis_plugin_formatter().call_format(&mut *store, spec, &d)?;
+            let r = inst
+                .stasis_plugin_formatter()
+                .call_format(&mut *store, spec, &d)?;
             if let Ok(s) = &r {
                 cap_result(s.len())?;
             }
@@ -273,7 +306,10 @@ impl PluginHost {
                 Ok(r)
             });
             match r {
-                Ok(list) => out.extend(list.into_iter().map(|x| Diagnostic::from_wit(&p.ctx.name, x))),
+                Ok(list) => out.extend(
+                    list.into_iter()
+                        .map(|x| Diagnostic::from_wit(&p.ctx.name, x)),
+                ),
                 Err(e) => out.push(failure(&p.ctx.name, &e)),
             }
         }
@@ -296,7 +332,11 @@ impl PluginHost {
                     .stasis_plugin_rule()
                     .call_transform_tests(&mut *store, &d, &input)?;
                 if let Ok(t) = &r {
-                    cap_result(t.iter().map(|t| t.script.len() + t.script_setup.len()).sum())?;
+                    cap_result(
+                        t.iter()
+                            .map(|t| t.script.len() + t.script_setup.len())
+                            .sum(),
+                    )?;
                 }
                 Ok(r)
             })?;
@@ -310,7 +350,12 @@ impl PluginHost {
     }
 
     /// Tell every mission rule a stage finished.
-    pub fn after_stage(&self, stage: &str, summary: &str, delivery: &DeliveryInfo) -> Vec<Diagnostic> {
+    pub fn after_stage(
+        &self,
+        stage: &str,
+        summary: &str,
+        delivery: &DeliveryInfo,
+    ) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for (p, pre) in self.rules() {
             let d = delivery.to_wit(&self.root(p));
@@ -320,7 +365,10 @@ impl PluginHost {
                     .call_after_stage(&mut *store, stage, summary, &d)
             });
             match r {
-                Ok(list) => out.extend(list.into_iter().map(|x| Diagnostic::from_wit(&p.ctx.name, x))),
+                Ok(list) => out.extend(
+                    list.into_iter()
+                        .map(|x| Diagnostic::from_wit(&p.ctx.name, x)),
+                ),
                 Err(e) => out.push(failure(&p.ctx.name, &e)),
             }
         }
@@ -328,10 +376,17 @@ impl PluginHost {
     }
 
     /// Run one test block with the named test-strategy plugin.
-    pub fn run_test_strategy(&self, name: &str, ctx: &TestContext) -> Result<TestOutcome, PluginError> {
+    pub fn run_test_strategy(
+        &self,
+        name: &str,
+        ctx: &TestContext,
+    ) -> Result<TestOutcome, PluginError> {
         let p = self.find(PluginKind::TestStrategy, name)?;
         let Entry::Strategy(pre) = &p.entry else {
-            return Err(PluginError::NotFound { kind: PluginKind::TestStrategy, name: name.into() });
+            return Err(PluginError::NotFound {
+                kind: PluginKind::TestStrategy,
+                name: name.into(),
+            });
         };
         let c = ctx.to_wit(&self.root(p));
         let r = invoke(&self.engine.engine, &p.ctx, |store| {
@@ -342,14 +397,21 @@ impl PluginHost {
             }
             Ok(r)
         })?;
-        r.map(TestOutcome::from_wit).map_err(|e| domain(&p.ctx.name, e))
+        r.map(TestOutcome::from_wit)
+            .map_err(|e| domain(&p.ctx.name, e))
     }
 
-    fn deployer(&self, name: &str) -> Result<(&Loaded, &deploy::DeployTargetPre<PluginState>), PluginError> {
+    fn deployer(
+        &self,
+        name: &str,
+    ) -> Result<(&Loaded, &deploy::DeployTargetPre<PluginState>), PluginError> {
         let p = self.find(PluginKind::DeployTarget, name)?;
         match &p.entry {
             Entry::Deployer(pre) => Ok((p, pre)),
-            _ => Err(PluginError::NotFound { kind: PluginKind::DeployTarget, name: name.into() }),
+            _ => Err(PluginError::NotFound {
+                kind: PluginKind::DeployTarget,
+                name: name.into(),
+            }),
         }
     }
 
@@ -364,7 +426,8 @@ impl PluginHost {
         let d = delivery.to_wit(&self.root(p));
         let r = invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;
-            inst.stasis_plugin_deployer().call_plan(&mut *store, section, &d)
+            inst.stasis_plugin_deployer()
+                .call_plan(&mut *store, section, &d)
         })?;
         r.map(|v| v.into_iter().map(DeployAction::from_wit).collect())
             .map_err(|e| domain(&p.ctx.name, e))
@@ -381,16 +444,23 @@ impl PluginHost {
         let d = delivery.to_wit(&self.root(p));
         let r = invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;
-            let r = inst.stasis_plugin_deployer().call_deploy(&mut *store, section, &d)?;
+            let r = inst
+                .stasis_plugin_deployer()
+                .call_deploy(&mut *store, section, &d)?;
             if let Ok(rep) = &r {
                 cap_result(
                     rep.summary.len()
-                        + rep.items.iter().map(|i| i.subject.len() + i.location.len()).sum::<usize>(),
+                        + rep
+                            .items
+                            .iter()
+                            .map(|i| i.subject.len() + i.location.len())
+                            .sum::<usize>(),
                 )?;
             }
             Ok(r)
         })?;
-        r.map(DeployReport::from_wit).map_err(|e| domain(&p.ctx.name, e))
+        r.map(DeployReport::from_wit)
+            .map_err(|e| domain(&p.ctx.name, e))
     }
 }
 
@@ -458,11 +528,14 @@ fn load_one(
         path: path.clone(),
         reason,
     })?;
-    let (component, outcome) = cache.load(engine, &bytes, &sha).map_err(|e| PluginError::Compile {
-        plugin: plugin.clone(),
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let (component, outcome) =
+        cache
+            .load(engine, &bytes, &sha)
+            .map_err(|e| PluginError::Compile {
+                plugin: plugin.clone(),
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
     if outcome == CacheOutcome::Rejected {
         (options.log)(&LogLine {
             plugin: plugin.clone(),
@@ -500,8 +573,9 @@ fn load_one(
     let scratch = scratch_root.join(&grant.name);
     std::fs::create_dir_all(&scratch)
         .map_err(|e| setup(format!("scratch dir {}: {e}", scratch.display())))?;
-    let delivery_dir = cap_std::fs::Dir::open_ambient_dir(delivery_root, cap_std::ambient_authority())
-        .map_err(|e| setup(format!("delivery tree {}: {e}", delivery_root.display())))?;
+    let delivery_dir =
+        cap_std::fs::Dir::open_ambient_dir(delivery_root, cap_std::ambient_authority())
+            .map_err(|e| setup(format!("delivery tree {}: {e}", delivery_root.display())))?;
     let secrets = Redactor::from_env(&grant.secrets);
     Ok(Loaded {
         ctx: Arc::new(PluginContext {
@@ -582,7 +656,10 @@ pub fn check_plugins(
     let cache = match CompileCache::open(cache_dir, &engine.engine) {
         Ok(c) => c,
         Err(e) => {
-            problems.push(Problem::Plugin(PluginError::Setup { plugin: "*".into(), message: e.to_string() }));
+            problems.push(Problem::Plugin(PluginError::Setup {
+                plugin: "*".into(),
+                message: e.to_string(),
+            }));
             return problems;
         }
     };
@@ -604,7 +681,13 @@ pub fn check_plugins(
                     actual: sha,
                 });
             }
-            let info = super::inspect::inspect_component(&engine.engine, &g.name, &g.component, &bytes, Some(&cache))?;
+            let info = super::inspect::inspect_component(
+                &engine.engine,
+                &g.name,
+                &g.component,
+                &bytes,
+                Some(&cache),
+            )?;
             gate(&info, &g)
         };
         if let Err(e) = check() {

@@ -46,7 +46,12 @@ pub fn component_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-pub(crate) fn describe(engine: &Engine, component: &Component, size: u64, sha256: String) -> ComponentInfo {
+pub(crate) fn describe(
+    engine: &Engine,
+    component: &Component,
+    size: u64,
+    sha256: String,
+) -> ComponentInfo {
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
@@ -99,7 +104,10 @@ pub fn inspect_component(
     component_header(bytes).map_err(not)?;
     let sha = sha256_hex(bytes);
     let component = match cache {
-        Some(c) => c.load(engine, bytes, &sha).map(|(c, _)| c).map_err(|e| not(e.to_string()))?,
+        Some(c) => c
+            .load(engine, bytes, &sha)
+            .map(|(c, _)| c)
+            .map_err(|e| not(e.to_string()))?,
         None => Component::new(engine, bytes).map_err(|e| not(format!("{e:#}")))?,
     };
     Ok(describe(engine, &component, bytes.len() as u64, sha))
@@ -115,7 +123,10 @@ pub(crate) fn gate(info: &ComponentInfo, grant: &Grant) -> Result<(), PluginErro
             return Err(PluginError::WrongWorld {
                 plugin: grant.name.clone(),
                 declared: grant.kind,
-                found: format!("stasis:plugin/{}@{ver} (a {kind} plugin)", kind.export_interface()),
+                found: format!(
+                    "stasis:plugin/{}@{ver} (a {kind} plugin)",
+                    kind.export_interface()
+                ),
             });
         }
         None => {
@@ -157,7 +168,10 @@ pub(crate) fn gate(info: &ComponentInfo, grant: &Grant) -> Result<(), PluginErro
             plugin: grant.name.clone(),
             kind: grant.kind,
             asked,
-            world: world.iter().map(|c| format!("stasis:host/{}", c.interface())).collect(),
+            world: world
+                .iter()
+                .map(|c| format!("stasis:host/{}", c.interface()))
+                .collect(),
             granted: world
                 .iter()
                 .filter(|c| grant.grants(**c))
@@ -191,7 +205,9 @@ pub fn ini_section(name: &str, file_name: &str, info: &ComponentInfo) -> String 
         s.push_str("allow_commands =        ; it imports stasis:host/process: list programs [arg patterns]\n");
     }
     if uses("http") || uses("upload") {
-        s.push_str("allow_hosts =           ; it imports stasis:host/http or upload: scheme://host:port\n");
+        s.push_str(
+            "allow_hosts =           ; it imports stasis:host/http or upload: scheme://host:port\n",
+        );
     }
     s.push_str(";allow_env =\n;secrets =\n;memory = 64M\n;timeout = 30s\n");
     s

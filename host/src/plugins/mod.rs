@@ -28,5 +28,5 @@ pub use error::PluginError;
 pub use grant::{
     Capability, Grant, GrantError, PluginDecl, PluginKind, Policy, SectionInput, effective_grant,
 };
-pub use host::{HostOptions, LogLevel, LogLine, LogSink, PluginHost, check_plugins, Problem};
+pub use host::{HostOptions, LogLevel, LogLine, LogSink, PluginHost, Problem, check_plugins};
 pub use inspect::{ComponentInfo, inspect_component, inspect_file};

@@ -57,7 +57,11 @@ impl PluginContext {
     }
 
     /// Record a denial in the audit log and build the error returned to the guest.
-    pub fn deny(&self, capability: &str, denial: Denial) -> super::bindings::host_api::types::CapError {
+    pub fn deny(
+        &self,
+        capability: &str,
+        denial: Denial,
+    ) -> super::bindings::host_api::types::CapError {
         self.log(
             LogLevel::Warn,
             &format!(
@@ -240,7 +244,12 @@ pub(crate) fn invoke<T>(
         }
     }
     b.preopened_dir(&ctx.delivery_root, GUEST_DELIVERY, FsPerms::ReadOnly)
-        .map_err(|e| setup(format!("delivery tree {}: {e}", ctx.delivery_root.display())))?;
+        .map_err(|e| {
+            setup(format!(
+                "delivery tree {}: {e}",
+                ctx.delivery_root.display()
+            ))
+        })?;
     b.preopened_dir(&ctx.scratch, GUEST_SCRATCH, FsPerms::ReadWrite)
         .map_err(|e| setup(format!("scratch dir {}: {e}", ctx.scratch.display())))?;
     for d in &ctx.grant.dirs {
@@ -283,7 +292,19 @@ pub(crate) fn invoke<T>(
             true,
         );
     }
-    result.map_err(|e| classify(ctx, e, store.data().limiter.oom, &stderr_text))
+    // MemoryOutputPipe refuses the write that would pass its capacity; the guest then
+    // usually panics ("failed printing to stdout"), so a nearly full pipe means the cap hit.
+    let near_cap = |n: usize| n + (64 << 10) > STDIO_CAP;
+    let capped = near_cap(stdout.contents().len()) || near_cap(stderr_text.len());
+    result.map_err(|e| {
+        if capped {
+            return PluginError::OutputCap {
+                plugin: ctx.name.clone(),
+                cap: STDIO_CAP,
+            };
+        }
+        classify(ctx, e, store.data().limiter.oom, &stderr_text)
+    })
 }
 
 fn forward_stdio(ctx: &PluginContext, bytes: &[u8], level: LogLevel) {
@@ -313,13 +334,10 @@ fn classify(ctx: &PluginContext, e: wasmtime::Error, oom: bool, stderr: &str) ->
         Some(Trap::StackOverflow) => return PluginError::StackOverflow { plugin },
         _ => {}
     }
-    let message = format!("{e:#}");
-    if message.contains("write beyond capacity of MemoryOutputPipe") {
-        return PluginError::OutputCap {
-            plugin,
-            cap: STDIO_CAP,
-        };
-    }
+    let message = match e.downcast_ref::<Trap>() {
+        Some(t) => format!("wasm trap: {t}"),
+        None => e.root_cause().to_string(),
+    };
     if let Some(size) = e.downcast_ref::<ResultTooLarge>() {
         return PluginError::ResultTooLarge {
             plugin,
@@ -333,13 +351,9 @@ fn classify(ctx: &PluginContext, e: wasmtime::Error, oom: bool, stderr: &str) ->
     };
     PluginError::Crashed {
         plugin,
-        message: ctx.secrets.redact(first_line(&message)),
+        message: ctx.secrets.redact(&message),
         stderr: ctx.secrets.redact(&tail),
     }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
 }
 
 /// Raised (as a wasmtime error) when a plugin's result exceeds [`RESULT_CAP`].

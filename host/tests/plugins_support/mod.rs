@@ -15,7 +15,10 @@ use stasis::plugins::{
 };
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub struct Guests {
@@ -31,7 +34,13 @@ pub fn guests() -> &'static Guests {
         let ws = workspace();
         let target = ws.join("target/plugin-guests");
         let out = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
-            .args(["build", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
+            .args([
+                "build",
+                "--quiet",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
             .arg(ws.join("tests/plugins/Cargo.toml"))
             .arg("--target-dir")
             .arg(&target)
@@ -80,7 +89,8 @@ impl World {
         std::fs::write(outside.join("secret.txt"), "outside the sandbox\n").unwrap();
         // A symlink inside the delivery tree pointing out of it.
         std::os::unix::fs::symlink(&outside, delivery.join("escape")).unwrap();
-        std::os::unix::fs::symlink(outside.join("secret.txt"), delivery.join("escape.txt")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), delivery.join("escape.txt"))
+            .unwrap();
         World {
             tmp,
             delivery,
@@ -100,7 +110,10 @@ impl World {
         }
     }
 
-    pub fn load(&self, grants: Vec<Grant>) -> Result<PluginHost, Vec<stasis::plugins::PluginError>> {
+    pub fn load(
+        &self,
+        grants: Vec<Grant>,
+    ) -> Result<PluginHost, Vec<stasis::plugins::PluginError>> {
         PluginHost::load_with(
             grants,
             &Policy::default(),
@@ -116,7 +129,14 @@ impl World {
             .lock()
             .unwrap()
             .iter()
-            .map(|l| format!("[{}{}] {}", l.plugin, if l.audit { " audit" } else { "" }, l.message))
+            .map(|l| {
+                format!(
+                    "[{}{}] {}",
+                    l.plugin,
+                    if l.audit { " audit" } else { "" },
+                    l.message
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -150,7 +170,13 @@ fn walk(dir: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
             out.insert(p.clone(), Vec::new());
             walk(&p, skip, out);
         } else if meta.is_symlink() {
-            out.insert(p.clone(), std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes());
+            out.insert(
+                p.clone(),
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            );
         } else {
             out.insert(p.clone(), std::fs::read(&p).unwrap());
         }
@@ -176,7 +202,10 @@ pub fn grant(name: &str, kind: PluginKind, component: &Path) -> Grant {
 }
 
 pub fn section(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A delivery tree template renderer that always fails, for error paths.
@@ -254,7 +283,12 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    let flaky_before = seen.lock().unwrap().iter().filter(|s| s.path == path).count();
+    let flaky_before = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.path == path)
+        .count();
     seen.lock().unwrap().push(Seen {
         method: method.clone(),
         path: path.clone(),

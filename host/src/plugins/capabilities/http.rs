@@ -88,8 +88,9 @@ pub(crate) fn build_headers(
         })?;
         let name = HeaderName::from_bytes(s.header.as_bytes())
             .map_err(|_| CapError::Invalid(format!("bad header name {:?}", s.header)))?;
-        let mut value = HeaderValue::from_str(&format!("{}{v}", s.prefix))
-            .map_err(|_| CapError::Invalid(format!("secret {} is not a valid header value", s.secret)))?;
+        let mut value = HeaderValue::from_str(&format!("{}{v}", s.prefix)).map_err(|_| {
+            CapError::Invalid(format!("secret {} is not a valid header value", s.secret))
+        })?;
         value.set_sensitive(true);
         map.insert(name, value);
     }
@@ -122,7 +123,11 @@ impl Host for PluginState {
                 reqwest::Method::from_bytes(m.as_bytes())
                     .map_err(|_| CapError::Invalid(format!("method {m}")))?
             }
-            other => return Err(CapError::Invalid(format!("method {other:?} is not supported"))),
+            other => {
+                return Err(CapError::Invalid(format!(
+                    "method {other:?} is not supported"
+                )));
+            }
         };
         let headers = build_headers(&ctx, &req.headers, &req.secret_headers)?;
         let remaining = self.remaining();

@@ -40,7 +40,9 @@ impl Host for PluginState {
         for s in &cmd.secrets {
             grant.check_secret(s).map_err(|d| ctx.deny("process", d))?;
             let v = ctx.secrets.value(s).ok_or_else(|| {
-                CapError::Failed(format!("secret {s} is granted but not set in stasis's environment"))
+                CapError::Failed(format!(
+                    "secret {s} is granted but not set in stasis's environment"
+                ))
             })?;
             secret_env.push((s.clone(), v.to_string()));
         }
@@ -53,11 +55,18 @@ impl Host for PluginState {
                 )
             })?,
         };
-        let rel = if rel.as_os_str().is_empty() { std::path::PathBuf::from(".") } else { rel };
+        let rel = if rel.as_os_str().is_empty() {
+            std::path::PathBuf::from(".")
+        } else {
+            rel
+        };
         let cwd = ctx.delivery_dir.open_dir(&rel).map_err(|e| {
             ctx.deny(
                 "process",
-                Denial(format!("cwd {}: {e} (must stay inside the delivery tree)", rel.display())),
+                Denial(format!(
+                    "cwd {}: {e} (must stay inside the delivery tree)",
+                    rel.display()
+                )),
             )
         })?;
         let remaining = self.remaining();
@@ -73,10 +82,14 @@ impl Host for PluginState {
         }
         c.envs(cmd.env.iter().map(|(k, v)| (k, v)));
         c.envs(secret_env.iter().map(|(k, v)| (k, v)));
-        c.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        c.stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
         let fd = cwd.as_raw_fd();
         // SAFETY: fchdir is async-signal-safe; `cwd` outlives the spawn.
         unsafe {
@@ -109,7 +122,9 @@ impl Host for PluginState {
                     &format!(
                         "process {} stopped after {} (rule: process timeout)",
                         cmd.program,
-                        humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64))
+                        humantime::format_duration(Duration::from_millis(
+                            started.elapsed().as_millis() as u64
+                        ))
                     ),
                     true,
                 );

@@ -25,7 +25,9 @@ impl Host for PluginState {
         let ctx = self.ctx.clone();
         let url = url::Url::parse(&req.destination)
             .map_err(|e| CapError::Invalid(format!("destination {:?}: {e}", req.destination)))?;
-        ctx.grant.check_url(&url).map_err(|d| ctx.deny("upload", d))?;
+        ctx.grant
+            .check_url(&url)
+            .map_err(|d| ctx.deny("upload", d))?;
         let rel = delivery_relative(self, &req.path).ok_or_else(|| {
             ctx.deny(
                 "upload",
@@ -35,12 +37,18 @@ impl Host for PluginState {
         let file = ctx.delivery_dir.open(&rel).map_err(|e| {
             ctx.deny(
                 "upload",
-                Denial(format!("{}: {e} (must be a file inside the delivery tree)", rel.display())),
+                Denial(format!(
+                    "{}: {e} (must be a file inside the delivery tree)",
+                    rel.display()
+                )),
             )
         })?;
         let mut file = file.into_std();
         if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            return Err(CapError::Invalid(format!("{} is not a regular file", rel.display())));
+            return Err(CapError::Invalid(format!(
+                "{} is not a regular file",
+                rel.display()
+            )));
         }
         let (sha256, sha1, bytes) = checksums(&mut file)
             .map_err(|e| CapError::Failed(format!("reading {}: {e}", rel.display())))?;
@@ -90,7 +98,11 @@ impl Host for PluginState {
                         last = CapError::Failed(format!("{} answered {}", url, resp.status()));
                     }
                     Ok(resp) => {
-                        return Err(CapError::Failed(format!("{} answered {}", url, resp.status())));
+                        return Err(CapError::Failed(format!(
+                            "{} answered {}",
+                            url,
+                            resp.status()
+                        )));
                     }
                     Err(e) if e.is_connect() || e.is_timeout() => {
                         last = send_error(&ctx2, "upload", e);
@@ -100,12 +112,15 @@ impl Host for PluginState {
                 if attempt < attempts {
                     ctx2.log(
                         LogLevel::Warn,
-                        &format!("upload to {url}: attempt {attempt} of {attempts} failed; retrying"),
+                        &format!(
+                            "upload to {url}: attempt {attempt} of {attempts} failed; retrying"
+                        ),
                         false,
                     );
-                    std::thread::sleep(Duration::from_millis(200 << (attempt - 1)).min(
-                        deadline.saturating_duration_since(std::time::Instant::now()),
-                    ));
+                    std::thread::sleep(
+                        Duration::from_millis(200 << (attempt - 1))
+                            .min(deadline.saturating_duration_since(std::time::Instant::now())),
+                    );
                 }
             }
             Err(last)
