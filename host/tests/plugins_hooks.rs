@@ -206,6 +206,52 @@ fn deploy_plan_and_upload_with_checksums_and_retries() {
     assert!(e.to_string().contains("not in allow_hosts"), "{e}");
 }
 
+#[test]
+fn test_strategy_runs_a_granted_program_in_the_checkout() {
+    let w = World::new();
+    let mut g = grant("strat", PluginKind::TestStrategy, &guests().strategy);
+    g.allow_commands = vec![CommandRule {
+        program: "echo".into(),
+        args: Some(vec!["ran".into(), "**".into()]),
+    }];
+    let host = w.load(vec![g]).unwrap();
+    let checkout = w
+        .delivery
+        .canonicalize()
+        .unwrap()
+        .join("build/tests/astropy");
+    let ctx = stasis::plugins::TestContext {
+        test: TestBlockInfo {
+            name: "astropy".into(),
+            script: "echo ran".into(),
+            ..Default::default()
+        },
+        checkout_dir: checkout.clone(),
+        results_file: checkout.join("results.xml"),
+        release_name: "demo-2.1".into(),
+        delivery: delivery(),
+        ..Default::default()
+    };
+    let o = host.run_test_strategy("strat", &ctx).unwrap();
+    assert_eq!(o.return_code, 0);
+    assert_eq!(
+        o.summary,
+        format!("ran {}", checkout.join("results.xml").display())
+    );
+    assert_eq!(o.junit.unwrap().failures, 0);
+    let mut bad = ctx.clone();
+    bad.test.script = "rm -rf /".into();
+    let e = host.run_test_strategy("strat", &bad).unwrap_err();
+    assert!(
+        e.to_string().contains("Denied(") && e.to_string().contains("rm"),
+        "{e}"
+    );
+    assert!(matches!(
+        host.run_test_strategy("nope", &ctx),
+        Err(PluginError::NotFound { .. })
+    ));
+}
+
 fn sec(file: &std::path::Path, name: &str, entries: &[(&str, &str)]) -> SectionInput {
     SectionInput {
         file: file.to_path_buf(),

@@ -25,6 +25,7 @@ pub struct Guests {
     pub hostile: PathBuf,
     pub formatter: PathBuf,
     pub rule: PathBuf,
+    pub strategy: PathBuf,
 }
 
 /// Build the test guests (once per test binary; cargo's lock serialises binaries).
@@ -58,6 +59,7 @@ pub fn guests() -> &'static Guests {
             hostile: dir.join("stasis_test_hostile.wasm"),
             formatter: dir.join("stasis_test_formatter.wasm"),
             rule: dir.join("stasis_test_rule.wasm"),
+            strategy: dir.join("stasis_test_strategy.wasm"),
         }
     })
 }
