@@ -98,7 +98,7 @@ fn main() {
         allow_env: vec![],
         secrets: vec![],
         memory: 64 << 20,
-        timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(60),
         dirs: vec![],
         origin: "bench".into(),
     };
@@ -147,7 +147,7 @@ fn main() {
         show(pct(calls.clone(), 0.5)),
         show(pct(calls, 0.99))
     );
-    let n = 100_000;
+    let n = 20_000;
     let per = host.steady_call_bench('X', &d, n).expect("steady");
     println!(
         "steady call format('X') on one instance: {} per call",
