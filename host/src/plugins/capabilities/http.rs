@@ -1,0 +1,189 @@
+//! `stasis:host/http`: outbound requests to granted hosts. The URL is checked against the
+//! operator's `deny_hosts` and the grant's `allow_hosts` before sending and again on every
+//! redirect hop; a request carrying secret headers never follows a redirect to another
+//! origin. Response bodies are capped, each request has a timeout clamped to the
+//! invocation's remaining time, and secret values are scrubbed from the response.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::blocking::Client;
+use reqwest::header::{HeaderName, HeaderValue};
+
+use crate::plugins::bindings::host_api::http::{Host, Request, Response};
+use crate::plugins::bindings::host_api::types::{CapError, SecretHeader};
+use crate::plugins::grant::{Denial, Grant};
+use crate::plugins::sandbox::{PluginContext, PluginState};
+
+/// Largest response body handed to a plugin.
+pub const BODY_CAP: usize = 10 << 20;
+
+/// Set as the redirect error when a hop is refused, to tell it apart from other errors.
+#[derive(Debug)]
+pub(crate) struct RedirectDenied(pub String);
+
+impl std::fmt::Display for RedirectDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for RedirectDenied {}
+
+/// A blocking client whose redirect policy re-checks the grant on every hop.
+pub(crate) fn checked_client(
+    grant: &Grant,
+    timeout: Duration,
+    with_secrets: bool,
+) -> Result<Client, CapError> {
+    let g = Arc::new(grant.clone());
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 10 {
+            return attempt.error(RedirectDenied("more than 10 redirects".into()));
+        }
+        if let Err(Denial(why)) = g.check_url(attempt.url()) {
+            let to = attempt.url().to_string();
+            return attempt.error(RedirectDenied(format!("redirect to {to}: {why}")));
+        }
+        let first = attempt.previous().first().map(|u| u.origin());
+        if with_secrets && first.as_ref() != Some(&attempt.url().origin()) {
+            let to = attempt.url().to_string();
+            return attempt.error(RedirectDenied(format!(
+                "redirect to {to} leaves the origin of a request carrying secret headers"
+            )));
+        }
+        attempt.follow()
+    });
+    Client::builder()
+        .redirect(policy)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(30)))
+        .build()
+        .map_err(|e| CapError::Failed(format!("building HTTP client: {e}")))
+}
+
+/// Headers from guest-supplied pairs plus secret headers filled in by the host.
+pub(crate) fn build_headers(
+    ctx: &PluginContext,
+    headers: &[(String, String)],
+    secret_headers: &[SecretHeader],
+) -> Result<reqwest::header::HeaderMap, CapError> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| CapError::Invalid(format!("bad header name {k:?}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| CapError::Invalid(format!("bad value for header {k}")))?;
+        map.append(name, value);
+    }
+    for s in secret_headers {
+        ctx.grant
+            .check_secret(&s.secret)
+            .map_err(|d| ctx.deny("http", d))?;
+        let v = ctx.secrets.value(&s.secret).ok_or_else(|| {
+            CapError::Failed(format!(
+                "secret {} is granted but not set in stasis's environment",
+                s.secret
+            ))
+        })?;
+        let name = HeaderName::from_bytes(s.header.as_bytes())
+            .map_err(|_| CapError::Invalid(format!("bad header name {:?}", s.header)))?;
+        let mut value = HeaderValue::from_str(&format!("{}{v}", s.prefix)).map_err(|_| {
+            CapError::Invalid(format!("secret {} is not a valid header value", s.secret))
+        })?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// Map a reqwest error to a cap-error, auditing refused redirects.
+pub(crate) fn send_error(ctx: &PluginContext, capability: &str, e: reqwest::Error) -> CapError {
+    let mut src: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(s) = src {
+        if let Some(RedirectDenied(why)) = s.downcast_ref::<RedirectDenied>() {
+            return ctx.deny(capability, Denial(why.clone()));
+        }
+        src = s.source();
+    }
+    if e.is_timeout() {
+        return CapError::Timeout;
+    }
+    CapError::Failed(ctx.secrets.redact(&format!("{e}")))
+}
+
+impl Host for PluginState {
+    fn fetch(&mut self, req: Request) -> Result<Response, CapError> {
+        let ctx = self.ctx.clone();
+        let url = url::Url::parse(&req.url)
+            .map_err(|e| CapError::Invalid(format!("url {:?}: {e}", req.url)))?;
+        ctx.grant.check_url(&url).map_err(|d| ctx.deny("http", d))?;
+        let method = match req.method.to_ascii_uppercase().as_str() {
+            m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => {
+                reqwest::Method::from_bytes(m.as_bytes())
+                    .map_err(|_| CapError::Invalid(format!("method {m}")))?
+            }
+            other => {
+                return Err(CapError::Invalid(format!(
+                    "method {other:?} is not supported"
+                )));
+            }
+        };
+        let headers = build_headers(&ctx, &req.headers, &req.secret_headers)?;
+        let remaining = self.remaining();
+        let timeout = req
+            .timeout_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)).min(remaining))
+            .unwrap_or(remaining);
+        let with_secrets = !req.secret_headers.is_empty();
+        let body = req.body;
+        let ctx2 = ctx.clone();
+        super::off_runtime(move || {
+            let client = checked_client(&ctx2.grant, timeout, with_secrets)?;
+            let mut rb = client.request(method, url).headers(headers);
+            if let Some(b) = body {
+                rb = rb.body(b);
+            }
+            let resp = rb.send().map_err(|e| send_error(&ctx2, "http", e))?;
+            let status = resp.status().as_u16();
+            let final_url = resp.url().to_string();
+            let headers: Vec<(String, String)> = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        ctx2.secrets.redact(&String::from_utf8_lossy(v.as_bytes())),
+                    )
+                })
+                .collect();
+            let mut body = Vec::new();
+            resp.take(BODY_CAP as u64 + 1)
+                .read_to_end(&mut body)
+                .map_err(|e| {
+                    if e.to_string().contains("timed out") {
+                        CapError::Timeout
+                    } else {
+                        CapError::Failed(format!("reading the response: {e}"))
+                    }
+                })?;
+            if body.len() > BODY_CAP {
+                ctx2.log(
+                    crate::plugins::host::LogLevel::Warn,
+                    &format!("http response from {final_url} exceeds {BODY_CAP} bytes (rule: response size cap)"),
+                    true,
+                );
+                return Err(CapError::Quota(format!(
+                    "response body exceeds {BODY_CAP} bytes"
+                )));
+            }
+            Ok(Response {
+                status,
+                headers,
+                body: ctx2.secrets.redact_bytes(body),
+                final_url,
+            })
+        })
+        .unwrap_or_else(|| Err(CapError::Failed("the HTTP worker thread failed".into())))
+    }
+}

@@ -1,0 +1,698 @@
+//! host: [`PluginHost`], the hook points the pipeline calls (`format`, `validate`,
+//! `transform_tests`, `after_stage`, `run_test_strategy`, `plan_deploy`, `deploy`), and
+//! loading: read each component, check its sha256 pin, compile it through the cache, check
+//! its world and imports against its grant, and keep one `InstancePre` per plugin. A plugin
+//! that fails (trap, timeout, out of memory, its own error) yields an error naming it; the
+//! host stays usable for the next plugin.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+
+use super::bindings::{deploy, formatter, rule, strategy, wit};
+use super::cache::{CacheOutcome, CompileCache, sha256_hex};
+use super::capabilities::template::TemplateRenderer;
+use super::delivery::{
+    DeliveryInfo, DeployAction, DeployReport, Diagnostic, Severity, TestBlockInfo, TestContext,
+    TestOutcome,
+};
+use super::engine::{EngineHandle, new_engine};
+use super::error::PluginError;
+use super::grant::{
+    Grant, GrantError, PluginDecl, PluginKind, Policy, SectionInput, effective_grant,
+};
+use super::inspect::{ComponentInfo, component_header, describe, gate};
+use super::sandbox::{PluginContext, PluginState, Redactor, cap_result, invoke};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One line for the host log: from a plugin (its log, stdout, stderr) or about it (audit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub plugin: String,
+    pub level: LogLevel,
+    /// Secret values already replaced by `[secret NAME]`.
+    pub message: String,
+    /// True for capability denials and limit hits.
+    pub audit: bool,
+}
+
+pub type LogSink = Arc<dyn Fn(&LogLine) + Send + Sync>;
+
+/// Things the pipeline provides to plugins.
+#[derive(Clone)]
+pub struct HostOptions {
+    pub template: Option<Arc<dyn TemplateRenderer>>,
+    pub log: LogSink,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            template: None,
+            log: Arc::new(|l: &LogLine| {
+                let tag = if l.audit { " audit" } else { "" };
+                eprintln!("[plugin {}{tag}] {:?}: {}", l.plugin, l.level, l.message);
+            }),
+        }
+    }
+}
+
+enum Entry {
+    Formatter(formatter::ReleaseFormatterPre<PluginState>),
+    Rule(rule::MissionRulePre<PluginState>),
+    Strategy(strategy::TestStrategyPre<PluginState>),
+    Deployer(deploy::DeployTargetPre<PluginState>),
+}
+
+struct Loaded {
+    ctx: Arc<PluginContext>,
+    entry: Entry,
+    info: ComponentInfo,
+}
+
+/// The loaded plugins of one delivery.
+pub struct PluginHost {
+    engine: EngineHandle,
+    plugins: Vec<Loaded>,
+    specifiers: Vec<(char, String, String)>,
+}
+
+impl PluginHost {
+    /// Load every granted plugin. `delivery_tree` is `{STASIS_ROOT}/{build_name}` (mounted
+    /// read-only at /delivery); each plugin gets `scratch_root/NAME` read-write at /scratch.
+    pub fn load(
+        grants: Vec<Grant>,
+        policy: &Policy,
+        cache_dir: &Path,
+        delivery_tree: &Path,
+        scratch_root: &Path,
+    ) -> Result<PluginHost, Vec<PluginError>> {
+        Self::load_with(
+            grants,
+            policy,
+            cache_dir,
+            delivery_tree,
+            scratch_root,
+            HostOptions::default(),
+        )
+    }
+
+    pub fn load_with(
+        grants: Vec<Grant>,
+        _policy: &Policy,
+        cache_dir: &Path,
+        delivery_tree: &Path,
+        scratch_root: &Path,
+        options: HostOptions,
+    ) -> Result<PluginHost, Vec<PluginError>> {
+        let fatal = |message: String| {
+            vec![PluginError::Setup {
+                plugin: "*".into(),
+                message,
+            }]
+        };
+        let engine = new_engine().map_err(|e| fatal(format!("starting the engine: {e:#}")))?;
+        let cache =
+            CompileCache::open(cache_dir, &engine.engine).map_err(|e| fatal(e.to_string()))?;
+        let linker = new_linker(&engine.engine)
+            .map_err(|e| fatal(format!("linking host capabilities: {e:#}")))?;
+        let delivery_root = delivery_tree
+            .canonicalize()
+            .map_err(|e| fatal(format!("delivery tree {}: {e}", delivery_tree.display())))?;
+        let mut errors = Vec::new();
+        let mut plugins = Vec::new();
+        let mut seen = BTreeMap::new();
+        for g in grants {
+            if seen.insert(g.name.clone(), ()).is_some() {
+                errors.push(PluginError::Setup {
+                    plugin: g.name.clone(),
+                    message: "declared twice".into(),
+                });
+                continue;
+            }
+            match load_one(
+                &engine.engine,
+                &cache,
+                &linker,
+                g,
+                &delivery_root,
+                scratch_root,
+                &options,
+            ) {
+                Ok(p) => plugins.push(p),
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut host = PluginHost {
+            engine,
+            plugins,
+            specifiers: Vec::new(),
+        };
+        host.collect_specifiers(&mut errors);
+        if errors.is_empty() {
+            Ok(host)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn collect_specifiers(&mut self, errors: &mut Vec<PluginError>) {
+        let engine = self.engine.engine.clone();
+        for p in &self.plugins {
+            let Entry::Formatter(pre) = &p.entry else {
+                continue;
+            };
+            let got = invoke(&engine, &p.ctx, |store| {
+                let inst = pre.instantiate(&mut *store)?;
+                inst.stasis_plugin_formatter().call_specifiers(&mut *store)
+            });
+            match got {
+                Ok(list) => {
+                    for s in list {
+                        if let Some((_, other, _)) =
+                            self.specifiers.iter().find(|(c, _, _)| *c == s.spec)
+                        {
+                            errors.push(PluginError::Setup {
+                                plugin: p.ctx.name.clone(),
+                                message: format!(
+                                    "specifier %{} is already provided by plugin {other:?}",
+                                    s.spec
+                                ),
+                            });
+                        } else {
+                            self.specifiers
+                                .push((s.spec, p.ctx.name.clone(), s.description));
+                        }
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+
+    /// Names, kinds and component facts of the loaded plugins.
+    pub fn plugins(&self) -> impl Iterator<Item = (&str, PluginKind, &ComponentInfo)> {
+        self.plugins
+            .iter()
+            .map(|p| (p.ctx.name.as_str(), p.ctx.grant.kind, &p.info))
+    }
+
+    /// `%X` specifiers provided by release-formatter plugins: (spec, plugin name).
+    pub fn formatter_specifiers(&self) -> Vec<(char, String)> {
+        self.specifiers
+            .iter()
+            .map(|(c, n, _)| (*c, n.clone()))
+            .collect()
+    }
+
+    fn find(&self, kind: PluginKind, name: &str) -> Result<&Loaded, PluginError> {
+        self.plugins
+            .iter()
+            .find(|p| p.ctx.grant.kind == kind && p.ctx.name == name)
+            .ok_or_else(|| PluginError::NotFound {
+                kind,
+                name: name.to_string(),
+            })
+    }
+
+    fn root(&self, p: &Loaded) -> PathBuf {
+        p.ctx.delivery_root.clone()
+    }
+
+    /// Expand `%spec` with the formatter plugin that provides it.
+    pub fn format(&self, spec: char, delivery: &DeliveryInfo) -> Result<String, PluginError> {
+        let name = self
+            .specifiers
+            .iter()
+            .find(|(c, _, _)| *c == spec)
+            .map(|(_, n, _)| n.clone())
+            .ok_or(PluginError::NoSpecifier { spec })?;
+        let p = self.find(PluginKind::ReleaseFormatter, &name)?;
+        let Entry::Formatter(pre) = &p.entry else {
+            return Err(PluginError::NoSpecifier { spec });
+        };
+        let d = delivery.to_wit(&self.root(p));
+        let r = invoke(&self.engine.engine, &p.ctx, |store| {
+            let inst = pre.instantiate(&mut *store)?;
+            let r = inst
+                .stasis_plugin_formatter()
+                .call_format(&mut *store, spec, &d)?;
+            if let Ok(s) = &r {
+                cap_result(s.len())?;
+            }
+            Ok(r)
+        })?;
+        r.map_err(|e| domain(&p.ctx.name, e))
+    }
+
+    /// Benchmark support: `n` calls of `format(spec)` on one instance; mean time per call.
+    #[doc(hidden)]
+    pub fn steady_call_bench(
+        &self,
+        spec: char,
+        delivery: &DeliveryInfo,
+        n: u32,
+    ) -> Result<std::time::Duration, PluginError> {
+        let name = self
+            .specifiers
+            .iter()
+            .find(|(c, _, _)| *c == spec)
+            .map(|(_, n, _)| n.clone())
+            .ok_or(PluginError::NoSpecifier { spec })?;
+        let p = self.find(PluginKind::ReleaseFormatter, &name)?;
+        let Entry::Formatter(pre) = &p.entry else {
+            return Err(PluginError::NoSpecifier { spec });
+        };
+        let d = delivery.to_wit(&self.root(p));
+        invoke(&self.engine.engine, &p.ctx, |store| {
+            let inst = pre.instantiate(&mut *store)?;
+            let f = inst.stasis_plugin_formatter();
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                let _ = f.call_format(&mut *store, spec, &d)?;
+            }
+            Ok(t.elapsed() / n.max(1))
+        })
+    }
+
+    fn rules(&self) -> impl Iterator<Item = (&Loaded, &rule::MissionRulePre<PluginState>)> {
+        self.plugins.iter().filter_map(|p| match &p.entry {
+            Entry::Rule(pre) => Some((p, pre)),
+            _ => None,
+        })
+    }
+
+    /// Run every mission rule's `validate`. A failing rule becomes an error diagnostic
+    /// naming it; the others still run.
+    pub fn validate(&self, delivery: &DeliveryInfo) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for (p, pre) in self.rules() {
+            let d = delivery.to_wit(&self.root(p));
+            let r = invoke(&self.engine.engine, &p.ctx, |store| {
+                let inst = pre.instantiate(&mut *store)?;
+                let r = inst.stasis_plugin_rule().call_validate(&mut *store, &d)?;
+                cap_result(r.iter().map(|d| d.message.len()).sum())?;
+                Ok(r)
+            });
+            match r {
+                Ok(list) => out.extend(
+                    list.into_iter()
+                        .map(|x| Diagnostic::from_wit(&p.ctx.name, x)),
+                ),
+                Err(e) => out.push(failure(&p.ctx.name, &e)),
+            }
+        }
+        out
+    }
+
+    /// Let each mission rule rewrite the test blocks, in declaration order.
+    pub fn transform_tests(
+        &self,
+        delivery: &DeliveryInfo,
+        tests: Vec<TestBlockInfo>,
+    ) -> Result<Vec<TestBlockInfo>, PluginError> {
+        let mut tests = tests;
+        for (p, pre) in self.rules() {
+            let d = delivery.to_wit(&self.root(p));
+            let input: Vec<wit::TestBlock> = tests.iter().map(TestBlockInfo::to_wit).collect();
+            let r = invoke(&self.engine.engine, &p.ctx, |store| {
+                let inst = pre.instantiate(&mut *store)?;
+                let r = inst
+                    .stasis_plugin_rule()
+                    .call_transform_tests(&mut *store, &d, &input)?;
+                if let Ok(t) = &r {
+                    cap_result(
+                        t.iter()
+                            .map(|t| t.script.len() + t.script_setup.len())
+                            .sum(),
+                    )?;
+                }
+                Ok(r)
+            })?;
+            tests = r
+                .map_err(|e| domain(&p.ctx.name, e))?
+                .into_iter()
+                .map(TestBlockInfo::from_wit)
+                .collect();
+        }
+        Ok(tests)
+    }
+
+    /// Tell every mission rule a stage finished.
+    pub fn after_stage(
+        &self,
+        stage: &str,
+        summary: &str,
+        delivery: &DeliveryInfo,
+    ) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for (p, pre) in self.rules() {
+            let d = delivery.to_wit(&self.root(p));
+            let r = invoke(&self.engine.engine, &p.ctx, |store| {
+                let inst = pre.instantiate(&mut *store)?;
+                inst.stasis_plugin_rule()
+                    .call_after_stage(&mut *store, stage, summary, &d)
+            });
+            match r {
+                Ok(list) => out.extend(
+                    list.into_iter()
+                        .map(|x| Diagnostic::from_wit(&p.ctx.name, x)),
+                ),
+                Err(e) => out.push(failure(&p.ctx.name, &e)),
+            }
+        }
+        out
+    }
+
+    /// Run one test block with the named test-strategy plugin.
+    pub fn run_test_strategy(
+        &self,
+        name: &str,
+        ctx: &TestContext,
+    ) -> Result<TestOutcome, PluginError> {
+        let p = self.find(PluginKind::TestStrategy, name)?;
+        let Entry::Strategy(pre) = &p.entry else {
+            return Err(PluginError::NotFound {
+                kind: PluginKind::TestStrategy,
+                name: name.into(),
+            });
+        };
+        let c = ctx.to_wit(&self.root(p));
+        let r = invoke(&self.engine.engine, &p.ctx, |store| {
+            let inst = pre.instantiate(&mut *store)?;
+            let r = inst.stasis_plugin_strategy().call_run(&mut *store, &c)?;
+            if let Ok(o) = &r {
+                cap_result(o.summary.len())?;
+            }
+            Ok(r)
+        })?;
+        r.map(TestOutcome::from_wit)
+            .map_err(|e| domain(&p.ctx.name, e))
+    }
+
+    fn deployer(
+        &self,
+        name: &str,
+    ) -> Result<(&Loaded, &deploy::DeployTargetPre<PluginState>), PluginError> {
+        let p = self.find(PluginKind::DeployTarget, name)?;
+        match &p.entry {
+            Entry::Deployer(pre) => Ok((p, pre)),
+            _ => Err(PluginError::NotFound {
+                kind: PluginKind::DeployTarget,
+                name: name.into(),
+            }),
+        }
+    }
+
+    /// What the named deploy target would do with this `[deploy:…]` section.
+    pub fn plan_deploy(
+        &self,
+        name: &str,
+        section: &[(String, String)],
+        delivery: &DeliveryInfo,
+    ) -> Result<Vec<DeployAction>, PluginError> {
+        let (p, pre) = self.deployer(name)?;
+        let d = delivery.to_wit(&self.root(p));
+        let r = invoke(&self.engine.engine, &p.ctx, |store| {
+            let inst = pre.instantiate(&mut *store)?;
+            inst.stasis_plugin_deployer()
+                .call_plan(&mut *store, section, &d)
+        })?;
+        r.map(|v| v.into_iter().map(DeployAction::from_wit).collect())
+            .map_err(|e| domain(&p.ctx.name, e))
+    }
+
+    /// Deploy with the named deploy target.
+    pub fn deploy(
+        &self,
+        name: &str,
+        section: &[(String, String)],
+        delivery: &DeliveryInfo,
+    ) -> Result<DeployReport, PluginError> {
+        let (p, pre) = self.deployer(name)?;
+        let d = delivery.to_wit(&self.root(p));
+        let r = invoke(&self.engine.engine, &p.ctx, |store| {
+            let inst = pre.instantiate(&mut *store)?;
+            let r = inst
+                .stasis_plugin_deployer()
+                .call_deploy(&mut *store, section, &d)?;
+            if let Ok(rep) = &r {
+                cap_result(
+                    rep.summary.len()
+                        + rep
+                            .items
+                            .iter()
+                            .map(|i| i.subject.len() + i.location.len())
+                            .sum::<usize>(),
+                )?;
+            }
+            Ok(r)
+        })?;
+        r.map(DeployReport::from_wit)
+            .map_err(|e| domain(&p.ctx.name, e))
+    }
+}
+
+fn domain(plugin: &str, e: wit::PluginError) -> PluginError {
+    let (kind, message) = match e {
+        wit::PluginError::InvalidInput(m) => ("invalid input", m),
+        wit::PluginError::Unsupported(m) => ("unsupported", m),
+        wit::PluginError::Failed(m) => ("failed", m),
+    };
+    PluginError::Failed {
+        plugin: plugin.to_string(),
+        kind,
+        message,
+    }
+}
+
+fn failure(plugin: &str, e: &PluginError) -> Diagnostic {
+    Diagnostic {
+        plugin: plugin.to_string(),
+        severity: Severity::Error,
+        message: e.to_string(),
+        section: Some(format!("plugin:{plugin}")),
+        key: None,
+    }
+}
+
+fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::<PluginState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    // The deploy-target world imports every host capability; the import gate, not the
+    // linker, keeps each kind to its own world.
+    deploy::DeployTarget::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+fn load_one(
+    engine: &Engine,
+    cache: &CompileCache,
+    linker: &Linker<PluginState>,
+    grant: Grant,
+    delivery_root: &Path,
+    scratch_root: &Path,
+    options: &HostOptions,
+) -> Result<Loaded, PluginError> {
+    let plugin = grant.name.clone();
+    let path = grant.component.clone();
+    let bytes = std::fs::read(&path).map_err(|source| PluginError::Read {
+        plugin: plugin.clone(),
+        path: path.clone(),
+        source,
+    })?;
+    let sha = sha256_hex(&bytes);
+    if let Some(pin) = &grant.sha256
+        && *pin != sha
+    {
+        return Err(PluginError::ShaMismatch {
+            plugin,
+            path,
+            expected: pin.clone(),
+            actual: sha,
+        });
+    }
+    component_header(&bytes).map_err(|reason| PluginError::NotAComponent {
+        plugin: plugin.clone(),
+        path: path.clone(),
+        reason,
+    })?;
+    let (component, outcome) =
+        cache
+            .load(engine, &bytes, &sha)
+            .map_err(|e| PluginError::Compile {
+                plugin: plugin.clone(),
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+    if outcome == CacheOutcome::Rejected {
+        (options.log)(&LogLine {
+            plugin: plugin.clone(),
+            level: LogLevel::Warn,
+            message: format!(
+                "compile cache entry {} failed authentication; recompiled (rule: cache integrity)",
+                cache.entry_path(&sha).display()
+            ),
+            audit: true,
+        });
+    }
+    let info = describe(engine, &component, bytes.len() as u64, sha);
+    gate(&info, &grant)?;
+    let setup = |message: String| PluginError::Setup {
+        plugin: plugin.clone(),
+        message,
+    };
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| setup(format!("linking: {e:#}")))?;
+    let entry = match grant.kind {
+        PluginKind::ReleaseFormatter => Entry::Formatter(
+            formatter::ReleaseFormatterPre::new(pre).map_err(|e| setup(format!("{e:#}")))?,
+        ),
+        PluginKind::MissionRule => {
+            Entry::Rule(rule::MissionRulePre::new(pre).map_err(|e| setup(format!("{e:#}")))?)
+        }
+        PluginKind::TestStrategy => Entry::Strategy(
+            strategy::TestStrategyPre::new(pre).map_err(|e| setup(format!("{e:#}")))?,
+        ),
+        PluginKind::DeployTarget => {
+            Entry::Deployer(deploy::DeployTargetPre::new(pre).map_err(|e| setup(format!("{e:#}")))?)
+        }
+    };
+    let scratch = scratch_root.join(&grant.name);
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| setup(format!("scratch dir {}: {e}", scratch.display())))?;
+    let delivery_dir =
+        cap_std::fs::Dir::open_ambient_dir(delivery_root, cap_std::ambient_authority())
+            .map_err(|e| setup(format!("delivery tree {}: {e}", delivery_root.display())))?;
+    let secrets = Redactor::from_env(&grant.secrets);
+    Ok(Loaded {
+        ctx: Arc::new(PluginContext {
+            name: grant.name.clone(),
+            grant,
+            delivery_root: delivery_root.to_path_buf(),
+            delivery_dir,
+            scratch,
+            template: options.template.clone(),
+            log: options.log.clone(),
+            secrets,
+        }),
+        entry,
+        info,
+    })
+}
+
+/// One problem found by [`check_plugins`].
+#[derive(Debug)]
+pub enum Problem {
+    Grant(GrantError),
+    Plugin(PluginError),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Grant(e) => e.fmt(f),
+            Problem::Plugin(e) => e.fmt(f),
+        }
+    }
+}
+
+/// `stasis plugin check`: parse every `[plugin:*]` section of the mission and the delivery,
+/// compute effective grants, then read, pin-check, precompile (into the cache) and gate each
+/// component, without running any of them.
+pub fn check_plugins(
+    mission_sections: &[SectionInput],
+    delivery_sections: &[SectionInput],
+    policy: &Policy,
+    cache_dir: &Path,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut parse = |sections: &[SectionInput]| {
+        let mut out = BTreeMap::new();
+        for s in sections.iter().filter(|s| s.name.starts_with("plugin:")) {
+            match PluginDecl::from_section(s) {
+                Ok(d) => {
+                    out.insert(d.name.clone(), d);
+                }
+                Err(e) => problems.push(Problem::Grant(e)),
+            }
+        }
+        out
+    };
+    let mission = parse(mission_sections);
+    let delivery = parse(delivery_sections);
+    let mut names: Vec<&String> = mission.keys().chain(delivery.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut grants = Vec::new();
+    for n in names {
+        match effective_grant(mission.get(n), delivery.get(n), policy) {
+            Ok(g) => grants.push(g),
+            Err(e) => problems.push(Problem::Grant(e)),
+        }
+    }
+    let engine = match new_engine() {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(Problem::Plugin(PluginError::Setup {
+                plugin: "*".into(),
+                message: format!("starting the engine: {e:#}"),
+            }));
+            return problems;
+        }
+    };
+    let cache = match CompileCache::open(cache_dir, &engine.engine) {
+        Ok(c) => c,
+        Err(e) => {
+            problems.push(Problem::Plugin(PluginError::Setup {
+                plugin: "*".into(),
+                message: e.to_string(),
+            }));
+            return problems;
+        }
+    };
+    for g in grants {
+        let check = || -> Result<(), PluginError> {
+            let bytes = std::fs::read(&g.component).map_err(|source| PluginError::Read {
+                plugin: g.name.clone(),
+                path: g.component.clone(),
+                source,
+            })?;
+            let sha = sha256_hex(&bytes);
+            if let Some(pin) = &g.sha256
+                && *pin != sha
+            {
+                return Err(PluginError::ShaMismatch {
+                    plugin: g.name.clone(),
+                    path: g.component.clone(),
+                    expected: pin.clone(),
+                    actual: sha,
+                });
+            }
+            let info = super::inspect::inspect_component(
+                &engine.engine,
+                &g.name,
+                &g.component,
+                &bytes,
+                Some(&cache),
+            )?;
+            gate(&info, &g)
+        };
+        if let Err(e) = check() {
+            problems.push(Problem::Plugin(e));
+        }
+    }
+    problems
+}

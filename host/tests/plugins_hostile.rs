@@ -1,0 +1,621 @@
+//! The hostile-plugin suite: real components (tests/plugins/hostile) attacking the sandbox.
+//! Each case must be stopped with an error naming the plugin and the rule, leave everything
+//! outside the plugin's scratch dir unchanged, and leave the host able to run the next call.
+
+mod plugins_support;
+
+use std::time::{Duration, Instant};
+
+use plugins_support::*;
+use stasis::plugins::grant::{CommandRule, HostPattern};
+use stasis::plugins::{DeliveryInfo, PluginError, PluginHost, PluginKind};
+
+fn delivery() -> DeliveryInfo {
+    DeliveryInfo {
+        name: "demo".into(),
+        version: "1.0".into(),
+        release_name: "demo-1.0-py312".into(),
+        ..Default::default()
+    }
+}
+
+fn hostile(w: &World, tweak: impl FnOnce(&mut stasis::plugins::Grant)) -> PluginHost {
+    let mut g = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+    // The hostile component imports process, http and upload, so it needs some grant for each.
+    g.allow_commands = vec![CommandRule {
+        program: "echo".into(),
+        args: Some(vec!["hello".into(), "*".into()]),
+    }];
+    g.allow_hosts = vec![HostPattern::parse("http://127.0.0.1:1").unwrap()];
+    g.timeout = Duration::from_secs(2);
+    tweak(&mut g);
+    w.load(vec![g]).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn case(host: &PluginHost, pairs: &[(&str, &str)]) -> Result<String, PluginError> {
+    host.deploy("hostile", &section(pairs), &delivery())
+        .map(|r| r.summary)
+}
+
+/// The host still works after whatever happened, and nothing outside scratch changed.
+fn still_fine(
+    w: &World,
+    host: &PluginHost,
+    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) {
+    assert_eq!(case(host, &[("case", "ok")]).unwrap(), "ok demo-1.0-py312");
+    assert_eq!(
+        &w.snapshot(),
+        before,
+        "something outside the scratch dir changed"
+    );
+}
+
+fn assert_names(e: &PluginError, rule: &str) {
+    let s = e.to_string();
+    assert!(
+        s.contains("\"hostile\""),
+        "error does not name the plugin: {s}"
+    );
+    assert!(
+        s.contains(rule),
+        "error does not name the rule {rule:?}: {s}"
+    );
+}
+
+#[test]
+fn infinite_loop_is_stopped_by_the_deadline() {
+    let w = World::new();
+    let host = hostile(&w, |g| g.timeout = Duration::from_millis(300));
+    let before = w.snapshot();
+    let t = Instant::now();
+    let e = case(&host, &[("case", "loop")]).unwrap_err();
+    let took = t.elapsed();
+    assert!(matches!(e, PluginError::Timeout { .. }), "{e}");
+    assert_names(&e, "rule: timeout");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn memory_bomb_is_stopped_by_the_memory_limit() {
+    let w = World::new();
+    let host = hostile(&w, |g| g.memory = 32 << 20);
+    let before = w.snapshot();
+    let e = case(&host, &[("case", "memory")]).unwrap_err();
+    assert!(matches!(e, PluginError::OutOfMemory { .. }), "{e}");
+    assert_names(&e, "rule: memory limit");
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn deep_recursion_is_stopped_by_the_stack_limit() {
+    let w = World::new();
+    let host = hostile(&w, |_| {});
+    let before = w.snapshot();
+    let e = case(&host, &[("case", "recursion")]).unwrap_err();
+    // A Rust guest's shadow stack lives in linear memory: depending on layout it overflows
+    // the wasm stack or crashes on its own stack guard; either way it is stopped.
+    assert!(
+        matches!(
+            e,
+            PluginError::StackOverflow { .. }
+                | PluginError::Crashed { .. }
+                | PluginError::OutOfMemory { .. }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("\"hostile\""), "{e}");
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn huge_return_value_is_refused() {
+    let w = World::new();
+    let host = hostile(&w, |_| {});
+    let before = w.snapshot();
+    let e = case(&host, &[("case", "huge-return"), ("arg", "8388608")]).unwrap_err();
+    assert!(matches!(e, PluginError::ResultTooLarge { .. }), "{e}");
+    assert_names(&e, "rule: result size");
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn log_flood_is_capped() {
+    let w = World::new();
+    let host = hostile(&w, |_| {});
+    let before = w.snapshot();
+    assert_eq!(case(&host, &[("case", "log-flood")]).unwrap(), "flooded");
+    let logs = w.logs.lock().unwrap().clone();
+    let bytes: usize = logs.iter().map(|l| l.message.len()).sum();
+    assert!(
+        bytes <= (1 << 20) + 4096,
+        "{bytes} bytes of log got through"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.audit && l.plugin == "hostile" && l.message.contains("rule: log cap")),
+        "no audit line about the log cap"
+    );
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn stdout_flood_is_stopped_by_the_output_cap() {
+    let w = World::new();
+    let host = hostile(&w, |_| {});
+    let before = w.snapshot();
+    let e = case(&host, &[("case", "stdout-flood")]).unwrap_err();
+    assert!(matches!(e, PluginError::OutputCap { .. }), "{e}");
+    assert_names(&e, "rule: output cap");
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn panic_is_reported_with_its_message() {
+    let w = World::new();
+    let host = hostile(&w, |_| {});
+    let e = case(&host, &[("case", "panic")]).unwrap_err();
+    assert!(matches!(e, PluginError::Crashed { .. }), "{e}");
+    assert!(e.to_string().contains("panicked on purpose"), "{e}");
+    assert!(
+        w.log_text().contains("panicked on purpose"),
+        "stderr is forwarded to the log"
+    );
+}
+
+#[test]
+fn files_outside_the_preopens_cannot_be_read() {
+    let w = World::new();
+    let host = hostile(&w, |_| {});
+    let before = w.snapshot();
+    let outside = w.outside.join("secret.txt");
+    for path in [
+        outside.to_str().unwrap(),
+        "/etc/passwd",
+        "/delivery/../outside/secret.txt",
+        "/delivery/../../outside/secret.txt",
+        "/delivery/escape/secret.txt",
+        "/delivery/escape.txt",
+        "../outside/secret.txt",
+    ] {
+        let e = case(&host, &[("case", "read"), ("arg", path)]).unwrap_err();
+        assert!(e.to_string().contains("\"hostile\""), "{e}");
+        assert!(
+            !e.to_string().contains("outside the sandbox"),
+            "{path} leaked: {e}"
+        );
+    }
+    // What is granted does work.
+    let ok = case(
+        &host,
+        &[
+            ("case", "read"),
+            ("arg", "/delivery/output/delivery/release.yml"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ok, "name: demo\n");
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn the_delivery_tree_is_read_only_and_scratch_is_not() {
+    let w = World::new();
+    let host = hostile(&w, |_| {});
+    let before = w.snapshot();
+    for path in [
+        "/delivery/output/delivery/release.yml",
+        "/delivery/new.txt",
+        "/delivery/escape/x.txt",
+    ] {
+        let e = case(&host, &[("case", "write"), ("arg", path)]).unwrap_err();
+        assert!(e.to_string().contains("write"), "{path}: {e}");
+    }
+    assert_eq!(
+        case(&host, &[("case", "write"), ("arg", "/scratch/note.txt")]).unwrap(),
+        "wrote /scratch/note.txt"
+    );
+    assert!(w.scratch.join("hostile/note.txt").exists());
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn ungranted_program_and_argument_are_denied_and_audited() {
+    let w = World::new();
+    let host = hostile(&w, |_| {});
+    let before = w.snapshot();
+    let e = case(&host, &[("case", "run"), ("arg", "sh -c touch /tmp/pwned")]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("denied: program \"sh\" is not in allow_commands"),
+        "{e}"
+    );
+    let e = case(&host, &[("case", "run"), ("arg", "echo goodbye world")]).unwrap_err();
+    assert!(e.to_string().contains("denied: arguments"), "{e}");
+    let ok = case(&host, &[("case", "run"), ("arg", "echo hello world")]).unwrap();
+    assert_eq!(ok, "status=Some(0) stdout=hello world stderr=");
+    let audit = w.audit_lines();
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("denied process: program \"sh\"") && l.contains("test.ini:1")),
+        "{audit:?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("denied process: arguments")),
+        "{audit:?}"
+    );
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn process_cwd_env_and_timeout_are_enforced() {
+    let w = World::new();
+    let host = hostile(&w, |g| {
+        g.allow_commands = vec![
+            CommandRule {
+                program: "pwd".into(),
+                args: None,
+            },
+            CommandRule {
+                program: "env".into(),
+                args: None,
+            },
+            CommandRule {
+                program: "sleep".into(),
+                args: None,
+            },
+        ];
+        g.allow_env = vec!["GREETING".into()];
+    });
+    let before = w.snapshot();
+    let out = case(
+        &host,
+        &[
+            ("case", "run"),
+            ("arg", "pwd"),
+            ("cwd", "/delivery/build/tests/astropy"),
+        ],
+    )
+    .unwrap();
+    assert!(
+        out.contains(&format!(
+            "{}/build/tests/astropy",
+            w.delivery.canonicalize().unwrap().display()
+        )),
+        "{out}"
+    );
+    for cwd in ["/tmp", "/delivery/../..", "escape", "../outside"] {
+        let e = case(&host, &[("case", "run"), ("arg", "pwd"), ("cwd", cwd)]).unwrap_err();
+        assert!(e.to_string().contains("denied: cwd"), "{cwd}: {e}");
+    }
+    let out = case(
+        &host,
+        &[("case", "run"), ("arg", "env"), ("env", "GREETING=hi")],
+    )
+    .unwrap();
+    assert!(
+        out.contains("GREETING=hi") && !out.contains("HOME="),
+        "{out}"
+    );
+    let e = case(
+        &host,
+        &[("case", "run"), ("arg", "env"), ("env", "LD_PRELOAD=/x.so")],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("denied: env var LD_PRELOAD is not in allow_env"),
+        "{e}"
+    );
+    let t = Instant::now();
+    let e = case(
+        &host,
+        &[("case", "run"), ("arg", "sleep 30"), ("timeout_ms", "200")],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("timeout"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn env_vars_not_granted_are_invisible() {
+    let w = World::new();
+    // SAFETY: set before any thread of this test reads the environment for this name.
+    unsafe { std::env::set_var("STASIS_TEST_VISIBLE", "yes") };
+    let host = hostile(&w, |g| g.allow_env = vec!["STASIS_TEST_VISIBLE".into()]);
+    assert_eq!(
+        case(&host, &[("case", "env"), ("arg", "STASIS_TEST_VISIBLE")]).unwrap(),
+        "STASIS_TEST_VISIBLE=yes"
+    );
+    let e = case(&host, &[("case", "env"), ("arg", "HOME")]).unwrap_err();
+    assert!(e.to_string().contains("env HOME"), "{e}");
+    let all = case(&host, &[("case", "env-all")]).unwrap();
+    assert_eq!(all, "STASIS_TEST_VISIBLE=yes");
+    // A template may not read env vars the plugin was not given either.
+    let e = case(&host, &[("case", "template"), ("arg", "{{ env:HOME }}")]).unwrap_err();
+    assert!(e.to_string().contains("denied: env var HOME"), "{e}");
+}
+
+#[test]
+fn secret_values_never_reach_the_guest_or_the_log() {
+    let w = World::new();
+    let server = Server::start();
+    let value = "s3cr3t-value-4242";
+    // SAFETY: a name only this test uses.
+    unsafe { std::env::set_var("STASIS_TEST_TOKEN", value) };
+    let host = hostile(&w, |g| {
+        g.secrets = vec!["STASIS_TEST_TOKEN".into()];
+        g.allow_commands = vec![CommandRule {
+            program: "printenv".into(),
+            args: None,
+        }];
+        g.allow_hosts =
+            vec![HostPattern::parse(&format!("http://127.0.0.1:{}", server.port)).unwrap()];
+    });
+    // Reading it as an env var: not there.
+    let e = case(&host, &[("case", "env"), ("arg", "STASIS_TEST_TOKEN")]).unwrap_err();
+    assert!(!e.to_string().contains(value));
+    // A granted child process gets it, but its output comes back scrubbed.
+    let out = case(
+        &host,
+        &[
+            ("case", "run"),
+            ("arg", "printenv STASIS_TEST_TOKEN"),
+            ("secrets", "STASIS_TEST_TOKEN"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "status=Some(0) stdout=[secret STASIS_TEST_TOKEN] stderr="
+    );
+    // A server echoing the header back: the server saw it, the guest did not.
+    let out = case(
+        &host,
+        &[
+            ("case", "fetch"),
+            ("arg", &server.url("/echo-auth")),
+            ("secret_header", "STASIS_TEST_TOKEN"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(out, "200 Bearer [secret STASIS_TEST_TOKEN]");
+    assert!(
+        server
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.headers.iter().any(|(_, v)| v.contains(value)))
+    );
+    // Through a template: scrubbed too.
+    let e = case(
+        &host,
+        &[("case", "template"), ("arg", "{{ env:STASIS_TEST_TOKEN }}")],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("is a secret"), "{e}");
+    // An ungranted secret is denied.
+    let e = case(
+        &host,
+        &[
+            ("case", "run"),
+            ("arg", "printenv HOME"),
+            ("secrets", "HOME"),
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("denied: secret HOME is not in secrets"),
+        "{e}"
+    );
+    assert!(!w.log_text().contains(value), "the secret reached the log");
+}
+
+#[test]
+fn ungranted_hosts_and_redirects_are_denied() {
+    let w = World::new();
+    let server = Server::start();
+    let other = Server::start();
+    let host = hostile(&w, |g| {
+        g.allow_hosts =
+            vec![HostPattern::parse(&format!("http://127.0.0.1:{}", server.port)).unwrap()];
+    });
+    let before = w.snapshot();
+    assert_eq!(
+        case(&host, &[("case", "fetch"), ("arg", &server.url("/hello"))]).unwrap(),
+        "200 hello"
+    );
+    let e = case(&host, &[("case", "fetch"), ("arg", &other.url("/hello"))]).unwrap_err();
+    assert!(
+        e.to_string().contains("denied:") && e.to_string().contains("not in allow_hosts"),
+        "{e}"
+    );
+    let e = case(&host, &[("case", "fetch"), ("arg", "https://example.com/")]).unwrap_err();
+    assert!(e.to_string().contains("denied:"), "{e}");
+    let hop = server.url(&format!("/redirect?to={}", other.url("/hello")));
+    let e = case(&host, &[("case", "fetch"), ("arg", &hop)]).unwrap_err();
+    assert!(e.to_string().contains("denied: redirect to"), "{e}");
+    assert!(
+        other.seen.lock().unwrap().is_empty(),
+        "the ungranted host was contacted"
+    );
+    let e = case(&host, &[("case", "fetch"), ("arg", &server.url("/big"))]).unwrap_err();
+    assert!(e.to_string().contains("quota"), "{e}");
+    assert!(
+        w.audit_lines()
+            .iter()
+            .filter(|l| l.contains("denied http"))
+            .count()
+            >= 3
+    );
+    still_fine(&w, &host, &before);
+}
+
+#[test]
+fn component_whose_sha256_differs_from_its_pin_is_refused() {
+    let w = World::new();
+    let mut g = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+    g.allow_commands = vec![CommandRule {
+        program: "echo".into(),
+        args: None,
+    }];
+    g.allow_hosts = vec![HostPattern::parse("http://127.0.0.1:1").unwrap()];
+    g.sha256 = Some("0".repeat(64));
+    let errs = w.load(vec![g]).err().unwrap();
+    assert!(
+        matches!(errs[0], PluginError::ShaMismatch { .. }),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[0].to_string().contains("\"hostile\"")
+            && errs[0].to_string().contains("rule: sha256 pin")
+    );
+}
+
+#[test]
+fn component_built_for_another_world_is_refused() {
+    let w = World::new();
+    let mut g = grant("hostile", PluginKind::MissionRule, &guests().hostile);
+    g.allow_commands = vec![CommandRule {
+        program: "echo".into(),
+        args: None,
+    }];
+    let errs = w.load(vec![g]).err().unwrap();
+    let s = errs[0].to_string();
+    assert!(matches!(errs[0], PluginError::WrongWorld { .. }), "{s}");
+    assert!(
+        s.contains("declared as mission-rule") && s.contains("deploy-target"),
+        "{s}"
+    );
+}
+
+#[test]
+fn component_importing_ungranted_capabilities_is_refused_before_it_runs() {
+    let w = World::new();
+    let g = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+    let errs = w.load(vec![g]).err().unwrap();
+    let s = errs[0].to_string();
+    assert!(matches!(errs[0], PluginError::ImportsRefused { .. }), "{s}");
+    assert!(
+        s.contains("stasis:host/process@1.0.0") && s.contains("stasis:host/http@1.0.0"),
+        "{s}"
+    );
+    assert!(s.contains("its grant allows log (no grant needed)"), "{s}");
+}
+
+#[test]
+fn bytes_that_are_not_a_component_are_refused() {
+    let w = World::new();
+    let fake = w.tmp.path().join("fake.wasm");
+    std::fs::write(&fake, b"\0asm\x01\0\0\0").unwrap();
+    let errs = w
+        .load(vec![grant("fake", PluginKind::MissionRule, &fake)])
+        .err()
+        .unwrap();
+    assert!(
+        errs[0].to_string().contains("core WebAssembly module"),
+        "{}",
+        errs[0]
+    );
+    std::fs::write(&fake, b"#!/bin/sh\n").unwrap();
+    let errs = w
+        .load(vec![grant("fake", PluginKind::MissionRule, &fake)])
+        .err()
+        .unwrap();
+    assert!(matches!(errs[0], PluginError::NotAComponent { .. }));
+}
+
+#[test]
+fn tampered_compile_cache_entry_is_detected_and_recompiled() {
+    let w = World::new();
+    let cache = w.tmp.path().join("cache");
+    let load = || {
+        let mut g = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+        g.allow_commands = vec![CommandRule {
+            program: "echo".into(),
+            args: None,
+        }];
+        g.allow_hosts = vec![HostPattern::parse("http://127.0.0.1:1").unwrap()];
+        PluginHost::load_with(
+            vec![g],
+            &Default::default(),
+            &cache,
+            &w.delivery,
+            &w.scratch,
+            w.options(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    };
+    drop(load());
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .expect("a cache entry");
+    let good = std::fs::read(&entry).unwrap();
+    // Flip one byte of the compiled code: an attacker's edit.
+    let mut bad = good.clone();
+    let i = bad.len() / 2;
+    bad[i] ^= 0xff;
+    std::fs::write(&entry, &bad).unwrap();
+    let host = load();
+    assert!(
+        w.audit_lines()
+            .iter()
+            .any(|l| l.contains("failed authentication") && l.contains("rule: cache integrity")),
+        "{:?}",
+        w.audit_lines()
+    );
+    assert_eq!(case(&host, &[("case", "ok")]).unwrap(), "ok demo-1.0-py312");
+    // A cache entry from another cache dir (another key) is not trusted either.
+    let other = w.tmp.path().join("cache2");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(&entry, other.join(entry.file_name().unwrap())).unwrap();
+    let n = w.audit_lines().len();
+    let mut g = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+    g.allow_commands = vec![CommandRule {
+        program: "echo".into(),
+        args: None,
+    }];
+    g.allow_hosts = vec![HostPattern::parse("http://127.0.0.1:1").unwrap()];
+    PluginHost::load_with(
+        vec![g],
+        &Default::default(),
+        &other,
+        &w.delivery,
+        &w.scratch,
+        w.options(),
+    )
+    .unwrap();
+    assert_eq!(
+        w.audit_lines().len(),
+        n + 1,
+        "the foreign entry was not rejected"
+    );
+}
+
+#[test]
+fn one_failing_plugin_does_not_stop_the_next() {
+    let w = World::new();
+    let mut h = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+    h.allow_commands = vec![CommandRule {
+        program: "echo".into(),
+        args: None,
+    }];
+    h.allow_hosts = vec![HostPattern::parse("http://127.0.0.1:1").unwrap()];
+    h.timeout = Duration::from_millis(200);
+    let f = grant("fmt", PluginKind::ReleaseFormatter, &guests().formatter);
+    let host = w.load(vec![h, f]).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(case(&host, &[("case", "loop")]).is_err());
+    assert_eq!(host.format('X', &delivery()).unwrap(), "x-demo-1.0");
+    assert!(case(&host, &[("case", "memory")]).is_err());
+    assert_eq!(host.format('X', &delivery()).unwrap(), "x-demo-1.0");
+}

@@ -1,0 +1,330 @@
+//! Fixtures for the plugin host tests: the test guest components (built once per test binary
+//! with `cargo build --target wasm32-wasip2`), a delivery tree, a log capture, a tiny HTTP
+//! server on 127.0.0.1, and grant builders.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use stasis::plugins::{
+    Grant, HostOptions, LogLine, PluginHost, PluginKind, Policy, RenderedText, TemplateRenderer,
+};
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub struct Guests {
+    pub hostile: PathBuf,
+    pub formatter: PathBuf,
+    pub rule: PathBuf,
+    pub strategy: PathBuf,
+}
+
+/// Build the test guests (once per test binary; cargo's lock serialises binaries).
+pub fn guests() -> &'static Guests {
+    static G: OnceLock<Guests> = OnceLock::new();
+    G.get_or_init(|| {
+        let ws = workspace();
+        let target = ws.join("target/plugin-guests");
+        let out = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+            .args([
+                "build",
+                "--quiet",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(ws.join("tests/plugins/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("running cargo");
+        assert!(
+            out.status.success(),
+            "building test guests failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = target.join("wasm32-wasip2/debug");
+        Guests {
+            hostile: dir.join("stasis_test_hostile.wasm"),
+            formatter: dir.join("stasis_test_formatter.wasm"),
+            rule: dir.join("stasis_test_rule.wasm"),
+            strategy: dir.join("stasis_test_strategy.wasm"),
+        }
+    })
+}
+
+/// One compile cache shared by the tests of a binary run (compiling is the slow part).
+pub fn shared_cache() -> PathBuf {
+    workspace().join("target/plugin-test-cache")
+}
+
+/// A delivery tree, a scratch root and a file outside both, in a temp dir.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub delivery: PathBuf,
+    pub scratch: PathBuf,
+    pub outside: PathBuf,
+    pub logs: Arc<Mutex<Vec<LogLine>>>,
+}
+
+impl World {
+    pub fn new() -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let delivery = tmp.path().join("stasis/build-1");
+        let scratch = tmp.path().join("scratch");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(delivery.join("output/delivery")).unwrap();
+        std::fs::create_dir_all(delivery.join("build/tests/astropy")).unwrap();
+        std::fs::write(delivery.join("output/delivery/release.yml"), "name: demo\n").unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "outside the sandbox\n").unwrap();
+        // A symlink inside the delivery tree pointing out of it.
+        std::os::unix::fs::symlink(&outside, delivery.join("escape")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), delivery.join("escape.txt"))
+            .unwrap();
+        World {
+            tmp,
+            delivery,
+            scratch,
+            outside,
+            logs: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    pub fn options(&self) -> HostOptions {
+        let logs = self.logs.clone();
+        HostOptions {
+            template: Some(Arc::new(|s: &str| -> Result<String, String> {
+                Ok(s.replace("{{ meta.name }}", "demo"))
+            })),
+            log: Arc::new(move |l: &LogLine| logs.lock().unwrap().push(l.clone())),
+        }
+    }
+
+    pub fn load(
+        &self,
+        grants: Vec<Grant>,
+    ) -> Result<PluginHost, Vec<stasis::plugins::PluginError>> {
+        PluginHost::load_with(
+            grants,
+            &Policy::default(),
+            &shared_cache(),
+            &self.delivery,
+            &self.scratch,
+            self.options(),
+        )
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                format!(
+                    "[{}{}] {}",
+                    l.plugin,
+                    if l.audit { " audit" } else { "" },
+                    l.message
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn audit_lines(&self) -> Vec<String> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.audit)
+            .map(|l| l.message.clone())
+            .collect()
+    }
+
+    /// Every file under the temp dir except the scratch root, with contents.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        walk(self.tmp.path(), &self.scratch, &mut out);
+        out
+    }
+}
+
+fn walk(dir: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.starts_with(skip) {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        if meta.is_dir() {
+            out.insert(p.clone(), Vec::new());
+            walk(&p, skip, out);
+        } else if meta.is_symlink() {
+            out.insert(
+                p.clone(),
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            );
+        } else {
+            out.insert(p.clone(), std::fs::read(&p).unwrap());
+        }
+    }
+}
+
+pub fn grant(name: &str, kind: PluginKind, component: &Path) -> Grant {
+    Grant {
+        name: name.into(),
+        kind,
+        component: component.to_path_buf(),
+        sha256: None,
+        allow_commands: Vec::new(),
+        allow_hosts: Vec::new(),
+        deny_hosts: Vec::new(),
+        allow_env: Vec::new(),
+        secrets: Vec::new(),
+        memory: 64 << 20,
+        timeout: Duration::from_secs(5),
+        dirs: Vec::new(),
+        origin: "test.ini:1".into(),
+    }
+}
+
+pub fn section(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A delivery tree template renderer that always fails, for error paths.
+pub struct Failing;
+impl TemplateRenderer for Failing {
+    fn render(&self, _: &str) -> Result<RenderedText, String> {
+        Err("broken".into())
+    }
+}
+
+/// A request the test server saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 with fixed routes:
+/// `/hello` → 200 "hello"; `/redirect?to=URL` → 302 to URL; `/echo-auth` → the Authorization
+/// header as body; `/big` → 11 MiB; `/flaky` → 503 the first time, then 201; any PUT → 201.
+pub struct Server {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let seen = s2.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &seen);
+                });
+            }
+        });
+        Server { port, seen }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut r = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    let flaky_before = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.path == path)
+        .count();
+    seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        path: path.clone(),
+        headers: headers.clone(),
+        body,
+    });
+    let mut w = stream;
+    let (status, extra, payload): (&str, String, Vec<u8>) = if method == "PUT" {
+        if path.starts_with("/flaky") && flaky_before == 0 {
+            ("503 Unavailable", String::new(), b"try again".to_vec())
+        } else {
+            ("201 Created", String::new(), b"stored".to_vec())
+        }
+    } else if path == "/hello" {
+        ("200 OK", String::new(), b"hello".to_vec())
+    } else if let Some(to) = path.strip_prefix("/redirect?to=") {
+        ("302 Found", format!("Location: {to}\r\n"), Vec::new())
+    } else if path == "/echo-auth" {
+        let auth = headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        ("200 OK", String::new(), auth.into_bytes())
+    } else if path == "/big" {
+        ("200 OK", String::new(), vec![b'b'; 11 << 20])
+    } else {
+        ("404 Not Found", String::new(), b"no".to_vec())
+    };
+    write!(
+        w,
+        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        payload.len()
+    )?;
+    w.write_all(&payload)?;
+    w.flush()
+}
