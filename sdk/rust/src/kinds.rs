@@ -84,7 +84,7 @@ pub fn check_spec(table: &[(char, &str)], spec: char) -> Result<(), PluginError>
 /// Export a [`ReleaseFormatter`] as the component's `stasis:plugin/formatter`.
 #[macro_export]
 macro_rules! export_release_formatter {
-    ($ty:ty) => {
+    ($ty:ident) => {
         impl $crate::bindings::release_formatter::exports::stasis::plugin::formatter::Guest for $ty {
             fn specifiers() -> ::std::vec::Vec<$crate::SpecInfo> {
                 $crate::__kinds::spec_infos(<$ty as $crate::ReleaseFormatter>::SPECIFIERS)
@@ -104,7 +104,7 @@ macro_rules! export_release_formatter {
 /// Export a [`MissionRule`] as the component's `stasis:plugin/rule`.
 #[macro_export]
 macro_rules! export_mission_rule {
-    ($ty:ty) => {
+    ($ty:ident) => {
         impl $crate::bindings::mission_rule::exports::stasis::plugin::rule::Guest for $ty {
             fn validate(delivery: $crate::Delivery) -> ::std::vec::Vec<$crate::Diagnostic> {
                 <$ty as $crate::MissionRule>::validate(&delivery)
@@ -130,7 +130,7 @@ macro_rules! export_mission_rule {
 /// Export a [`TestStrategy`] as the component's `stasis:plugin/strategy`.
 #[macro_export]
 macro_rules! export_test_strategy {
-    ($ty:ty) => {
+    ($ty:ident) => {
         impl $crate::bindings::test_strategy::exports::stasis::plugin::strategy::Guest for $ty {
             fn run(
                 ctx: $crate::TestContext,
@@ -145,7 +145,7 @@ macro_rules! export_test_strategy {
 /// Export a [`DeployTarget`] as the component's `stasis:plugin/deployer`.
 #[macro_export]
 macro_rules! export_deploy_target {
-    ($ty:ty) => {
+    ($ty:ident) => {
         impl $crate::bindings::deploy_target::exports::stasis::plugin::deployer::Guest for $ty {
             fn plan(
                 section: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
