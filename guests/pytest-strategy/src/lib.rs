@@ -26,7 +26,9 @@ impl TestStrategy for Pytest {
             ("script_setup", &ctx.test.script_setup),
             ("script", &ctx.test.script),
         ] {
-            for (index, raw) in text.lines().enumerate() {
+            // A line ending in a backslash continues on the next one, as in the bash strategy.
+            let joined = text.replace("\\\n", " ");
+            for (index, raw) in joined.lines().enumerate() {
                 if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
                     continue;
                 }
@@ -361,5 +363,15 @@ mod tests {
         assert!(!pip.is_pytest);
         assert_eq!(pip.args, vec!["install", "-e", "."]);
         assert!(Line::parse(split("A=1").unwrap(), &c).is_none());
+    }
+
+    #[test]
+    fn continued_lines_join() {
+        let text = "python3 -m pytest -r fEsx \\\n    --basetemp=\"x y\"";
+        let joined = text.replace("\\\n", " ");
+        assert_eq!(
+            split(&joined).unwrap(),
+            vec!["python3", "-m", "pytest", "-r", "fEsx", "--basetemp=x y"]
+        );
     }
 }
