@@ -2,3 +2,5 @@
 pub fn main() -> i32 {
     0
 }
+
+pub mod plugin_new;
