@@ -363,3 +363,5 @@ fn cmd_check(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
         EXIT_OK
     }
 }
+
+pub mod plugin_new;
