@@ -49,12 +49,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cache = tmp.path().join(format!("cache{round}/pkgs"));
         let engine = NativeEngine::new(EnvSettings::new(cache));
         let t = Instant::now();
-        let env = engine.create("bench", &tmp.path().join(format!("envs/cold{round}")), &spec)?;
+        let env = engine.create(
+            "bench",
+            &tmp.path().join(format!("envs/cold{round}")),
+            &spec,
+        )?;
         cold.push(t.elapsed());
         assert_eq!(env.packages.len(), PACKAGES);
         server.clear();
         let t = Instant::now();
-        engine.create("bench", &tmp.path().join(format!("envs/warm{round}")), &spec)?;
+        engine.create(
+            "bench",
+            &tmp.path().join(format!("envs/warm{round}")),
+            &spec,
+        )?;
         warm.push(t.elapsed());
         let downloads = server
             .requests()

@@ -68,7 +68,11 @@ fn settings(tmp: &Path, attempts: u32) -> EnvSettings {
 fn serve_installer(tmp: &Path) -> (Server, String) {
     let www = tmp.join("www/download/24.3.0-0");
     std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("Miniforge3-24.3.0-0-Linux-x86_64.sh"), FAKE_INSTALLER).unwrap();
+    std::fs::write(
+        www.join("Miniforge3-24.3.0-0-Linux-x86_64.sh"),
+        FAKE_INSTALLER,
+    )
+    .unwrap();
     let server = Server::start(&tmp.join("www"));
     let sha = format!("{:x}", Sha256::digest(FAKE_INSTALLER.as_bytes()));
     (server, sha)
@@ -84,7 +88,10 @@ fn installer_flow_with_retries_config_and_environment() {
         settings(tmp.path(), 5),
     );
     let script = eng.bootstrap().unwrap();
-    assert_eq!(script, tmp.path().join("tmp/Miniforge3-24.3.0-0-Linux-x86_64.sh"));
+    assert_eq!(
+        script,
+        tmp.path().join("tmp/Miniforge3-24.3.0-0-Linux-x86_64.sh")
+    );
     let gets: Vec<_> = server
         .requests()
         .into_iter()
@@ -158,12 +165,26 @@ fn installer_checksum_and_download_errors() {
     let msg = err.to_string();
     assert!(matches!(err, EnvError::Checksum { .. }), "{msg}");
     assert!(msg.contains(&wrong) && msg.contains(&sha), "{msg}");
-    assert!(!tmp.path().join("tmp/Miniforge3-24.3.0-0-Linux-x86_64.sh").exists());
+    assert!(
+        !tmp.path()
+            .join("tmp/Miniforge3-24.3.0-0-Linux-x86_64.sh")
+            .exists()
+    );
 
     server.fail_next(".sh", 10);
-    let eng = InstallerEngine::new(config(tmp.path(), &server.base_url, None), settings(tmp.path(), 3));
+    let eng = InstallerEngine::new(
+        config(tmp.path(), &server.base_url, None),
+        settings(tmp.path(), 3),
+    );
     let err = eng.bootstrap().unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, EnvError::Download { attempts: 3, .. }), "{msg}");
-    assert!(msg.contains("/download/24.3.0-0/Miniforge3-24.3.0-0-Linux-x86_64.sh") && msg.contains("503"), "{msg}");
+    assert!(
+        matches!(err, EnvError::Download { attempts: 3, .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("/download/24.3.0-0/Miniforge3-24.3.0-0-Linux-x86_64.sh")
+            && msg.contains("503"),
+        "{msg}"
+    );
 }

@@ -21,7 +21,11 @@ fn channel(root: &Path) {
     ))
     .add(Pkg::new("libbar", "2.0").depends("libfoo >=1.0"))
     .add(Pkg::new("libbar", "1.0").depends("libfoo"))
-    .add(Pkg::new("tool", "1.0").depends("libbar").exe("bin/tool", "#!/bin/sh\necho tool\n"))
+    .add(
+        Pkg::new("tool", "1.0")
+            .depends("libbar")
+            .exe("bin/tool", "#!/bin/sh\necho tool\n"),
+    )
     .add(Pkg::new("extra", "1.0"))
     .add(Pkg::new("needs-extra", "1.0").depends("extra"))
     .add(python_wrapper_pkg("3.11.7"))
@@ -98,7 +102,10 @@ fn create_activate_purge_export_round_trip_and_warm_cache() {
     let act = &env.activation;
     let bin = prefix.join("bin").display().to_string();
     assert!(act.get("PATH").unwrap().starts_with(&bin), "{act:?}");
-    assert_eq!(act.get("CONDA_PREFIX"), Some(prefix.display().to_string().as_str()));
+    assert_eq!(
+        act.get("CONDA_PREFIX"),
+        Some(prefix.display().to_string().as_str())
+    );
     assert_eq!(act.get("CONDA_DEFAULT_ENV"), Some("rel"));
     assert_eq!(act.get("STASIS_FIXTURE_ACTIVATED"), Some("yes"));
     assert_eq!(
@@ -125,16 +132,24 @@ fn create_activate_purge_export_round_trip_and_warm_cache() {
     let lock = export::explicit_lock(&env, &header.render());
     let release_yml = export::rewrite_stage1(&yml, &header, false, false);
     let (yml_path, lock_path) =
-        export::write_exports(&tmp.path().join("out/delivery"), "rel", &release_yml, &lock).unwrap();
+        export::write_exports(&tmp.path().join("out/delivery"), "rel", &release_yml, &lock)
+            .unwrap();
     let lock_text = std::fs::read_to_string(&lock_path).unwrap();
     assert!(lock_text.contains("@EXPLICIT\n"));
     assert_eq!(lock_text.matches(".tar.bz2#").count(), 5, "{lock_text}");
-    assert!(lock_text.contains(&format!("{chan_url}/linux-64/native-thing-0.1-h0_0.tar.bz2#")));
+    assert!(lock_text.contains(&format!(
+        "{chan_url}/linux-64/native-thing-0.1-h0_0.tar.bz2#"
+    )));
     assert!(release_yml.contains("  - libbar=2.0=h0_0\n") && !release_yml.contains("prefix:"));
 
     // Round trip 1: from the lock, no solve.
     let from_lock = eng
-        .create_from_lock("rel-lock", &tmp.path().join("envs/rel-lock"), &lock_text, &[])
+        .create_from_lock(
+            "rel-lock",
+            &tmp.path().join("envs/rel-lock"),
+            &lock_text,
+            &[],
+        )
         .unwrap();
     assert_eq!(names(&from_lock), names(&env));
 
@@ -148,7 +163,9 @@ fn create_activate_purge_export_round_trip_and_warm_cache() {
         conda: y.conda,
         ..Default::default()
     };
-    let from_yml = eng.create("rel-yml", &tmp.path().join("envs/rel-yml"), &spec2).unwrap();
+    let from_yml = eng
+        .create("rel-yml", &tmp.path().join("envs/rel-yml"), &spec2)
+        .unwrap();
     assert_eq!(names(&from_yml), names(&env));
     let downloads: Vec<_> = server
         .requests()
@@ -201,7 +218,10 @@ fn unreachable_channel_names_url_and_attempts() {
         .create("r", &tmp.path().join("envs/r"), &spec)
         .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, EnvError::ChannelUnreachable { attempts: 2, .. }), "{msg}");
+    assert!(
+        matches!(err, EnvError::ChannelUnreachable { attempts: 2, .. }),
+        "{msg}"
+    );
     assert!(msg.contains(&format!("127.0.0.1:{port}/nowhere")), "{msg}");
 }
 

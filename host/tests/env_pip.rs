@@ -48,7 +48,8 @@ fn pip_packages_from_index_purge_and_export() {
     let tmp = tempfile::tempdir().unwrap();
     let www = tmp.path().join("www");
     let mut ch = Channel::new(&www.join("chan"));
-    ch.add(python_wrapper_pkg("3.11.7")).add(Pkg::new("libfoo", "1.0"));
+    ch.add(python_wrapper_pkg("3.11.7"))
+        .add(Pkg::new("libfoo", "1.0"));
     ch.write().unwrap();
     wheel(&www, "demo-pkg", "1.0");
     wheel(&www, "demo-two", "2.0");
@@ -76,10 +77,15 @@ fn pip_packages_from_index_purge_and_export() {
     let run_env = env.activation.apply(&std::env::vars().collect());
     let freeze = pip::freeze("rel", &prefix, &run_env).unwrap();
     assert!(freeze.iter().any(|l| l == "demo-pkg==1.0"), "{freeze:?}");
-    assert!(!freeze.iter().any(|l| l.starts_with("demo-two")), "{freeze:?}");
+    assert!(
+        !freeze.iter().any(|l| l.starts_with("demo-two")),
+        "{freeze:?}"
+    );
     let requests = server.requests();
     assert!(
-        requests.iter().any(|r| r.ends_with("demo_pkg-1.0-py3-none-any.whl")),
+        requests
+            .iter()
+            .any(|r| r.ends_with("demo_pkg-1.0-py3-none-any.whl")),
         "{requests:?}"
     );
     let yml = export::env_yml(&env, &freeze);
@@ -91,5 +97,9 @@ fn pip_packages_from_index_purge_and_export() {
         .envs(&run_env)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.0", "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1.0",
+        "{out:?}"
+    );
 }

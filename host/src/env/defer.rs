@@ -118,7 +118,11 @@ mod tests {
 
     #[test]
     fn classifies_like_upstream() {
-        let specs = vec!["acstools==3.7".to_string(), "numpy".into(), "stsci.tools==HEAD".into()];
+        let specs = vec![
+            "acstools==3.7".to_string(),
+            "numpy".into(),
+            "stsci.tools==HEAD".into(),
+        ];
         let tests = vec!["acstools".to_string(), "stsci.tools".into()];
         let got = classify(&specs, &tests, false, |s| s.starts_with("acstools"));
         assert_eq!(got[0].1, Verdict::UseExternal);

@@ -107,7 +107,12 @@ impl ReleaseHeader {
 /// Stage 1: header; `  - @CONDA_CHANNEL@` as the first channel when conda packages were built
 /// for the host; `      - @PIP_ARGUMENTS@` first in the pip section when wheels were; the
 /// `prefix:` key (and a path on its next line) removed.
-pub fn rewrite_stage1(yml: &str, header: &ReleaseHeader, conda_deferred: bool, pip_deferred: bool) -> String {
+pub fn rewrite_stage1(
+    yml: &str,
+    header: &ReleaseHeader,
+    conda_deferred: bool,
+    pip_deferred: bool,
+) -> String {
     let mut out = header.render();
     let lines: Vec<&str> = yml.split_inclusive('\n').collect();
     let mut i = 0;
@@ -199,7 +204,10 @@ pub fn stage2_values(t: &StagingTargets<'_>) -> (String, String) {
             t.mission, t.build_name
         )
     } else {
-        format!("--extra-index-url file://{}", t.wheel_artifact_dir.display())
+        format!(
+            "--extra-index-url file://{}",
+            t.wheel_artifact_dir.display()
+        )
     };
     (conda, pip)
 }
@@ -276,7 +284,11 @@ mod tests {
 
     #[test]
     fn yml_looks_like_conda_env_export() {
-        let freeze = vec!["numpy==1.0".to_string(), "Zeta_Pkg==2".into(), "acstools==3.7.1".into()];
+        let freeze = vec![
+            "numpy==1.0".to_string(),
+            "Zeta_Pkg==2".into(),
+            "acstools==3.7.1".into(),
+        ];
         assert_eq!(
             env_yml(&env(), &freeze),
             "name: rel\nchannels:\n  - http://h/c\ndependencies:\n  - numpy=1.0=h0_0\n  - python=3.12.1=h0_0\n  - pip:\n      - acstools==3.7.1\n      - Zeta_Pkg==2\nprefix: /x/envs/rel\n"
@@ -289,7 +301,13 @@ mod tests {
         let lines: Vec<&str> = lock.lines().collect();
         assert_eq!(lines[0], "# h");
         assert_eq!(lines[2], "@EXPLICIT");
-        assert_eq!(lines[3], format!("http://h/c/noarch/numpy-1.0-h0_0.tar.bz2#{}", "ab".repeat(32)));
+        assert_eq!(
+            lines[3],
+            format!(
+                "http://h/c/noarch/numpy-1.0-h0_0.tar.bz2#{}",
+                "ab".repeat(32)
+            )
+        );
         assert_eq!(lines.len(), 5);
     }
 
@@ -303,10 +321,22 @@ mod tests {
             ..Default::default()
         };
         let s1 = rewrite_stage1(&yml, &header, true, true);
-        assert!(s1.starts_with("# delivery_name: rel\n# delivery_fmt: %n-%v\n"), "{s1}");
-        assert!(s1.contains("# creation_time: Tue Nov 14 22:13:20 2023\n"), "{s1}");
-        assert!(s1.contains("channels:\n  - @CONDA_CHANNEL@\n  - http://h/c\n"), "{s1}");
-        assert!(s1.contains("  - pip:\n      - @PIP_ARGUMENTS@\n      - acstools==3.7.1\n"), "{s1}");
+        assert!(
+            s1.starts_with("# delivery_name: rel\n# delivery_fmt: %n-%v\n"),
+            "{s1}"
+        );
+        assert!(
+            s1.contains("# creation_time: Tue Nov 14 22:13:20 2023\n"),
+            "{s1}"
+        );
+        assert!(
+            s1.contains("channels:\n  - @CONDA_CHANNEL@\n  - http://h/c\n"),
+            "{s1}"
+        );
+        assert!(
+            s1.contains("  - pip:\n      - @PIP_ARGUMENTS@\n      - acstools==3.7.1\n"),
+            "{s1}"
+        );
         assert!(!s1.contains("prefix:"), "{s1}");
         let plain = rewrite_stage1(&yml, &header, false, false);
         assert!(!plain.contains('@'), "{plain}");
@@ -320,9 +350,18 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(c, "/o/conda");
-        assert_eq!(p, "--extra-index-url https://stage.example/hst/B-1/packages/wheels");
+        assert_eq!(
+            p,
+            "--extra-index-url https://stage.example/hst/B-1/packages/wheels"
+        );
         let s2 = rewrite_stage2(&s1, &c, &p);
-        assert!(s2.contains("  - /o/conda\n") && s2.contains("      - --extra-index-url https://stage.example/hst/B-1/packages/wheels\n"), "{s2}");
+        assert!(
+            s2.contains("  - /o/conda\n")
+                && s2.contains(
+                    "      - --extra-index-url https://stage.example/hst/B-1/packages/wheels\n"
+                ),
+            "{s2}"
+        );
         let (c, p) = stage2_values(&StagingTargets {
             artifactory: Some(("https://jf", "repo")),
             mission: "m",
@@ -337,7 +376,12 @@ mod tests {
 
     #[test]
     fn prefix_on_next_line_is_dropped_too() {
-        let s = rewrite_stage1("name: a\nprefix:\n  /opt/x\nfoo: 1\n", &ReleaseHeader::default(), false, false);
+        let s = rewrite_stage1(
+            "name: a\nprefix:\n  /opt/x\nfoo: 1\n",
+            &ReleaseHeader::default(),
+            false,
+            false,
+        );
         assert!(s.ends_with("name: a\nfoo: 1\n"), "{s}");
     }
 

@@ -40,12 +40,19 @@ pub struct InstallerConfig {
 impl InstallerConfig {
     /// The installer's file name, e.g. `Miniforge3-24.3.0-0-Linux-x86_64.sh`.
     pub fn file_name(&self) -> String {
-        format!("{}-{}-{}-{}.sh", self.name, self.version, self.platform, self.arch)
+        format!(
+            "{}-{}-{}-{}.sh",
+            self.name, self.version, self.platform, self.arch
+        )
     }
 
     /// The installer's URL.
     pub fn url(&self) -> String {
-        format!("{}/{}", self.baseurl.trim_end_matches('/'), self.file_name())
+        format!(
+            "{}/{}",
+            self.baseurl.trim_end_matches('/'),
+            self.file_name()
+        )
     }
 }
 
@@ -94,7 +101,10 @@ impl InstallerEngine {
         let rc = self.base().join(".condarc").display().to_string();
         env.insert("CONDARC".into(), rc.clone());
         env.insert("MAMBARC".into(), rc);
-        env.insert("MAMBA_ROOT_PREFIX".into(), self.base().display().to_string());
+        env.insert(
+            "MAMBA_ROOT_PREFIX".into(),
+            self.base().display().to_string(),
+        );
         env
     }
 
@@ -134,7 +144,13 @@ impl InstallerEngine {
             self.conda(&env, &args)?;
         }
         if !c.base_pip_packages.is_empty() {
-            pip::install("base", self.base(), &env, &self.settings, &c.base_pip_packages)?;
+            pip::install(
+                "base",
+                self.base(),
+                &env,
+                &self.settings,
+                &c.base_pip_packages,
+            )?;
         }
         Ok(script)
     }
@@ -157,11 +173,19 @@ impl InstallerEngine {
 
     /// Create environment `name` at `prefix` with `conda env create --file` (a YAML written
     /// from `spec`), then purge, pip install, mark complete and activate.
-    pub fn create(&self, name: &str, prefix: &Path, spec: &EnvSpec) -> Result<InstalledEnv, EnvError> {
+    pub fn create(
+        &self,
+        name: &str,
+        prefix: &Path,
+        spec: &EnvSpec,
+    ) -> Result<InstalledEnv, EnvError> {
         let env = self.base_run_env();
         if prefix.exists() {
             ensure_removable(prefix)?;
-            self.conda(&env, &["env", "remove", "-y", "-p", &prefix.display().to_string()])?;
+            self.conda(
+                &env,
+                &["env", "remove", "-y", "-p", &prefix.display().to_string()],
+            )?;
             if prefix.exists() {
                 std::fs::remove_dir_all(prefix).map_err(|e| EnvError::io(prefix, e))?;
             }
@@ -225,7 +249,11 @@ fn verify_sha256(what: &str, bytes: &[u8], expected: Option<&str>) -> Result<(),
     Ok(())
 }
 
-fn run(env_name: &str, mut cmd: Command, env: &HashMap<String, String>) -> Result<String, EnvError> {
+fn run(
+    env_name: &str,
+    mut cmd: Command,
+    env: &HashMap<String, String>,
+) -> Result<String, EnvError> {
     cmd.env_clear().envs(env);
     let shown = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
@@ -271,12 +299,10 @@ pub fn download_bytes(url: &str, retry: &RetryPolicy) -> Result<Vec<u8>, EnvErro
     let mut last = String::new();
     for attempt in 1..=attempts {
         match client.get(url).send() {
-            Ok(resp) if resp.status().is_success() => {
-                match resp.bytes() {
-                    Ok(body) => return Ok(body.to_vec()),
-                    Err(e) => last = format!("reading body: {}", super::error_chain(&e)),
-                }
-            }
+            Ok(resp) if resp.status().is_success() => match resp.bytes() {
+                Ok(body) => return Ok(body.to_vec()),
+                Err(e) => last = format!("reading body: {}", super::error_chain(&e)),
+            },
             Ok(resp) => last = format!("HTTP {}", resp.status()),
             Err(e) => last = super::error_chain(&e),
         }
@@ -313,7 +339,9 @@ mod tests {
 
     #[test]
     fn sha_mismatch_names_both() {
-        let err = verify_sha256("u", b"abc", Some("00")).unwrap_err().to_string();
+        let err = verify_sha256("u", b"abc", Some("00"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("expected 00")
                 && err.contains("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),

@@ -88,11 +88,15 @@ impl RetryPolicy {
             match lookup(key) {
                 None => Ok(None),
                 Some(v) if v.trim().is_empty() => Ok(None),
-                Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| EnvError::BadSetting {
-                    key: key.to_string(),
-                    value: v,
-                    expected: "a non-negative integer",
-                }),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| EnvError::BadSetting {
+                        key: key.to_string(),
+                        value: v,
+                        expected: "a non-negative integer",
+                    }),
             }
         };
         if let Some(n) = num("STASIS_DOWNLOAD_RETRY_MAX")? {
@@ -146,7 +150,9 @@ pub fn default_package_cache(configured: Option<&str>) -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("stasis/pkgs");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache/stasis/pkgs")
 }
 
@@ -203,7 +209,12 @@ impl Engine {
 
     /// Create (or re-create) environment `name` at `prefix` from `spec`, then apply the purge
     /// lists and pip packages. A failed creation never leaves a prefix that looks complete.
-    pub fn create(&self, name: &str, prefix: &Path, spec: &EnvSpec) -> Result<InstalledEnv, EnvError> {
+    pub fn create(
+        &self,
+        name: &str,
+        prefix: &Path,
+        spec: &EnvSpec,
+    ) -> Result<InstalledEnv, EnvError> {
         match self {
             Engine::System => Ok(InstalledEnv {
                 name: name.to_string(),
@@ -233,7 +244,11 @@ pub enum EnvError {
     #[error("based_on {location}: {reason}")]
     BasedOn { location: String, reason: String },
     #[error("environment {env}: invalid package spec {spec:?}: {reason}")]
-    BadSpec { env: String, spec: String, reason: String },
+    BadSpec {
+        env: String,
+        spec: String,
+        reason: String,
+    },
     #[error("environment {env}: channel {url} unreachable after {attempts} attempt(s): {reason}")]
     ChannelUnreachable {
         env: String,
@@ -247,7 +262,9 @@ pub enum EnvError {
         specs: String,
         message: String,
     },
-    #[error("environment {env}: checksum mismatch for {package}: expected {expected}, got {actual}")]
+    #[error(
+        "environment {env}: checksum mismatch for {package}: expected {expected}, got {actual}"
+    )]
     Checksum {
         env: String,
         package: String,
@@ -270,7 +287,11 @@ pub enum EnvError {
         stderr: String,
     },
     #[error("download {url} failed after {attempts} attempt(s): {reason}")]
-    Download { url: String, attempts: u32, reason: String },
+    Download {
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -313,10 +334,21 @@ mod tests {
     #[test]
     fn engine_kind_parses_and_names_origin() {
         assert_eq!(EngineKind::parse("", "x").unwrap(), EngineKind::Native);
-        assert_eq!(EngineKind::parse(" installer ", "x").unwrap(), EngineKind::Installer);
-        assert_eq!(EngineKind::parse("system", "x").unwrap(), EngineKind::System);
-        let err = EngineKind::parse("mamba", "stasis.ini:7").unwrap_err().to_string();
-        assert!(err.contains("stasis.ini:7") && err.contains("mamba"), "{err}");
+        assert_eq!(
+            EngineKind::parse(" installer ", "x").unwrap(),
+            EngineKind::Installer
+        );
+        assert_eq!(
+            EngineKind::parse("system", "x").unwrap(),
+            EngineKind::System
+        );
+        let err = EngineKind::parse("mamba", "stasis.ini:7")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stasis.ini:7") && err.contains("mamba"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -330,9 +362,10 @@ mod tests {
         assert_eq!(p.attempts, 2);
         assert_eq!(p.delay, Duration::ZERO);
         assert_eq!(p.timeout, Duration::from_secs(30));
-        let err = RetryPolicy::from_vars(|k| (k == "STASIS_DOWNLOAD_TIMEOUT").then(|| "soon".into()))
-            .unwrap_err()
-            .to_string();
+        let err =
+            RetryPolicy::from_vars(|k| (k == "STASIS_DOWNLOAD_TIMEOUT").then(|| "soon".into()))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("STASIS_DOWNLOAD_TIMEOUT"), "{err}");
     }
 

@@ -16,8 +16,7 @@ use rattler::install::Installer;
 use rattler::package_cache::PackageCache;
 use rattler_conda_types::{
     Channel, ChannelConfig, GenericVirtualPackage, MatchSpec, PackageName, PackageRecord,
-    ParseStrictness, PrefixRecord, RepoDataRecord, Subdir, Version,
-    package::DistArchiveIdentifier,
+    ParseStrictness, PrefixRecord, RepoDataRecord, Subdir, Version, package::DistArchiveIdentifier,
 };
 use rattler_networking::LazyClient;
 use rattler_repodata_gateway::Gateway;
@@ -55,7 +54,12 @@ impl NativeEngine {
     /// Create environment `name` at `prefix` (replacing an existing environment there):
     /// solve + install `spec.conda`, apply `spec.conda_purge`, pip-install `spec.pip`, apply
     /// `spec.pip_purge`, mark complete, and compute the activation.
-    pub fn create(&self, name: &str, prefix: &Path, spec: &EnvSpec) -> Result<InstalledEnv, EnvError> {
+    pub fn create(
+        &self,
+        name: &str,
+        prefix: &Path,
+        spec: &EnvSpec,
+    ) -> Result<InstalledEnv, EnvError> {
         let channels = parse_channels(name, &spec.channels)?;
         let specs = parse_specs(name, &spec.conda)?;
         let records = block_on(name, self.solve(name, &channels, &specs))??;
@@ -205,7 +209,12 @@ impl NativeEngine {
 
     /// `conda remove`: drop `names` and every package that (transitively) depends on them.
     /// Returns the removed packages. Unknown names are ignored, as conda does with `--force`.
-    pub fn purge(&self, name: &str, prefix: &Path, names: &[String]) -> Result<Vec<String>, EnvError> {
+    pub fn purge(
+        &self,
+        name: &str,
+        prefix: &Path,
+        names: &[String],
+    ) -> Result<Vec<String>, EnvError> {
         let records: Vec<PrefixRecord> =
             PrefixRecord::collect_from_prefix(prefix).map_err(|e| EnvError::io(prefix, e))?;
         let mut removed: BTreeSet<String> = names
@@ -250,7 +259,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn rec_name(r: &PrefixRecord) -> String {
-    r.repodata_record.package_record.name.as_normalized().to_string()
+    r.repodata_record
+        .package_record
+        .name
+        .as_normalized()
+        .to_string()
 }
 
 /// The package name of a `depends` entry (`numpy >=1.20 *_0` → `numpy`).
@@ -262,7 +275,10 @@ fn dep_name(dep: &str) -> String {
 }
 
 /// The variables a child process of environment `activation` runs with.
-pub(crate) fn merged_env(base: &HashMap<String, String>, activation: &Activation) -> HashMap<String, String> {
+pub(crate) fn merged_env(
+    base: &HashMap<String, String>,
+    activation: &Activation,
+) -> HashMap<String, String> {
     activation.apply(base)
 }
 
@@ -295,7 +311,8 @@ fn parse_channels(env: &str, channels: &[String]) -> Result<Vec<Channel>, EnvErr
         return Err(EnvError::BadSpec {
             env: env.to_string(),
             spec: String::new(),
-            reason: "no channels configured (conda_channels or the based_on YAML's channels)".into(),
+            reason: "no channels configured (conda_channels or the based_on YAML's channels)"
+                .into(),
         });
     }
     channels
@@ -405,7 +422,11 @@ fn virtual_packages() -> Vec<GenericVirtualPackage> {
             .chars()
             .take_while(|c| c.is_ascii_digit() || *c == '.')
             .collect();
-        add("__linux", if kernel.is_empty() { "0" } else { &kernel }, "0");
+        add(
+            "__linux",
+            if kernel.is_empty() { "0" } else { &kernel },
+            "0",
+        );
         if let Some(glibc) = glibc_version() {
             add("__glibc", &glibc, "0");
         }
@@ -461,6 +482,26 @@ fn install_error(name: &str, prefix: &Path, e: &rattler::install::InstallerError
         }
         cur = err.source();
     }
+    // The package cache wraps the extract error in types that do not expose it as a source;
+    // its message keeps the fields ("hash mismatch when extracting URL to DEST: expected E,
+    // got A, …"), so read them from there.
+    let text = error_chain(e);
+    if let Some(rest) = text.split("hash mismatch when extracting ").nth(1) {
+        let url = rest.split(' ').next().unwrap_or_default();
+        let field = |key: &str| {
+            rest.split(key)
+                .nth(1)
+                .and_then(|s| s.split([',', ' ']).next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        return EnvError::Checksum {
+            env: name.to_string(),
+            package: url.to_string(),
+            expected: field("expected "),
+            actual: field("got "),
+        };
+    }
     EnvError::Install {
         env: name.to_string(),
         prefix: prefix.to_path_buf(),
@@ -505,7 +546,8 @@ fn remove_env_dir(env: &str, dir: &Path) -> Result<(), EnvError> {
         return Err(EnvError::Install {
             env: env.to_string(),
             prefix: dir.to_path_buf(),
-            message: "refusing to replace a non-empty directory that is not a conda environment".into(),
+            message: "refusing to replace a non-empty directory that is not a conda environment"
+                .into(),
         });
     }
     std::fs::remove_dir_all(dir).map_err(|e| EnvError::io(dir, e))
@@ -567,7 +609,9 @@ mod tests {
         assert_eq!(r.build.as_str(), "h0_1");
         assert_eq!(r.subdir, "noarch");
         assert_eq!(recs[0].channel.as_deref(), Some("http://127.0.0.1:1/chan"));
-        let err = lock_records("r", "@EXPLICIT\nnot a url\n").unwrap_err().to_string();
+        let err = lock_records("r", "@EXPLICIT\nnot a url\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a url"), "{err}");
     }
 

@@ -72,14 +72,24 @@ pub fn uninstall(
         return Ok(());
     }
     let mut cmd = Command::new(python(prefix));
-    cmd.args(["-m", "pip", "uninstall", "-y", "--disable-pip-version-check"])
-        .args(names);
+    cmd.args([
+        "-m",
+        "pip",
+        "uninstall",
+        "-y",
+        "--disable-pip-version-check",
+    ])
+    .args(names);
     run(name, cmd, env, &[]).map(|_| ())
 }
 
 /// `pip list --format=freeze --local`: `name==version` lines of what pip sees in the
 /// environment (`--local` keeps a virtualenv's global site-packages out).
-pub fn freeze(name: &str, prefix: &Path, env: &HashMap<String, String>) -> Result<Vec<String>, EnvError> {
+pub fn freeze(
+    name: &str,
+    prefix: &Path,
+    env: &HashMap<String, String>,
+) -> Result<Vec<String>, EnvError> {
     let mut cmd = Command::new(python(prefix));
     cmd.args([
         "-m",
@@ -104,7 +114,9 @@ fn run(
     env: &HashMap<String, String>,
     extra: &[(&str, String)],
 ) -> Result<String, EnvError> {
-    cmd.env_clear().envs(env).envs(extra.iter().map(|(k, v)| (*k, v)));
+    cmd.env_clear()
+        .envs(env)
+        .envs(extra.iter().map(|(k, v)| (*k, v)));
     // Not `{cmd:?}`: Command's Debug prints the environment, which may hold credentials.
     let shown = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())

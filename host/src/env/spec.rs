@@ -134,15 +134,20 @@ pub fn parse_env_yaml(text: &str, location: &str) -> Result<EnvYaml, EnvError> {
                 for (k, v) in sub {
                     let key = scalar(k).unwrap_or_default();
                     if key != "pip" {
-                        return Err(bad(format!("dependencies: unsupported sub-section {key:?}")));
+                        return Err(bad(format!(
+                            "dependencies: unsupported sub-section {key:?}"
+                        )));
                     }
                     for p in seq(v, "pip").map_err(bad)? {
-                        out.pip
-                            .push(scalar(p).ok_or_else(|| bad("pip: items must be strings".into()))?);
+                        out.pip.push(
+                            scalar(p).ok_or_else(|| bad("pip: items must be strings".into()))?,
+                        );
                     }
                 }
             } else {
-                return Err(bad("dependencies: items must be strings or a pip: list".into()));
+                return Err(bad(
+                    "dependencies: items must be strings or a pip: list".into()
+                ));
             }
         }
     }
@@ -241,8 +246,14 @@ mod tests {
     #[test]
     fn based_on_locations() {
         assert_eq!(BasedOn::parse("  "), None);
-        assert_eq!(BasedOn::parse("file:///a/b.yml"), Some(BasedOn::Path("/a/b.yml".into())));
-        assert_eq!(BasedOn::parse("x/b.yml"), Some(BasedOn::Path("x/b.yml".into())));
+        assert_eq!(
+            BasedOn::parse("file:///a/b.yml"),
+            Some(BasedOn::Path("/a/b.yml".into()))
+        );
+        assert_eq!(
+            BasedOn::parse("x/b.yml"),
+            Some(BasedOn::Path("x/b.yml".into()))
+        );
         assert_eq!(
             BasedOn::parse("https://h/b.yml"),
             Some(BasedOn::Url("https://h/b.yml".into()))
@@ -283,8 +294,13 @@ mod tests {
 
     #[test]
     fn bad_yaml_names_location() {
-        let err = parse_env_yaml("dependencies: {a: 1}\n", "m/base.yml").unwrap_err().to_string();
-        assert!(err.contains("m/base.yml") && err.contains("dependencies"), "{err}");
+        let err = parse_env_yaml("dependencies: {a: 1}\n", "m/base.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m/base.yml") && err.contains("dependencies"),
+            "{err}"
+        );
         let err = parse_env_yaml("dependencies:\n  - conda:\n    - x\n", "f.yml")
             .unwrap_err()
             .to_string();
