@@ -11,7 +11,7 @@ use super::EnvError;
 /// Upstream's test-name key of a package spec: version and `[extras]` removed, `.`/`-` → `_`.
 pub fn test_key(spec: &str) -> String {
     let name_end = spec
-        .find(|c: char| matches!(c, '=' | '<' | '>' | '!' | '~' | '[' | '@' | ' ' | ';'))
+        .find(['=', '<', '>', '!', '~', '[', '@', ' ', ';'])
         .unwrap_or(spec.len());
     spec[..name_end].trim().replace(['.', '-'], "_")
 }

@@ -194,7 +194,7 @@ pub enum Engine {
     /// rattler: solve + install in-process.
     Native(native::NativeEngine),
     /// Upstream's installer flow: a base conda at `installer.base_prefix`, environments under it.
-    Installer(installer::InstallerEngine),
+    Installer(Box<installer::InstallerEngine>),
 }
 
 impl Engine {
