@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     warm.sort();
     let med = |v: &[Duration]| v[v.len() / 2];
     println!(
-        "{PACKAGES} packages x {FILES_PER_PACKAGE} files, {ROUNDS} rounds: cold median {:.0?} (min {:.0?}), warm median {:.0?} (min {:.0?}), speed-up {:.1}x",
+        "{PACKAGES} packages x {FILES_PER_PACKAGE} files, {ROUNDS} rounds: cold median {:.2?} (min {:.2?}), warm median {:.0?} (min {:.0?}), speed-up {:.1}x",
         med(&cold),
         cold[0],
         med(&warm),
