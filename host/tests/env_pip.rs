@@ -1,0 +1,105 @@
+//! pip inside a native environment: packages from a PEP 503 index served on 127.0.0.1
+//! (`pip_index_url`), `pip_packages_purge`, and the `- pip:` section of the export.
+
+#[path = "../../tests/fixtures/conda/mod.rs"]
+mod conda_fixture;
+
+use std::path::Path;
+use std::time::Duration;
+
+use conda_fixture::{Channel, Pkg, python_wrapper_pkg, server::Server};
+use stasis::env::export;
+use stasis::env::native::NativeEngine;
+use stasis::env::{EnvSettings, EnvSpec, RetryPolicy, pip};
+
+/// Write a minimal pure-Python wheel with the machine's python (zipfile), plus its index page.
+fn wheel(www: &Path, name: &str, version: &str) {
+    let dist = name.replace('-', "_");
+    let dir = www.join("simple").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = format!("{dist}-{version}-py3-none-any.whl");
+    let script = format!(
+        r#"
+import zipfile, sys
+z = zipfile.ZipFile(sys.argv[1], "w")
+z.writestr("{dist}/__init__.py", "VERSION = '{version}'\n")
+di = "{dist}-{version}.dist-info"
+z.writestr(di + "/METADATA", "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+z.writestr(di + "/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+z.writestr(di + "/RECORD", "")
+z.close()
+"#
+    );
+    let st = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .arg(dir.join(&file))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(
+        dir.join("index.html"),
+        format!("<html><body><a href=\"{file}\">{file}</a></body></html>\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn pip_packages_from_index_purge_and_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let www = tmp.path().join("www");
+    let mut ch = Channel::new(&www.join("chan"));
+    ch.add(python_wrapper_pkg("3.11.7"))
+        .add(Pkg::new("libfoo", "1.0"));
+    ch.write().unwrap();
+    wheel(&www, "demo-pkg", "1.0");
+    wheel(&www, "demo-two", "2.0");
+    let server = Server::start(&www);
+
+    let mut settings = EnvSettings::new(tmp.path().join("pkgs"));
+    settings.retry = RetryPolicy {
+        attempts: 1,
+        delay: Duration::ZERO,
+        timeout: Duration::from_secs(10),
+    };
+    settings.pip_index_url = Some(format!("{}/simple/", server.base_url));
+    let eng = NativeEngine::new(settings);
+    let spec = EnvSpec {
+        channels: vec![format!("{}/chan", server.base_url)],
+        conda: vec!["python=3.11".into(), "libfoo".into()],
+        pip: vec!["demo-pkg==1.0".into(), "demo-two".into()],
+        pip_purge: vec!["demo-two".into()],
+        ..Default::default()
+    };
+    let prefix = tmp.path().join("envs/rel");
+    let env = eng.create("rel", &prefix, &spec).unwrap();
+
+    // Installed into the environment (not the machine's python), purge applied.
+    let run_env = env.activation.apply(&std::env::vars().collect());
+    let freeze = pip::freeze("rel", &prefix, &run_env).unwrap();
+    assert!(freeze.iter().any(|l| l == "demo-pkg==1.0"), "{freeze:?}");
+    assert!(
+        !freeze.iter().any(|l| l.starts_with("demo-two")),
+        "{freeze:?}"
+    );
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.ends_with("demo_pkg-1.0-py3-none-any.whl")),
+        "{requests:?}"
+    );
+    let yml = export::env_yml(&env, &freeze);
+    assert!(yml.contains("  - pip:\n      - demo-pkg==1.0\n"), "{yml}");
+    // A python job in the environment imports it.
+    let out = std::process::Command::new("python")
+        .args(["-c", "import demo_pkg; print(demo_pkg.VERSION)"])
+        .env_clear()
+        .envs(&run_env)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1.0",
+        "{out:?}"
+    );
+}
