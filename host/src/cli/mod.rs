@@ -4,6 +4,82 @@
 //! list comes from the Plan.
 
 mod console;
+pub mod plugin;
+/// Where compiled plugin components are cached: `$XDG_CACHE_HOME/stasis/components`, else
+/// `~/.cache/stasis/components`.
+pub fn component_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("stasis").join("components")
+}
+
+/// The `[plugin:*]` sections of a plan as the plugin layer reads them: (mission, delivery, policy).
+pub fn plugin_sections(
+    plan: &Plan,
+) -> (
+    Vec<crate::plugins::SectionInput>,
+    Vec<crate::plugins::SectionInput>,
+    Option<crate::plugins::SectionInput>,
+) {
+    let to_input = |p: &plan::PluginSection| crate::plugins::SectionInput {
+        file: p.file.clone(),
+        name: format!("plugin:{}", p.name),
+        line: p.line,
+        entries: p.entries.clone(),
+    };
+    let mission = plan.plugins.iter().filter(|p| p.origin == "mission").map(to_input).collect();
+    let delivery = plan.plugins.iter().filter(|p| p.origin == "delivery").map(to_input).collect();
+    let policy = plan.plugin_policy.as_ref().map(|p| crate::plugins::SectionInput {
+        file: p.file.clone(),
+        name: "plugins".into(),
+        line: p.line,
+        entries: p.entries.clone(),
+    });
+    (mission, delivery, policy)
+}
+
+fn cmd_plugin(console: &Console, cmd: plugin::PluginCommand, opts: &RunOpts) -> i32 {
+    let cache = component_cache_dir();
+    match cmd {
+        plugin::PluginCommand::Check { delivery_file } => {
+            let (plan, diags) = match load_plan(console, &delivery_file, opts) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            print_diagnostics(console, &diags);
+            if diags.has_errors() {
+                return EXIT_USAGE;
+            }
+            let (mission, delivery, policy) = plugin_sections(&plan);
+            match plugin::check(&mission, &delivery, policy.as_ref(), &cache) {
+                0 => EXIT_OK,
+                _ => EXIT_USAGE,
+            }
+        }
+        plugin::PluginCommand::New {
+            lang,
+            kind,
+            name,
+            dir,
+        } => {
+            let dest = dir.unwrap_or_else(|| PathBuf::from(&name));
+            match plugin_new::new_project(&lang, &kind, &name, &dest) {
+                Ok(p) => {
+                    console.step(&format!("created {} ({lang} {kind} plugin {name})", p.display()));
+                    EXIT_OK
+                }
+                Err(e) => {
+                    console.error(&e);
+                    EXIT_USAGE
+                }
+            }
+        }
+        other => plugin::run(other, &cache),
+    }
+}
 mod run;
 
 pub use console::Console;
@@ -65,6 +141,11 @@ pub enum Command {
         /// The template, e.g. '{{ info.release_name }}'.
         #[arg(long, short = 't')]
         template: String,
+    },
+    /// Inspect, check or create WebAssembly plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
     },
     /// Validate the delivery, its mission and stasis.ini; print every problem.
     Check { delivery_file: PathBuf },
@@ -171,6 +252,7 @@ pub fn main() -> i32 {
             delivery_file,
             template,
         }) => cmd_render(&console, &delivery_file, &cli.opts, &template),
+        Some(Command::Plugin { command }) => cmd_plugin(&console, command, &cli.opts),
         Some(Command::Check { delivery_file }) => cmd_check(&console, &delivery_file, &cli.opts),
         None => match cli.delivery_file {
             Some(f) => run::run(&console, &f, &cli.opts),
@@ -364,4 +446,78 @@ fn cmd_check(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
     }
 }
 
-pub mod plugin_new;
+/// Where compiled plugin components are cached: `$XDG_CACHE_HOME/stasis/components`, else
+/// `~/.cache/stasis/components`.
+pub fn component_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("stasis").join("components")
+}
+
+/// The `[plugin:*]` sections of a plan as the plugin layer reads them: (mission, delivery, policy).
+pub fn plugin_sections(
+    plan: &Plan,
+) -> (
+    Vec<crate::plugins::SectionInput>,
+    Vec<crate::plugins::SectionInput>,
+    Option<crate::plugins::SectionInput>,
+) {
+    let to_input = |p: &plan::PluginSection| crate::plugins::SectionInput {
+        file: p.file.clone(),
+        name: format!("plugin:{}", p.name),
+        line: p.line,
+        entries: p.entries.clone(),
+    };
+    let mission = plan.plugins.iter().filter(|p| p.origin == "mission").map(to_input).collect();
+    let delivery = plan.plugins.iter().filter(|p| p.origin == "delivery").map(to_input).collect();
+    let policy = plan.plugin_policy.as_ref().map(|p| crate::plugins::SectionInput {
+        file: p.file.clone(),
+        name: "plugins".into(),
+        line: p.line,
+        entries: p.entries.clone(),
+    });
+    (mission, delivery, policy)
+}
+
+fn cmd_plugin(console: &Console, cmd: plugin::PluginCommand, opts: &RunOpts) -> i32 {
+    let cache = component_cache_dir();
+    match cmd {
+        plugin::PluginCommand::Check { delivery_file } => {
+            let (plan, diags) = match load_plan(console, &delivery_file, opts) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            print_diagnostics(console, &diags);
+            if diags.has_errors() {
+                return EXIT_USAGE;
+            }
+            let (mission, delivery, policy) = plugin_sections(&plan);
+            match plugin::check(&mission, &delivery, policy.as_ref(), &cache) {
+                0 => EXIT_OK,
+                _ => EXIT_USAGE,
+            }
+        }
+        plugin::PluginCommand::New {
+            lang,
+            kind,
+            name,
+            dir,
+        } => {
+            let dest = dir.unwrap_or_else(|| PathBuf::from(&name));
+            match plugin_new::new_project(&lang, &kind, &name, &dest) {
+                Ok(p) => {
+                    console.step(&format!("created {} ({lang} {kind} plugin {name})", p.display()));
+                    EXIT_OK
+                }
+                Err(e) => {
+                    console.error(&e);
+                    EXIT_USAGE
+                }
+            }
+        }
+        other => plugin::run(other, &cache),
+    }
+}

@@ -4,10 +4,11 @@
 //! from reading the process environment snapshot it is given: it runs nothing, creates nothing and
 //! needs no network. Later steps take every value from the Plan and never re-read the ini files.
 
+pub mod hooks;
 mod resolve;
 pub mod stage;
 
-pub use resolve::{PlanInput, resolve};
+pub use resolve::{FormatterHook, PlanInput, resolve, resolve_with};
 pub use stage::{Stage, StageStatus};
 
 use std::collections::BTreeMap;
@@ -38,6 +39,8 @@ pub struct Plan {
     pub deploy: Deploy,
     pub templates: Vec<TemplateJob>,
     pub plugins: Vec<PluginSection>,
+    /// stasis.ini `[plugins]`: the operator's policy.
+    pub plugin_policy: Option<PluginSection>,
     pub settings: Settings,
     pub stages: Vec<Stage>,
     /// Every `{{ name }}` template variable and its value.

@@ -24,7 +24,11 @@ pub struct PlanInput {
     pub settings: Settings,
 }
 
+/// Plugin-provided `%X` specifiers: `None` when the character is not one of theirs.
+pub type FormatterHook<'a> = &'a dyn Fn(char) -> Option<Result<String, String>>;
+
 struct Resolver<'a> {
+    extra: FormatterHook<'a>,
     loaded: &'a Loaded,
     input: &'a PlanInput,
     diags: &'a mut Diagnostics,
@@ -33,6 +37,16 @@ struct Resolver<'a> {
 }
 
 pub fn resolve(loaded: &Loaded, input: &PlanInput, diags: &mut Diagnostics) -> Plan {
+    resolve_with(loaded, input, diags, &|_| None)
+}
+
+/// [`resolve`] with plugin formatter specifiers.
+pub fn resolve_with(
+    loaded: &Loaded,
+    input: &PlanInput,
+    diags: &mut Diagnostics,
+    extra: FormatterHook<'_>,
+) -> Plan {
     schema::check_names(FileKind::System, &loaded.system, diags);
     schema::check_names(FileKind::Delivery, &loaded.delivery, diags);
     if let Some(m) = &loaded.mission {
@@ -42,6 +56,7 @@ pub fn resolve(loaded: &Loaded, input: &PlanInput, diags: &mut Diagnostics) -> P
     let mut env = input.env.clone();
     env.extend(system.exports.clone());
     let mut r = Resolver {
+        extra,
         loaded,
         input,
         diags,
@@ -68,6 +83,14 @@ pub fn resolve(loaded: &Loaded, input: &PlanInput, diags: &mut Diagnostics) -> P
     let tests = r.tests();
     let templates = r.templates();
     let plugins = r.plugins();
+    let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
+        name: "plugins".into(),
+        file: loaded.system.path.clone(),
+        line: sec.line,
+        dir: loaded.system.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        origin: "system".into(),
+        entries: sec.entries.iter().map(|e| (e.key.clone(), e.value.clone(), e.line)).collect(),
+    });
     let stages = stages(&settings, &tests, &deploy, &templates);
 
     let mission_dir = loaded.mission.as_ref().map(|m| m.dir.clone());
@@ -87,6 +110,7 @@ pub fn resolve(loaded: &Loaded, input: &PlanInput, diags: &mut Diagnostics) -> P
         deploy,
         templates,
         plugins,
+        plugin_policy,
         settings,
         stages,
         variables: r.vars,
@@ -441,7 +465,7 @@ impl Resolver<'_> {
         ];
         for (key, default) in defaults {
             let (fmt, file, line) = self.format_string(key, default);
-            let out = match format::format_release(&fmt, &input, &|_| None) {
+            let out = match format::format_release(&fmt, &input, self.extra) {
                 Ok(v) => v,
                 Err(e) => {
                     let mline = self.delivery().section("meta").map(|s| s.line).unwrap_or(0);
@@ -1011,6 +1035,24 @@ impl Resolver<'_> {
         }
         out
     }
+}
+
+/// `sha256 = @plugins.lock`: the pin of `component` (by file name) in a lock file written by
+/// scripts/build-plugins (`file.wasm = <sha256>` lines, `#` comments).
+fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(lock)
+        .map_err(|e| format!("lock file {}: {e} (run scripts/build-plugins)", lock.display()))?;
+    let file = Path::new(component)
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == file)
+        .map(|(_, v)| v.trim().to_string())
+        .ok_or_else(|| format!("lock file {} has no entry for {file}", lock.display()))
 }
 
 /// Upstream's docker tag rule: lowercase; anything not alphanumeric or `*.:/` becomes `-`.

@@ -1,0 +1,257 @@
+//! The plan's plugin hook points: loading a delivery's granted plugins, and the calls made while
+//! resolving — formatter specifiers (`%X` in the name formats), mission-rule `validate`
+//! (diagnostics in `check` and before a run) and `transform-tests` (changes the plan's test
+//! blocks, visible in `stasis plan`). Run-time hooks (test strategies, deploy targets) use the
+//! same loaded host from `stages`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Plan, TestBlock};
+use crate::config::{Diagnostics, Severity};
+use crate::plugins::{
+    self, DeliveryInfo, HostOptions, LogLine, PluginHost, Policy, TestBlockInfo,
+};
+use crate::template;
+
+/// The `[plugin:*]` sections as the plugin layer reads them: (mission, delivery, policy).
+pub fn sections(
+    plan: &Plan,
+) -> (
+    Vec<plugins::SectionInput>,
+    Vec<plugins::SectionInput>,
+    Option<plugins::SectionInput>,
+) {
+    let to_input = |p: &super::PluginSection, name: String| plugins::SectionInput {
+        file: p.file.clone(),
+        name,
+        line: p.line,
+        entries: p.entries.clone(),
+    };
+    let of = |origin: &str| {
+        plan.plugins
+            .iter()
+            .filter(|p| p.origin == origin)
+            .map(|p| to_input(p, format!("plugin:{}", p.name)))
+            .collect()
+    };
+    let policy = plan
+        .plugin_policy
+        .as_ref()
+        .map(|p| to_input(p, "plugins".into()));
+    (of("mission"), of("delivery"), policy)
+}
+
+/// What a plugin sees of the delivery.
+pub fn delivery_info(plan: &Plan) -> DeliveryInfo {
+    let s = &plan.storage;
+    DeliveryInfo {
+        name: plan.meta.name.clone(),
+        version: plan.meta.version.clone(),
+        rc: u32::try_from(plan.meta.rc).unwrap_or(0),
+        is_final: plan.meta.final_release,
+        python: plan.meta.python.clone(),
+        mission: plan.meta.mission.clone(),
+        codename: plan.meta.codename.clone(),
+        release_name: plan.info.release_name.clone(),
+        build_name: plan.info.build_name.clone(),
+        build_number: plan.info.build_number.clone(),
+        storage: [
+            ("root", &s.root),
+            ("tmpdir", &s.tmpdir),
+            ("output_dir", &s.output_dir),
+            ("delivery_dir", &s.delivery_dir),
+            ("results_dir", &s.results_dir),
+            ("conda_artifact_dir", &s.conda_artifact_dir),
+            ("wheel_artifact_dir", &s.wheel_artifact_dir),
+            ("build_sources_dir", &s.build_sources_dir),
+            ("build_docker_dir", &s.build_docker_dir),
+            ("logs_dir", &s.logs_dir),
+        ]
+        .into_iter()
+        .map(|(k, p)| (k.to_string(), p.clone()))
+        .collect(),
+        tests: plan.tests.iter().map(test_info).collect(),
+    }
+}
+
+pub fn test_info(t: &TestBlock) -> TestBlockInfo {
+    TestBlockInfo {
+        name: t.name.clone(),
+        version: t.version.clone(),
+        repository: t.repository.clone(),
+        script: t.script.clone(),
+        script_setup: t.script_setup.clone(),
+        disable: t.disable,
+        parallel: t.parallel,
+        timeout: t.timeout_seconds.map(Duration::from_secs),
+        build_recipe: Some(t.build_recipe.clone()).filter(|r| !r.is_empty()),
+        runtime: t.runtime.clone(),
+    }
+}
+
+/// Load every plugin the delivery and its mission declare, with the delivery's template
+/// engine behind the `template` capability. `delivery_tree` must exist (it is mounted
+/// read-only); `plan`/`check` pass an empty stand-in so they write nothing to the release.
+pub fn load(
+    plan: &Plan,
+    cache_dir: &Path,
+    delivery_tree: &Path,
+    scratch_root: &Path,
+    env: &std::collections::BTreeMap<String, String>,
+    log: Arc<dyn Fn(&LogLine) + Send + Sync>,
+) -> Result<Option<PluginHost>, Vec<String>> {
+    if plan.plugins.is_empty() {
+        return Ok(None);
+    }
+    let (mission, delivery, policy) = sections(plan);
+    let policy = Policy::from_section(policy.as_ref()).map_err(|e| vec![e.to_string()])?;
+    let mut errors = Vec::new();
+    let mut decls = |list: &[plugins::SectionInput]| {
+        let mut out = std::collections::BTreeMap::new();
+        for s in list {
+            match plugins::PluginDecl::from_section(s) {
+                Ok(d) => {
+                    out.insert(d.name.clone(), d);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        out
+    };
+    let m = decls(&mission);
+    let d = decls(&delivery);
+    let mut names: Vec<&String> = m.keys().chain(d.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut grants = Vec::new();
+    for n in names {
+        match plugins::effective_grant(m.get(n), d.get(n), &policy) {
+            Ok(g) => grants.push(g),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let ctx = plan.template_context(env);
+    let renderer = move |src: &str| -> Result<String, String> {
+        template::render_str(src, &ctx)
+            .map(|r| r.text)
+            .map_err(|e| e.to_string())
+    };
+    let options = HostOptions {
+        template: Some(Arc::new(renderer)),
+        log,
+    };
+    PluginHost::load_with(grants, &policy, cache_dir, delivery_tree, scratch_root, options)
+        .map(Some)
+        .map_err(|errs| errs.into_iter().map(|e| e.to_string()).collect())
+}
+
+/// Re-resolve release names with the plugins' `%X` specifiers, run `transform-tests`, then
+/// collect `validate` diagnostics. Built-in specifiers always win (the formatter only asks
+/// plugins for characters it does not know).
+pub fn apply(
+    host: &PluginHost,
+    plan: &mut Plan,
+    loaded: &crate::config::Loaded,
+    input: &super::PlanInput,
+    diags: &mut Diagnostics,
+) {
+    let specs = host.formatter_specifiers();
+    let formats = [&plan.info.release_fmt, &plan.info.build_name_fmt, &plan.info.build_number_fmt];
+    let uses_plugin_spec = specs
+        .iter()
+        .any(|(c, _)| formats.iter().any(|f| f.contains(&format!("%{c}"))));
+    if uses_plugin_spec {
+        let info = delivery_info(plan);
+        let hook = |c: char| {
+            specs
+                .iter()
+                .any(|(s, _)| *s == c)
+                .then(|| host_format(host, c, &info))
+        };
+        let mut fresh = Diagnostics::default();
+        let tests = std::mem::take(&mut plan.tests);
+        *plan = super::resolve_with(loaded, input, &mut fresh, &hook);
+        plan.tests = tests;
+        for d in fresh.items.into_iter().filter(|d| d.severity == Severity::Error) {
+            diags.push(d);
+        }
+    }
+    if host.plugins().any(|(_, k, _)| k == plugins::PluginKind::MissionRule) {
+        let info = delivery_info(plan);
+        match host.transform_tests(&info, plan.tests.iter().map(test_info).collect()) {
+            Ok(new) => plan.tests = merge_tests(&plan.tests, new),
+            Err(e) => diags.error_at(&plan.delivery_file, 0, "[plugin]", e.to_string()),
+        }
+        let info = delivery_info(plan);
+        for d in host.validate(&info) {
+            let severity = match d.severity {
+                plugins::Severity::Error => Severity::Error,
+                _ => Severity::Warning,
+            };
+            let key = match (&d.section, &d.key) {
+                (Some(s), Some(k)) => format!("[{s}] {k}"),
+                (Some(s), None) => format!("[{s}]"),
+                _ => String::new(),
+            };
+            diags.at(
+                severity,
+                &plan.delivery_file,
+                0,
+                &key,
+                format!("mission rule {}: {}", d.plugin, d.message),
+            );
+        }
+    }
+}
+
+fn host_format(host: &PluginHost, c: char, info: &DeliveryInfo) -> Result<String, String> {
+    host.format(c, info).map_err(|e| e.to_string())
+}
+
+/// Test blocks after `transform-tests`: known blocks keep their file position and policy,
+/// new ones are placed at the delivery file's top.
+fn merge_tests(old: &[TestBlock], new: Vec<TestBlockInfo>) -> Vec<TestBlock> {
+    new.into_iter()
+        .map(|n| {
+            let mut t = old
+                .iter()
+                .find(|o| o.name == n.name)
+                .cloned()
+                .unwrap_or_else(|| TestBlock {
+                    parallel: true,
+                    policy: super::OutcomePolicy {
+                        ok_returns: vec![0],
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                });
+            t.name = n.name;
+            t.version = n.version;
+            t.repository = n.repository;
+            t.script = n.script;
+            t.script_setup = n.script_setup;
+            t.disable = n.disable;
+            t.parallel = n.parallel;
+            t.timeout_seconds = n.timeout.map(|d| d.as_secs());
+            t.build_recipe = n.build_recipe.unwrap_or_default();
+            t.runtime = n.runtime;
+            t
+        })
+        .collect()
+}
+
+/// A directory that stands in for the delivery tree when nothing may be written to it
+/// (`plan`, `check`): plugins then see an empty, read-only `/delivery`.
+pub fn stand_in_tree() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("stasis-plan-").tempdir()
+}
+
+/// Scratch root for plugins of this run.
+pub fn scratch_root(plan: &Plan) -> PathBuf {
+    plan.storage.tmpdir.join("plugins")
+}
