@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::report::PoolRowStatus;
 pub use record::{
-    JobRecord, Parallelism, RecordError, RunRecord, RunStatus, StepRecord, StepStatus, StopReason,
+    JobRecord, Parallelism, ProcessUsage, RecordError, RunRecord, RunStatus, StepRecord, StepStatus, StopReason,
     Timestamp, TracePoint,
 };
 
