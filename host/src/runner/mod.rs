@@ -293,6 +293,10 @@ pub enum RunnerError {
     },
     #[error("cannot install the SIGINT/SIGTERM handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("cannot create the runner's wake-up pipe: {0}")]
+    WakePipe(#[source] std::io::Error),
+    #[error("cannot wait for the running jobs (poll): {0}")]
+    Wait(#[source] std::io::Error),
     #[error(transparent)]
     Record(#[from] RecordError),
 }
