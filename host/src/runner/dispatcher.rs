@@ -1,25 +1,20 @@
 //! The scheduler: runs the pools in upstream order (setup, parallel, serial), keeps the
 //! parallel pool's slots full (work-conserving: a slot is refilled the moment a job is
 //! reaped, where upstream waits for whole batches), and reacts to events: a reaped job, an
-//! interrupt, or a timer (timeout, kill grace, status interval). It sleeps in `poll` on the
-//! running jobs' pidfds and a wake-up pipe until the next of those, so it costs nothing
-//! while jobs run. The path from a job's end to the next job's start is kept short: the
-//! next jobs' scripts and logs are prepared while the running ones run, and a freed slot is
-//! refilled before the ended job is printed and recorded.
+//! interrupt, or a timer (timeout, kill grace, status interval). It sleeps in
+//! `recv_timeout` until the next of those, so it costs nothing while jobs run.
 //!
 //! It owns the decisions (outcome, fail-fast, pool failure, what to print and record); the
 //! executor starts processes, `unix` signals them. If it returns early for any reason, the
 //! jobs still running are killed (see `PoolRun`'s `Drop`), so no job outlives a run.
 
-use std::collections::{HashSet, VecDeque};
-use std::os::fd::AsRawFd;
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
 
 use super::console::Console;
-use super::executor::{self, Exited, Launcher, Prepared};
+use super::executor::{self, Exited, Launcher};
 use super::record::{JobRecord, RunRecord, RunStatus, StopReason, Timestamp};
 use super::unix;
 use super::{
@@ -60,13 +55,9 @@ pub(crate) fn run(
     record.snapshot()?;
 
     let (tx, rx) = mpsc::channel();
-    let wake = unix::WakePipe::new().map_err(RunnerError::WakePipe)?;
-    let waker = Arc::new(wake.waker().map_err(RunnerError::WakePipe)?);
     let waker_tx = tx.clone();
-    let interrupt_waker = waker.clone();
     interrupt.set_waker(Some(Box::new(move || {
         let _ = waker_tx.send(Event::Interrupt);
-        interrupt_waker.wake();
     })));
     let _waker = WakerGuard(interrupt);
 
@@ -81,8 +72,6 @@ pub(crate) fn run(
         launcher: Launcher::new(executor::find_bash(), opts.tmp_dir.clone()),
         tx,
         rx,
-        wake,
-        waker,
         running: Vec::new(),
         warnings: Vec::new(),
     };
@@ -242,39 +231,6 @@ struct Running {
     next_status: Instant,
 }
 
-/// A job that ended and was reaped, waiting to be printed and recorded.
-struct Reaped {
-    index: usize,
-    position: usize,
-    pid: u32,
-    start_time: SystemTime,
-    end_time: SystemTime,
-    duration: Duration,
-    return_code: Option<i32>,
-    signal: Option<i32>,
-    peak_rss_kb: Option<u64>,
-    leaked: bool,
-    timed_out: bool,
-    stop_reason: Option<StopReason>,
-    outcome: Outcome,
-}
-
-/// One pool's progress.
-struct PoolState<'i> {
-    kind: JobKind,
-    /// The pool's jobs (indices into the run's jobs), in start order.
-    indices: &'i [usize],
-    slots: usize,
-    /// Position (in `indices`) of the next job to start.
-    next: usize,
-    /// Tasks reported so far, for the `[n%]` progress.
-    done: usize,
-    tasks: Vec<Option<TaskResult>>,
-    /// Jobs prepared ahead of their start, by position, in order.
-    staged: VecDeque<(usize, Result<Prepared, String>)>,
-    stopping: Option<StopReason>,
-}
-
 struct PoolRun<'a> {
     jobs: &'a [Job],
     log_paths: &'a [PathBuf],
@@ -283,12 +239,8 @@ struct PoolRun<'a> {
     console: &'a Console,
     interrupt: &'a Interrupt,
     launcher: Launcher,
-    /// Events from threads: fallback reapers (no pidfd) and the interrupt waker. Each send
-    /// is followed by a byte on `wake`, which the dispatcher polls.
     tx: Sender<Event>,
     rx: Receiver<Event>,
-    wake: unix::WakePipe,
-    waker: Arc<unix::Waker>,
     running: Vec<Running>,
     warnings: Vec<String>,
 }
@@ -296,15 +248,9 @@ struct PoolRun<'a> {
 impl Drop for PoolRun<'_> {
     fn drop(&mut self) {
         // Only reached with jobs still running when the run is leaving early (an error or a
-        // panic): never leave them behind. Jobs with a reaper thread are reaped by it; the
-        // others are reaped here (SIGKILL cannot be ignored, so this does not block long).
+        // panic): never leave them behind. Their reaper threads still reap them.
         for r in &self.running {
             unix::kill_group(r.started.pid, libc::SIGKILL);
-        }
-        for r in &self.running {
-            if r.started.pidfd.is_some() {
-                let _ = unix::wait_exit(r.started.pid);
-            }
         }
     }
 }
@@ -323,27 +269,61 @@ impl PoolRun<'_> {
         indices: &[usize],
         slots: usize,
     ) -> Result<(PoolResult, Option<StopReason>), RunnerError> {
-        let mut pool = PoolState {
-            kind,
-            indices,
-            slots,
-            next: 0,
-            done: 0,
-            tasks: vec![None; indices.len()],
-            staged: VecDeque::new(),
-            stopping: None,
-        };
-        let result = self.drive(&mut pool);
-        // Jobs prepared but never started (the pool was stopped) leave no log behind.
-        for (position, prepared) in pool.staged.drain(..) {
-            if let Ok(p) = prepared {
-                let index = indices[position];
-                self.launcher.discard(p, &self.log_paths[index]);
+        let total = indices.len();
+        let mut tasks: Vec<Option<TaskResult>> = vec![None; total];
+        let mut next = 0;
+        let mut done = 0;
+        let mut stopping: Option<StopReason> = None;
+        loop {
+            if stopping.is_none() && self.interrupt.is_triggered() {
+                stopping = Some(StopReason::Interrupt);
+                self.stop_all(StopReason::Interrupt);
             }
+            while stopping.is_none() && self.running.len() < slots && next < total {
+                let position = next;
+                next += 1;
+                if let Some(task) = self.start(indices[position], position, done, total)? {
+                    done += 1;
+                    let fail = task.outcome == Some(Outcome::Fail);
+                    tasks[position] = Some(task);
+                    if fail && self.opts.fail_fast {
+                        stopping = Some(StopReason::FailFast);
+                        self.fail_fast(kind);
+                    }
+                }
+            }
+            if self.running.is_empty() {
+                break;
+            }
+            let wake = self.next_wake();
+            match self
+                .rx
+                .recv_timeout(wake.saturating_duration_since(Instant::now()))
+            {
+                Ok(Event::Exited(exited)) => {
+                    let Some((position, task)) = self.finish(exited, done, total)? else {
+                        continue;
+                    };
+                    done += 1;
+                    let fail = task.outcome == Some(Outcome::Fail);
+                    tasks[position] = Some(task);
+                    if fail && self.opts.fail_fast && stopping.is_none() {
+                        stopping = Some(StopReason::FailFast);
+                        self.fail_fast(kind);
+                    }
+                }
+                Ok(Event::Interrupt) => {
+                    if stopping != Some(StopReason::Interrupt) {
+                        stopping = Some(StopReason::Interrupt);
+                        self.stop_all(StopReason::Interrupt);
+                    }
+                }
+                // The run holds a sender itself, so the channel cannot disconnect.
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+            }
+            self.on_timers();
         }
-        result?;
-        let tasks: Vec<TaskResult> = pool
-            .tasks
+        let tasks: Vec<TaskResult> = tasks
             .into_iter()
             .zip(indices)
             .map(|(t, &i)| t.unwrap_or_else(|| held_task(&self.jobs[i])))
@@ -356,142 +336,8 @@ impl PoolRun<'_> {
                 failed,
                 tasks,
             },
-            pool.stopping,
+            stopping,
         ))
-    }
-
-    /// The pool's event loop.
-    fn drive(&mut self, pool: &mut PoolState<'_>) -> Result<(), RunnerError> {
-        loop {
-            if pool.stopping.is_none() && self.interrupt.is_triggered() {
-                pool.stopping = Some(StopReason::Interrupt);
-                self.stop_all(StopReason::Interrupt);
-            }
-            self.refill(pool)?;
-            if self.running.is_empty() {
-                return Ok(());
-            }
-            // Prepare the next jobs one at a time, checking for events in between.
-            let wake = if self.stage_one(pool) {
-                Instant::now()
-            } else {
-                self.next_wake()
-            };
-            for event in self.wait_events(wake.saturating_duration_since(Instant::now()))? {
-                match event {
-                    Event::Exited(exited) => {
-                        let Some(reaped) = self.reap(exited) else {
-                            continue;
-                        };
-                        if reaped.outcome == Outcome::Fail
-                            && self.opts.fail_fast
-                            && pool.stopping.is_none()
-                        {
-                            pool.stopping = Some(StopReason::FailFast);
-                            self.fail_fast(pool.kind);
-                        }
-                        // Refill the freed slot first: printing and recording can wait.
-                        self.refill(pool)?;
-                        let (position, task) = self.report(reaped, pool.done, pool.tasks.len())?;
-                        pool.done += 1;
-                        pool.tasks[position] = Some(task);
-                    }
-                    Event::Interrupt => {
-                        if pool.stopping != Some(StopReason::Interrupt) {
-                            pool.stopping = Some(StopReason::Interrupt);
-                            self.stop_all(StopReason::Interrupt);
-                        }
-                    }
-                }
-            }
-            self.on_timers();
-        }
-    }
-
-    /// Start queued jobs while the pool has free slots and is not stopping.
-    fn refill(&mut self, pool: &mut PoolState<'_>) -> Result<(), RunnerError> {
-        while pool.stopping.is_none()
-            && self.running.len() < pool.slots
-            && pool.next < pool.tasks.len()
-        {
-            let position = pool.next;
-            pool.next += 1;
-            let prepared = match pool.staged.front() {
-                Some((p, _)) if *p == position => pool.staged.pop_front().map(|(_, r)| r),
-                _ => None,
-            };
-            let total = pool.tasks.len();
-            if let Some(task) =
-                self.start(pool.indices[position], position, prepared, pool.done, total)?
-            {
-                pool.done += 1;
-                let fail = task.outcome == Some(Outcome::Fail);
-                pool.tasks[position] = Some(task);
-                if fail && self.opts.fail_fast {
-                    pool.stopping = Some(StopReason::FailFast);
-                    self.fail_fast(pool.kind);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Prepare the script and log of the next queued job not yet prepared, keeping at most
-    /// one slot's worth (`slots` jobs) ready. Returns true when more are worth preparing.
-    fn stage_one(&mut self, pool: &mut PoolState<'_>) -> bool {
-        let total = pool.tasks.len();
-        let until = (pool.next + pool.slots).min(total);
-        let position = pool
-            .staged
-            .back()
-            .map_or(pool.next, |(p, _)| p + 1)
-            .max(pool.next);
-        if pool.stopping.is_some() || position >= until {
-            return false;
-        }
-        let index = pool.indices[position];
-        let prepared = self
-            .launcher
-            .prepare(&self.jobs[index], &self.log_paths[index]);
-        pool.staged.push_back((position, prepared));
-        position + 1 < until
-    }
-
-    /// Wait up to `timeout` for events: jobs that ended (pidfds, or reports from fallback
-    /// reaper threads) and interrupts.
-    fn wait_events(&mut self, timeout: Duration) -> Result<Vec<Event>, RunnerError> {
-        let mut events: Vec<Event> = self.rx.try_iter().collect();
-        if !events.is_empty() {
-            return Ok(events);
-        }
-        let mut fds = Vec::with_capacity(self.running.len() + 1);
-        fds.push(self.wake.fd());
-        fds.extend(
-            self.running
-                .iter()
-                .filter_map(|r| r.started.pidfd.as_ref().map(|fd| fd.as_raw_fd())),
-        );
-        let ready = unix::poll_readable(&fds, timeout).map_err(RunnerError::Wait)?;
-        if ready.contains(&self.wake.fd()) {
-            self.wake.drain();
-        }
-        for r in &self.running {
-            let Some(fd) = &r.started.pidfd else {
-                continue;
-            };
-            if ready.contains(&fd.as_raw_fd()) {
-                // The job has ended, so this wait4 returns at once.
-                let exit = unix::wait_exit(r.started.pid);
-                events.push(Event::Exited(Exited {
-                    index: r.index,
-                    exit,
-                    end_time: SystemTime::now(),
-                    ended: Instant::now(),
-                }));
-            }
-        }
-        events.extend(self.rx.try_iter());
-        Ok(events)
     }
 
     /// Start one job. Returns a finished task right away when it could not be started.
@@ -499,28 +345,18 @@ impl PoolRun<'_> {
         &mut self,
         index: usize,
         position: usize,
-        prepared: Option<Result<Prepared, String>>,
         done: usize,
         total: usize,
     ) -> Result<Option<TaskResult>, RunnerError> {
         let job = &self.jobs[index];
         let tx = self.tx.clone();
-        let waker = self.waker.clone();
         let on_exit = move |exited| {
             let _ = tx.send(Event::Exited(exited));
-            waker.wake();
         };
-        let started = match prepared {
-            Some(Err(reason)) => Err(reason),
-            Some(Ok(p)) => {
-                self.launcher
-                    .start(job, index, &self.log_paths[index], Some(p), on_exit)
-            }
-            None => self
-                .launcher
-                .start(job, index, &self.log_paths[index], None, on_exit),
-        };
-        match started {
+        match self
+            .launcher
+            .start(job, index, &self.log_paths[index], on_exit)
+        {
             Ok(started) => {
                 self.console.line(&format!(
                     "{} Task started (pid: {})",
@@ -585,15 +421,21 @@ impl PoolRun<'_> {
         }
     }
 
-    /// A job that ended: free its slot, clean up its group and decide its outcome (the
-    /// cheap part; [`PoolRun::report`] does the rest once the slot is refilled). `None` for
-    /// a job this pool does not know.
-    fn reap(&mut self, exited: Exited) -> Option<Reaped> {
-        let slot = self.running.iter().position(|r| r.index == exited.index)?;
+    /// A reaped job: decide, print, record. Returns its pool position and result.
+    fn finish(
+        &mut self,
+        exited: Exited,
+        done: usize,
+        total: usize,
+    ) -> Result<Option<(usize, TaskResult)>, RunnerError> {
+        let Some(slot) = self.running.iter().position(|r| r.index == exited.index) else {
+            return Ok(None);
+        };
         let r = self.running.swap_remove(slot);
         let job = &self.jobs[r.index];
         let ident = self.ident(r.index);
         let pid = r.started.pid;
+        let progress = percent(done, total);
 
         let (return_code, signal, peak_rss_kb) = match &exited.exit {
             Ok(exit) => (exit.return_code, exit.signal, Some(exit.peak_rss_kb)),
@@ -616,58 +458,7 @@ impl PoolRun<'_> {
         }
         let outcome = job.policy.decide(return_code, signal, r.timed_out);
         let duration = exited.ended.saturating_duration_since(r.started.started);
-        let Running {
-            index,
-            position,
-            started,
-            timed_out,
-            stop_reason,
-            ..
-        } = r;
-        self.launcher.release(started.script);
-        Some(Reaped {
-            index,
-            position,
-            pid,
-            start_time: started.start_time,
-            end_time: exited.end_time,
-            duration,
-            return_code,
-            signal,
-            peak_rss_kb,
-            leaked,
-            timed_out,
-            stop_reason,
-            outcome,
-        })
-    }
-
-    /// Parse the JUnit file, print and record a reaped job. Returns its pool position and
-    /// result.
-    fn report(
-        &mut self,
-        reaped: Reaped,
-        done: usize,
-        total: usize,
-    ) -> Result<(usize, TaskResult), RunnerError> {
-        let Reaped {
-            index,
-            position,
-            pid,
-            start_time,
-            end_time,
-            duration,
-            return_code,
-            signal,
-            peak_rss_kb,
-            leaked,
-            timed_out,
-            stop_reason,
-            outcome,
-        } = reaped;
-        let job = &self.jobs[index];
-        let ident = self.ident(index);
-        let progress = percent(done, total);
+        self.launcher.release(r.started.script);
 
         let (junit, junit_warning) = match &job.junit {
             None => (None, None),
@@ -693,7 +484,7 @@ impl PoolRun<'_> {
                 .console
                 .line(&format!("{ident} {progress} Task ended (status: unknown)")),
         }
-        let log_path = &self.log_paths[index];
+        let log_path = &self.log_paths[r.index];
         if self.opts.task_logging && self.opts.console {
             self.console.block(&executor::read_log(log_path));
         }
@@ -717,13 +508,13 @@ impl PoolRun<'_> {
             command: executor::command_text(job),
             cwd: job.cwd.clone(),
             pid: Some(pid),
-            start_time: Timestamp::from(start_time),
-            end_time: Timestamp::from(end_time),
+            start_time: Timestamp::from(r.started.start_time),
+            end_time: Timestamp::from(exited.end_time),
             duration_ms: duration.as_millis().try_into().unwrap_or(u64::MAX),
             return_code,
             signal,
-            timeout_reached: timed_out,
-            stop_reason,
+            timeout_reached: r.timed_out,
+            stop_reason: r.stop_reason,
             outcome,
             log_path: log_path.clone(),
             peak_rss_kb,
@@ -741,8 +532,8 @@ impl PoolRun<'_> {
             Outcome::Fail if signal.is_some() => PoolRowStatus::Term,
             Outcome::Fail => PoolRowStatus::Fail,
         };
-        Ok((
-            position,
+        Ok(Some((
+            r.position,
             TaskResult {
                 name: job.name.clone(),
                 status,
@@ -751,7 +542,7 @@ impl PoolRun<'_> {
                 duration,
                 record_index: Some(self.record.jobs.len() - 1),
             },
-        ))
+        )))
     }
 
     fn fail_fast(&mut self, kind: JobKind) {

@@ -1,14 +1,11 @@
-//! Runs one job: writes its 0700 task script into the tmp dir and creates its log
-//! ([`Launcher::prepare`], which the dispatcher calls ahead of time while other jobs run),
-//! writes upstream's log header (`# STARTED/# PID/# WORKDIR/# COMMAND/# OUTPUT`), and spawns
-//! `bash --norc SCRIPT` in a new process group with stdout and stderr to the log. The end of
-//! the job is seen through a pidfd the dispatcher polls (Linux) or, where pidfds do not
-//! exist, a small reaper thread parked in `wait4`; nothing polls on a timer. Knows nothing
-//! about pools or outcomes: the dispatcher gets an [`Exited`] and decides.
+//! Runs one job: writes its 0700 task script into the tmp dir, opens its log with
+//! upstream's header (`# STARTED/# PID/# WORKDIR/# COMMAND/# OUTPUT`), spawns
+//! `bash --norc SCRIPT` in a new process group with stdout and stderr to the log, and parks
+//! a small reaper thread in `wait4` for it, so nothing polls. Knows nothing about pools or
+//! outcomes: the dispatcher gets an [`Exited`] through the callback and decides.
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -31,17 +28,6 @@ pub(crate) struct Started {
     pub started: Instant,
     /// Handed back to the launcher for reuse once the job is reaped.
     pub script: tempfile::TempPath,
-    /// Readable once the job ends; the dispatcher reaps it then. `None`: a reaper thread
-    /// waits for the job and reports through the `on_exit` callback instead.
-    pub pidfd: Option<OwnedFd>,
-}
-
-/// A job's task script and freshly created log, made before the job starts. Creating a file
-/// is the most expensive step of starting a short job on a busy ext4 (inode allocation), so
-/// the dispatcher prepares the next jobs while the running ones run.
-pub(crate) struct Prepared {
-    log: File,
-    script: tempfile::TempPath,
 }
 
 /// A job whose process was reaped.
@@ -110,96 +96,33 @@ impl Launcher {
         self.free_scripts.push(script);
     }
 
-    /// Write `job`'s task script and create (truncate) its log.
-    pub(crate) fn prepare(&mut self, job: &Job, log_path: &Path) -> Result<Prepared, String> {
-        let script = self.write_script(&command_text(job))?;
-        match File::create(log_path) {
-            Ok(log) => Ok(Prepared { log, script }),
-            Err(e) => {
-                self.free_scripts.push(script);
-                Err(format!("cannot write log {}: {e}", log_path.display()))
-            }
-        }
-    }
-
-    /// A prepared job that will not start (its pool was stopped): remove its log, which a
-    /// task that never ran must not have, and keep its script for reuse.
-    pub(crate) fn discard(&mut self, prepared: Prepared, log_path: &Path) {
-        drop(prepared.log);
-        let _ = std::fs::remove_file(log_path);
-        self.free_scripts.push(prepared.script);
-    }
-
-    /// Start `job`, from its [`Prepared`] files when the dispatcher made them ahead. When the
-    /// job's end is not observable through a pidfd, `on_exit` is called once, from a reaper
-    /// thread, when it ends; otherwise it is dropped unused.
+    /// Start `job`. `on_exit` is called once, from the reaper thread, when it ends.
     pub(crate) fn start(
         &mut self,
         job: &Job,
         index: usize,
         log_path: &Path,
-        prepared: Option<Prepared>,
         on_exit: impl FnOnce(Exited) + Send + 'static,
     ) -> Result<Started, String> {
         if !job.cwd.is_dir() {
-            if let Some(p) = prepared {
-                self.discard(p, log_path);
-            }
             return Err(format!(
                 "working directory {} does not exist",
                 job.cwd.display()
             ));
         }
-        let Prepared { mut log, script } = match prepared {
-            Some(p) => p,
-            None => self.prepare(job, log_path)?,
-        };
-        match self.spawn(job, &mut log, &script, log_path) {
-            Ok((pid, start_time, started)) => {
-                let pidfd = unix::pidfd_open(pid);
-                if pidfd.is_none()
-                    && let Err(e) = spawn_reaper(pid, index, on_exit)
-                {
-                    // Without a reaper nobody would ever see this job end: stop it now.
-                    unix::kill_group(pid, libc::SIGKILL);
-                    let _ = unix::wait_exit(pid);
-                    self.free_scripts.push(script);
-                    return Err(format!("cannot start a reaper thread: {e}"));
-                }
-                Ok(Started {
-                    pid,
-                    start_time,
-                    started,
-                    script,
-                    pidfd,
-                })
-            }
-            Err(e) => {
-                self.free_scripts.push(script);
-                Err(e)
-            }
-        }
-    }
-
-    /// Write the log header and spawn bash; the pid is filled into the header afterwards.
-    fn spawn(
-        &self,
-        job: &Job,
-        log: &mut File,
-        script: &Path,
-        log_path: &Path,
-    ) -> Result<(u32, SystemTime, Instant), String> {
+        let command = command_text(job);
+        let script = self.write_script(&command)?;
         let log_err = |e: std::io::Error| format!("cannot write log {}: {e}", log_path.display());
+        let mut log = File::create(log_path).map_err(log_err)?;
         let head = format!(
             "# STARTED: {}\n# PID: ",
             humantime::format_rfc3339_seconds(SystemTime::now())
         );
         let pid_offset = head.len() as u64;
         let header = format!(
-            "{head}{:PID_WIDTH$}\n# WORKDIR: {}\n# COMMAND:\n{}# OUTPUT:\n",
+            "{head}{:PID_WIDTH$}\n# WORKDIR: {}\n# COMMAND:\n{command}# OUTPUT:\n",
             "",
-            job.cwd.display(),
-            command_text(job)
+            job.cwd.display()
         );
         log.write_all(header.as_bytes()).map_err(log_err)?;
         let stdout = log.try_clone().map_err(log_err)?;
@@ -207,7 +130,7 @@ impl Launcher {
 
         let mut cmd = Command::new(&self.bash);
         cmd.arg("--norc")
-            .arg(script)
+            .arg(&script)
             .current_dir(&job.cwd)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -226,11 +149,34 @@ impl Launcher {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.bash.display()))?;
         let pid = child.id();
-        // std does not reap a dropped Child; the pidfd or the reaper thread owns the pid now.
+        // std does not reap a dropped Child; the reaper thread owns the pid from here.
         drop(child);
         // pwrite leaves the shared file offset (where the job writes) untouched.
         let _ = log.write_at(format!("{pid:<PID_WIDTH$}").as_bytes(), pid_offset);
-        Ok((pid, start_time, started))
+
+        let reaper = std::thread::Builder::new()
+            .stack_size(REAPER_STACK)
+            .spawn(move || {
+                let exit = unix::wait_exit(pid);
+                on_exit(Exited {
+                    index,
+                    exit,
+                    end_time: SystemTime::now(),
+                    ended: Instant::now(),
+                });
+            });
+        if let Err(e) = reaper {
+            // Without a reaper nobody would ever see this job end: stop it now.
+            unix::kill_group(pid, libc::SIGKILL);
+            let _ = unix::wait_exit(pid);
+            return Err(format!("cannot start a reaper thread: {e}"));
+        }
+        Ok(Started {
+            pid,
+            start_time,
+            started,
+            script,
+        })
     }
 
     fn write_script(&mut self, command: &str) -> Result<tempfile::TempPath, String> {
@@ -264,26 +210,6 @@ impl Launcher {
         file.write_all(command.as_bytes()).map_err(err)?;
         Ok(file.into_temp_path())
     }
-}
-
-/// Where pidfds are missing: a thread blocked in `wait4` for `pid` reports its end.
-fn spawn_reaper(
-    pid: u32,
-    index: usize,
-    on_exit: impl FnOnce(Exited) + Send + 'static,
-) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .stack_size(REAPER_STACK)
-        .spawn(move || {
-            let exit = unix::wait_exit(pid);
-            on_exit(Exited {
-                index,
-                exit,
-                end_time: SystemTime::now(),
-                ended: Instant::now(),
-            });
-        })
-        .map(drop)
 }
 
 /// The job's log as text, for printing at task end.

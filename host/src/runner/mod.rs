@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::report::PoolRowStatus;
 pub use record::{
-    JobRecord, Parallelism, ProcessUsage, RecordError, RunRecord, RunStatus, StepRecord, StepStatus, StopReason,
-    Timestamp, TracePoint,
+    JobRecord, Parallelism, ProcessUsage, RecordError, RunRecord, RunStatus, StepRecord,
+    StepStatus, StopReason, Timestamp, TracePoint,
 };
 
 /// Alias used by the lead for git clone steps recorded beside the jobs.
@@ -293,10 +293,6 @@ pub enum RunnerError {
     },
     #[error("cannot install the SIGINT/SIGTERM handlers: {0}")]
     Signals(#[source] std::io::Error),
-    #[error("cannot create the runner's wake-up pipe: {0}")]
-    WakePipe(#[source] std::io::Error),
-    #[error("cannot wait for the running jobs (poll): {0}")]
-    Wait(#[source] std::io::Error),
     #[error(transparent)]
     Record(#[from] RecordError),
 }

@@ -4,7 +4,7 @@
 //! Knows nothing about pools, jobs or records.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -118,118 +118,6 @@ pub(crate) fn wait_exit(pid: u32) -> io::Result<Exit> {
         signal,
         peak_rss_kb,
     })
-}
-
-/// A descriptor that becomes readable when the child `pid` ends (`pidfd_open`, Linux 5.3+),
-/// so the dispatcher can wait for its jobs itself instead of through one reaper thread per
-/// job: one wake-up per job ending instead of two. `None` where pidfds do not exist (older
-/// kernels, other systems); the caller then falls back to a reaper thread.
-pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    #[cfg(target_os = "linux")]
-    {
-        let pid = libc::pid_t::try_from(pid).ok()?;
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1. The
-        // pid is our unreaped child, so it cannot have been reused.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        let fd = libc::c_int::try_from(fd).ok().filter(|&fd| fd >= 0)?;
-        // SAFETY: fd is a fresh descriptor nobody else owns (pidfds are close-on-exec).
-        Some(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = pid;
-        None
-    }
-}
-
-/// A self-pipe that wakes the dispatcher's [`poll_readable`] from other threads (the
-/// interrupt waker, fallback reaper threads). Both ends are non-blocking: a full pipe
-/// already holds a pending wake-up, so a write that would block is simply dropped.
-pub(crate) struct WakePipe {
-    reader: io::PipeReader,
-    writer: io::PipeWriter,
-}
-
-impl WakePipe {
-    pub(crate) fn new() -> io::Result<Self> {
-        // std's pipe is close-on-exec, so job processes never inherit it.
-        let (reader, writer) = io::pipe()?;
-        set_nonblocking(reader.as_raw_fd())?;
-        set_nonblocking(writer.as_raw_fd())?;
-        Ok(WakePipe { reader, writer })
-    }
-
-    /// A handle other threads use to wake the dispatcher.
-    pub(crate) fn waker(&self) -> io::Result<Waker> {
-        Ok(Waker(self.writer.try_clone()?))
-    }
-
-    pub(crate) fn fd(&self) -> RawFd {
-        self.reader.as_raw_fd()
-    }
-
-    /// Empty the pipe after a wake-up.
-    pub(crate) fn drain(&self) {
-        let mut buf = [0u8; 64];
-        while let Ok(n) = (&self.reader).read(&mut buf) {
-            if n < buf.len() {
-                break;
-            }
-        }
-    }
-}
-
-/// The writing side of a [`WakePipe`].
-pub(crate) struct Waker(io::PipeWriter);
-
-impl Waker {
-    pub(crate) fn wake(&self) {
-        let _ = (&self.0).write(&[1]);
-    }
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor the caller owns.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Wait until one of `fds` is readable or `timeout` passes; returns the readable ones
-/// (empty on timeout or when a signal interrupted the wait). The timeout is rounded up to
-/// whole milliseconds so a timer is never woken for just before it is due.
-pub(crate) fn poll_readable(fds: &[RawFd], timeout: std::time::Duration) -> io::Result<Vec<RawFd>> {
-    let mut polled: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = timeout.as_micros().div_ceil(1000);
-    let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
-    let n = libc::nfds_t::try_from(polled.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors"))?;
-    // SAFETY: polled is a valid, exclusively borrowed array of n pollfd structs.
-    let rc = unsafe { libc::poll(polled.as_mut_ptr(), n, ms) };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
-        return if err.kind() == io::ErrorKind::Interrupted {
-            Ok(Vec::new())
-        } else {
-            Err(err)
-        };
-    }
-    Ok(polled
-        .iter()
-        .filter(|p| p.revents != 0)
-        .map(|p| p.fd)
-        .collect())
 }
 
 /// stasis's own resource use so far: `getrusage(RUSAGE_SELF)` covers every thread of this
