@@ -244,6 +244,16 @@ impl Parallelism {
     }
 }
 
+/// stasis's own CPU time and peak RSS (`getrusage(RUSAGE_SELF)`: all of its threads, none of
+/// the jobs or git processes), as of the snapshot that carries it. The final snapshot holds
+/// the whole run's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessUsage {
+    pub user_ms: u64,
+    pub system_ms: u64,
+    pub peak_rss_kb: u64,
+}
+
 /// One journal line, as written (borrowing, so recording a job copies nothing).
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
@@ -313,6 +323,10 @@ pub struct RunRecord {
     pub aux: BTreeMap<String, serde_json::Value>,
     /// How many journal lines this snapshot already contains.
     pub journal_lines: u64,
+    /// stasis's own resource use when this snapshot was written (`None` where the platform
+    /// cannot tell, and in records written before the field existed).
+    #[serde(default)]
+    pub stasis_usage: Option<ProcessUsage>,
     /// Minimum time between two snapshots taken by [`RunRecord::maybe_snapshot`].
     #[serde(skip, default = "default_snapshot_interval")]
     pub snapshot_interval: Duration,
@@ -351,6 +365,7 @@ impl RunRecord {
             stages: Vec::new(),
             aux: BTreeMap::new(),
             journal_lines: 0,
+            stasis_usage: None,
             snapshot_interval: default_snapshot_interval(),
             store: Store {
                 path: path.into(),
@@ -416,6 +431,11 @@ impl RunRecord {
     /// Write `run.json` atomically now.
     pub fn snapshot(&mut self) -> Result<(), RecordError> {
         self.parallelism.refresh(&self.jobs);
+        self.stasis_usage = super::unix::self_usage().map(|u| ProcessUsage {
+            user_ms: u.user_ms,
+            system_ms: u.system_ms,
+            peak_rss_kb: u.peak_rss_kb,
+        });
         let mut bytes = serde_json::to_vec_pretty(self).map_err(RecordError::Serialise)?;
         bytes.push(b'\n');
         crate::atomic::write(&self.store.path, &bytes).map_err(|source| RecordError::Write {
@@ -639,6 +659,31 @@ mod tests {
         back.snapshot().unwrap();
         let again = RunRecord::load_journal(&path).unwrap();
         assert_eq!((again.jobs.len(), again.stages.len()), (2, 1));
+    }
+
+    #[test]
+    fn snapshot_carries_own_usage_and_old_records_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.json");
+        let mut rec = RunRecord::new(&path, "d.ini", "r");
+        // Burn a little CPU so user time is visibly non-zero.
+        let mut x = 0u64;
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        rec.snapshot().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let usage = &v["stasis_usage"];
+        assert!(usage["peak_rss_kb"].as_u64().unwrap() > 1000, "{usage}");
+        let cpu = usage["user_ms"].as_u64().unwrap() + usage["system_ms"].as_u64().unwrap();
+        assert!(cpu >= 10, "{usage}");
+
+        // A record written before the field existed reads back as `None`.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("stasis_usage");
+        std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(RunRecord::load_journal(&path).unwrap().stasis_usage, None);
     }
 
     #[test]

@@ -120,6 +120,40 @@ pub(crate) fn wait_exit(pid: u32) -> io::Result<Exit> {
     })
 }
 
+/// stasis's own resource use so far: `getrusage(RUSAGE_SELF)` covers every thread of this
+/// process (dispatcher, reapers, clone workers) and none of its children. `None` if the call
+/// fails.
+pub(crate) fn self_usage() -> Option<SelfUsage> {
+    // SAFETY: rusage is plain old data; zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: usage is a valid, exclusively borrowed out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let ms = |tv: libc::timeval| {
+        u64::try_from(tv.tv_sec).unwrap_or(0) * 1000 + u64::try_from(tv.tv_usec).unwrap_or(0) / 1000
+    };
+    let maxrss = u64::try_from(usage.ru_maxrss).unwrap_or(0);
+    Some(SelfUsage {
+        user_ms: ms(usage.ru_utime),
+        system_ms: ms(usage.ru_stime),
+        // Linux reports ru_maxrss in KiB, macOS in bytes.
+        peak_rss_kb: if cfg!(target_os = "macos") {
+            maxrss / 1024
+        } else {
+            maxrss
+        },
+    })
+}
+
+/// What [`self_usage`] measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SelfUsage {
+    pub user_ms: u64,
+    pub system_ms: u64,
+    pub peak_rss_kb: u64,
+}
+
 /// Upstream prints `strsignal()`; this is its text for the signals a job usually dies of.
 pub(crate) fn signal_name(signal: i32) -> &'static str {
     match signal {
