@@ -92,7 +92,10 @@ fn inspect(file: &Path, cache_dir: &Path) -> i32 {
     }
     if info.world.is_some() {
         println!();
-        print!("{}", plugins::inspect::ini_section(&name, &file_name, &info));
+        print!(
+            "{}",
+            plugins::inspect::ini_section(&name, &file_name, &info)
+        );
     }
     0
 }
@@ -123,7 +126,9 @@ pub fn check(
         eprintln!("error: {p}");
     }
     if problems.is_empty() {
-        println!("{declared} plugin declaration(s) checked: all load, match their pins and fit their grants");
+        println!(
+            "{declared} plugin declaration(s) checked: all load, match their pins and fit their grants"
+        );
         0
     } else {
         1

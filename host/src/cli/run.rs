@@ -64,6 +64,10 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
                 let result: Result<(StageReport, bool), StageError> = match stage.name.as_str() {
                     "layout" => stages::layout::run(&plan).map(|r| (r, true)),
                     "templates" => stages::templates::run(&plan, &ctx).map(|r| (r, true)),
+                    "deploy" => match super::load_plugins(&plan, &plan.storage.root) {
+                        Ok(host) => stages::deploy::run(&plan, host.as_ref()).map(|r| (r, true)),
+                        Err(errors) => Err(StageError::Failed(errors.join("\n"))),
+                    },
                     "tests" => {
                         stages::tests::run(&plan, &env, &activation, opts.unbuffered, &mut record)
                             .map(|t| {
@@ -240,4 +244,78 @@ pub fn describe_plan(plan: &Plan) -> String {
         let _ = writeln!(s, "  {:<20} {status}", st.name);
     }
     s
+}
+
+/// `stasis __test-strategy`: the task a `strategy = NAME` test block runs. It resolves the same
+/// plan, loads the plugins with the real delivery tree and calls the strategy; its exit code is
+/// the strategy's return code, so the runner supervises it like any other task.
+pub fn test_strategy(
+    console: &Console,
+    file: &Path,
+    opts: &RunOpts,
+    block: &str,
+    checkout: &Path,
+    junit: &Path,
+    basetemp: &Path,
+) -> i32 {
+    let (plan, diags) = match load_plan(console, file, opts) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if diags.has_errors() {
+        for d in diags.errors() {
+            console.diagnostic(d);
+        }
+        return EXIT_USAGE;
+    }
+    let Some(test) = plan.tests.iter().find(|t| t.name == block) else {
+        console.error(&format!(
+            "no test block [test:{block}] in {}",
+            file.display()
+        ));
+        return EXIT_USAGE;
+    };
+    let Some(strategy) = &test.strategy else {
+        console.error(&format!("[test:{block}] has no strategy"));
+        return EXIT_USAGE;
+    };
+    let host = match super::load_plugins(&plan, &plan.storage.root) {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            console.error(&format!(
+                "[test:{block}] strategy = {strategy}: no plugin is declared"
+            ));
+            return EXIT_USAGE;
+        }
+        Err(errors) => {
+            for e in errors {
+                console.error(&e);
+            }
+            return EXIT_USAGE;
+        }
+    };
+    let ctx = crate::plugins::TestContext {
+        test: crate::plan::hooks::test_info(test),
+        checkout_dir: checkout.to_path_buf(),
+        results_file: junit.to_path_buf(),
+        basetemp: basetemp.to_path_buf(),
+        release_name: plan.info.release_name.clone(),
+        delivery: crate::plan::hooks::delivery_info(&plan),
+    };
+    match host.run_test_strategy(strategy, &ctx) {
+        Ok(outcome) => {
+            println!("{}", outcome.summary);
+            if let Some(j) = outcome.junit {
+                println!(
+                    "junit: {} tests, {} failures, {} errors, {} skipped",
+                    j.tests, j.failures, j.errors, j.skipped
+                );
+            }
+            outcome.return_code.clamp(0, 255)
+        }
+        Err(e) => {
+            console.error(&e.to_string());
+            EXIT_FAILED
+        }
+    }
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use super::{Plan, TestBlock};
 use crate::config::{Diagnostics, Severity};
-use crate::plugins::{
-    self, DeliveryInfo, HostOptions, LogLine, PluginHost, Policy, TestBlockInfo,
-};
+use crate::plugins::{self, DeliveryInfo, HostOptions, LogLine, PluginHost, Policy, TestBlockInfo};
 use crate::template;
 
 /// The `[plugin:*]` sections as the plugin layer reads them: (mission, delivery, policy).
@@ -145,9 +143,16 @@ pub fn load(
         template: Some(Arc::new(renderer)),
         log,
     };
-    PluginHost::load_with(grants, &policy, cache_dir, delivery_tree, scratch_root, options)
-        .map(Some)
-        .map_err(|errs| errs.into_iter().map(|e| e.to_string()).collect())
+    PluginHost::load_with(
+        grants,
+        &policy,
+        cache_dir,
+        delivery_tree,
+        scratch_root,
+        options,
+    )
+    .map(Some)
+    .map_err(|errs| errs.into_iter().map(|e| e.to_string()).collect())
 }
 
 /// Re-resolve release names with the plugins' `%X` specifiers, run `transform-tests`, then
@@ -161,7 +166,11 @@ pub fn apply(
     diags: &mut Diagnostics,
 ) {
     let specs = host.formatter_specifiers();
-    let formats = [&plan.info.release_fmt, &plan.info.build_name_fmt, &plan.info.build_number_fmt];
+    let formats = [
+        &plan.info.release_fmt,
+        &plan.info.build_name_fmt,
+        &plan.info.build_number_fmt,
+    ];
     let uses_plugin_spec = specs
         .iter()
         .any(|(c, _)| formats.iter().any(|f| f.contains(&format!("%{c}"))));
@@ -177,11 +186,18 @@ pub fn apply(
         let tests = std::mem::take(&mut plan.tests);
         *plan = super::resolve_with(loaded, input, &mut fresh, &hook);
         plan.tests = tests;
-        for d in fresh.items.into_iter().filter(|d| d.severity == Severity::Error) {
+        for d in fresh
+            .items
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+        {
             diags.push(d);
         }
     }
-    if host.plugins().any(|(_, k, _)| k == plugins::PluginKind::MissionRule) {
+    if host
+        .plugins()
+        .any(|(_, k, _)| k == plugins::PluginKind::MissionRule)
+    {
         let info = delivery_info(plan);
         match host.transform_tests(&info, plan.tests.iter().map(test_info).collect()) {
             Ok(new) => plan.tests = merge_tests(&plan.tests, new),
@@ -198,10 +214,17 @@ pub fn apply(
                 (Some(s), None) => format!("[{s}]"),
                 _ => String::new(),
             };
+            let line = d
+                .section
+                .as_deref()
+                .and_then(|s| s.strip_prefix("test:"))
+                .and_then(|n| plan.tests.iter().find(|t| t.name == n))
+                .map(|t| t.line)
+                .unwrap_or(0);
             diags.at(
                 severity,
                 &plan.delivery_file,
-                0,
+                line,
                 &key,
                 format!("mission rule {}: {}", d.plugin, d.message),
             );

@@ -87,9 +87,18 @@ pub fn resolve_with(
         name: "plugins".into(),
         file: loaded.system.path.clone(),
         line: sec.line,
-        dir: loaded.system.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        dir: loaded
+            .system
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
         origin: "system".into(),
-        entries: sec.entries.iter().map(|e| (e.key.clone(), e.value.clone(), e.line)).collect(),
+        entries: sec
+            .entries
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone(), e.line))
+            .collect(),
     });
     let stages = stages(&settings, &tests, &deploy, &templates);
 
@@ -191,6 +200,10 @@ fn stages(
                 "deploy" if deploy.artifactory.is_empty() && deploy.targets.is_empty() => {
                     (StageStatus::Skip, "no [deploy:*] upload sections".into())
                 }
+                "deploy" if deploy.targets.is_empty() => (
+                    StageStatus::NotPerformed,
+                    "Artifactory uploads are not available in this version of stasis".into(),
+                ),
                 "conda_recipes" | "wheels" => (
                     StageStatus::Skip,
                     "runs only when the defer stage finds packages to build".into(),
@@ -1019,17 +1032,37 @@ impl Resolver<'_> {
             .collect();
         for (f, origin, dir) in files {
             for sec in f.sections_with_prefix("plugin:") {
+                let component = sec.get("component").map(|e| e.value.trim().to_string());
+                let mut entries = Vec::new();
+                for e in &sec.entries {
+                    let value = match (e.key.as_str(), e.value.trim().strip_prefix('@')) {
+                        ("sha256", Some(lock)) => {
+                            match pin_from_lock(&dir.join(lock), component.as_deref().unwrap_or(""))
+                            {
+                                Ok(pin) => pin,
+                                Err(msg) => {
+                                    let key = format!("[{}] sha256", sec.name);
+                                    self.diags.error_at(&f.path, e.line, &key, msg);
+                                    e.value.clone()
+                                }
+                            }
+                        }
+                        // Components are relative to the ini that declares them.
+                        ("component", _) => {
+                            let p = dir.join(e.value.trim());
+                            std::path::absolute(&p).unwrap_or(p).display().to_string()
+                        }
+                        _ => e.value.clone(),
+                    };
+                    entries.push((e.key.clone(), value, e.line));
+                }
                 out.push(PluginSection {
                     name: sec.name["plugin:".len()..].trim().to_string(),
                     file: f.path.clone(),
                     line: sec.line,
                     dir: dir.clone(),
                     origin: origin.to_string(),
-                    entries: sec
-                        .entries
-                        .iter()
-                        .map(|e| (e.key.clone(), e.value.clone(), e.line))
-                        .collect(),
+                    entries,
                 });
             }
         }
@@ -1040,8 +1073,12 @@ impl Resolver<'_> {
 /// `sha256 = @plugins.lock`: the pin of `component` (by file name) in a lock file written by
 /// scripts/build-plugins (`file.wasm = <sha256>` lines, `#` comments).
 fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(lock)
-        .map_err(|e| format!("lock file {}: {e} (run scripts/build-plugins)", lock.display()))?;
+    let text = std::fs::read_to_string(lock).map_err(|e| {
+        format!(
+            "lock file {}: {e} (run scripts/build-plugins)",
+            lock.display()
+        )
+    })?;
     let file = Path::new(component)
         .file_name()
         .map(|f| f.to_string_lossy().to_string())

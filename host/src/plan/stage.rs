@@ -43,7 +43,7 @@ pub const CATALOGUE: &[(&str, &str, bool)] = &[
     ),
     ("templates", "render the mission templates", true),
     ("docker", "build, test and save the container image", false),
-    ("deploy", "upload artifacts and run deploy targets", false),
+    ("deploy", "upload artifacts and run deploy targets", true),
 ];
 
 impl Stage {

@@ -1,6 +1,7 @@
 //! stages: one module per pipeline stage, each one entry function taking the Plan. The order
 //! and which stages run come from `plan::stage`; this module only performs them.
 
+pub mod deploy;
 pub mod layout;
 pub mod templates;
 pub mod tests;

@@ -105,6 +105,44 @@ fn render_script(
     Ok(template::unindent(&rendered.text))
 }
 
+/// Single-quote for bash.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The task script of a `strategy = NAME` test block: a child stasis that calls the plugin.
+fn strategy_command(
+    plan: &Plan,
+    t: &TestBlock,
+    dir: &std::path::Path,
+    junit: Option<&std::path::Path>,
+    basetemp: &str,
+) -> Result<String, StageError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| StageError::Failed(format!("cannot find the stasis executable: {e}")))?;
+    let mut cmd = format!("exec {}", sh_quote(&exe.display().to_string()));
+    // The task's cwd is the checkout: pass absolute paths.
+    let abs = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    if plan.system_config.is_file() {
+        cmd.push_str(&format!(" -c {}", sh_quote(&abs(&plan.system_config))));
+    }
+    cmd.push_str(&format!(
+        " -p {} __test-strategy {} --block {} --checkout {} --junit {} --basetemp {}",
+        sh_quote(&plan.meta.python),
+        sh_quote(&abs(&plan.delivery_file)),
+        sh_quote(&t.name),
+        sh_quote(&dir.display().to_string()),
+        sh_quote(&junit.map(|j| j.display().to_string()).unwrap_or_default()),
+        sh_quote(basetemp),
+    ));
+    Ok(cmd)
+}
+
 pub fn run(
     plan: &Plan,
     env: &BTreeMap<String, String>,
@@ -219,13 +257,11 @@ pub fn run(
         ctx.cwd = Some(dir.clone());
         ctx.suffix = shared.then(|| t.name.clone());
         // Only scripts that ask for a JUnit file are expected to write one.
-        let junit = t
-            .script
-            .contains("junitxml_file")
+        let junit = (t.strategy.is_some() || t.script.contains("junitxml_file"))
             .then(|| template::render_str("{{ func:junitxml_file() }}", &ctx).ok())
             .flatten()
             .map(|r| PathBuf::from(r.text));
-        let env_vars = task_env(plan, t, env, activation, unbuffered);
+        let mut env_vars = task_env(plan, t, env, activation, unbuffered);
         let timeout = t
             .timeout_seconds
             .or(plan.settings.task_timeout_seconds)
@@ -261,10 +297,19 @@ pub fn run(
                 .push(format!("[test:{}] disable = true: script skipped", t.name));
             continue;
         }
-        if t.script.trim().is_empty() {
-            continue;
-        }
-        let script = render_script(t, "script", &t.script, t.script_line, &ctx)?;
+        let script = match &t.strategy {
+            Some(_) => {
+                // The strategy plugin runs in a child stasis, so it gets the same process
+                // group, timeout, log and record as any task; the same epoch keeps names equal.
+                env_vars.push(("SOURCE_DATE_EPOCH".into(), plan.info.time_str_epoch.clone()));
+                let basetemp = template::render_str("{{ func:basetemp_dir() }}", &ctx)
+                    .map(|r| r.text)
+                    .unwrap_or_default();
+                strategy_command(plan, t, dir, junit.as_deref(), &basetemp)?
+            }
+            None if t.script.trim().is_empty() => continue,
+            None => render_script(t, "script", &t.script, t.script_line, &ctx)?,
+        };
         let kind = if t.parallel && plan.settings.parallel {
             JobKind::Parallel
         } else {
