@@ -14,8 +14,11 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A minimal HTTP/1.1 server that answers every PUT with 201 and records (path, sha256 header, body).
-fn put_server() -> (String, Arc<Mutex<Vec<(String, Option<String>, Vec<u8>)>>>) {
+/// One received PUT: path, `X-Checksum-Sha256` header, body.
+type Put = (String, Option<String>, Vec<u8>);
+
+/// A minimal HTTP/1.1 server that answers every PUT with 201 and records what it received.
+fn put_server() -> (String, Arc<Mutex<Vec<Put>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
