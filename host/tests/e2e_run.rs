@@ -363,3 +363,24 @@ fn sigint_to_stasis_stops_every_task_and_exits_130() {
     let v = record(&root, "sigint-1.0");
     assert_eq!(v["status"], "interrupted");
 }
+
+#[test]
+fn pool_status_interval_reports_running_tasks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = one_test_delivery(
+        tmp.path(),
+        "status",
+        "[test:slowish]\nrepository = @SRC@\nscript =\n    sleep 2.5\n",
+    );
+    let sysini = system_ini(tmp.path());
+    let root = tmp.path().join("root");
+    let out = stasis(&root, &sysini)
+        .args(["--pool-status-interval", "1"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let reports = all.matches("Task is running").count();
+    assert!(reports >= 1, "no running-task report in:\n{all}");
+}
