@@ -93,6 +93,7 @@ pub const PLUGIN_KEYS: &[&str] = &[
     "memory",
     "timeout",
     "dirs",
+    "description",
 ];
 pub const SYSTEM_DEFAULT_KEYS: &[&str] = &[
     "continue_on_error",

@@ -453,19 +453,8 @@ pub struct PluginDecl {
     pub key_lines: BTreeMap<String, u32>,
 }
 
-const DECL_KEYS: [&str; 11] = [
-    "kind",
-    "component",
-    "sha256",
-    "allow_commands",
-    "allow_hosts",
-    "allow_env",
-    "secrets",
-    "memory",
-    "timeout",
-    "dirs",
-    "description",
-];
+/// The keys of a `[plugin:NAME]` section: one list, shared with the config schema.
+const DECL_KEYS: &[&str] = crate::config::schema::PLUGIN_KEYS;
 
 impl PluginDecl {
     /// Parse a `[plugin:NAME]` section.
@@ -585,7 +574,7 @@ impl PluginDecl {
                 }
                 "description" => {}
                 other => {
-                    let hint = strsim_hint(other, &DECL_KEYS);
+                    let hint = strsim_hint(other, DECL_KEYS);
                     return Err(e(format!("unknown key{hint}")));
                 }
             }
