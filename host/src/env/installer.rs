@@ -128,7 +128,7 @@ impl InstallerEngine {
         if !self.base().join("bin/conda").exists() {
             let mut cmd = Command::new("bash");
             cmd.arg(&script).arg("-b").arg("-p").arg(self.base());
-            run("base", cmd, &self.base_env)?;
+            pip::run("base", cmd, &self.base_env, &[])?;
         }
         let pinned = self.base().join("conda-meta/pinned");
         let conda_version = c.version.split('-').next().unwrap_or(&c.version);
@@ -168,7 +168,7 @@ impl InstallerEngine {
         };
         let mut cmd = Command::new(exe);
         cmd.args(args);
-        run("base", cmd, env)
+        pip::run("base", cmd, env, &[])
     }
 
     /// Create environment `name` at `prefix` with `conda env create --file` (a YAML written
@@ -247,34 +247,6 @@ fn verify_sha256(what: &str, bytes: &[u8], expected: Option<&str>) -> Result<(),
         });
     }
     Ok(())
-}
-
-fn run(
-    env_name: &str,
-    mut cmd: Command,
-    env: &HashMap<String, String>,
-) -> Result<String, EnvError> {
-    cmd.env_clear().envs(env);
-    let shown = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = cmd.output().map_err(|e| EnvError::Command {
-        env: env_name.to_string(),
-        command: shown.clone(),
-        status: "not started".into(),
-        stderr: e.to_string(),
-    })?;
-    if !out.status.success() {
-        return Err(EnvError::Command {
-            env: env_name.to_string(),
-            command: shown,
-            status: out.status.to_string(),
-            stderr: pip::tail(&String::from_utf8_lossy(&out.stderr)),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Fetch `url` (`http(s)://` or `file://`) with `retry.attempts` tries, `retry.delay` apart;

@@ -108,7 +108,9 @@ pub fn freeze(
         .collect())
 }
 
-fn run(
+/// Run a command with exactly `env` (+ `extra`); the error names the environment, the
+/// command (never its environment) and the tail of its stderr.
+pub(crate) fn run(
     name: &str,
     mut cmd: Command,
     env: &HashMap<String, String>,
