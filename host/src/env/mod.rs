@@ -17,6 +17,7 @@
 //! [`export`] and are unit-tested there.
 
 pub mod activation;
+pub mod build;
 pub mod defer;
 pub mod export;
 pub mod installer;
