@@ -13,31 +13,9 @@ use sha2::{Digest, Sha256};
 use stasis::env::installer::{InstallerConfig, InstallerEngine};
 use stasis::env::{EnvError, EnvSettings, EnvSpec, RetryPolicy};
 
-const FAKE_INSTALLER: &str = r#"#!/bin/bash
-set -e
-if [ "$1" != "-b" ] || [ "$2" != "-p" ]; then echo "bad args: $*" >&2; exit 2; fi
-P="$3"
-mkdir -p "$P/bin" "$P/conda-meta"
-cat > "$P/bin/conda" <<'EOS'
-#!/bin/bash
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-echo "$*" >> "$ROOT/conda.log"
-if [ "$1" = "env" ] && [ "$2" = "create" ]; then
-  while [ $# -gt 0 ]; do
-    if [ "$1" = "-p" ]; then
-      shift
-      mkdir -p "$1/conda-meta" "$1/bin"
-      printf '#!/bin/sh\necho hello from env\n' > "$1/bin/hello"
-      chmod +x "$1/bin/hello"
-    fi
-    shift
-  done
-fi
-exit 0
-EOS
-chmod +x "$P/bin/conda"
-echo installed >> "$P/installer.log"
-"#;
+/// Creates a prefix whose `bin/conda` logs its argv; `conda env create -p P` makes an
+/// environment with a `hello` program.
+const FAKE_INSTALLER: &str = include_str!("../../tests/fixtures/conda/fake-installer.sh");
 
 fn config(tmp: &Path, base_url: &str, sha256: Option<String>) -> InstallerConfig {
     InstallerConfig {

@@ -41,8 +41,15 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
     }
     let env = env_snapshot();
     let ctx = plan.template_context(&env);
-    // The environment seam: `conda_engine = system` adds nothing to the current environment.
-    let activation: Vec<(String, String)> = Vec::new();
+    // The environment stages share what they created; `conda_engine = system` creates nothing
+    // and adds nothing to the current environment.
+    let mut envs = match stages::environments::Environments::new(&plan) {
+        Ok(e) => e,
+        Err(e) => {
+            console.error(&e.to_string());
+            return EXIT_USAGE;
+        }
+    };
     let mut record = RunRecord::new(
         plan.storage.output_dir.join("run.json"),
         plan.delivery_file.display().to_string(),
@@ -63,12 +70,22 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
                 let start = SystemTime::now();
                 let result: Result<(StageReport, bool), StageError> = match stage.name.as_str() {
                     "layout" => stages::layout::run(&plan).map(|r| (r, true)),
+                    "conda" => envs.conda(&plan).map(|r| (r, true)),
+                    "defer" => envs.defer(&plan).map(|r| (r, true)),
+                    "environments" => envs.environments(&plan).map(|r| (r, true)),
+                    "conda_recipes" => envs.conda_recipes(&plan).map(|r| (r, true)),
+                    "wheels" => envs.wheels(&plan).map(|r| (r, true)),
+                    "release_environment" => envs
+                        .release_environment(&plan, console, &ctx)
+                        .map(|r| (r, true)),
+                    "rewrite" => stages::environments::rewrite(&plan).map(|r| (r, true)),
                     "templates" => stages::templates::run(&plan, &ctx).map(|r| (r, true)),
                     "deploy" => match super::load_plugins(&plan, &plan.storage.root) {
                         Ok(host) => stages::deploy::run(&plan, host.as_ref()).map(|r| (r, true)),
                         Err(errors) => Err(StageError::Failed(errors.join("\n"))),
                     },
                     "tests" => {
+                        let activation = envs.activation();
                         stages::tests::run(&plan, &env, &activation, opts.unbuffered, &mut record)
                             .map(|t| {
                                 let ok = match &t.summary {

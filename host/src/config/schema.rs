@@ -110,6 +110,8 @@ pub const SYSTEM_DEFAULT_KEYS: &[&str] = &[
     "wheel_staging_url",
     "conda_engine",
     "conda_channels",
+    "pip_index_url",
+    "pip_extra_index_url",
     "task_kill_grace",
     "package_cache",
 ];

@@ -2,11 +2,12 @@
 //! which of the delivery's packages are tested here (`[test:NAME]` blocks) and whether the
 //! wanted version already exists upstream ("USE EXTERNAL") or must be built for the host
 //! ("BUILD FOR HOST"); and upstream's `index.html` files over `output/packages/wheels/`.
+//! The upstream check for pip packages reads PEP 503 index pages (`pip_exists`).
 //! Building the wheels and conda recipes is not here; this module must not run builds.
 
 use std::path::Path;
 
-use super::EnvError;
+use super::{EnvError, RetryPolicy};
 
 /// Upstream's test-name key of a package spec: version and `[extras]` removed, `.`/`-` → `_`.
 pub fn test_key(spec: &str) -> String {
@@ -67,6 +68,154 @@ pub fn classify(
             (spec.clone(), verdict)
         })
         .collect()
+}
+
+/// PEP 503 name normalisation: lowercase, runs of `-`, `_`, `.` become one `-`.
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::new();
+    let mut sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// The distribution name of a pip spec (`drizzle-pac[all]>=3` → `drizzle-pac`).
+pub fn spec_name(spec: &str) -> &str {
+    let end = spec
+        .find(['=', '<', '>', '!', '~', '[', '@', ' ', ';'])
+        .unwrap_or(spec.len());
+    spec[..end].trim()
+}
+
+/// (distribution, version) of a wheel or sdist file name, e.g.
+/// `demo_pkg-1.0-py3-none-any.whl` → (`demo-pkg`, `1.0`), `demo-pkg-1.0.tar.gz` → (…, `1.0`).
+pub fn dist_file_version(file: &str) -> Option<(String, String)> {
+    if let Some(stem) = file.strip_suffix(".whl") {
+        let mut parts = stem.split('-');
+        let name = parts.next()?;
+        let version = parts.next()?;
+        return Some((normalize_name(name), version.to_string()));
+    }
+    let stem = file
+        .strip_suffix(".tar.gz")
+        .or_else(|| file.strip_suffix(".zip"))?;
+    let (name, version) = stem.rsplit_once('-')?;
+    Some((normalize_name(name), version.to_string()))
+}
+
+/// Upstream's check for a deferred pip package (`pip install --dry-run --no-deps` against the
+/// index), done without a Python: the PEP 503 project page `{index}/{name}/` of each of
+/// `indexes` is read and a file of the wanted version looked for. A spec without `==` exists
+/// when the project has any file; a direct reference (`name @ git+…`) never does. A missing
+/// project page (HTTP 404) is "absent"; an index that cannot be reached is an error naming it.
+pub fn pip_exists(spec: &str, indexes: &[String], retry: &RetryPolicy) -> Result<bool, EnvError> {
+    if spec.contains('@') {
+        return Ok(false);
+    }
+    let name = normalize_name(spec_name(spec));
+    let wanted = spec.split_once("==").map(|(_, v)| {
+        v.split([';', ','])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    });
+    for index in indexes {
+        let page = format!("{}/{name}/", index.trim_end_matches('/'));
+        let Some(body) = fetch_page(&page, retry)? else {
+            continue;
+        };
+        let found = links(&body).iter().any(|file| {
+            dist_file_version(file).is_some_and(|(n, v)| {
+                n == name && wanted.as_deref().is_none_or(|w| w.eq_ignore_ascii_case(&v))
+            })
+        });
+        if found {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The file names a PEP 503 page links to (`href` targets without path or fragment).
+fn links(body: &str) -> Vec<String> {
+    body.split("href=")
+        .skip(1)
+        .filter_map(|rest| {
+            let quote = rest.chars().next()?;
+            let rest = rest.get(1..)?;
+            let target = if quote == '"' || quote == '\'' {
+                &rest[..rest.find(quote)?]
+            } else {
+                return None;
+            };
+            let target = target.split('#').next().unwrap_or_default();
+            let file = target.rsplit('/').next().unwrap_or_default();
+            (!file.is_empty()).then(|| file.to_string())
+        })
+        .collect()
+}
+
+/// GET a project page: `Ok(None)` when the index has no such project (404, or a missing
+/// directory for `file://` indexes, whose pages are the directory listing).
+fn fetch_page(url: &str, retry: &RetryPolicy) -> Result<Option<String>, EnvError> {
+    let shown = crate::sources::redact::redact(url);
+    if let Some(path) = url.strip_prefix("file://") {
+        let dir = Path::new(path);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let index = dir.join("index.html");
+        if index.is_file() {
+            return std::fs::read_to_string(&index)
+                .map(Some)
+                .map_err(|e| EnvError::io(&index, e));
+        }
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| EnvError::io(dir, e))?
+            .filter_map(Result::ok)
+            .map(|e| format!("<a href=\"{}\"></a>", e.file_name().to_string_lossy()))
+            .collect();
+        return Ok(Some(names.join("\n")));
+    }
+    let client = reqwest::blocking::Client::builder()
+        .timeout(retry.timeout)
+        .build()
+        .map_err(|e| EnvError::Download {
+            url: shown.clone(),
+            attempts: 0,
+            reason: e.to_string(),
+        })?;
+    let attempts = retry.attempts.max(1);
+    let mut last = String::new();
+    for attempt in 1..=attempts {
+        match client.get(url).send() {
+            Ok(resp) if resp.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
+            Ok(resp) if resp.status().is_success() => match resp.text() {
+                Ok(body) => return Ok(Some(body)),
+                Err(e) => last = format!("reading body: {}", super::error_chain(&e)),
+            },
+            Ok(resp) => last = format!("HTTP {}", resp.status()),
+            Err(e) => last = crate::sources::redact::redact(&super::error_chain(&e)),
+        }
+        if attempt < attempts {
+            std::thread::sleep(retry.delay);
+        }
+    }
+    Err(EnvError::Download {
+        url: shown,
+        attempts,
+        reason: last,
+    })
 }
 
 /// Upstream's wheel index: `wheels/index.html` links each package directory, each directory's
@@ -136,6 +285,40 @@ mod tests {
         );
         let forced = classify(&specs, &tests, true, |_| true);
         assert!(matches!(forced[0].1, Verdict::BuildForHost { .. }));
+    }
+
+    #[test]
+    fn file_names_and_links() {
+        assert_eq!(normalize_name("Stsci.Image__Stats"), "stsci-image-stats");
+        assert_eq!(
+            dist_file_version("demo_pkg-1.0-py3-none-any.whl"),
+            Some(("demo-pkg".into(), "1.0".into()))
+        );
+        assert_eq!(
+            dist_file_version("demo-pkg-2.0rc1.tar.gz"),
+            Some(("demo-pkg".into(), "2.0rc1".into()))
+        );
+        assert_eq!(dist_file_version("notes.txt"), None);
+        let page = "<a href=\"../../files/demo_pkg-1.0-py3-none-any.whl#sha256=ab\">x</a>\n<a href='demo-pkg-0.9.tar.gz'>y</a>";
+        assert_eq!(
+            links(page),
+            vec!["demo_pkg-1.0-py3-none-any.whl", "demo-pkg-0.9.tar.gz"]
+        );
+    }
+
+    #[test]
+    fn pip_exists_reads_file_indexes() {
+        let d = tempfile::tempdir().unwrap();
+        let proj = d.path().join("demo-pkg");
+        std::fs::create_dir_all(&proj).unwrap();
+        std::fs::write(proj.join("demo_pkg-1.0-py3-none-any.whl"), "").unwrap();
+        let idx = vec![format!("file://{}", d.path().display())];
+        let r = RetryPolicy::default();
+        assert!(pip_exists("demo_pkg==1.0", &idx, &r).unwrap());
+        assert!(pip_exists("Demo.Pkg", &idx, &r).unwrap());
+        assert!(!pip_exists("demo-pkg==2.0", &idx, &r).unwrap());
+        assert!(!pip_exists("other==1.0", &idx, &r).unwrap());
+        assert!(!pip_exists("demo-pkg @ git+https://h/r@v1", &idx, &r).unwrap());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::str::FromStr;
 use rattler::install::Installer;
 use rattler::package_cache::PackageCache;
 use rattler_conda_types::{
-    Channel, ChannelConfig, GenericVirtualPackage, MatchSpec, PackageName, PackageRecord,
+    Channel, ChannelConfig, GenericVirtualPackage, MatchSpec, Matches, PackageName, PackageRecord,
     ParseStrictness, PrefixRecord, RepoDataRecord, Subdir, Version, package::DistArchiveIdentifier,
 };
 use rattler_networking::LazyClient;
@@ -110,52 +110,25 @@ impl NativeEngine {
         })
     }
 
+    /// Whether any of `channels` has a package matching `spec` (upstream's `mamba search`
+    /// check for deferred conda packages). An unreachable channel is an error, not "absent".
+    pub fn exists(&self, name: &str, channels: &[String], spec: &str) -> Result<bool, EnvError> {
+        let channels = parse_channels(name, channels)?;
+        let specs = parse_specs(name, &[spec.to_string()])?;
+        let repodata = block_on(name, self.fetch_repodata(name, &channels, &specs, false))??;
+        Ok(repodata.iter().any(|r| {
+            r.iter()
+                .any(|rec| specs.iter().any(|s| s.matches(&rec.package_record)))
+        }))
+    }
+
     async fn solve(
         &self,
         name: &str,
         channels: &[Channel],
         specs: &[MatchSpec],
     ) -> Result<Vec<RepoDataRecord>, EnvError> {
-        let platform = Subdir::current().unwrap_or(Subdir::Linux64);
-        let retry = self.settings.retry;
-        let mut attempt = 0;
-        let repodata = loop {
-            attempt += 1;
-            // A fresh gateway per attempt: a failed fetch must not be remembered.
-            let gateway = Gateway::builder()
-                .with_cache_dir(repodata_cache(&self.settings.package_cache))
-                .with_package_cache(PackageCache::new(&self.settings.package_cache))
-                .with_client(LazyClient::default())
-                .finish();
-            let query = gateway
-                .query(
-                    channels.iter().cloned(),
-                    [platform, Subdir::NoArch],
-                    specs.iter().cloned(),
-                )
-                .recursive(true);
-            match tokio::time::timeout(retry.timeout * 4, query.execute()).await {
-                Ok(Ok(out)) => break out.repodata,
-                Ok(Err(e)) if attempt >= retry.attempts => {
-                    let reason = error_chain(&e);
-                    return Err(EnvError::ChannelUnreachable {
-                        env: name.to_string(),
-                        url: failing_channel(&reason, channels),
-                        attempts: attempt,
-                        reason,
-                    });
-                }
-                Err(_) if attempt >= retry.attempts => {
-                    return Err(EnvError::ChannelUnreachable {
-                        env: name.to_string(),
-                        url: failing_channel("", channels),
-                        attempts: attempt,
-                        reason: format!("timed out after {:?}", retry.timeout * 4),
-                    });
-                }
-                _ => tokio::time::sleep(retry.delay).await,
-            }
-        };
+        let repodata = self.fetch_repodata(name, channels, specs, true).await?;
         let task = SolverTask {
             virtual_packages: virtual_packages(),
             specs: specs.to_vec(),
@@ -178,6 +151,58 @@ impl NativeEngine {
             },
         })?;
         Ok(solved.records)
+    }
+
+    /// Repodata for `specs` (and, when `recursive`, their dependencies) from `channels`, for the
+    /// host subdir and noarch, retried per the retry policy.
+    async fn fetch_repodata(
+        &self,
+        name: &str,
+        channels: &[Channel],
+        specs: &[MatchSpec],
+        recursive: bool,
+    ) -> Result<Vec<rattler_repodata_gateway::RepoData>, EnvError> {
+        let platform = Subdir::current().unwrap_or(Subdir::Linux64);
+        let retry = self.settings.retry;
+        let mut attempt = 0;
+        let repodata = loop {
+            attempt += 1;
+            // A fresh gateway per attempt: a failed fetch must not be remembered.
+            let gateway = Gateway::builder()
+                .with_cache_dir(repodata_cache(&self.settings.package_cache))
+                .with_package_cache(PackageCache::new(&self.settings.package_cache))
+                .with_client(LazyClient::default())
+                .finish();
+            let query = gateway
+                .query(
+                    channels.iter().cloned(),
+                    [platform, Subdir::NoArch],
+                    specs.iter().cloned(),
+                )
+                .recursive(recursive);
+            match tokio::time::timeout(retry.timeout * 4, query.execute()).await {
+                Ok(Ok(out)) => break out.repodata,
+                Ok(Err(e)) if attempt >= retry.attempts => {
+                    let reason = error_chain(&e);
+                    return Err(EnvError::ChannelUnreachable {
+                        env: name.to_string(),
+                        url: failing_channel(&reason, channels),
+                        attempts: attempt,
+                        reason,
+                    });
+                }
+                Err(_) if attempt >= retry.attempts => {
+                    return Err(EnvError::ChannelUnreachable {
+                        env: name.to_string(),
+                        url: failing_channel("", channels),
+                        attempts: attempt,
+                        reason: format!("timed out after {:?}", retry.timeout * 4),
+                    });
+                }
+                _ => tokio::time::sleep(retry.delay).await,
+            }
+        };
+        Ok(repodata)
     }
 
     /// Install exactly `records` at `prefix` via a staging directory renamed into place.

@@ -179,7 +179,13 @@ fn stages(
         .iter()
         .map(|(name, _, implemented)| {
             let (status, reason) = match *name {
-                "conda" | "environments" | "defer" | "release_environment"
+                "conda"
+                | "environments"
+                | "defer"
+                | "release_environment"
+                | "conda_recipes"
+                | "wheels"
+                | "rewrite"
                     if settings.conda_engine == "system" =>
                 {
                     (
@@ -187,6 +193,7 @@ fn stages(
                         "conda_engine = system: the current environment is used".to_string(),
                     )
                 }
+                "rewrite" if !settings.rewrite => (StageStatus::Skip, "--no-rewrite".into()),
                 "tests" if !settings.testing => (StageStatus::Skip, "--no-testing".into()),
                 "tests" if tests.is_empty() => (StageStatus::Skip, "no [test:*] sections".into()),
                 "templates" if templates.is_empty() => (
@@ -203,10 +210,6 @@ fn stages(
                 "deploy" if deploy.targets.is_empty() => (
                     StageStatus::NotPerformed,
                     "Artifactory uploads are not available in this version of stasis".into(),
-                ),
-                "conda_recipes" | "wheels" => (
-                    StageStatus::Skip,
-                    "runs only when the defer stage finds packages to build".into(),
                 ),
                 _ if !implemented => (
                     StageStatus::NotPerformed,
@@ -632,6 +635,15 @@ impl Resolver<'_> {
             c.tool_conda_packages = d.get("conda_packages").map(Entry::list).unwrap_or_default();
             c.tool_pip_packages = d.get("pip_packages").map(Entry::list).unwrap_or_default();
             c.channels = d.get("conda_channels").map(Entry::list).unwrap_or_default();
+            // stasis.ini's index settings; the delivery's [conda] values win below.
+            let text = |k: &str| {
+                d.get(k)
+                    .map(|e| e.value.trim().to_string())
+                    .unwrap_or_default()
+            };
+            c.pip_index_url = text("pip_index_url");
+            c.pip_extra_index_url =
+                crate::config::ini::list_items(&text("pip_extra_index_url")).join(" ");
         }
         let Some(sec) = self.delivery().section("conda").cloned() else {
             self.diags.error_at(&file, 0, "[conda]", "missing section [conda] (installer_name, installer_version, installer_platform, installer_arch are required)");
@@ -658,7 +670,7 @@ impl Resolver<'_> {
                 "pip_packages_purge" => c.pip_packages_purge = list(),
                 "conda_channels" => c.channels = list(),
                 "pip_index_url" => c.pip_index_url = v.trim().into(),
-                "pip_extra_index_url" => c.pip_extra_index_url = v.trim().into(),
+                "pip_extra_index_url" => c.pip_extra_index_url = list().join(" "),
                 _ => {}
             }
         }

@@ -23,26 +23,33 @@ pub enum StageStatus {
     NotPerformed,
 }
 
-/// (name, description, implemented) in upstream's order (reference §1 steps 7–18).
+/// (name, description, implemented) in upstream's order (reference §1 steps 7–18), except that
+/// `defer` runs before the test environment is created, so the environment holds exactly the
+/// packages used as-is (the check reads channel and index metadata and needs no environment).
 pub const CATALOGUE: &[(&str, &str, bool)] = &[
     ("layout", "create the output tree", true),
-    ("conda", "install conda and the tools environment", false),
+    ("conda", "install conda and the tools environment", true),
     (
-        "environments",
-        "create the release and test environments",
-        false,
+        "defer",
+        "decide which tested packages to use as-is and which to build",
+        true,
     ),
-    ("defer", "decide which tested packages to build", false),
+    ("environments", "create the test environment", true),
     ("tests", "clone and test each [test:*] package", true),
-    ("conda_recipes", "build deferred conda packages", false),
-    ("wheels", "build deferred wheels", false),
+    ("conda_recipes", "build deferred conda packages", true),
+    ("wheels", "build deferred wheels", true),
     (
         "release_environment",
-        "install and export the release environment",
-        false,
+        "create and export the release environment",
+        true,
     ),
     ("templates", "render the mission templates", true),
     ("docker", "build, test and save the container image", false),
+    (
+        "rewrite",
+        "point the exported environment at the staged packages",
+        true,
+    ),
     ("deploy", "upload artifacts and run deploy targets", true),
 ];
 

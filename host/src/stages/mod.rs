@@ -2,6 +2,7 @@
 //! and which stages run come from `plan::stage`; this module only performs them.
 
 pub mod deploy;
+pub mod environments;
 pub mod layout;
 pub mod templates;
 pub mod tests;
