@@ -67,13 +67,12 @@ pub enum BuildError {
         recipe: String,
     },
     #[error(
-        "{origin}: package {package} must be built for the host from build_recipe = {recipe}: \
-         {file} needs {needs}, but only {found} is on PATH"
+        "{origin}: package {package} must be built for the host from {file}, which needs \
+         {needs}, but only {found} is on PATH (add {needs} to stasis.ini's conda_packages)"
     )]
     WrongRecipeTool {
         origin: String,
         package: String,
-        recipe: String,
         file: String,
         needs: &'static str,
         found: String,
@@ -109,7 +108,7 @@ pub enum BuildError {
     Env {
         origin: String,
         #[source]
-        source: EnvError,
+        source: Box<EnvError>,
     },
 }
 
@@ -156,7 +155,7 @@ fn run(
         },
         other => BuildError::Env {
             origin: origin.to_string(),
-            source: other,
+            source: Box::new(other),
         },
     })
 }
@@ -415,7 +414,7 @@ pub fn build_wheel(job: &WheelJob) -> Result<BuiltWheel, BuildError> {
     }
     defer::write_wheel_index(job.wheels_dir).map_err(|source| BuildError::Env {
         origin: origin.to_string(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(first)
 }
@@ -926,7 +925,6 @@ pub fn build_conda_recipe(job: &RecipeJob) -> Result<Vec<PathBuf>, BuildError> {
             Some(found) => BuildError::WrongRecipeTool {
                 origin: origin.to_string(),
                 package: job.name.to_string(),
-                recipe: job.recipe_url.to_string(),
                 file: workdir.join(file).display().to_string(),
                 needs: if rattler {
                     "rattler-build"
