@@ -514,6 +514,11 @@ fn build_cibuildwheel(job: &WheelJob, out: &Path) -> Result<(), BuildError> {
         ))
         .current_dir(job.checkout);
     let mut vars = index_vars(job.pip_index_url, job.pip_extra_index_urls);
+    if !vars.is_empty() {
+        // cibuildwheel builds inside a container; only variables it is told to pass get in.
+        let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+        vars.push(("CIBW_ENVIRONMENT_PASS_LINUX", names.join(" ")));
+    }
     vars.push(("CIBW_CONTAINER_ENGINE", engine.name().to_string()));
     run(job.origin, cmd, job.env, &vars).map(|_| ())
 }
@@ -544,9 +549,7 @@ fn build_manylinux(job: &WheelJob, out: &Path) -> Result<(), BuildError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    let name = format!("manylinux_build_{uid}_{}_{stamp}", std::process::id());
+    let name = format!("manylinux_build_{}_{stamp}", std::process::id());
     let result = manylinux_steps(job, &engine, &name, out);
     let quiet = |args: &[&str]| {
         let _ = probe(engine.program(), args, job.env, Duration::from_secs(60));
