@@ -358,7 +358,7 @@ fn recipe_errors_name_the_test_block() {
     let msg = err.to_string();
     assert!(matches!(err, BuildError::WrongRecipeTool { .. }), "{msg}");
     assert!(
-        msg.contains("meta.yaml needs conda-build, but only rattler-build"),
+        msg.contains("meta.yaml, which needs conda-build, but only rattler-build is on PATH"),
         "{msg}"
     );
 
@@ -518,5 +518,66 @@ fn conda_recipe_packages_are_indexed_and_installable_from_file_url() {
     assert!(
         err.starts_with(ORIGIN) && err.contains("broken-1.0-0.tar.bz2"),
         "{err}"
+    );
+}
+
+#[test]
+fn rattler_build_recipe_gets_a_python_variant_and_the_rewritten_recipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prebuilt = tmp.path().join("prebuilt");
+    let mut ch = Channel::new(&prebuilt);
+    ch.add(Pkg::new("demo-lib", "1.4.0"));
+    ch.write().unwrap();
+    let repo = tmp.path().join("recipes/demo-lib-recipe");
+    std::fs::create_dir_all(repo.join("recipe")).unwrap();
+    std::fs::write(
+        repo.join("recipe/recipe.yaml"),
+        "context:\n  version: \"1.0\"\npackage:\n  name: demo-lib\n  version: ${{ version }}\nsource:\n  url: https://example.org/x.tar.gz\n  sha256: 00\nbuild:\n  number: 3\n",
+    )
+    .unwrap();
+    let bin = tmp.path().join("bin");
+    let log = tmp.path().join("rattler.log");
+    exe(
+        &bin.join("rattler-build"),
+        &format!(
+            "#!/bin/sh\nset -e\necho \"cwd=$(pwd)\" > {log}\necho \"args=$*\" >> {log}\ncat recipe.yaml >> {log}\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    --output-dir) out=\"$2\";;\n    -m) cat \"$2\" >> {log};;\n  esac\n  shift\ndone\nmkdir -p \"$out/noarch\"\ncp {pkg} \"$out/noarch/\"\n",
+            log = log.display(),
+            pkg = prebuilt
+                .join("noarch/demo-lib-1.4.0-h0_0.tar.bz2")
+                .display()
+        ),
+    );
+    let env = HashMap::from([(
+        "PATH".to_string(),
+        format!("{}:/usr/bin:/bin", bin.display()),
+    )]);
+    let conda_dir = tmp.path().join("conda");
+    assert_eq!(build::recipe_style(&repo), build::RecipeStyle::RattlerBuild);
+    let placed = build::build_conda_recipe(&recipe_job(&repo, &conda_dir, &env)).unwrap();
+    assert_eq!(
+        placed,
+        [conda_dir.join("noarch/demo-lib-1.4.0-h0_0.tar.bz2")]
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains(&format!("cwd={}", repo.join("recipe").display())),
+        "{log}"
+    );
+    assert!(
+        log.contains("args=build --recipe recipe.yaml --output-dir "),
+        "{log}"
+    );
+    assert!(log.contains("  version: \"1.4.0\"\n"), "{log}");
+    assert!(
+        log.contains(
+            "  url: https://github.com/example/demo-lib/archive/refs/tags/${{ version }}.tar.gz\n"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("python:\n  - \"3.11\"\n"), "{log}");
+    assert!(conda_dir.join("noarch/repodata.json").is_file());
+    assert!(
+        conda_dir.join("linux-64/repodata.json").is_file()
+            || !cfg!(all(target_os = "linux", target_arch = "x86_64"))
     );
 }

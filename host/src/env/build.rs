@@ -67,13 +67,12 @@ pub enum BuildError {
         recipe: String,
     },
     #[error(
-        "{origin}: package {package} must be built for the host from build_recipe = {recipe}: \
-         {file} needs {needs}, but only {found} is on PATH"
+        "{origin}: package {package} must be built for the host from {file}, which needs \
+         {needs}, but only {found} is on PATH (add {needs} to stasis.ini's conda_packages)"
     )]
     WrongRecipeTool {
         origin: String,
         package: String,
-        recipe: String,
         file: String,
         needs: &'static str,
         found: String,
@@ -109,7 +108,7 @@ pub enum BuildError {
     Env {
         origin: String,
         #[source]
-        source: EnvError,
+        source: Box<EnvError>,
     },
 }
 
@@ -156,7 +155,7 @@ fn run(
         },
         other => BuildError::Env {
             origin: origin.to_string(),
-            source: other,
+            source: Box::new(other),
         },
     })
 }
@@ -415,7 +414,7 @@ pub fn build_wheel(job: &WheelJob) -> Result<BuiltWheel, BuildError> {
     }
     defer::write_wheel_index(job.wheels_dir).map_err(|source| BuildError::Env {
         origin: origin.to_string(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(first)
 }
@@ -515,6 +514,11 @@ fn build_cibuildwheel(job: &WheelJob, out: &Path) -> Result<(), BuildError> {
         ))
         .current_dir(job.checkout);
     let mut vars = index_vars(job.pip_index_url, job.pip_extra_index_urls);
+    if !vars.is_empty() {
+        // cibuildwheel builds inside a container; only variables it is told to pass get in.
+        let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+        vars.push(("CIBW_ENVIRONMENT_PASS_LINUX", names.join(" ")));
+    }
     vars.push(("CIBW_CONTAINER_ENGINE", engine.name().to_string()));
     run(job.origin, cmd, job.env, &vars).map(|_| ())
 }
@@ -545,9 +549,7 @@ fn build_manylinux(job: &WheelJob, out: &Path) -> Result<(), BuildError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    let name = format!("manylinux_build_{uid}_{}_{stamp}", std::process::id());
+    let name = format!("manylinux_build_{}_{stamp}", std::process::id());
     let result = manylinux_steps(job, &engine, &name, out);
     let quiet = |args: &[&str]| {
         let _ = probe(engine.program(), args, job.env, Duration::from_secs(60));
@@ -926,7 +928,6 @@ pub fn build_conda_recipe(job: &RecipeJob) -> Result<Vec<PathBuf>, BuildError> {
             Some(found) => BuildError::WrongRecipeTool {
                 origin: origin.to_string(),
                 package: job.name.to_string(),
-                recipe: job.recipe_url.to_string(),
                 file: workdir.join(file).display().to_string(),
                 needs: if rattler {
                     "rattler-build"
