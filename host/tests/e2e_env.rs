@@ -434,3 +434,145 @@ fn the_installer_engine_runs_upstreams_conda_flow_in_the_pipeline() {
     let yml = read(&build.join(format!("output/delivery/{release}.yml")));
     assert!(yml.contains("# conda_ident: Miniforge3 24.3.0-0"), "{yml}");
 }
+
+fn exe(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_deferred_conda_package_is_built_from_its_recipe_and_delivered() {
+    let w = world();
+    // What the recipe produces: a real archive, emitted by a stand-in rattler-build (no real
+    // one is installable here) that records how it was called.
+    let prebuilt = w.tmp.path().join("prebuilt");
+    let mut ch = Channel::new(&prebuilt);
+    ch.add(Pkg::new("democonda", "0.5"));
+    ch.write().unwrap();
+    let bin = w.tmp.path().join("bin");
+    let log = w.tmp.path().join("rattler.log");
+    exe(
+        &bin.join("rattler-build"),
+        &format!(
+            "#!/bin/sh\nset -e\necho \"args=$*\" >> {log}\ncat recipe.yaml >> {log}\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = --output-dir ]; then out=\"$2\"; fi\n  shift\ndone\nmkdir -p \"$out/noarch\"\ncp {pkg} \"$out/noarch/\"\n",
+            log = log.display(),
+            pkg = prebuilt.join("noarch/democonda-0.5-h0_0.tar.bz2").display()
+        ),
+    );
+    let recipe = w.tmp.path().join("repos/democonda-recipe");
+    std::fs::create_dir_all(recipe.join("recipe")).unwrap();
+    std::fs::write(
+        recipe.join("recipe/recipe.yaml"),
+        "context:\n  version: \"0.1\"\npackage:\n  name: democonda\n  version: ${{ version }}\nsource:\n  url: https://example.org/x.tar.gz\n  sha256: 00\nbuild:\n  number: 3\n",
+    )
+    .unwrap();
+    git(&recipe, &["init", "-q", "-b", "main"]);
+    git(&recipe, &["add", "-A"]);
+    git(&recipe, &["commit", "-q", "-m", "recipe"]);
+
+    let f = w.delivery(&format!(
+        "\n[test:democonda]\nrepository = {}\nbuild_recipe = {}\nscript = true\n",
+        w.ext_repo.display(),
+        recipe.display()
+    ));
+    let body = read(&f).replace(
+        "    libfoo\n    purgeme\n",
+        "    libfoo\n    purgeme\n    democonda==0.5\n",
+    );
+    std::fs::write(&f, body).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = w
+        .stasis()
+        .env("PATH", path)
+        .arg("--no-testing")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("BUILD FOR HOST: conda democonda==0.5"),
+        "{err}"
+    );
+    let log = read(&log);
+    assert!(log.contains("args=build --recipe recipe.yaml"), "{log}");
+
+    let release = format!("envdemo-1.0-1-py311-linux-{}", std::env::consts::ARCH);
+    let build = w.root().join("envdemo-1.0");
+    let conda = build.join("output/packages/conda");
+    assert!(conda.join("noarch/democonda-0.5-h0_0.tar.bz2").is_file());
+    assert!(conda.join("noarch/repodata.json").is_file());
+    // The release environment got it from the local channel; the test environment did not.
+    let envs = build.join("tools/conda/envs");
+    assert!(
+        envs.join(&release)
+            .join("share/democonda/VERSION")
+            .is_file()
+    );
+    assert!(
+        !envs
+            .join(format!("{release}-test"))
+            .join("share/democonda")
+            .exists()
+    );
+    // Stage 1 put @CONDA_CHANNEL@ first; stage 2 made it the local channel directory.
+    let yml = read(&build.join(format!("output/delivery/{release}.yml")));
+    assert!(
+        yml.contains(&format!("channels:\n  - {}\n", conda.display())),
+        "{yml}"
+    );
+    assert!(yml.contains("  - democonda=0.5=h0_0\n"), "{yml}");
+    assert!(
+        !yml.contains(&format!("file://{}", conda.display())),
+        "the local channel is listed once, as the placeholder's value: {yml}"
+    );
+}
+
+#[test]
+fn container_wheel_builders_without_an_engine_fail_before_the_tests_run() {
+    let mut w = world();
+    let sysini = w.tmp.path().join("stasis-manylinux.ini");
+    std::fs::write(
+        &sysini,
+        format!("{}wheel_builder = manylinux\n", read(&w.sysini)),
+    )
+    .unwrap();
+    w.sysini = sysini;
+    // docker and podman clients whose daemons are unreachable, first on PATH.
+    let bin = w.tmp.path().join("bin");
+    for tool in ["docker", "podman"] {
+        exe(
+            &bin.join(tool),
+            "#!/bin/sh\necho 'Cannot connect to the daemon' >&2\nexit 1\n",
+        );
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let f = w.delivery("");
+    let out = w.stasis().env("PATH", path).arg(&f).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let failure = err
+        .lines()
+        .find(|l| l.contains("defer") && l.contains("FAILED"))
+        .unwrap_or_else(|| panic!("defer did not fail: {err}"));
+    assert!(
+        failure.contains("[test:demo-built]") && failure.contains("manylinux"),
+        "{failure}"
+    );
+    assert!(err.contains("wheel_builder = native"), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains(" tests ") && l.contains("not run")),
+        "the tests must not run: {err}"
+    );
+}

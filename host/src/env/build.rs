@@ -480,19 +480,30 @@ fn build_native(job: &WheelJob, out: &Path) -> Result<(), BuildError> {
 }
 
 fn require_engine(job: &WheelJob) -> Result<ContainerEngine, BuildError> {
-    container_engine_in(job.env).ok_or_else(|| {
+    require_container_engine(job.origin, job.backend, job.env)
+}
+
+/// The container engine `backend` needs, or the error naming `origin`, what was probed and the
+/// way out (`wheel_builder = native`). The pipeline calls this before the tests run, so a
+/// delivery that cannot build its wheels fails early.
+pub fn require_container_engine(
+    origin: &str,
+    backend: WheelBackend,
+    env: &HashMap<String, String>,
+) -> Result<ContainerEngine, BuildError> {
+    container_engine_in(env).ok_or_else(|| {
         let probed = ["docker ps", "podman --version && podman ps"]
             .iter()
             .zip(["docker", "podman"])
-            .map(|(how, exe)| match find_on_path(job.env, exe) {
+            .map(|(how, exe)| match find_on_path(env, exe) {
                 Some(p) => format!("`{how}` with {} failed", p.display()),
                 None => format!("{exe} not on PATH"),
             })
             .collect::<Vec<_>>()
             .join("; ");
         BuildError::NoContainerEngine {
-            origin: job.origin.to_string(),
-            backend: job.backend.as_str(),
+            origin: origin.to_string(),
+            backend: backend.as_str(),
             probed,
         }
     })

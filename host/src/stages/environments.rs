@@ -310,6 +310,15 @@ impl Environments {
                 None => out.pip_external.push(s.clone()),
             }
         }
+        if let Some(first) = out.pip_build.first() {
+            // Fail before the tests run when the wheels cannot be built on this machine.
+            let (backend, _) = build::WheelBackend::parse(&plan.settings.wheel_builder);
+            if backend != build::WheelBackend::Native {
+                let test = test_block(plan, &first.test)?;
+                let env: HashMap<String, String> = std::env::vars().collect();
+                build::require_container_engine(&origin(test), backend, &env).map_err(failed)?;
+            }
+        }
         if out.conda_build.is_empty() && out.pip_build.is_empty() {
             report
                 .detail
@@ -555,8 +564,10 @@ impl Environments {
         }
         let created = self.engine.create(&name, &prefix, &spec);
         self.set_extra_indexes(saved_extra);
-        let created = created.map_err(failed)?;
+        let mut created = created.map_err(failed)?;
         enforce_conda_versions(&created, &conda_specs)?;
+        // The local channel of built packages is `@CONDA_CHANNEL@` in the export.
+        created.channels.retain(|c| !extra_channels.contains(c));
         report.detail.push(format!(
             "{name}: {} conda packages at {} ({:.1}s)",
             created.packages.len(),
