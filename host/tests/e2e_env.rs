@@ -576,3 +576,47 @@ fn container_wheel_builders_without_an_engine_fail_before_the_tests_run() {
         "the tests must not run: {err}"
     );
 }
+
+#[test]
+fn tested_packages_pinned_by_based_on_are_deferred_like_the_deliverys_own() {
+    let w = world();
+    let base = w.tmp.path().join("base.yml");
+    std::fs::write(
+        &base,
+        "channels:\n  - conda-forge\ndependencies:\n  - python\n  - pip\n  - pip:\n    - demo-ext==1.0\n    - demo-built==0.2\n",
+    )
+    .unwrap();
+    let f = w.delivery("");
+    let body = read(&f)
+        .replace(
+            "python = 3.11\n",
+            &format!("python = 3.11\nbased_on = {}\n", base.display()),
+        )
+        .replace(
+            "    pytest\n    demo-ext==1.0\n    demo-built==0.2\n",
+            "    pytest\n",
+        );
+    std::fs::write(&f, body).unwrap();
+    let out = w.stasis().arg("--no-testing").arg(&f).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("overlay: demo-ext==1.0"), "{err}");
+    assert!(err.contains("USE EXTERNAL: pip demo-ext==1.0"), "{err}");
+    assert!(err.contains("BUILD FOR HOST: pip demo-built==0.2"), "{err}");
+    let release = format!("envdemo-1.0-1-py311-linux-{}", std::env::consts::ARCH);
+    let envs = w.root().join("envdemo-1.0/tools/conda/envs");
+    let py = Command::new(envs.join(&release).join("bin/python"))
+        .args([
+            "-c",
+            "import demo_built, demo_ext; print(demo_built.VERSION)",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&py.stdout).trim(), "0.2", "{}", text(&py.stderr));
+    let test_yml = read(
+        &w.root()
+            .join(format!("envdemo-1.0/output/delivery/{release}-test.yml")),
+    );
+    assert!(test_yml.contains("demo-ext==1.0"), "{test_yml}");
+    assert!(!test_yml.contains("demo-built"), "{test_yml}");
+}

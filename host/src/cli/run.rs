@@ -222,6 +222,39 @@ pub fn describe_plan(plan: &Plan) -> String {
         plan.system.platform, plan.system.arch, plan.system.conda_subdir
     );
     let _ = writeln!(s, "conda engine  {}", plan.conda.engine);
+    if plan.conda.engine != "system" {
+        let envs = plan.storage.conda_prefix.join("envs");
+        let _ = writeln!(
+            s,
+            "environments  {} (release), {} (test) under {}",
+            plan.info.release_env,
+            plan.info.test_env,
+            envs.display()
+        );
+        let channels = if plan.conda.channels.is_empty() {
+            "from based_on / the mission's base.yml, else conda-forge".to_string()
+        } else {
+            plan.conda.channels.join(" ")
+        };
+        let _ = writeln!(s, "channels      {channels}");
+        for (kind, specs) in [
+            ("conda", &plan.conda.conda_packages),
+            ("pip", &plan.conda.pip_packages),
+        ] {
+            for spec in specs {
+                let tested = stages::environments::tested_by(plan, spec).is_some();
+                let _ = writeln!(
+                    s,
+                    "  {kind:<5} {spec}{}",
+                    if tested {
+                        "  (tested here: used as-is or built for the host)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
     let _ = writeln!(s, "exports");
     for (k, v) in &plan.system.exports {
         let _ = writeln!(s, "  {k}={v}");

@@ -245,7 +245,36 @@ impl Environments {
         for (i, c) in extra_channels.iter().enumerate() {
             spec.channels.insert(i, c.clone());
         }
+        // Tested packages from based_on's pip list went through the defer stage (the overlay):
+        // they are in `pip_specs` as used-as-is or pinned to the built wheel, never twice.
+        let base_tested = self.base_tested_pip(plan)?;
+        spec.pip
+            .retain(|p| !base_tested.contains(p) || pip_specs.contains(p));
+        let mut seen = std::collections::HashSet::new();
+        spec.pip.retain(|p| seen.insert(p.clone()));
         Ok(spec)
+    }
+
+    /// Upstream's overlay (step 11): the tested packages based_on pins in its `- pip:` list,
+    /// except those the delivery's `pip_packages` name (the delivery's spec wins). They are
+    /// tested and delivered like the delivery's own.
+    fn base_tested_pip(&mut self, plan: &Plan) -> Result<Vec<String>, StageError> {
+        let Some((text, location)) = self.base_yaml(plan)? else {
+            return Ok(Vec::new());
+        };
+        let yaml = spec::parse_env_yaml(&text, &location).map_err(failed)?;
+        let named: Vec<String> = plan
+            .conda
+            .pip_packages
+            .iter()
+            .map(|p| defer::normalize_name(defer::spec_name(p)))
+            .collect();
+        Ok(yaml
+            .pip
+            .into_iter()
+            .filter(|p| tested_by(plan, p).is_some())
+            .filter(|p| !named.contains(&defer::normalize_name(defer::spec_name(p))))
+            .collect())
     }
 
     /// Stage `defer` (upstream step 12): every conda and pip package with a `[test:*]` block
@@ -290,7 +319,14 @@ impl Environments {
                 .unwrap_or_else(|| "https://pypi.org/simple".to_string()),
         ];
         indexes.extend(self.settings.pip_extra_index_urls.iter().cloned());
-        for s in &plan.conda.pip_packages {
+        let mut pip_candidates = plan.conda.pip_packages.clone();
+        for s in self.base_tested_pip(plan)? {
+            report
+                .detail
+                .push(format!("overlay: {s} (tested, pinned by based_on)"));
+            pip_candidates.push(s);
+        }
+        for s in &pip_candidates {
             match tested_by(plan, s) {
                 Some(test) => {
                     let exists = !always
@@ -730,7 +766,7 @@ fn tools_prefix(plan: &Plan) -> PathBuf {
 
 /// The test block a package spec belongs to (upstream's name match: version and extras
 /// dropped, `.`/`-` → `_`).
-fn tested_by<'p>(plan: &'p Plan, spec: &str) -> Option<&'p TestBlock> {
+pub fn tested_by<'p>(plan: &'p Plan, spec: &str) -> Option<&'p TestBlock> {
     let key = defer::test_key(spec);
     plan.tests
         .iter()
