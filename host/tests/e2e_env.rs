@@ -620,3 +620,95 @@ fn tested_packages_pinned_by_based_on_are_deferred_like_the_deliverys_own() {
     assert!(test_yml.contains("demo-ext==1.0"), "{test_yml}");
     assert!(!test_yml.contains("demo-built"), "{test_yml}");
 }
+
+#[test]
+fn channel_and_index_credentials_are_named_not_written() {
+    let mut w = world();
+    let base = w.server.base_url.trim_start_matches("http://").to_string();
+    let sysini = w.tmp.path().join("stasis-secret.ini");
+    std::fs::write(
+        &sysini,
+        format!(
+            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = http://stasis:${{CHAN_TOKEN}}@{base}/chan\npip_index_url = http://stasis:${{PIP_TOKEN}}@{base}/simple/\n",
+            w.tmp.path().join("pkgs").display(),
+        ),
+    )
+    .unwrap();
+    w.sysini = sysini;
+    let f = w.delivery("");
+    let body = read(&f).replace("    demo-built==0.2\n", "");
+    std::fs::write(&f, body).unwrap();
+    let plan = w
+        .stasis()
+        .env("CHAN_TOKEN", "s3cr3t-chan")
+        .env("PIP_TOKEN", "s3cr3t-pip")
+        .args(["plan", "--json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(!text(&plan.stdout).contains("s3cr3t"));
+    assert!(text(&plan.stdout).contains("${CHAN_TOKEN}"));
+    let out = w
+        .stasis()
+        .env("CHAN_TOKEN", "s3cr3t-chan")
+        .env("PIP_TOKEN", "s3cr3t-pip")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The tokens reached the server (the URLs were expanded for the channel and for pip) ...
+    assert!(err.contains("USE EXTERNAL: pip demo-ext==1.0"), "{err}");
+    let auths = w.server.authorizations();
+    for token in ["s3cr3t-chan", "s3cr3t-pip"] {
+        let want = format!("Basic {}", base64(&format!("stasis:{token}")));
+        assert!(auths.contains(&want), "{token} never sent: {auths:?}");
+    }
+    // ... and no file of the delivery, log or message holds it.
+    assert!(!err.contains("s3cr3t") && !text(&out.stdout).contains("s3cr3t"));
+    let mut stack = vec![
+        w.root().join("envdemo-1.0/output"),
+        w.root().join("envdemo-1.0/tools"),
+    ];
+    let mut checked = 0;
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(body) = std::fs::read(&p) {
+                checked += 1;
+                assert!(
+                    !String::from_utf8_lossy(&body).contains("s3cr3t"),
+                    "{} holds a credential",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(checked > 5, "only {checked} files checked");
+    let release = format!("envdemo-1.0-1-py311-linux-{}", std::env::consts::ARCH);
+    let yml = read(
+        &w.root()
+            .join(format!("envdemo-1.0/output/delivery/{release}.yml")),
+    );
+    assert!(yml.contains("/chan"), "{yml}");
+}
+
+/// Standard base64 (for the expected `Authorization: Basic` value).
+fn base64(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, &x| (acc << 8) | x as u32) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

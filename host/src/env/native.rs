@@ -98,6 +98,7 @@ impl NativeEngine {
         if !spec.pip_purge.is_empty() {
             pip::uninstall(name, prefix, &run_env, &spec.pip_purge)?;
         }
+        scrub_credentials(prefix)?;
         let marker = prefix.join(COMPLETE_MARKER);
         crate::atomic::write(&marker, format!("{name}\n").as_bytes())
             .map_err(|e| EnvError::io(&marker, e))?;
@@ -305,6 +306,26 @@ pub(crate) fn merged_env(
     activation: &Activation,
 ) -> HashMap<String, String> {
     activation.apply(base)
+}
+
+/// Package records keep the URL each archive came from; a channel given with credentials
+/// (`https://user:${TOKEN}@…`) would leave the token in every `conda-meta/*.json`, which travels
+/// with the environment (docker images, tarballs). Replace the userinfo, as conda does.
+fn scrub_credentials(prefix: &Path) -> Result<(), EnvError> {
+    let meta = prefix.join("conda-meta");
+    let entries = std::fs::read_dir(&meta).map_err(|e| EnvError::io(&meta, e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| EnvError::io(&path, e))?;
+        let clean = crate::sources::redact::redact(&text);
+        if clean != text {
+            crate::atomic::write(&path, clean.as_bytes()).map_err(|e| EnvError::io(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// The conda packages in `prefix`, sorted by name.
