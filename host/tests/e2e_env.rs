@@ -236,6 +236,32 @@ fn a_delivery_tests_in_its_environment_builds_what_is_missing_and_exports() {
     assert!(err.contains("USE EXTERNAL: pip demo-ext==1.0"), "{err}");
     assert!(err.contains("BUILD FOR HOST: pip demo-built==0.2"), "{err}");
 
+    // The run record says the same, for machines.
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(build.join("output/run.json")).unwrap()).unwrap();
+    let stage = |name: &str| {
+        run["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no stage {name} in the run record"))
+            .clone()
+    };
+    let defer = stage("defer");
+    assert!(
+        defer["detail"]["pip_external"]
+            .as_array()
+            .unwrap()
+            .contains(&"demo-ext==1.0".into()),
+        "{defer}"
+    );
+    assert_eq!(
+        defer["detail"]["pip_build_for_host"][0]["spec"],
+        "demo-built==0.2"
+    );
+    assert_eq!(stage("wheels")["detail"]["wheels"][0]["version"], "0.2");
+
     // Both test blocks ran pytest inside the test environment and wrote JUnit results.
     let results: Vec<String> = std::fs::read_dir(build.join("output/results"))
         .unwrap()

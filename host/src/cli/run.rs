@@ -103,8 +103,18 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
                         "stage `{other}` is listed as runnable but has no implementation"
                     ))),
                 };
+                let mut facts = std::collections::BTreeMap::new();
                 let (line, status) = match result {
                     Ok((report, ok)) => {
+                        facts = report.record.clone();
+                        if !report.outputs.is_empty() {
+                            let outputs: Vec<String> = report
+                                .outputs
+                                .iter()
+                                .map(|p| p.display().to_string())
+                                .collect();
+                            facts.insert("outputs".into(), outputs.into());
+                        }
                         for d in &report.detail {
                             console.info(d);
                         }
@@ -126,7 +136,8 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
                         (format!("FAILED: {e}"), StepStatus::Fail)
                     }
                 };
-                let step = StepRecord::new(&stage.name, start, SystemTime::now(), status);
+                let mut step = StepRecord::new(&stage.name, start, SystemTime::now(), status);
+                step.detail = facts;
                 if let Err(e) = record.add_stage(step) {
                     console.warn(&format!("run record: {e}"));
                 }

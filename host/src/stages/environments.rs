@@ -360,6 +360,26 @@ impl Environments {
                 .detail
                 .push("nothing to build: every package is used as-is".into());
         }
+        let facts = |v: &[String]| serde_json::Value::from(v.to_vec());
+        let built = |v: &[Deferred]| {
+            serde_json::Value::from(
+                v.iter()
+                    .map(|d| serde_json::json!({"spec": d.spec, "test": d.test, "version": d.version}))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        report
+            .record
+            .insert("conda_external".into(), facts(&out.conda_external));
+        report
+            .record
+            .insert("pip_external".into(), facts(&out.pip_external));
+        report
+            .record
+            .insert("conda_build_for_host".into(), built(&out.conda_build));
+        report
+            .record
+            .insert("pip_build_for_host".into(), built(&out.pip_build));
         self.defer = Some(out);
         Ok(report)
     }
@@ -448,6 +468,19 @@ impl Environments {
             report.outputs.push(wheel.path.clone());
             self.wheels.push((d.clone(), wheel));
         }
+        let built: Vec<serde_json::Value> = self
+            .wheels
+            .iter()
+            .map(|(d, w)| {
+                serde_json::json!({
+                    "spec": d.spec,
+                    "test": d.test,
+                    "version": w.version,
+                    "path": w.path.display().to_string(),
+                })
+            })
+            .collect();
+        report.record.insert("wheels".into(), built.into());
         Ok(report)
     }
 

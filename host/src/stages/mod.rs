@@ -14,6 +14,8 @@ use std::path::PathBuf;
 pub struct StageReport {
     pub detail: Vec<String>,
     pub outputs: Vec<PathBuf>,
+    /// Facts for the stage's entry in the run record (`output/run.json`).
+    pub record: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
