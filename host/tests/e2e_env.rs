@@ -470,23 +470,37 @@ fn exe(path: &Path, body: &str) {
 
 #[test]
 fn a_deferred_conda_package_is_built_from_its_recipe_and_delivered() {
-    let w = world();
+    let mut w = world();
     // What the recipe produces: a real archive, emitted by a stand-in rattler-build (no real
-    // one is installable here) that records how it was called.
+    // one is installable here) that records how it was called. The stand-in is itself a conda
+    // package on a tools channel, listed in stasis.ini's conda_packages, so it reaches the
+    // build through the tools environment as a real rattler-build would.
     let prebuilt = w.tmp.path().join("prebuilt");
     let mut ch = Channel::new(&prebuilt);
     ch.add(Pkg::new("democonda", "0.5"));
     ch.write().unwrap();
-    let bin = w.tmp.path().join("bin");
     let log = w.tmp.path().join("rattler.log");
-    exe(
-        &bin.join("rattler-build"),
-        &format!(
-            "#!/bin/sh\nset -e\necho \"args=$*\" >> {log}\ncat recipe.yaml >> {log}\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = --output-dir ]; then out=\"$2\"; fi\n  shift\ndone\nmkdir -p \"$out/noarch\"\ncp {pkg} \"$out/noarch/\"\n",
-            log = log.display(),
-            pkg = prebuilt.join("noarch/democonda-0.5-h0_0.tar.bz2").display()
-        ),
+    let stand_in = format!(
+        "#!/bin/sh\nset -e\necho \"args=$*\" >> {log}\ncat recipe.yaml >> {log}\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = --output-dir ]; then out=\"$2\"; fi\n  shift\ndone\nmkdir -p \"$out/noarch\"\ncp {pkg} \"$out/noarch/\"\n",
+        log = log.display(),
+        pkg = prebuilt.join("noarch/democonda-0.5-h0_0.tar.bz2").display()
     );
+    let mut tools = Channel::new(&w.tmp.path().join("www/tools"));
+    tools.add(Pkg::new("rattler-build", "0.1").exe("bin/rattler-build", &stand_in));
+    tools.write().unwrap();
+    let sysini = w.tmp.path().join("stasis-tools.ini");
+    std::fs::write(
+        &sysini,
+        read(&w.sysini).replace(
+            "/chan\n",
+            &format!(
+                "/chan\n    {}/tools\nconda_packages = rattler-build\n",
+                w.server.base_url
+            ),
+        ),
+    )
+    .unwrap();
+    w.sysini = sysini;
     let recipe = w.tmp.path().join("repos/democonda-recipe");
     std::fs::create_dir_all(recipe.join("recipe")).unwrap();
     std::fs::write(
@@ -508,24 +522,14 @@ fn a_deferred_conda_package_is_built_from_its_recipe_and_delivered() {
         "    libfoo\n    purgeme\n    democonda==0.5\n",
     );
     std::fs::write(&f, body).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = w
-        .stasis()
-        .env("PATH", path)
-        .arg("--no-testing")
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = w.stasis().arg("--no-testing").arg(&f).output().unwrap();
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
         err.contains("BUILD FOR HOST: conda democonda==0.5"),
         "{err}"
     );
+    assert!(err.contains("tools environment at "), "{err}");
     let log = read(&log);
     assert!(log.contains("args=build --recipe recipe.yaml"), "{log}");
 
