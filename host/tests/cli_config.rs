@@ -358,6 +358,15 @@ fn a_run_renders_mission_templates_and_refuses_to_overwrite() {
         );
     }
     assert!(err.contains("skipped: conda_engine = system"), "{err}");
+    // Without environments, the delivery's config and meta records are still written.
+    let out_dir = tmp.path().join("demo-1.0/output");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join(format!("config/{release}.ini"))).unwrap(),
+        std::fs::read_to_string(&f).unwrap()
+    );
+    let meta =
+        std::fs::read_to_string(out_dir.join(format!("meta/meta-{release}.stasis"))).unwrap();
+    assert!(meta.contains("mission generic\n"), "{meta}");
     // Upstream refuses an existing release unless --overwrite.
     let again = run(stasis(tmp.path()).arg("--no-testing").arg(&f));
     assert_eq!(again.status.code(), Some(1));

@@ -179,13 +179,7 @@ fn stages(
         .iter()
         .map(|(name, _, implemented)| {
             let (status, reason) = match *name {
-                "conda"
-                | "environments"
-                | "defer"
-                | "release_environment"
-                | "conda_recipes"
-                | "wheels"
-                | "rewrite"
+                "conda" | "environments" | "defer" | "conda_recipes" | "wheels" | "rewrite"
                     if settings.conda_engine == "system" =>
                 {
                     (

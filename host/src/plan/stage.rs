@@ -40,7 +40,7 @@ pub const CATALOGUE: &[(&str, &str, bool)] = &[
     ("wheels", "build deferred wheels", true),
     (
         "release_environment",
-        "create and export the release environment",
+        "create and export the release environment; write the config and meta records",
         true,
     ),
     ("templates", "render the mission templates", true),

@@ -606,6 +606,20 @@ impl Environments {
         ctx: &crate::template::Context,
     ) -> Result<StageReport, StageError> {
         let mut report = StageReport::default();
+        if matches!(self.engine, Engine::System) {
+            // No environment to create or export; the delivery's own records still are.
+            report
+                .detail
+                .push("conda_engine = system: no environment to export".into());
+            report
+                .outputs
+                .extend(write_config_dumps(plan, console, ctx)?);
+            report.outputs.push(write_meta(plan)?);
+            for p in &report.outputs {
+                report.detail.push(format!("wrote {}", p.display()));
+            }
+            return Ok(report);
+        }
         let defer = self.defer.clone().unwrap_or_default();
         let mut pip_specs = defer.pip_external.clone();
         for (d, wheel) in &self.wheels {
