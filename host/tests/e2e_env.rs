@@ -161,6 +161,8 @@ impl World {
             .env_remove("STASIS_ALWAYS_BUILD_FOR_HOST")
             .env_remove("PIP_INDEX_URL")
             .env_remove("PIP_EXTRA_INDEX_URL")
+            .env_remove("PIP_FIND_LINKS")
+            .env_remove("PIP_NO_INDEX")
             .arg("-c")
             .arg(&self.sysini);
         c
@@ -741,4 +743,190 @@ fn base64(s: &str) -> String {
         }
     }
     out
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA and a certificate for 127.0.0.1 signed by it: (ca.pem, leaf.pem, leaf.key).
+fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=stasis test CA",
+            "-days",
+            "2",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+    )
+}
+
+#[test]
+fn https_channels_and_indexes_signed_by_a_private_ca_need_ssl_cert_file() {
+    let mut w = world();
+    let (ca, cert, key) = private_ca(&w.tmp.path().join("tls"));
+    let tls = Server::start_tls(&w.tmp.path().join("www"), &cert, &key);
+    let sysini = w.tmp.path().join("stasis-tls.ini");
+    std::fs::write(
+        &sysini,
+        format!(
+            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = {url}/chan\npip_index_url = {url}/simple/\n",
+            w.tmp.path().join("pkgs").display(),
+            url = tls.base_url,
+        ),
+    )
+    .unwrap();
+    w.sysini = sysini;
+    let f = w.delivery("");
+    std::fs::write(&f, read(&f).replace("    demo-built==0.2\n", "")).unwrap();
+
+    // Without the CA the channel is refused, and the error names it.
+    let out = w
+        .stasis()
+        .env_remove("SSL_CERT_FILE")
+        .args(["--no-testing"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&tls.base_url), "{err}");
+
+    // With SSL_CERT_FILE every client trusts it: the index check, rattler, and pip.
+    let out = w
+        .stasis()
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("PIP_CERT")
+        .args(["--overwrite", "--no-testing"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("USE EXTERNAL: pip demo-ext==1.0"), "{err}");
+    let requests = tls.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/chan/") && r.ends_with(".tar.bz2")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/simple/demo-ext/demo_ext-1.0")),
+        "pip did not download over HTTPS: {requests:?}"
+    );
+}
+
+#[test]
+fn channels_and_indexes_are_reached_through_the_configured_proxy() {
+    let mut w = world();
+    // The channel and index live on a host that does not resolve; only the proxy reaches it.
+    let proxy = Server::start(&w.tmp.path().join("www"));
+    let sysini = w.tmp.path().join("stasis-proxy.ini");
+    std::fs::write(
+        &sysini,
+        format!(
+            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = http://repo.invalid/chan\npip_index_url = http://repo.invalid/simple/\n",
+            w.tmp.path().join("pkgs").display(),
+        ),
+    )
+    .unwrap();
+    w.sysini = sysini;
+    let f = w.delivery("");
+    std::fs::write(&f, read(&f).replace("    demo-built==0.2\n", "")).unwrap();
+    let out = w
+        .stasis()
+        .env("HTTP_PROXY", &proxy.base_url)
+        .env("http_proxy", &proxy.base_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args(["--no-testing"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let requests = proxy.requests();
+    for want in [
+        "GET http://repo.invalid/chan/noarch/repodata.json",
+        "GET http://repo.invalid/simple/demo-ext/",
+    ] {
+        assert!(
+            requests.iter().any(|r| r.starts_with(want)),
+            "{want} not proxied: {requests:?}"
+        );
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET http://repo.invalid/chan/") && r.ends_with(".tar.bz2")),
+        "packages not downloaded through the proxy: {requests:?}"
+    );
 }

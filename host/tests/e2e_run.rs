@@ -196,7 +196,10 @@ script =\n    test -e {m}/parallel-bytag\n    test -e {m}/parallel-bybranch\n   
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(stages, ["layout", "tests", "release_environment", "templates"]);
+    assert_eq!(
+        stages,
+        ["layout", "tests", "release_environment", "templates"]
+    );
 }
 
 fn one_test_delivery(tmp: &Path, name: &str, body: &str) -> PathBuf {

@@ -117,7 +117,12 @@ pub fn dist_file_version(file: &str) -> Option<(String, String)> {
 /// `indexes` is read and a file of the wanted version looked for. A spec without `==` exists
 /// when the project has any file; a direct reference (`name @ git+…`) never does. A missing
 /// project page (HTTP 404) is "absent"; an index that cannot be reached is an error naming it.
-pub fn pip_exists(spec: &str, indexes: &[String], retry: &RetryPolicy) -> Result<bool, EnvError> {
+pub fn pip_exists(
+    spec: &str,
+    indexes: &[String],
+    retry: &RetryPolicy,
+    ca_file: Option<&Path>,
+) -> Result<bool, EnvError> {
     if spec.contains('@') {
         return Ok(false);
     }
@@ -131,7 +136,7 @@ pub fn pip_exists(spec: &str, indexes: &[String], retry: &RetryPolicy) -> Result
     });
     for index in indexes {
         let page = format!("{}/{name}/", index.trim_end_matches('/'));
-        let Some(body) = fetch_page(&page, retry)? else {
+        let Some(body) = fetch_page(&page, retry, ca_file)? else {
             continue;
         };
         let found = links(&body).iter().any(|file| {
@@ -167,7 +172,11 @@ fn links(body: &str) -> Vec<String> {
 
 /// GET a project page: `Ok(None)` when the index has no such project (404, or a missing
 /// directory for `file://` indexes, whose pages are the directory listing).
-fn fetch_page(url: &str, retry: &RetryPolicy) -> Result<Option<String>, EnvError> {
+fn fetch_page(
+    url: &str,
+    retry: &RetryPolicy,
+    ca_file: Option<&Path>,
+) -> Result<Option<String>, EnvError> {
     let shown = crate::sources::redact::redact(url);
     if let Some(path) = url.strip_prefix("file://") {
         let dir = Path::new(path);
@@ -187,14 +196,7 @@ fn fetch_page(url: &str, retry: &RetryPolicy) -> Result<Option<String>, EnvError
             .collect();
         return Ok(Some(names.join("\n")));
     }
-    let client = reqwest::blocking::Client::builder()
-        .timeout(retry.timeout)
-        .build()
-        .map_err(|e| EnvError::Download {
-            url: shown.clone(),
-            attempts: 0,
-            reason: e.to_string(),
-        })?;
+    let client = super::net::blocking_client(retry.timeout, ca_file)?;
     let attempts = retry.attempts.max(1);
     let mut last = String::new();
     for attempt in 1..=attempts {
@@ -314,11 +316,11 @@ mod tests {
         std::fs::write(proj.join("demo_pkg-1.0-py3-none-any.whl"), "").unwrap();
         let idx = vec![format!("file://{}", d.path().display())];
         let r = RetryPolicy::default();
-        assert!(pip_exists("demo_pkg==1.0", &idx, &r).unwrap());
-        assert!(pip_exists("Demo.Pkg", &idx, &r).unwrap());
-        assert!(!pip_exists("demo-pkg==2.0", &idx, &r).unwrap());
-        assert!(!pip_exists("other==1.0", &idx, &r).unwrap());
-        assert!(!pip_exists("demo-pkg @ git+https://h/r@v1", &idx, &r).unwrap());
+        assert!(pip_exists("demo_pkg==1.0", &idx, &r, None).unwrap());
+        assert!(pip_exists("Demo.Pkg", &idx, &r, None).unwrap());
+        assert!(!pip_exists("demo-pkg==2.0", &idx, &r, None).unwrap());
+        assert!(!pip_exists("other==1.0", &idx, &r, None).unwrap());
+        assert!(!pip_exists("demo-pkg @ git+https://h/r@v1", &idx, &r, None).unwrap());
     }
 
     #[test]

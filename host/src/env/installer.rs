@@ -114,7 +114,11 @@ impl InstallerEngine {
         let c = &self.config;
         let script = c.tmp_dir.join(c.file_name());
         if !script.is_file() {
-            let bytes = download_bytes(&c.url(), &self.settings.retry)?;
+            let bytes = download_bytes(
+                &c.url(),
+                &self.settings.retry,
+                self.settings.ca_file.as_deref(),
+            )?;
             verify_sha256(&c.url(), &bytes, c.sha256.as_deref())?;
             crate::atomic::write(&script, &bytes).map_err(|e| EnvError::io(&script, e))?;
         } else if let Some(want) = c.sha256.as_deref() {
@@ -251,7 +255,11 @@ fn verify_sha256(what: &str, bytes: &[u8], expected: Option<&str>) -> Result<(),
 
 /// Fetch `url` (`http(s)://` or `file://`) with `retry.attempts` tries, `retry.delay` apart;
 /// an HTTP error status counts as a failed try.
-pub fn download_bytes(url: &str, retry: &RetryPolicy) -> Result<Vec<u8>, EnvError> {
+pub fn download_bytes(
+    url: &str,
+    retry: &RetryPolicy,
+    ca_file: Option<&Path>,
+) -> Result<Vec<u8>, EnvError> {
     if let Some(path) = url.strip_prefix("file://") {
         return std::fs::read(path).map_err(|e| EnvError::Download {
             url: url.to_string(),
@@ -259,14 +267,7 @@ pub fn download_bytes(url: &str, retry: &RetryPolicy) -> Result<Vec<u8>, EnvErro
             reason: e.to_string(),
         });
     }
-    let client = reqwest::blocking::Client::builder()
-        .timeout(retry.timeout)
-        .build()
-        .map_err(|e| EnvError::Download {
-            url: url.to_string(),
-            attempts: 0,
-            reason: e.to_string(),
-        })?;
+    let client = super::net::blocking_client(retry.timeout, ca_file)?;
     let attempts = retry.attempts.max(1);
     let mut last = String::new();
     for attempt in 1..=attempts {

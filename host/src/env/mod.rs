@@ -22,6 +22,7 @@ pub mod defer;
 pub mod export;
 pub mod installer;
 pub mod native;
+pub mod net;
 pub mod pip;
 pub mod spec;
 
@@ -125,6 +126,8 @@ pub struct EnvSettings {
     pub pip_index_url: Option<String>,
     /// `pip_extra_index_url`: extra indexes for pip installs.
     pub pip_extra_index_urls: Vec<String>,
+    /// `SSL_CERT_FILE`: extra certificate authorities for every HTTPS request.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl EnvSettings {
@@ -135,6 +138,7 @@ impl EnvSettings {
             retry: RetryPolicy::default(),
             pip_index_url: None,
             pip_extra_index_urls: Vec::new(),
+            ca_file: None,
         }
     }
 }

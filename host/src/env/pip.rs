@@ -56,9 +56,49 @@ pub fn install(
         if !extra.is_empty() {
             vars.push(("PIP_EXTRA_INDEX_URL", extra));
         }
+        // pip ignores a plain-http index on any host but localhost unless it is trusted; the
+        // delivery chose that index explicitly.
+        let trusted = plain_http_hosts(settings);
+        if !trusted.is_empty() {
+            vars.push(("PIP_TRUSTED_HOST", trusted.join(" ")));
+        }
+        // pip trusts certifi's roots, not SSL_CERT_FILE (uv reads SSL_CERT_FILE itself).
+        for (k, v) in ca_vars(settings) {
+            vars.push((k, v));
+        }
     }
     cmd.args(specs);
     run(name, cmd, env, &vars).map(|_| ())
+}
+
+/// Hosts (with port) of the `http://` index URLs.
+fn plain_http_hosts(settings: &EnvSettings) -> Vec<String> {
+    settings
+        .pip_index_url
+        .iter()
+        .chain(&settings.pip_extra_index_urls)
+        .filter_map(|u| url::Url::parse(u).ok())
+        .filter(|u| u.scheme() == "http")
+        .filter_map(|u| {
+            let host = u.host_str()?.to_string();
+            Some(match u.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            })
+        })
+        .collect()
+}
+
+/// What makes pip trust `SSL_CERT_FILE`: `PIP_CERT`, and `REQUESTS_CA_BUNDLE`, which pip's
+/// vendored requests lets override `--cert` when it is set in the environment.
+pub fn ca_vars(settings: &EnvSettings) -> Vec<(&'static str, String)> {
+    match &settings.ca_file {
+        Some(ca) => {
+            let ca = ca.display().to_string();
+            vec![("PIP_CERT", ca.clone()), ("REQUESTS_CA_BUNDLE", ca)]
+        }
+        None => Vec::new(),
+    }
 }
 
 /// `python -m pip uninstall -y` each of `names` (missing ones are skipped by pip).

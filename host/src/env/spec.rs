@@ -55,14 +55,18 @@ impl BasedOn {
     }
 
     /// Read the YAML text, retrying URLs per `retry`.
-    pub fn read(&self, retry: &RetryPolicy) -> Result<String, EnvError> {
+    pub fn read(
+        &self,
+        retry: &RetryPolicy,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<String, EnvError> {
         match self {
             Self::Path(p) => std::fs::read_to_string(p).map_err(|e| EnvError::BasedOn {
                 location: p.display().to_string(),
                 reason: e.to_string(),
             }),
             Self::Url(u) => {
-                let bytes = super::installer::download_bytes(u, retry)?;
+                let bytes = super::installer::download_bytes(u, retry, ca_file)?;
                 String::from_utf8(bytes).map_err(|_| EnvError::BasedOn {
                     location: u.clone(),
                     reason: "not UTF-8 text".into(),

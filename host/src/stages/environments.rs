@@ -80,6 +80,7 @@ fn env_settings(plan: &Plan) -> Result<EnvSettings, StageError> {
     let cache = env::default_package_cache(Some(&plan.settings.package_cache));
     let mut settings = EnvSettings::new(cache);
     settings.retry = RetryPolicy::from_vars(|k| std::env::var(k).ok()).map_err(failed)?;
+    settings.ca_file = env::net::ssl_cert_file(|k| std::env::var(k).ok());
     let index = plan.conda.pip_index_url.trim();
     if !index.is_empty() {
         settings.pip_index_url = Some(expand_secret_refs(index));
@@ -144,13 +145,20 @@ impl Environments {
             .unwrap_or_default()
     }
 
-    /// The full environment of a command run inside the test environment.
+    /// The full environment of a command stasis runs inside the test environment (wheel and
+    /// recipe builds). pip is told to trust `SSL_CERT_FILE` ([`pip::ca_vars`]).
     fn test_run_env(&self) -> HashMap<String, String> {
         let base: HashMap<String, String> = std::env::vars().collect();
-        match &self.test_env {
+        let mut env = match &self.test_env {
             Some(e) => e.activation.apply(&base),
             None => base,
-        }
+        };
+        env.extend(
+            pip::ca_vars(&self.settings)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
+        env
     }
 
     fn env_prefix(plan: &Plan, name: &str) -> PathBuf {
@@ -207,7 +215,9 @@ impl Environments {
                     .and_then(|p| BasedOn::parse(&p.display().to_string())),
             };
             if let Some(b) = location {
-                let text = b.read(&self.settings.retry).map_err(failed)?;
+                let text = b
+                    .read(&self.settings.retry, self.settings.ca_file.as_deref())
+                    .map_err(failed)?;
                 self.base = Some((text, b.location()));
             }
         }
@@ -330,7 +340,13 @@ impl Environments {
             match tested_by(plan, s) {
                 Some(test) => {
                     let exists = !always
-                        && defer::pip_exists(s, &indexes, &self.settings.retry).map_err(failed)?;
+                        && defer::pip_exists(
+                            s,
+                            &indexes,
+                            &self.settings.retry,
+                            self.settings.ca_file.as_deref(),
+                        )
+                        .map_err(failed)?;
                     let d = Deferred {
                         spec: s.clone(),
                         test: test.name.clone(),
