@@ -42,6 +42,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     ch.write()?;
     pyindex::write_index(&out.join("simple"), &pyindex::wheelhouse_wheels());
-    println!("{}", version.rsplit_once('.').map(|(mm, _)| mm).unwrap_or(&version));
+    println!(
+        "{}",
+        version
+            .rsplit_once('.')
+            .map(|(mm, _)| mm)
+            .unwrap_or(&version)
+    );
     Ok(())
 }

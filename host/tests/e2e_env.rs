@@ -64,31 +64,6 @@ fn python_repo(dir: &Path, name: &str, version: &str) {
     git(dir, &["tag", version]);
 }
 
-/// A pure-Python wheel written with zipfile (what PyPI would serve for `name==version`).
-fn wheel(dir: &Path, name: &str, version: &str) -> PathBuf {
-    let dist = name.replace('-', "_");
-    let path = dir.join(format!("{dist}-{version}-py3-none-any.whl"));
-    let script = format!(
-        r#"
-import zipfile, sys
-z = zipfile.ZipFile(sys.argv[1], "w")
-z.writestr("{dist}/__init__.py", "VERSION = '{version}'\n")
-di = "{dist}-{version}.dist-info"
-z.writestr(di + "/METADATA", "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-z.writestr(di + "/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-z.writestr(di + "/RECORD", "")
-z.close()
-"#
-    );
-    let st = Command::new("python3")
-        .args(["-c", &script])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    path
-}
-
 struct World {
     tmp: tempfile::TempDir,
     server: Server,
@@ -116,7 +91,7 @@ fn world() -> World {
     let wheels = tmp.path().join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     let mut all = pyindex::wheelhouse_wheels();
-    all.push(wheel(&wheels, "demo-ext", "1.0"));
+    all.push(pyindex::write_wheel(&wheels, "demo-ext", "1.0"));
     pyindex::write_index(&www.join("simple"), &all);
     let server = Server::start(&www);
 
@@ -125,27 +100,43 @@ fn world() -> World {
     let built_repo = tmp.path().join("repos/demo-built");
     python_repo(&built_repo, "demo-built", "0.2");
 
-    let sysini = tmp.path().join("stasis.ini");
-    std::fs::write(
-        &sysini,
-        format!(
-            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = {}/chan\npip_index_url = {}/simple/\n",
-            tmp.path().join("pkgs").display(),
-            server.base_url,
-            server.base_url
-        ),
-    )
-    .unwrap();
-    World {
+    let mut w = World {
         tmp,
         server,
-        sysini,
+        sysini: PathBuf::new(),
         ext_repo,
         built_repo,
-    }
+    };
+    let url = w.server.base_url.clone();
+    w.set_sysini(
+        "stasis.ini",
+        &format!("conda_channels = {url}/chan\npip_index_url = {url}/simple/\n"),
+    );
+    w
 }
 
 impl World {
+    /// Use a stasis.ini of the native engine, this world's package cache, and `rest`.
+    fn set_sysini(&mut self, name: &str, rest: &str) {
+        let path = self.tmp.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[default]\nconda_engine = native\npackage_cache = {}\n{rest}",
+                self.tmp.path().join("pkgs").display()
+            ),
+        )
+        .unwrap();
+        self.sysini = path;
+    }
+
+    /// The delivery without the package that must be built (no wheel build: faster).
+    fn delivery_without_builds(&self) -> PathBuf {
+        let f = self.delivery("");
+        std::fs::write(&f, read(&f).replace("    demo-built==0.2\n", "")).unwrap();
+        f
+    }
+
     fn root(&self) -> PathBuf {
         self.tmp.path().join("root")
     }
@@ -569,13 +560,13 @@ fn a_deferred_conda_package_is_built_from_its_recipe_and_delivered() {
 #[test]
 fn container_wheel_builders_without_an_engine_fail_before_the_tests_run() {
     let mut w = world();
-    let sysini = w.tmp.path().join("stasis-manylinux.ini");
-    std::fs::write(
-        &sysini,
-        format!("{}wheel_builder = manylinux\n", read(&w.sysini)),
-    )
-    .unwrap();
-    w.sysini = sysini;
+    let url = w.server.base_url.clone();
+    w.set_sysini(
+        "stasis-manylinux.ini",
+        &format!(
+            "conda_channels = {url}/chan\npip_index_url = {url}/simple/\nwheel_builder = manylinux\n"
+        ),
+    );
     // docker and podman clients whose daemons are unreachable, first on PATH.
     let bin = w.tmp.path().join("bin");
     for tool in ["docker", "podman"] {
@@ -657,19 +648,13 @@ fn tested_packages_pinned_by_based_on_are_deferred_like_the_deliverys_own() {
 fn channel_and_index_credentials_are_named_not_written() {
     let mut w = world();
     let base = w.server.base_url.trim_start_matches("http://").to_string();
-    let sysini = w.tmp.path().join("stasis-secret.ini");
-    std::fs::write(
-        &sysini,
-        format!(
-            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = http://stasis:${{CHAN_TOKEN}}@{base}/chan\npip_index_url = http://stasis:${{PIP_TOKEN}}@{base}/simple/\n",
-            w.tmp.path().join("pkgs").display(),
+    w.set_sysini(
+        "stasis-secret.ini",
+        &format!(
+            "conda_channels = http://stasis:${{CHAN_TOKEN}}@{base}/chan\npip_index_url = http://stasis:${{PIP_TOKEN}}@{base}/simple/\n"
         ),
-    )
-    .unwrap();
-    w.sysini = sysini;
-    let f = w.delivery("");
-    let body = read(&f).replace("    demo-built==0.2\n", "");
-    std::fs::write(&f, body).unwrap();
+    );
+    let f = w.delivery_without_builds();
     let plan = w
         .stasis()
         .env("CHAN_TOKEN", "s3cr3t-chan")
@@ -831,19 +816,14 @@ fn https_channels_and_indexes_signed_by_a_private_ca_need_ssl_cert_file() {
     let mut w = world();
     let (ca, cert, key) = private_ca(&w.tmp.path().join("tls"));
     let tls = Server::start_tls(&w.tmp.path().join("www"), &cert, &key);
-    let sysini = w.tmp.path().join("stasis-tls.ini");
-    std::fs::write(
-        &sysini,
-        format!(
-            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = {url}/chan\npip_index_url = {url}/simple/\n",
-            w.tmp.path().join("pkgs").display(),
-            url = tls.base_url,
+    w.set_sysini(
+        "stasis-tls.ini",
+        &format!(
+            "conda_channels = {url}/chan\npip_index_url = {url}/simple/\n",
+            url = tls.base_url
         ),
-    )
-    .unwrap();
-    w.sysini = sysini;
-    let f = w.delivery("");
-    std::fs::write(&f, read(&f).replace("    demo-built==0.2\n", "")).unwrap();
+    );
+    let f = w.delivery_without_builds();
 
     // Without the CA the channel is refused, and the error names it.
     let out = w
@@ -889,18 +869,11 @@ fn channels_and_indexes_are_reached_through_the_configured_proxy() {
     let mut w = world();
     // The channel and index live on a host that does not resolve; only the proxy reaches it.
     let proxy = Server::start(&w.tmp.path().join("www"));
-    let sysini = w.tmp.path().join("stasis-proxy.ini");
-    std::fs::write(
-        &sysini,
-        format!(
-            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = http://repo.invalid/chan\npip_index_url = http://repo.invalid/simple/\n",
-            w.tmp.path().join("pkgs").display(),
-        ),
-    )
-    .unwrap();
-    w.sysini = sysini;
-    let f = w.delivery("");
-    std::fs::write(&f, read(&f).replace("    demo-built==0.2\n", "")).unwrap();
+    w.set_sysini(
+        "stasis-proxy.ini",
+        "conda_channels = http://repo.invalid/chan\npip_index_url = http://repo.invalid/simple/\n",
+    );
+    let f = w.delivery_without_builds();
     let out = w
         .stasis()
         .env("HTTP_PROXY", &proxy.base_url)

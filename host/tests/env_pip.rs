@@ -3,45 +3,15 @@
 
 #[path = "../../tests/fixtures/conda/mod.rs"]
 mod conda_fixture;
+#[path = "../../tests/fixtures/pyindex/mod.rs"]
+mod pyindex;
 
-use std::path::Path;
 use std::time::Duration;
 
 use conda_fixture::{Channel, Pkg, python_wrapper_pkg, server::Server};
 use stasis::env::export;
 use stasis::env::native::NativeEngine;
 use stasis::env::{EnvSettings, EnvSpec, RetryPolicy, pip};
-
-/// Write a minimal pure-Python wheel with the machine's python (zipfile), plus its index page.
-fn wheel(www: &Path, name: &str, version: &str) {
-    let dist = name.replace('-', "_");
-    let dir = www.join("simple").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = format!("{dist}-{version}-py3-none-any.whl");
-    let script = format!(
-        r#"
-import zipfile, sys
-z = zipfile.ZipFile(sys.argv[1], "w")
-z.writestr("{dist}/__init__.py", "VERSION = '{version}'\n")
-di = "{dist}-{version}.dist-info"
-z.writestr(di + "/METADATA", "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-z.writestr(di + "/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-z.writestr(di + "/RECORD", "")
-z.close()
-"#
-    );
-    let st = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .arg(dir.join(&file))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::write(
-        dir.join("index.html"),
-        format!("<html><body><a href=\"{file}\">{file}</a></body></html>\n"),
-    )
-    .unwrap();
-}
 
 #[test]
 fn pip_packages_from_index_purge_and_export() {
@@ -51,8 +21,14 @@ fn pip_packages_from_index_purge_and_export() {
     ch.add(python_wrapper_pkg("3.11.7"))
         .add(Pkg::new("libfoo", "1.0"));
     ch.write().unwrap();
-    wheel(&www, "demo-pkg", "1.0");
-    wheel(&www, "demo-two", "2.0");
+    let wheels = tmp.path().join("wheels");
+    pyindex::write_index(
+        &www.join("simple"),
+        &[
+            pyindex::write_wheel(&wheels, "demo-pkg", "1.0"),
+            pyindex::write_wheel(&wheels, "demo-two", "2.0"),
+        ],
+    );
     let server = Server::start(&www);
 
     let mut settings = EnvSettings::new(tmp.path().join("pkgs"));
