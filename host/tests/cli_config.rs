@@ -414,3 +414,23 @@ fn plan_json_schema_is_published_and_plans_validate_against_it() {
     let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+#[test]
+fn the_installer_engine_refuses_a_conda_prefix_too_long_for_shebangs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write_delivery(tmp.path(), "generic", None);
+    let sys = tmp.path().join("stasis.ini");
+    std::fs::write(&sys, "[default]\nconda_engine = installer\n").unwrap();
+    let long = tmp.path().join("r".repeat(120));
+    let out = run(stasis(&long).arg("-c").arg(&sys).arg("check").arg(&f));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("STASIS_ROOT") && err.contains("127 bytes"),
+        "{err}"
+    );
+    // The native engine rewrites long shebangs itself: the same root is fine.
+    std::fs::write(&sys, "[default]\nconda_engine = native\n").unwrap();
+    let out = run(stasis(&long).arg("-c").arg(&sys).arg("check").arg(&f));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -576,6 +576,29 @@ impl Resolver<'_> {
         } else {
             PathBuf::from(&settings.conda_install_prefix).join("conda")
         };
+        // Upstream's prefix check: conda's installer writes `#!{prefix}/bin/python` shebangs,
+        // which Linux cuts at 127 bytes. rattler (native) rewrites long shebangs itself.
+        let prefix_len = conda_prefix.as_os_str().len();
+        if settings.conda_engine == "installer" && prefix_len + 7 > 127 {
+            let (key, what) = if settings.conda_install_prefix.is_empty() {
+                (
+                    "STASIS_ROOT",
+                    "use a shorter STASIS_ROOT or set conda_install_prefix",
+                )
+            } else {
+                ("[default] conda_install_prefix", "use a shorter path")
+            };
+            self.diags.error_at(
+                Path::new("<environment>"),
+                0,
+                key,
+                format!(
+                    "the conda prefix {} is {prefix_len} bytes; with the installer engine its \
+                     shebang lines must fit in 127 bytes: {what}",
+                    conda_prefix.display()
+                ),
+            );
+        }
         let build = root.join("build");
         let output = root.join("output");
         let packages = output.join("packages");
