@@ -619,3 +619,42 @@ fn one_failing_plugin_does_not_stop_the_next() {
     assert!(case(&host, &[("case", "memory")]).is_err());
     assert_eq!(host.format('X', &delivery()).unwrap(), "x-demo-1.0");
 }
+
+#[test]
+fn a_component_replaced_after_its_digest_was_remembered_is_refused() {
+    use sha2::Digest;
+    let w = World::new();
+    let cache = w.tmp.path().join("cache");
+    let component = w.tmp.path().join("rule.wasm");
+    std::fs::copy(&guests().rule, &component).unwrap();
+    let sha = format!(
+        "{:x}",
+        sha2::Sha256::digest(std::fs::read(&component).unwrap())
+    );
+    // Past the racy window, so the first load's digest record is trusted by the second.
+    std::thread::sleep(Duration::from_millis(2100));
+    let load = || {
+        let mut g = grant("rule", PluginKind::MissionRule, &component);
+        g.sha256 = Some(sha.clone());
+        PluginHost::load_with(
+            vec![g],
+            &Default::default(),
+            &cache,
+            &w.delivery,
+            &w.scratch,
+            w.options(),
+        )
+    };
+    drop(load().unwrap_or_else(|e| panic!("{e:?}")));
+    let records = std::fs::read_dir(cache.join("digests")).unwrap().count();
+    assert_eq!(records, 1, "the digest was not remembered");
+    // Unchanged file: loads from the record and the cached compile.
+    drop(load().unwrap_or_else(|e| panic!("{e:?}")));
+    // Another component at the same path: the stamp changed, so it is hashed and refused.
+    std::fs::copy(&guests().formatter, &component).unwrap();
+    let errs = load().err().expect("a replaced component must not load");
+    assert!(
+        matches!(&errs[0], PluginError::ShaMismatch { expected, .. } if *expected == sha),
+        "{errs:?}"
+    );
+}

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::bindings::{deploy, formatter, rule, strategy, wit};
-use super::cache::{CacheOutcome, CompileCache, sha256_hex};
+use super::cache::{CacheOutcome, CompileCache, FileStamp, sha256_hex};
 use super::capabilities::template::TemplateRenderer;
 use super::delivery::{
     DeliveryInfo, DeployAction, DeployReport, Diagnostic, Severity, TestBlockInfo, TestContext,
@@ -496,6 +496,52 @@ fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     Ok(linker)
 }
 
+/// Read and hash the component, check the pin and the component header, load or compile it,
+/// and remember the digest for the next run.
+fn verify_and_compile(
+    engine: &Engine,
+    cache: &CompileCache,
+    grant: &Grant,
+    path: &Path,
+    stamp: &FileStamp,
+) -> Result<(Component, CacheOutcome, String), PluginError> {
+    let plugin = grant.name.clone();
+    let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+        plugin: plugin.clone(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let sha = sha256_hex(&bytes);
+    if let Some(pin) = &grant.sha256
+        && *pin != sha
+    {
+        return Err(PluginError::ShaMismatch {
+            plugin,
+            path: path.to_path_buf(),
+            expected: pin.clone(),
+            actual: sha,
+        });
+    }
+    component_header(&bytes).map_err(|reason| PluginError::NotAComponent {
+        plugin: plugin.clone(),
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let (component, outcome) =
+        cache
+            .load(engine, &bytes, &sha)
+            .map_err(|e| PluginError::Compile {
+                plugin,
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+    // Only a digest of bytes that were read while the file had this stamp is worth keeping.
+    if std::fs::metadata(path).is_ok_and(|m| FileStamp::of(&m) == *stamp) {
+        cache.remember_digest(path, stamp, &sha);
+    }
+    Ok((component, outcome, sha))
+}
+
 fn load_one(
     engine: &Engine,
     cache: &CompileCache,
@@ -507,35 +553,22 @@ fn load_one(
 ) -> Result<Loaded, PluginError> {
     let plugin = grant.name.clone();
     let path = grant.component.clone();
-    let bytes = std::fs::read(&path).map_err(|source| PluginError::Read {
+    let read_error = |source| PluginError::Read {
         plugin: plugin.clone(),
         path: path.clone(),
         source,
-    })?;
-    let sha = sha256_hex(&bytes);
-    if let Some(pin) = &grant.sha256
-        && *pin != sha
-    {
-        return Err(PluginError::ShaMismatch {
-            plugin,
-            path,
-            expected: pin.clone(),
-            actual: sha,
-        });
-    }
-    component_header(&bytes).map_err(|reason| PluginError::NotAComponent {
-        plugin: plugin.clone(),
-        path: path.clone(),
-        reason,
-    })?;
-    let (component, outcome) =
-        cache
-            .load(engine, &bytes, &sha)
-            .map_err(|e| PluginError::Compile {
-                plugin: plugin.clone(),
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+    };
+    let stamp = FileStamp::of(&std::fs::metadata(&path).map_err(read_error)?);
+    // Fast path: the file is unchanged since its digest was recorded, that digest is the pin,
+    // and its compiled form is cached: neither read nor hash 18 MB again.
+    let remembered = cache
+        .remembered_digest(&path, &stamp)
+        .filter(|sha| grant.sha256.as_ref().is_none_or(|pin| pin == sha));
+    let (component, outcome, sha) =
+        match remembered.and_then(|sha| cache.load_cached(engine, &sha).ok().map(|c| (c, sha))) {
+            Some((component, sha)) => (component, CacheOutcome::Hit, sha),
+            None => verify_and_compile(engine, cache, &grant, &path, &stamp)?,
+        };
     if outcome == CacheOutcome::Rejected {
         (options.log)(&LogLine {
             plugin: plugin.clone(),
@@ -547,7 +580,7 @@ fn load_one(
             audit: true,
         });
     }
-    let info = describe(engine, &component, bytes.len() as u64, sha);
+    let info = describe(engine, &component, stamp.size, sha);
     gate(&info, &grant)?;
     let setup = |message: String| PluginError::Setup {
         plugin: plugin.clone(),

@@ -17,7 +17,7 @@ mod host;
 pub mod inspect;
 mod sandbox;
 
-pub use cache::{CacheOutcome, CompileCache};
+pub use cache::{CacheOutcome, CompileCache, FileStamp};
 pub use capabilities::template::{RenderedText, TemplateRenderer};
 pub use delivery::{
     DeliveryInfo, DeployAction, DeployReport, DeployedItem, Diagnostic, JunitCounts, Severity,
