@@ -658,3 +658,47 @@ fn a_component_replaced_after_its_digest_was_remembered_is_refused() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn a_compile_cache_entry_tampered_after_it_was_vouched_for_is_still_rejected() {
+    let w = World::new();
+    let cache = w.tmp.path().join("cache");
+    let load = || {
+        PluginHost::load_with(
+            vec![grant("rule", PluginKind::MissionRule, &guests().rule)],
+            &Default::default(),
+            &cache,
+            &w.delivery,
+            &w.scratch,
+            w.options(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    };
+    drop(load()); // compiles and writes the entry
+    std::thread::sleep(Duration::from_millis(2100));
+    drop(load()); // checks the entry's HMAC and records its stamp (settled now)
+    drop(load()); // trusts the record
+    assert_eq!(
+        std::fs::read_dir(cache.join("digests")).unwrap().count(),
+        2,
+        "records for the component and for its compiled entry"
+    );
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .expect("a cache entry");
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0xff;
+    std::fs::write(&entry, &bytes).unwrap();
+    let n = w.audit_lines().len();
+    drop(load());
+    assert!(
+        w.audit_lines()[n..]
+            .iter()
+            .any(|l| l.contains("failed authentication")),
+        "{:?}",
+        w.audit_lines()
+    );
+}

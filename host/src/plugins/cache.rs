@@ -254,13 +254,35 @@ impl CompileCache {
 
     /// The compiled component with this sha256 if the cache holds a valid entry; otherwise
     /// why not (`Miss`: no entry, `Rejected`: an entry that failed authentication).
+    ///
+    /// The HMAC over a compiled entry (35 MB for an 18 MB Python plugin, ~30 ms) is checked
+    /// once; a sealed record of the entry's stamp and tag then lets later loads skip it while
+    /// the file is unchanged. The file is stat'ed before and after the read: a write in
+    /// between changes its ctime, so the bytes deserialized are the bytes that were vouched for.
     pub fn load_cached(&self, engine: &Engine, sha256: &str) -> Result<Component, CacheOutcome> {
-        let Ok(bytes) = std::fs::read(self.entry_path(sha256)) else {
-            return Err(CacheOutcome::Miss);
+        let path = self.entry_path(sha256);
+        let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| FileStamp::of(&m));
+        let before = stamp(&path).ok_or(CacheOutcome::Miss)?;
+        let bytes = std::fs::read(&path).map_err(|_| CacheOutcome::Miss)?;
+        let steady = stamp(&path) == Some(before);
+        let tag = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .and_then(|rest| rest.get(..MAC_LEN))
+            .map(hex)
+            .ok_or(CacheOutcome::Rejected)?;
+        let vouched = steady && self.remembered_digest(&path, &before).as_ref() == Some(&tag);
+        let body = if vouched {
+            &bytes[MAGIC.len() + MAC_LEN..]
+        } else {
+            let body = self.verify(&bytes).ok_or(CacheOutcome::Rejected)?;
+            if steady {
+                self.remember_digest(&path, &before, &tag);
+            }
+            body
         };
-        let body = self.verify(&bytes).ok_or(CacheOutcome::Rejected)?;
-        // SAFETY: the bytes carry our HMAC, so this cache wrote them from
-        // `precompile_component` output, and the key hash pins the engine config.
+        // SAFETY: the bytes carry our HMAC (checked now, or earlier for this very file, its
+        // stamp unchanged), so this cache wrote them from `precompile_component` output, and
+        // the key hash pins the engine config.
         unsafe { Component::deserialize(engine, body) }.map_err(|_| CacheOutcome::Rejected)
     }
 
