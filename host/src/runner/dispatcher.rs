@@ -554,11 +554,11 @@ impl PoolRun<'_> {
                     } => {
                         let pid = started.pid;
                         let tx = self.tx.clone();
-                        let shared = &shared;
+                        let for_worker = &shared;
                         let worker = std::thread::Builder::new()
                             .name(format!("stasis-slot-{workers}"))
                             .stack_size(WORKER_STACK)
-                            .spawn_scoped(scope, move || shared.work(slot, (index, pid), tx));
+                            .spawn_scoped(scope, move || for_worker.work(slot, (index, pid), tx));
                         match worker {
                             Ok(_) => {
                                 workers += 1;
