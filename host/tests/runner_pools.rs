@@ -588,3 +588,127 @@ fn many_tiny_jobs() {
             .is_none()
     );
 }
+
+#[test]
+fn fail_fast_in_a_one_slot_pool_starts_nothing_after_the_failure() {
+    // A slot worker refills its slot itself the moment its job ends: under --fail-fast it
+    // must see the failure first and start nothing more (no record, no log, no side effect).
+    let w = World::new();
+    let jobs = vec![
+        w.job("first", JobKind::Serial, "true"),
+        w.job("broken", JobKind::Serial, "false"),
+        w.job("next", JobKind::Serial, "touch \"$OUT/next-ran\""),
+        w.job("last", JobKind::Serial, "touch \"$OUT/last-ran\""),
+    ];
+    let mut opts = w.opts(2);
+    opts.fail_fast = true;
+    let mut rec = w.record();
+    let summary = run_jobs(jobs, &opts, &mut rec).unwrap();
+    assert_eq!(summary.exit_code(), 1);
+    let names: Vec<&str> = rec.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["first", "broken"]);
+    assert!(!w.out().join("next-ran").exists());
+    assert!(!w.out().join("last-ran").exists());
+    assert!(
+        !w.root().join("logs/next.log").exists(),
+        "a held job has no log"
+    );
+    let statuses: Vec<PoolRowStatus> = summary.pools[0].tasks.iter().map(|t| t.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            PoolRowStatus::Done,
+            PoolRowStatus::Fail,
+            PoolRowStatus::Hold,
+            PoolRowStatus::Hold
+        ]
+    );
+}
+
+#[test]
+fn fail_fast_among_many_short_jobs_starts_nothing_after_the_failure() {
+    // Both slots refill themselves as fast as they can; the failing job's end must still be
+    // the last point where a job may start: every job that ran started before it ended.
+    let w = World::new();
+    let mut jobs: Vec<_> = (0..40)
+        .map(|i| w.job(&format!("t{i:02}"), JobKind::Parallel, "true"))
+        .collect();
+    jobs[20] = w.job("t20", JobKind::Parallel, "false");
+    let mut opts = w.opts(2);
+    opts.fail_fast = true;
+    let mut rec = w.record();
+    let summary = run_jobs(jobs, &opts, &mut rec).unwrap();
+    assert_eq!(summary.exit_code(), 1);
+    let bad = rec.jobs.iter().find(|j| j.name == "t20").unwrap();
+    assert_eq!(bad.outcome, Outcome::Fail);
+    let started_after: Vec<&str> = rec
+        .jobs
+        .iter()
+        .filter(|j| j.start_time > bad.end_time)
+        .map(|j| j.name.as_str())
+        .collect();
+    assert!(started_after.is_empty(), "{started_after:?}");
+    assert!(rec.jobs.len() < 40, "the pool stopped early");
+    let held = summary.pools[0]
+        .tasks
+        .iter()
+        .filter(|t| t.status == PoolRowStatus::Hold)
+        .count();
+    assert_eq!(held + rec.jobs.len(), 40);
+    for t in summary.pools[0]
+        .tasks
+        .iter()
+        .filter(|t| t.status == PoolRowStatus::Hold)
+    {
+        assert!(!w.root().join(format!("logs/{}.log", t.name)).exists());
+    }
+}
+
+#[test]
+fn unstartable_job_under_fail_fast_stops_the_pool() {
+    let w = World::new();
+    let jobs = vec![
+        stasis::runner::Job::new("nowhere", JobKind::Serial, "true", w.root().join("absent")),
+        w.job("after", JobKind::Serial, "touch \"$OUT/after-ran\""),
+    ];
+    let mut opts = w.opts(1);
+    opts.fail_fast = true;
+    let mut rec = w.record();
+    let summary = run_jobs(jobs, &opts, &mut rec).unwrap();
+    assert_eq!(summary.exit_code(), 1);
+    assert_eq!(rec.jobs.len(), 1);
+    assert!(rec.jobs[0].spawn_error.is_some());
+    assert!(!w.out().join("after-ran").exists());
+    assert_eq!(summary.pools[0].tasks[1].status, PoolRowStatus::Hold);
+}
+
+#[test]
+fn every_job_runs_once_with_its_own_log_header() {
+    let w = World::new();
+    let jobs: Vec<_> = (0..60)
+        .map(|i| {
+            w.job(
+                &format!("e{i:02}"),
+                JobKind::Parallel,
+                &format!("echo job-{i}"),
+            )
+        })
+        .collect();
+    let mut rec = w.record();
+    let summary = run_jobs(jobs, &w.opts(3), &mut rec).unwrap();
+    assert_eq!(summary.exit_code(), 0);
+    assert_eq!(rec.jobs.len(), 60);
+    let mut names: Vec<&str> = rec.jobs.iter().map(|j| j.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 60, "each job recorded once");
+    for (i, t) in summary.pools[0].tasks.iter().enumerate() {
+        assert_eq!(t.name, format!("e{i:02}"), "summary in pool order");
+        assert_eq!(t.status, PoolRowStatus::Done);
+        let j = &rec.jobs[t.record_index.unwrap()];
+        let log = std::fs::read_to_string(&j.log_path).unwrap();
+        assert!(log.contains(&format!("# PID: {}", j.pid.unwrap())), "{log}");
+        assert!(log.contains(&format!("echo job-{i}\n# OUTPUT:\n")), "{log}");
+        assert!(log.ends_with(&format!("job-{i}\n")), "{log}");
+    }
+}

@@ -1,20 +1,30 @@
-//! The scheduler: runs the pools in upstream order (setup, parallel, serial), keeps the
-//! parallel pool's slots full (work-conserving: a slot is refilled the moment a job is
-//! reaped, where upstream waits for whole batches), and reacts to events: a reaped job, an
+//! The scheduler: runs the pools in upstream order (setup, parallel, serial) with one slot
+//! worker thread per slot, and reacts to events: a job started, a job reaped, an
 //! interrupt, or a timer (timeout, kill grace, status interval). It sleeps in
 //! `recv_timeout` until the next of those, so it costs nothing while jobs run.
 //!
-//! It owns the decisions (outcome, fail-fast, pool failure, what to print and record); the
-//! executor starts processes, `unix` signals them. If it returns early for any reason, the
-//! jobs still running are killed (see `PoolRun`'s `Drop`), so no job outlives a run.
+//! A slot worker parks in `wait4` on its job; the moment it ends, the worker itself
+//! prepares and spawns the pool's next job (work-conserving: upstream waits for whole
+//! batches) and only then reports the ended one. So one job ending never waits for the
+//! dispatcher thread to be scheduled, nor for it to print and record, before the slot is
+//! busy again. Every spawn happens under the pool's [`Gate`], which the dispatcher closes
+//! to stop a pool (fail-fast, interrupt) and which a worker closes itself the moment it
+//! reaps a failed job under `--fail-fast`: no job starts once a stop was decided.
+//!
+//! The dispatcher owns the decisions (outcome, fail-fast, pool failure, timeouts and the
+//! kill grace, what to print and record); the executor starts and reaps processes, `unix`
+//! signals them. If it returns early for any reason, the pool's gate is closed and its live
+//! jobs are killed (see [`AbortGuard`]), so no job outlives a run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::console::Console;
-use super::executor::{self, Exited, Launcher};
+use super::executor::{self, Exited, Launcher, Slot, Started};
 use super::record::{JobRecord, RunRecord, RunStatus, StopReason, Timestamp};
 use super::unix;
 use super::{
@@ -22,8 +32,36 @@ use super::{
 };
 use crate::report::{self, PoolRow, PoolRowStatus, TestRow, human_duration};
 
+/// Slot workers only wait, spawn and send; the dispatcher does the heavy lifting.
+const WORKER_STACK: usize = 256 * 1024;
+
+/// Per-job state shared by the dispatcher and the slot worker running it, so a timeout is
+/// only declared for a job not yet reaped (and the worker knows it was declared).
+const JOB_RUNNING: u8 = 0;
+const JOB_TIMED_OUT: u8 = 1;
+const JOB_REAPED: u8 = 2;
+
 pub(crate) enum Event {
-    Exited(Exited),
+    /// A job's process was spawned (sent after the previous job of the slot's `Exited`).
+    Started {
+        index: usize,
+        position: usize,
+        started: Started,
+    },
+    /// A job's process was reaped; `timed_out` says whether its timeout was declared first.
+    Exited {
+        index: usize,
+        exited: Exited,
+        timed_out: bool,
+    },
+    /// A job could not be started.
+    SpawnFailed {
+        index: usize,
+        position: usize,
+        reason: String,
+    },
+    /// A slot worker ran out of jobs (or was stopped) and is leaving; its last event.
+    WorkerDone,
     Interrupt,
 }
 
@@ -62,17 +100,21 @@ pub(crate) fn run(
     let _waker = WakerGuard(interrupt);
 
     let console = Console::new(opts.console, opts.progress, jobs.len());
+    let launcher = Launcher::new(executor::find_bash(), opts.tmp_dir.clone());
+    let states: Vec<AtomicU8> = jobs.iter().map(|_| AtomicU8::new(JOB_RUNNING)).collect();
     let mut run = PoolRun {
         jobs: &jobs,
         log_paths: &log_paths,
+        states: &states,
         opts,
         record,
         console: &console,
         interrupt,
-        launcher: Launcher::new(executor::find_bash(), opts.tmp_dir.clone()),
+        launcher: &launcher,
         tx,
         rx,
         running: Vec::new(),
+        pre_stopped: HashMap::new(),
         warnings: Vec::new(),
     };
 
@@ -217,42 +259,244 @@ fn test_rows(jobs: &[Job], pools: &[PoolResult], record: &RunRecord) -> Vec<Test
         .collect()
 }
 
-/// A job being run by the pool.
+/// A job being run by the pool, as the dispatcher tracks it.
 struct Running {
     index: usize,
     /// Position in the pool, for the summary order.
     position: usize,
-    started: executor::Started,
+    started: Started,
     deadline: Option<Instant>,
     /// When SIGKILL follows the SIGTERM already sent.
     kill_at: Option<Instant>,
-    timed_out: bool,
     stop_reason: Option<StopReason>,
     next_status: Instant,
+}
+
+/// What a pool's slot workers and its dispatcher share. Every spawn happens while holding
+/// the lock, after checking `stopped`; the dispatcher sets `stopped` under the same lock,
+/// so once it holds the lock again, `live` lists every job that will ever run in the pool.
+#[derive(Default)]
+struct Gate {
+    /// No job of this pool may start any more.
+    stopped: bool,
+    /// The next pool position to hand out.
+    next: usize,
+    /// `(job index, pid)` of every spawned job not yet reaped.
+    live: Vec<(usize, u32)>,
+}
+
+/// Everything a slot worker needs: borrowed from the run, shared by all workers of a pool.
+struct PoolShared<'a> {
+    jobs: &'a [Job],
+    log_paths: &'a [PathBuf],
+    states: &'a [AtomicU8],
+    indices: &'a [usize],
+    launcher: &'a Launcher,
+    interrupt: &'a Interrupt,
+    fail_fast: bool,
+    gate: Mutex<Gate>,
+}
+
+/// The result of trying to start the pool's next job.
+enum Launch {
+    /// Nothing to start: every position was handed out, or the pool is stopping.
+    None,
+    Started {
+        index: usize,
+        position: usize,
+        started: Started,
+    },
+    Failed {
+        index: usize,
+        position: usize,
+        reason: String,
+    },
+}
+
+impl PoolShared<'_> {
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        // The gate holds plain data; a panicking holder leaves it consistent enough to stop.
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn closed(&self, gate: &Gate) -> bool {
+        gate.stopped || self.interrupt.is_triggered()
+    }
+
+    /// Take the pool's next position and start its job: prepare (script, log) outside the
+    /// gate so slots create their logs in parallel, spawn inside it.
+    fn launch(&self, slot: &mut Slot) -> Launch {
+        let position = {
+            let mut gate = self.gate();
+            if self.closed(&gate) || gate.next >= self.indices.len() {
+                return Launch::None;
+            }
+            gate.next += 1;
+            gate.next - 1
+        };
+        let index = self.indices[position];
+        let (job, log_path) = (&self.jobs[index], &self.log_paths[index]);
+        let failed = |reason| {
+            if self.fail_fast {
+                // A job that cannot start fails: under --fail-fast nothing starts after it.
+                self.gate().stopped = true;
+            }
+            Launch::Failed {
+                index,
+                position,
+                reason,
+            }
+        };
+        let prepared = match slot.prepare(self.launcher, job, log_path) {
+            Ok(prepared) => prepared,
+            Err(reason) => return failed(reason),
+        };
+        let mut gate = self.gate();
+        if self.closed(&gate) {
+            drop(gate);
+            // Stopped while this job was being prepared: it never starts, so it keeps no log,
+            // like every other held job.
+            let _ = std::fs::remove_file(log_path);
+            return Launch::None;
+        }
+        self.states[index].store(JOB_RUNNING, Ordering::SeqCst);
+        match self.launcher.spawn(job, prepared, slot, log_path) {
+            Ok(started) => {
+                gate.live.push((index, started.pid));
+                Launch::Started {
+                    index,
+                    position,
+                    started,
+                }
+            }
+            Err(reason) => {
+                drop(gate);
+                failed(reason)
+            }
+        }
+    }
+
+    /// Reap the job `index` (pid `pid`), then start the next one before reporting it.
+    fn reap_and_refill(
+        &self,
+        slot: &mut Slot,
+        index: usize,
+        pid: u32,
+        tx: &Sender<Event>,
+    ) -> Launch {
+        let exited = executor::reap(pid);
+        let timed_out = self.states[index].swap(JOB_REAPED, Ordering::SeqCst) == JOB_TIMED_OUT;
+        let failed = self.fail_fast && {
+            let (code, signal) = match &exited.exit {
+                Ok(exit) => (exit.return_code, exit.signal),
+                Err(_) => (None, None),
+            };
+            // The dispatcher makes the same decision from the same facts when it records
+            // the job; deciding here too closes the gate before the slot refills.
+            self.jobs[index].policy.decide(code, signal, timed_out) == Outcome::Fail
+        };
+        {
+            let mut gate = self.gate();
+            gate.live.retain(|&(i, _)| i != index);
+            if failed {
+                gate.stopped = true;
+            }
+        }
+        let next = self.launch(slot);
+        let _ = tx.send(Event::Exited {
+            index,
+            exited,
+            timed_out,
+        });
+        next
+    }
+
+    /// A slot worker: runs the pool's jobs one after another, starting from `first`.
+    fn work(&self, mut slot: Slot, first: (usize, u32), tx: Sender<Event>) {
+        let (mut index, mut pid) = first;
+        loop {
+            let mut next = self.reap_and_refill(&mut slot, index, pid, &tx);
+            // Report what was started (or failed to start) after the ended job, so the
+            // console reads as upstream's: one job's end, then the next one's start.
+            loop {
+                match next {
+                    Launch::None => {
+                        let _ = tx.send(Event::WorkerDone);
+                        return;
+                    }
+                    Launch::Started {
+                        index: i,
+                        position,
+                        started,
+                    } => {
+                        (index, pid) = (i, started.pid);
+                        let _ = tx.send(Event::Started {
+                            index: i,
+                            position,
+                            started,
+                        });
+                        break;
+                    }
+                    Launch::Failed {
+                        index: i,
+                        position,
+                        reason,
+                    } => {
+                        let _ = tx.send(Event::SpawnFailed {
+                            index: i,
+                            position,
+                            reason,
+                        });
+                        next = self.launch(&mut slot);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stop the pool for good and SIGKILL every live job (an early return or a panic).
+    fn abort(&self) {
+        let mut gate = self.gate();
+        gate.stopped = true;
+        for &(_, pid) in &gate.live {
+            unix::kill_group(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Closes the pool's gate and kills its live jobs if the dispatcher leaves the pool early
+/// (an error or a panic), so the slot workers, which the pool's scope joins, end promptly.
+struct AbortGuard<'s, 'a>(&'s PoolShared<'a>);
+
+impl Drop for AbortGuard<'_, '_> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct PoolRun<'a> {
     jobs: &'a [Job],
     log_paths: &'a [PathBuf],
+    states: &'a [AtomicU8],
     opts: &'a RunOptions,
     record: &'a mut RunRecord,
     console: &'a Console,
     interrupt: &'a Interrupt,
-    launcher: Launcher,
+    launcher: &'a Launcher,
     tx: Sender<Event>,
     rx: Receiver<Event>,
     running: Vec<Running>,
+    /// Jobs the dispatcher stopped before their `Started` event arrived: (reason, kill_at).
+    pre_stopped: HashMap<usize, (StopReason, Instant)>,
     warnings: Vec<String>,
 }
 
-impl Drop for PoolRun<'_> {
-    fn drop(&mut self) {
-        // Only reached with jobs still running when the run is leaving early (an error or a
-        // panic): never leave them behind. Their reaper threads still reap them.
-        for r in &self.running {
-            unix::kill_group(r.started.pid, libc::SIGKILL);
-        }
-    }
+/// Where the dispatcher is in one pool.
+struct PoolState {
+    total: usize,
+    tasks: Vec<Option<TaskResult>>,
+    done: usize,
+    stopping: Option<StopReason>,
 }
 
 impl PoolRun<'_> {
@@ -270,60 +514,113 @@ impl PoolRun<'_> {
         slots: usize,
     ) -> Result<(PoolResult, Option<StopReason>), RunnerError> {
         let total = indices.len();
-        let mut tasks: Vec<Option<TaskResult>> = vec![None; total];
-        let mut next = 0;
-        let mut done = 0;
-        let mut stopping: Option<StopReason> = None;
-        loop {
-            if stopping.is_none() && self.interrupt.is_triggered() {
-                stopping = Some(StopReason::Interrupt);
-                self.stop_all(StopReason::Interrupt);
-            }
-            while stopping.is_none() && self.running.len() < slots && next < total {
-                let position = next;
-                next += 1;
-                if let Some(task) = self.start(indices[position], position, done, total)? {
-                    done += 1;
-                    let fail = task.outcome == Some(Outcome::Fail);
-                    tasks[position] = Some(task);
-                    if fail && self.opts.fail_fast {
-                        stopping = Some(StopReason::FailFast);
-                        self.fail_fast(kind);
+        let shared = PoolShared {
+            jobs: self.jobs,
+            log_paths: self.log_paths,
+            states: self.states,
+            indices,
+            launcher: self.launcher,
+            interrupt: self.interrupt,
+            fail_fast: self.opts.fail_fast,
+            gate: Mutex::new(Gate::default()),
+        };
+        let mut pool = PoolState {
+            total,
+            tasks: vec![None; total],
+            done: 0,
+            stopping: None,
+        };
+        std::thread::scope(|scope| -> Result<(), RunnerError> {
+            let guard = AbortGuard(&shared);
+            let mut workers = 0;
+            // The first job of each slot is started here, in pool order; its worker takes
+            // over from there.
+            while workers < slots {
+                if pool.stopping.is_none() && self.interrupt.is_triggered() {
+                    self.stop(&shared, &mut pool, kind, StopReason::Interrupt);
+                }
+                let mut slot = Slot::default();
+                match shared.launch(&mut slot) {
+                    Launch::None => break,
+                    Launch::Failed {
+                        index,
+                        position,
+                        reason,
+                    } => self.on_spawn_failed(&shared, &mut pool, kind, index, position, reason)?,
+                    Launch::Started {
+                        index,
+                        position,
+                        started,
+                    } => {
+                        let pid = started.pid;
+                        let tx = self.tx.clone();
+                        let for_worker = &shared;
+                        let worker = std::thread::Builder::new()
+                            .name(format!("stasis-slot-{workers}"))
+                            .stack_size(WORKER_STACK)
+                            .spawn_scoped(scope, move || for_worker.work(slot, (index, pid), tx));
+                        match worker {
+                            Ok(_) => {
+                                workers += 1;
+                                self.on_started(index, position, started);
+                            }
+                            Err(e) => {
+                                // Without a worker nobody would ever see this job end.
+                                unix::kill_group(pid, libc::SIGKILL);
+                                let _ = unix::wait_exit(pid);
+                                shared.gate().live.retain(|&(i, _)| i != index);
+                                let reason = format!("cannot start a slot worker thread: {e}");
+                                self.on_spawn_failed(
+                                    &shared, &mut pool, kind, index, position, reason,
+                                )?;
+                            }
+                        }
                     }
                 }
             }
-            if self.running.is_empty() {
-                break;
-            }
-            let wake = self.next_wake();
-            match self
-                .rx
-                .recv_timeout(wake.saturating_duration_since(Instant::now()))
-            {
-                Ok(Event::Exited(exited)) => {
-                    let Some((position, task)) = self.finish(exited, done, total)? else {
-                        continue;
-                    };
-                    done += 1;
-                    let fail = task.outcome == Some(Outcome::Fail);
-                    tasks[position] = Some(task);
-                    if fail && self.opts.fail_fast && stopping.is_none() {
-                        stopping = Some(StopReason::FailFast);
-                        self.fail_fast(kind);
-                    }
+            while workers > 0 {
+                if pool.stopping.is_none() && self.interrupt.is_triggered() {
+                    self.stop(&shared, &mut pool, kind, StopReason::Interrupt);
                 }
-                Ok(Event::Interrupt) => {
-                    if stopping != Some(StopReason::Interrupt) {
-                        stopping = Some(StopReason::Interrupt);
-                        self.stop_all(StopReason::Interrupt);
+                let wake = self.next_wake();
+                match self
+                    .rx
+                    .recv_timeout(wake.saturating_duration_since(Instant::now()))
+                {
+                    Ok(Event::Started {
+                        index,
+                        position,
+                        started,
+                    }) => self.on_started(index, position, started),
+                    Ok(Event::Exited {
+                        index,
+                        exited,
+                        timed_out,
+                    }) => self.on_exited(&shared, &mut pool, kind, index, exited, timed_out)?,
+                    Ok(Event::SpawnFailed {
+                        index,
+                        position,
+                        reason,
+                    }) => {
+                        self.on_spawn_failed(&shared, &mut pool, kind, index, position, reason)?
                     }
+                    Ok(Event::WorkerDone) => workers -= 1,
+                    Ok(Event::Interrupt) => {
+                        if pool.stopping != Some(StopReason::Interrupt) {
+                            self.stop(&shared, &mut pool, kind, StopReason::Interrupt);
+                        }
+                    }
+                    // The run holds a sender itself, so the channel cannot disconnect.
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
                 }
-                // The run holds a sender itself, so the channel cannot disconnect.
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+                self.on_timers();
             }
-            self.on_timers();
-        }
-        let tasks: Vec<TaskResult> = tasks
+            // Every worker is done, so nothing is live: the guard has nothing to kill.
+            drop(guard);
+            Ok(())
+        })?;
+        let tasks: Vec<TaskResult> = pool
+            .tasks
             .into_iter()
             .zip(indices)
             .map(|(t, &i)| t.unwrap_or_else(|| held_task(&self.jobs[i])))
@@ -336,106 +633,126 @@ impl PoolRun<'_> {
                 failed,
                 tasks,
             },
-            stopping,
+            pool.stopping,
         ))
     }
 
-    /// Start one job. Returns a finished task right away when it could not be started.
-    fn start(
+    /// A task has a result: count it, and stop the pool if it failed under --fail-fast.
+    fn task_done(
         &mut self,
-        index: usize,
+        shared: &PoolShared<'_>,
+        pool: &mut PoolState,
+        kind: JobKind,
         position: usize,
-        done: usize,
-        total: usize,
-    ) -> Result<Option<TaskResult>, RunnerError> {
-        let job = &self.jobs[index];
-        let tx = self.tx.clone();
-        let on_exit = move |exited| {
-            let _ = tx.send(Event::Exited(exited));
-        };
-        match self
-            .launcher
-            .start(job, index, &self.log_paths[index], on_exit)
-        {
-            Ok(started) => {
-                self.console.line(&format!(
-                    "{} Task started (pid: {})",
-                    self.ident(index),
-                    started.pid
-                ));
-                let now = started.started;
-                self.running.push(Running {
-                    index,
-                    position,
-                    deadline: job.timeout.map(|t| now + t),
-                    kill_at: None,
-                    timed_out: false,
-                    stop_reason: None,
-                    next_status: now + self.status_interval(),
-                    started,
-                });
-                Ok(None)
-            }
-            Err(reason) => {
-                let now = Timestamp::now();
-                let outcome = Outcome::Fail;
-                self.console.error(&format!(
-                    "{} {} Task failed to start: {reason}",
-                    self.ident(index),
-                    percent(done, total)
-                ));
-                let rec = JobRecord {
-                    name: job.name.clone(),
-                    kind: job.kind,
-                    pool: job.kind.pool_name().to_string(),
-                    command: executor::command_text(job),
-                    cwd: job.cwd.clone(),
-                    pid: None,
-                    start_time: now,
-                    end_time: now,
-                    duration_ms: 0,
-                    return_code: None,
-                    signal: None,
-                    timeout_reached: false,
-                    stop_reason: None,
-                    outcome,
-                    log_path: self.log_paths[index].clone(),
-                    peak_rss_kb: None,
-                    leaked_processes: false,
-                    junit_path: job.junit.clone(),
-                    junit: None,
-                    junit_warning: None,
-                    spawn_error: Some(reason),
-                };
-                self.record.add_job(rec)?;
-                self.console.task_done();
-                Ok(Some(TaskResult {
-                    name: job.name.clone(),
-                    status: PoolRowStatus::Fail,
-                    outcome: Some(outcome),
-                    pid: None,
-                    duration: Duration::ZERO,
-                    record_index: Some(self.record.jobs.len() - 1),
-                }))
-            }
+        task: TaskResult,
+    ) {
+        pool.done += 1;
+        let fail = task.outcome == Some(Outcome::Fail);
+        pool.tasks[position] = Some(task);
+        if fail && self.opts.fail_fast && pool.stopping.is_none() {
+            self.stop(shared, pool, kind, StopReason::FailFast);
         }
     }
 
-    /// A reaped job: decide, print, record. Returns its pool position and result.
-    fn finish(
+    fn on_started(&mut self, index: usize, position: usize, started: Started) {
+        let job = &self.jobs[index];
+        self.console.line(&format!(
+            "{} Task started (pid: {})",
+            self.ident(index),
+            started.pid
+        ));
+        let now = started.started;
+        let mut running = Running {
+            index,
+            position,
+            deadline: job.timeout.map(|t| now + t),
+            kill_at: None,
+            stop_reason: None,
+            next_status: now + self.status_interval(),
+            started,
+        };
+        if let Some((reason, kill_at)) = self.pre_stopped.remove(&index) {
+            // Stopped (and sent SIGTERM) while its start was on the way here.
+            running.deadline = None;
+            running.stop_reason = Some(reason);
+            running.kill_at = Some(kill_at);
+        }
+        self.running.push(running);
+    }
+
+    /// A job that could not be started: it fails right away.
+    fn on_spawn_failed(
         &mut self,
+        shared: &PoolShared<'_>,
+        pool: &mut PoolState,
+        kind: JobKind,
+        index: usize,
+        position: usize,
+        reason: String,
+    ) -> Result<(), RunnerError> {
+        let job = &self.jobs[index];
+        let now = Timestamp::now();
+        let outcome = Outcome::Fail;
+        self.console.error(&format!(
+            "{} {} Task failed to start: {reason}",
+            self.ident(index),
+            percent(pool.done, pool.total)
+        ));
+        let rec = JobRecord {
+            name: job.name.clone(),
+            kind: job.kind,
+            pool: job.kind.pool_name().to_string(),
+            command: executor::command_text(job),
+            cwd: job.cwd.clone(),
+            pid: None,
+            start_time: now,
+            end_time: now,
+            duration_ms: 0,
+            return_code: None,
+            signal: None,
+            timeout_reached: false,
+            stop_reason: None,
+            outcome,
+            log_path: self.log_paths[index].clone(),
+            peak_rss_kb: None,
+            leaked_processes: false,
+            junit_path: job.junit.clone(),
+            junit: None,
+            junit_warning: None,
+            spawn_error: Some(reason),
+        };
+        self.record.add_job(rec)?;
+        self.console.task_done();
+        let task = TaskResult {
+            name: job.name.clone(),
+            status: PoolRowStatus::Fail,
+            outcome: Some(outcome),
+            pid: None,
+            duration: Duration::ZERO,
+            record_index: Some(self.record.jobs.len() - 1),
+        };
+        self.task_done(shared, pool, kind, position, task);
+        Ok(())
+    }
+
+    /// A reaped job: decide, print, record.
+    fn on_exited(
+        &mut self,
+        shared: &PoolShared<'_>,
+        pool: &mut PoolState,
+        kind: JobKind,
+        index: usize,
         exited: Exited,
-        done: usize,
-        total: usize,
-    ) -> Result<Option<(usize, TaskResult)>, RunnerError> {
-        let Some(slot) = self.running.iter().position(|r| r.index == exited.index) else {
-            return Ok(None);
+        timed_out: bool,
+    ) -> Result<(), RunnerError> {
+        let Some(slot) = self.running.iter().position(|r| r.index == index) else {
+            return Ok(());
         };
         let r = self.running.swap_remove(slot);
         let job = &self.jobs[r.index];
         let ident = self.ident(r.index);
         let pid = r.started.pid;
-        let progress = percent(done, total);
+        let progress = percent(pool.done, pool.total);
 
         let (return_code, signal, peak_rss_kb) = match &exited.exit {
             Ok(exit) => (exit.return_code, exit.signal, Some(exit.peak_rss_kb)),
@@ -444,22 +761,14 @@ impl PoolRun<'_> {
                 (None, None, None)
             }
         };
-        // The leader is gone; anything left in its group was orphaned by the job.
-        // Cheap check first: for the common case (empty group) this is one syscall.
-        let mut leaked = false;
-        if unix::group_alive(pid) {
-            leaked = unix::group_has_running_member(pid);
-            unix::kill_group(pid, libc::SIGKILL);
-            if leaked {
-                self.warn(format!(
-                    "{ident} left processes running in its group after it ended; killed them"
-                ));
-            }
+        let leaked = exited.leaked;
+        if leaked {
+            self.warn(format!(
+                "{ident} left processes running in its group after it ended; killed them"
+            ));
         }
-        let outcome = job.policy.decide(return_code, signal, r.timed_out);
+        let outcome = job.policy.decide(return_code, signal, timed_out);
         let duration = exited.ended.saturating_duration_since(r.started.started);
-        self.launcher.release(r.started.script);
-
         let (junit, junit_warning) = match &job.junit {
             None => (None, None),
             Some(path) => match report::parse_junit(path) {
@@ -513,7 +822,7 @@ impl PoolRun<'_> {
             duration_ms: duration.as_millis().try_into().unwrap_or(u64::MAX),
             return_code,
             signal,
-            timeout_reached: r.timed_out,
+            timeout_reached: timed_out,
             stop_reason: r.stop_reason,
             outcome,
             log_path: log_path.clone(),
@@ -532,42 +841,64 @@ impl PoolRun<'_> {
             Outcome::Fail if signal.is_some() => PoolRowStatus::Term,
             Outcome::Fail => PoolRowStatus::Fail,
         };
-        Ok(Some((
-            r.position,
-            TaskResult {
-                name: job.name.clone(),
-                status,
-                outcome: Some(outcome),
-                pid: Some(pid),
-                duration,
-                record_index: Some(self.record.jobs.len() - 1),
-            },
-        )))
+        let task = TaskResult {
+            name: job.name.clone(),
+            status,
+            outcome: Some(outcome),
+            pid: Some(pid),
+            duration,
+            record_index: Some(self.record.jobs.len() - 1),
+        };
+        self.task_done(shared, pool, kind, r.position, task);
+        Ok(())
     }
 
-    fn fail_fast(&mut self, kind: JobKind) {
-        if !self.running.is_empty() {
+    /// Stop the pool: close its gate (no job starts after this) and SIGTERM every live
+    /// job's group; SIGKILL follows after the grace period. Prints upstream's line for a
+    /// fail-fast stop when there was something to signal.
+    fn stop(
+        &mut self,
+        shared: &PoolShared<'_>,
+        pool: &mut PoolState,
+        kind: JobKind,
+        reason: StopReason,
+    ) {
+        pool.stopping = Some(reason);
+        let kill_at = Instant::now() + self.opts.kill_grace;
+        let mut gate = shared.gate();
+        gate.stopped = true;
+        let signalled = !gate.live.is_empty();
+        // Under the gate: a worker removes a reaped job from `live` under it too, so no
+        // signal goes to a group whose leader was already reaped.
+        for &(index, pid) in &gate.live {
+            match self.running.iter_mut().find(|r| r.index == index) {
+                Some(r) => {
+                    r.deadline = None;
+                    if r.stop_reason.is_none() {
+                        r.stop_reason = Some(reason);
+                    }
+                    if r.kill_at.is_none() {
+                        unix::kill_group(pid, libc::SIGTERM);
+                        r.kill_at = Some(kill_at);
+                    }
+                }
+                None => {
+                    if let std::collections::hash_map::Entry::Vacant(e) =
+                        self.pre_stopped.entry(index)
+                    {
+                        unix::kill_group(pid, libc::SIGTERM);
+                        e.insert((reason, kill_at));
+                    }
+                }
+            }
+        }
+        drop(gate);
+        if reason == StopReason::FailFast && signalled {
             self.console.line(&format!(
                 "Sending signal {} to pool '{}'",
                 libc::SIGTERM,
                 kind.pool_name()
             ));
-        }
-        self.stop_all(StopReason::FailFast);
-    }
-
-    /// SIGTERM every running job's group; SIGKILL follows after the grace period.
-    fn stop_all(&mut self, reason: StopReason) {
-        let kill_at = Instant::now() + self.opts.kill_grace;
-        for r in &mut self.running {
-            r.deadline = None;
-            if r.stop_reason.is_none() {
-                r.stop_reason = Some(reason);
-            }
-            if r.kill_at.is_none() {
-                unix::kill_group(r.started.pid, libc::SIGTERM);
-                r.kill_at = Some(kill_at);
-            }
         }
     }
 
@@ -594,7 +925,19 @@ impl PoolRun<'_> {
             let ident = format!("[{}:{}]", job.kind.pool_name(), job.name);
             if r.deadline.is_some_and(|d| now >= d) {
                 r.deadline = None;
-                r.timed_out = true;
+                // Only a job not reaped yet times out; one that ended right at its deadline
+                // has its Exited on the way and keeps its own outcome.
+                let declared = self.states[r.index]
+                    .compare_exchange(
+                        JOB_RUNNING,
+                        JOB_TIMED_OUT,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .is_ok();
+                if !declared {
+                    continue;
+                }
                 r.stop_reason = Some(StopReason::Timeout);
                 lines.push(format!(
                     "{ident} Task timed out after {} (pid: {})",

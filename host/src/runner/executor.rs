@@ -1,8 +1,9 @@
 //! Runs one job: writes its 0700 task script into the tmp dir, opens its log with
 //! upstream's header (`# STARTED/# PID/# WORKDIR/# COMMAND/# OUTPUT`), spawns
-//! `bash --norc SCRIPT` in a new process group with stdout and stderr to the log, and parks
-//! a small reaper thread in `wait4` for it, so nothing polls. Knows nothing about pools or
-//! outcomes: the dispatcher gets an [`Exited`] through the callback and decides.
+//! `bash --norc SCRIPT` in a new process group with stdout and stderr to the log, and reaps
+//! it with `wait4`, killing whatever it left behind in its group. Split in steps
+//! ([`Slot::prepare`], [`Launcher::spawn`], [`reap`]) so the dispatcher's slot workers can
+//! spawn under its stop gate. Knows nothing about pools or outcomes.
 
 use std::fs::File;
 use std::io::Write;
@@ -15,9 +16,6 @@ use std::time::{Instant, SystemTime};
 use super::unix::{self, Exit};
 use super::{Job, JobKind};
 
-/// The reaper only calls wait4 and sends one message; a small stack keeps 2000 short jobs
-/// cheap.
-const REAPER_STACK: usize = 64 * 1024;
 /// Room for the pid in the log header, filled in after spawn (pids are < 2^22 on Linux).
 const PID_WIDTH: usize = 10;
 
@@ -26,27 +24,35 @@ pub(crate) struct Started {
     pub pid: u32,
     pub start_time: SystemTime,
     pub started: Instant,
-    /// Handed back to the launcher for reuse once the job is reaped.
-    pub script: tempfile::TempPath,
 }
 
 /// A job whose process was reaped.
 pub(crate) struct Exited {
-    pub index: usize,
     pub exit: std::io::Result<Exit>,
     pub end_time: SystemTime,
     pub ended: Instant,
+    /// Its group still had running members after the leader ended; they were killed.
+    pub leaked: bool,
 }
 
-/// What every job of a run shares.
+/// A job ready to spawn: its script written and its log created with the header.
+pub(crate) struct Prepared {
+    log: File,
+    pid_offset: u64,
+}
+
+/// What every job of a run shares; read by every slot worker at once.
 pub(crate) struct Launcher {
     pub bash: PathBuf,
     pub tmp_dir: PathBuf,
-    /// Task scripts of finished jobs, rewritten for the next ones. Creating and deleting a
-    /// file per job made ext4's inode allocator (`recently_deleted`) the largest cost of a
-    /// 2000-job run; at most one script per slot exists now. All are removed when the
-    /// launcher drops.
-    free_scripts: Vec<tempfile::TempPath>,
+}
+
+/// One slot's task script, rewritten for each job the slot runs. Creating and deleting a
+/// file per job made ext4's inode allocator (`recently_deleted`) the largest cost of a
+/// 2000-job run; at most one script per slot exists now, removed when the slot drops.
+#[derive(Default)]
+pub(crate) struct Slot {
+    script: Option<tempfile::TempPath>,
 }
 
 /// The full script a job runs, as upstream builds it.
@@ -84,53 +90,29 @@ pub(crate) fn find_bash() -> PathBuf {
 
 impl Launcher {
     pub(crate) fn new(bash: PathBuf, tmp_dir: PathBuf) -> Self {
-        Launcher {
-            bash,
-            tmp_dir,
-            free_scripts: Vec::new(),
-        }
+        Launcher { bash, tmp_dir }
     }
 
-    /// Give back the script of a job that was reaped, for reuse.
-    pub(crate) fn release(&mut self, script: tempfile::TempPath) {
-        self.free_scripts.push(script);
-    }
-
-    /// Start `job`. `on_exit` is called once, from the reaper thread, when it ends.
-    pub(crate) fn start(
-        &mut self,
+    /// Spawn a prepared job. Its process is nobody's child to reap but the caller's: it
+    /// must hand the pid to [`reap`] exactly once.
+    pub(crate) fn spawn(
+        &self,
         job: &Job,
-        index: usize,
+        prepared: Prepared,
+        slot: &Slot,
         log_path: &Path,
-        on_exit: impl FnOnce(Exited) + Send + 'static,
     ) -> Result<Started, String> {
-        if !job.cwd.is_dir() {
-            return Err(format!(
-                "working directory {} does not exist",
-                job.cwd.display()
-            ));
-        }
-        let command = command_text(job);
-        let script = self.write_script(&command)?;
+        let Prepared { log, pid_offset } = prepared;
         let log_err = |e: std::io::Error| format!("cannot write log {}: {e}", log_path.display());
-        let mut log = File::create(log_path).map_err(log_err)?;
-        let head = format!(
-            "# STARTED: {}\n# PID: ",
-            humantime::format_rfc3339_seconds(SystemTime::now())
-        );
-        let pid_offset = head.len() as u64;
-        let header = format!(
-            "{head}{:PID_WIDTH$}\n# WORKDIR: {}\n# COMMAND:\n{command}# OUTPUT:\n",
-            "",
-            job.cwd.display()
-        );
-        log.write_all(header.as_bytes()).map_err(log_err)?;
+        let script = slot
+            .script
+            .as_ref()
+            .ok_or_else(|| "no task script was written".to_string())?;
         let stdout = log.try_clone().map_err(log_err)?;
         let stderr = log.try_clone().map_err(log_err)?;
-
         let mut cmd = Command::new(&self.bash);
         cmd.arg("--norc")
-            .arg(&script)
+            .arg(script)
             .current_dir(&job.cwd)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -149,66 +131,99 @@ impl Launcher {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.bash.display()))?;
         let pid = child.id();
-        // std does not reap a dropped Child; the reaper thread owns the pid from here.
+        // std does not reap a dropped Child; the slot worker owns the pid from here.
         drop(child);
         // pwrite leaves the shared file offset (where the job writes) untouched.
         let _ = log.write_at(format!("{pid:<PID_WIDTH$}").as_bytes(), pid_offset);
-
-        let reaper = std::thread::Builder::new()
-            .stack_size(REAPER_STACK)
-            .spawn(move || {
-                let exit = unix::wait_exit(pid);
-                on_exit(Exited {
-                    index,
-                    exit,
-                    end_time: SystemTime::now(),
-                    ended: Instant::now(),
-                });
-            });
-        if let Err(e) = reaper {
-            // Without a reaper nobody would ever see this job end: stop it now.
-            unix::kill_group(pid, libc::SIGKILL);
-            let _ = unix::wait_exit(pid);
-            return Err(format!("cannot start a reaper thread: {e}"));
-        }
         Ok(Started {
             pid,
             start_time,
             started,
-            script,
         })
     }
+}
 
-    fn write_script(&mut self, command: &str) -> Result<tempfile::TempPath, String> {
-        let err = |e: std::io::Error| {
-            format!(
-                "cannot write a task script in {}: {e}",
-                self.tmp_dir.display()
-            )
-        };
-        if let Some(script) = self.free_scripts.pop() {
-            // Its job was reaped and its group killed: nothing reads it any more.
+impl Slot {
+    /// Everything before the spawn: check the working directory, write the script, create
+    /// the log with its header. Nothing has started when this returns.
+    pub(crate) fn prepare(
+        &mut self,
+        launcher: &Launcher,
+        job: &Job,
+        log_path: &Path,
+    ) -> Result<Prepared, String> {
+        if !job.cwd.is_dir() {
+            return Err(format!(
+                "working directory {} does not exist",
+                job.cwd.display()
+            ));
+        }
+        let command = command_text(job);
+        self.write_script(&launcher.tmp_dir, &command)?;
+        let log_err = |e: std::io::Error| format!("cannot write log {}: {e}", log_path.display());
+        let mut log = File::create(log_path).map_err(log_err)?;
+        let head = format!(
+            "# STARTED: {}\n# PID: ",
+            humantime::format_rfc3339_seconds(SystemTime::now())
+        );
+        let pid_offset = head.len() as u64;
+        let header = format!(
+            "{head}{:PID_WIDTH$}\n# WORKDIR: {}\n# COMMAND:\n{command}# OUTPUT:\n",
+            "",
+            job.cwd.display()
+        );
+        log.write_all(header.as_bytes()).map_err(log_err)?;
+        Ok(Prepared { log, pid_offset })
+    }
+
+    fn write_script(&mut self, tmp_dir: &Path, command: &str) -> Result<(), String> {
+        let err =
+            |e: std::io::Error| format!("cannot write a task script in {}: {e}", tmp_dir.display());
+        if let Some(script) = &self.script {
+            // The slot's previous job was reaped and its group killed: nothing reads it.
             let rewritten = std::fs::OpenOptions::new()
                 .write(true)
                 .truncate(true)
-                .open(&script)
+                .open(script)
                 .and_then(|mut f| {
                     f.write_all(b"#!/bin/bash\n")?;
                     f.write_all(command.as_bytes())
                 });
             if rewritten.is_ok() {
-                return Ok(script);
+                return Ok(());
             }
         }
         // 0700 and private to the user, as upstream: scripts may carry rendered secrets.
         let mut file = tempfile::Builder::new()
             .prefix("STASIS.")
             .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempfile_in(&self.tmp_dir)
+            .tempfile_in(tmp_dir)
             .map_err(err)?;
         file.write_all(b"#!/bin/bash\n").map_err(err)?;
         file.write_all(command.as_bytes()).map_err(err)?;
-        Ok(file.into_temp_path())
+        self.script = Some(file.into_temp_path());
+        Ok(())
+    }
+}
+
+/// Block until the job `pid` ends, reap it, and kill whatever it left running in its group
+/// (the leader is gone, so anything left was orphaned by the job). Called exactly once per
+/// spawned pid, by the slot worker that spawned it.
+pub(crate) fn reap(pid: u32) -> Exited {
+    let exit = unix::wait_exit(pid);
+    let end_time = SystemTime::now();
+    let ended = Instant::now();
+    // Cheap check first: for the common case (empty group) this is one syscall.
+    let mut leaked = false;
+    if unix::group_alive(pid) {
+        leaked = unix::group_has_running_member(pid);
+        unix::kill_group(pid, libc::SIGKILL);
+    }
+    Exited {
+        exit,
+        end_time,
+        ended,
+        leaked,
     }
 }
 
