@@ -439,16 +439,20 @@ impl Environments {
         Ok(report)
     }
 
+    /// The packages the defer stage marked BUILD FOR HOST, of one kind.
+    fn to_build(&self, kind: fn(&DeferOutcome) -> &Vec<Deferred>) -> Vec<Deferred> {
+        self.defer
+            .as_ref()
+            .map(|d| kind(d).clone())
+            .unwrap_or_default()
+    }
+
     /// Stage `wheels` (upstream step 15): each deferred pip package is built from a fresh
     /// checkout of its test block's repository with the wheel builder, into
     /// `output/packages/wheels/{name}/`, and indexed.
     pub fn wheels(&mut self, plan: &Plan) -> Result<StageReport, StageError> {
         let mut report = StageReport::default();
-        let deferred = self
-            .defer
-            .as_ref()
-            .map(|d| d.pip_build.clone())
-            .unwrap_or_default();
+        let deferred = self.to_build(|d| &d.pip_build);
         if deferred.is_empty() {
             report.detail.push("no deferred pip packages".into());
             return Ok(report);
@@ -505,11 +509,7 @@ impl Environments {
     /// `output/packages/conda`, which is then indexed as a channel.
     pub fn conda_recipes(&mut self, plan: &Plan) -> Result<StageReport, StageError> {
         let mut report = StageReport::default();
-        let deferred = self
-            .defer
-            .as_ref()
-            .map(|d| d.conda_build.clone())
-            .unwrap_or_default();
+        let deferred = self.to_build(|d| &d.conda_build);
         if deferred.is_empty() {
             report.detail.push("no deferred conda packages".into());
             return Ok(report);
