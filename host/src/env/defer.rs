@@ -36,21 +36,23 @@ pub fn wanted_version(spec: &str) -> String {
 /// A package's fate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Not tested here, or the tested version exists upstream.
-    UseExternal,
+    /// No `[test:*]` block: installed as written.
+    Untested,
+    /// Tested here, and the version it asks for exists upstream: installed as written.
+    UseExternal { test: String },
     /// Tested here and absent upstream (or forced): built from the test's repository.
     BuildForHost { test: String, version: String },
 }
 
 /// Classify `specs` against the delivery's test block names. `exists_upstream(spec)` answers the
-/// upstream check (pip `--dry-run` or a conda search); `always_build` is
-/// `STASIS_ALWAYS_BUILD_FOR_HOST`.
-pub fn classify(
+/// upstream check (an index or channel lookup) and is asked only for tested packages;
+/// `always_build` is `STASIS_ALWAYS_BUILD_FOR_HOST`.
+pub fn classify<E>(
     specs: &[String],
     test_names: &[String],
     always_build: bool,
-    mut exists_upstream: impl FnMut(&str) -> bool,
-) -> Vec<(String, Verdict)> {
+    mut exists_upstream: impl FnMut(&str) -> Result<bool, E>,
+) -> Result<Vec<(String, Verdict)>, E> {
     specs
         .iter()
         .map(|spec| {
@@ -59,13 +61,16 @@ pub fn classify(
                 .iter()
                 .find(|t| t.replace(['.', '-'], "_") == key);
             let verdict = match test {
-                Some(t) if always_build || !exists_upstream(spec) => Verdict::BuildForHost {
+                None => Verdict::Untested,
+                Some(t) if !always_build && exists_upstream(spec)? => {
+                    Verdict::UseExternal { test: t.clone() }
+                }
+                Some(t) => Verdict::BuildForHost {
                     test: t.clone(),
                     version: wanted_version(spec),
                 },
-                _ => Verdict::UseExternal,
             };
-            (spec.clone(), verdict)
+            Ok((spec.clone(), verdict))
         })
         .collect()
 }
@@ -275,9 +280,19 @@ mod tests {
             "stsci.tools==HEAD".into(),
         ];
         let tests = vec!["acstools".to_string(), "stsci.tools".into()];
-        let got = classify(&specs, &tests, false, |s| s.starts_with("acstools"));
-        assert_eq!(got[0].1, Verdict::UseExternal);
-        assert_eq!(got[1].1, Verdict::UseExternal);
+        let mut asked = Vec::new();
+        let got = classify::<()>(&specs, &tests, false, |s| {
+            asked.push(s.to_string());
+            Ok(s.starts_with("acstools"))
+        })
+        .unwrap();
+        assert_eq!(
+            got[0].1,
+            Verdict::UseExternal {
+                test: "acstools".into()
+            }
+        );
+        assert_eq!(got[1].1, Verdict::Untested);
         assert_eq!(
             got[2].1,
             Verdict::BuildForHost {
@@ -285,8 +300,15 @@ mod tests {
                 version: "HEAD".into()
             }
         );
-        let forced = classify(&specs, &tests, true, |_| true);
+        assert_eq!(
+            asked,
+            ["acstools==3.7", "stsci.tools==HEAD"],
+            "untested specs are not looked up"
+        );
+        let forced = classify::<()>(&specs, &tests, true, |_| Ok(true)).unwrap();
         assert!(matches!(forced[0].1, Verdict::BuildForHost { .. }));
+        let err = classify(&specs, &tests, false, |_| Err("index down")).unwrap_err();
+        assert_eq!(err, "index down");
     }
 
     #[test]

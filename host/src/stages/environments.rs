@@ -300,28 +300,16 @@ impl Environments {
                     .unwrap_or(!v.trim().is_empty())
             })
             .unwrap_or(false);
-        let mut out = DeferOutcome::default();
         // Conda: the channels of the test environment's spec.
         let channels = self.spec(plan, &[], &[], &[])?.channels;
-        for s in &plan.conda.conda_packages {
-            match tested_by(plan, s) {
-                Some(test) => {
-                    let exists = !always && self.conda_exists(&channels, s)?;
-                    let d = Deferred {
-                        spec: s.clone(),
-                        test: test.name.clone(),
-                        version: defer::wanted_version(s),
-                    };
-                    verdict_line(&mut report, "conda", &d, exists);
-                    if exists {
-                        out.conda_external.push(s.clone());
-                    } else {
-                        out.conda_build.push(d);
-                    }
-                }
-                None => out.conda_external.push(s.clone()),
-            }
-        }
+        let (conda_external, conda_build) = classify(
+            plan,
+            "conda",
+            &plan.conda.conda_packages,
+            always,
+            &mut report,
+            |s| self.conda_exists(&channels, s),
+        )?;
         let mut indexes = vec![
             self.settings
                 .pip_index_url
@@ -336,32 +324,18 @@ impl Environments {
                 .push(format!("overlay: {s} (tested, pinned by based_on)"));
             pip_candidates.push(s);
         }
-        for s in &pip_candidates {
-            match tested_by(plan, s) {
-                Some(test) => {
-                    let exists = !always
-                        && defer::pip_exists(
-                            s,
-                            &indexes,
-                            &self.settings.retry,
-                            self.settings.ca_file.as_deref(),
-                        )
-                        .map_err(failed)?;
-                    let d = Deferred {
-                        spec: s.clone(),
-                        test: test.name.clone(),
-                        version: defer::wanted_version(s),
-                    };
-                    verdict_line(&mut report, "pip", &d, exists);
-                    if exists {
-                        out.pip_external.push(s.clone());
-                    } else {
-                        out.pip_build.push(d);
-                    }
-                }
-                None => out.pip_external.push(s.clone()),
-            }
-        }
+        let settings = &self.settings;
+        let (pip_external, pip_build) =
+            classify(plan, "pip", &pip_candidates, always, &mut report, |s| {
+                defer::pip_exists(s, &indexes, &settings.retry, settings.ca_file.as_deref())
+                    .map_err(failed)
+            })?;
+        let out = DeferOutcome {
+            conda_external,
+            pip_external,
+            conda_build,
+            pip_build,
+        };
         if let Some(first) = out.pip_build.first() {
             // Fail before the tests run when the wheels cannot be built on this machine.
             let (backend, _) = build::WheelBackend::parse(&plan.settings.wheel_builder);
@@ -852,16 +826,42 @@ fn origin(test: &TestBlock) -> String {
     )
 }
 
-fn verdict_line(report: &mut StageReport, kind: &str, d: &Deferred, exists: bool) {
-    let verdict = if exists {
-        "USE EXTERNAL"
-    } else {
-        "BUILD FOR HOST"
-    };
-    report.detail.push(format!(
-        "{verdict}: {kind} {} ([test:{}], version {})",
-        d.spec, d.test, d.version
-    ));
+/// Upstream step 12 for one kind of package ([`defer::classify`]): returns (used as-is, to
+/// build) and prints each tested package's verdict.
+fn classify(
+    plan: &Plan,
+    kind: &str,
+    specs: &[String],
+    always_build: bool,
+    report: &mut StageReport,
+    exists: impl FnMut(&str) -> Result<bool, StageError>,
+) -> Result<(Vec<String>, Vec<Deferred>), StageError> {
+    let names: Vec<String> = plan.tests.iter().map(|t| t.name.clone()).collect();
+    let mut external = Vec::new();
+    let mut to_build = Vec::new();
+    for (spec, verdict) in defer::classify(specs, &names, always_build, exists)? {
+        match verdict {
+            defer::Verdict::Untested => external.push(spec),
+            defer::Verdict::UseExternal { test } => {
+                report.detail.push(format!(
+                    "USE EXTERNAL: {kind} {spec} ([test:{test}], version {})",
+                    defer::wanted_version(&spec)
+                ));
+                external.push(spec);
+            }
+            defer::Verdict::BuildForHost { test, version } => {
+                report.detail.push(format!(
+                    "BUILD FOR HOST: {kind} {spec} ([test:{test}], version {version})"
+                ));
+                to_build.push(Deferred {
+                    spec,
+                    test,
+                    version,
+                });
+            }
+        }
+    }
+    Ok((external, to_build))
 }
 
 /// Fresh checkouts of the deferred packages' repositories under `dir` (one per package, in
