@@ -75,6 +75,15 @@ fn expand_secret_refs(value: &str) -> String {
     values::expand_vars(value, &|name| std::env::var(name).ok())
 }
 
+/// `conda_channels` (the delivery's, else stasis.ini's) with credential references expanded.
+fn configured_channels(plan: &Plan) -> Vec<String> {
+    plan.conda
+        .channels
+        .iter()
+        .map(|c| expand_secret_refs(c))
+        .collect()
+}
+
 /// The retry policy and index settings every environment of the delivery shares.
 fn env_settings(plan: &Plan) -> Result<EnvSettings, StageError> {
     let cache = env::default_package_cache(Some(&plan.settings.package_cache));
@@ -234,12 +243,7 @@ impl Environments {
         extra_channels: &[String],
     ) -> Result<EnvSpec, StageError> {
         let base = self.base_yaml(plan)?;
-        let channels: Vec<String> = plan
-            .conda
-            .channels
-            .iter()
-            .map(|c| expand_secret_refs(c))
-            .collect();
+        let channels = configured_channels(plan);
         let default_channels = vec!["conda-forge".to_string()];
         let mut spec = EnvSpec::build(&env::spec::SpecInputs {
             based_on: base.as_ref().map(|(t, l)| (t.as_str(), l.as_str())),
@@ -548,12 +552,7 @@ impl Environments {
             {
                 let mut conda = vec![format!("python={}", plan.meta.python)];
                 conda.extend(tools.tool_conda_packages.iter().cloned());
-                let mut channels: Vec<String> = plan
-                    .conda
-                    .channels
-                    .iter()
-                    .map(|c| expand_secret_refs(c))
-                    .collect();
+                let mut channels = configured_channels(plan);
                 if channels.is_empty() {
                     channels.push("conda-forge".into());
                 }
