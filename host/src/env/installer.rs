@@ -12,8 +12,6 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::activation::{self, Activation};
-use super::native::{COMPLETE_MARKER, installed_packages, merged_env};
 use super::{EnvError, EnvSettings, EnvSpec, InstalledEnv, RetryPolicy, pip};
 
 /// `[conda]` installer keys of the delivery plus the stasis.ini base settings.
@@ -210,20 +208,7 @@ impl InstallerEngine {
         for pkg in &spec.conda_purge {
             self.conda(&env, &["remove", "-y", "-p", &p, pkg])?;
         }
-        let activation: Activation = activation::activate(name, prefix, &self.base_env)?;
-        let run_env = merged_env(&self.base_env, &activation);
-        pip::install(name, prefix, &run_env, &self.settings, &spec.pip)?;
-        pip::uninstall(name, prefix, &run_env, &spec.pip_purge)?;
-        let marker = prefix.join(COMPLETE_MARKER);
-        crate::atomic::write(&marker, format!("{name}\n").as_bytes())
-            .map_err(|e| EnvError::io(&marker, e))?;
-        Ok(InstalledEnv {
-            name: name.to_string(),
-            prefix: Some(prefix.to_path_buf()),
-            channels: spec.channels.clone(),
-            packages: installed_packages(prefix)?,
-            activation,
-        })
+        super::native::complete(name, prefix, spec, &self.base_env, &self.settings)
     }
 }
 

@@ -23,7 +23,7 @@ use rattler_repodata_gateway::Gateway;
 use rattler_solve::{SolveError, SolverImpl, SolverTask, resolvo};
 use url::Url;
 
-use super::activation::{self, Activation};
+use super::activation;
 use super::{EnvError, EnvSettings, EnvSpec, InstalledEnv, InstalledPackage, error_chain, pip};
 
 /// Completion marker, written last. No `.json` suffix: conda-meta/*.json are package records.
@@ -90,25 +90,7 @@ impl NativeEngine {
         if !spec.conda_purge.is_empty() {
             self.purge(name, prefix, &spec.conda_purge)?;
         }
-        let activation = activation::activate(name, prefix, &self.base_env)?;
-        let run_env = merged_env(&self.base_env, &activation);
-        if !spec.pip.is_empty() {
-            pip::install(name, prefix, &run_env, &self.settings, &spec.pip)?;
-        }
-        if !spec.pip_purge.is_empty() {
-            pip::uninstall(name, prefix, &run_env, &spec.pip_purge)?;
-        }
-        scrub_credentials(prefix)?;
-        let marker = prefix.join(COMPLETE_MARKER);
-        crate::atomic::write(&marker, format!("{name}\n").as_bytes())
-            .map_err(|e| EnvError::io(&marker, e))?;
-        Ok(InstalledEnv {
-            name: name.to_string(),
-            prefix: Some(prefix.to_path_buf()),
-            channels: spec.channels.clone(),
-            packages: installed_packages(prefix)?,
-            activation,
-        })
+        complete(name, prefix, spec, &self.base_env, &self.settings)
     }
 
     /// Whether any of `channels` has a package matching `spec` (upstream's `mamba search`
@@ -300,12 +282,31 @@ fn dep_name(dep: &str) -> String {
         .to_lowercase()
 }
 
-/// The variables a child process of environment `activation` runs with.
-pub(crate) fn merged_env(
-    base: &HashMap<String, String>,
-    activation: &Activation,
-) -> HashMap<String, String> {
-    activation.apply(base)
+/// The steps every engine takes once the conda packages are in place (and purged): activate,
+/// pip install and uninstall, scrub credentials from the records, then write the completion
+/// marker last, so a prefix without it is never used as if complete.
+pub(crate) fn complete(
+    name: &str,
+    prefix: &Path,
+    spec: &EnvSpec,
+    base_env: &HashMap<String, String>,
+    settings: &EnvSettings,
+) -> Result<InstalledEnv, EnvError> {
+    let activation = activation::activate(name, prefix, base_env)?;
+    let run_env = activation.apply(base_env);
+    pip::install(name, prefix, &run_env, settings, &spec.pip)?;
+    pip::uninstall(name, prefix, &run_env, &spec.pip_purge)?;
+    scrub_credentials(prefix)?;
+    let marker = prefix.join(COMPLETE_MARKER);
+    crate::atomic::write(&marker, format!("{name}\n").as_bytes())
+        .map_err(|e| EnvError::io(&marker, e))?;
+    Ok(InstalledEnv {
+        name: name.to_string(),
+        prefix: Some(prefix.to_path_buf()),
+        channels: spec.channels.clone(),
+        packages: installed_packages(prefix)?,
+        activation,
+    })
 }
 
 /// Package records keep the URL each archive came from; a channel given with credentials
