@@ -296,14 +296,30 @@ impl PluginHost {
     /// Run every mission rule's `validate`. A failing rule becomes an error diagnostic
     /// naming it; the others still run.
     pub fn validate(&self, delivery: &DeliveryInfo) -> Vec<Diagnostic> {
+        self.rule_diagnostics(delivery, |store, inst, d| {
+            let r = inst.stasis_plugin_rule().call_validate(&mut *store, d)?;
+            cap_result(r.iter().map(|d| d.message.len()).sum())?;
+            Ok(r)
+        })
+    }
+
+    /// Call every mission rule (a fresh instance each) and gather the diagnostics it returns;
+    /// a rule that fails becomes an error diagnostic naming it, and the others still run.
+    fn rule_diagnostics(
+        &self,
+        delivery: &DeliveryInfo,
+        call: impl Fn(
+            &mut wasmtime::Store<PluginState>,
+            &rule::MissionRule,
+            &wit::Delivery,
+        ) -> wasmtime::Result<Vec<wit::Diagnostic>>,
+    ) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for (p, pre) in self.rules() {
             let d = delivery.to_wit(&self.root(p));
             let r = invoke(&self.engine.engine, &p.ctx, |store| {
                 let inst = pre.instantiate(&mut *store)?;
-                let r = inst.stasis_plugin_rule().call_validate(&mut *store, &d)?;
-                cap_result(r.iter().map(|d| d.message.len()).sum())?;
-                Ok(r)
+                call(store, &inst, &d)
             });
             match r {
                 Ok(list) => out.extend(
@@ -356,23 +372,10 @@ impl PluginHost {
         summary: &str,
         delivery: &DeliveryInfo,
     ) -> Vec<Diagnostic> {
-        let mut out = Vec::new();
-        for (p, pre) in self.rules() {
-            let d = delivery.to_wit(&self.root(p));
-            let r = invoke(&self.engine.engine, &p.ctx, |store| {
-                let inst = pre.instantiate(&mut *store)?;
-                inst.stasis_plugin_rule()
-                    .call_after_stage(&mut *store, stage, summary, &d)
-            });
-            match r {
-                Ok(list) => out.extend(
-                    list.into_iter()
-                        .map(|x| Diagnostic::from_wit(&p.ctx.name, x)),
-                ),
-                Err(e) => out.push(failure(&p.ctx.name, &e)),
-            }
-        }
-        out
+        self.rule_diagnostics(delivery, |store, inst, d| {
+            inst.stasis_plugin_rule()
+                .call_after_stage(&mut *store, stage, summary, d)
+        })
     }
 
     /// Run one test block with the named test-strategy plugin.
