@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::stage::{self, Stage, StageStatus};
 use super::*;
 use crate::config::schema::{self, FileKind};
 use crate::config::{Diagnostics, Entry, IniFile, Loaded, Section, values};
@@ -100,7 +99,6 @@ pub fn resolve_with(
             .map(|e| (e.key.clone(), e.value.clone(), e.line))
             .collect(),
     });
-    let stages = stages(&settings, &tests, &deploy, &templates);
 
     let mission_dir = loaded.mission.as_ref().map(|m| m.dir.clone());
     Plan {
@@ -121,7 +119,8 @@ pub fn resolve_with(
         plugins,
         plugin_policy,
         settings,
-        stages,
+        // Scheduled by `stages::schedule` once the plan is complete (after the plugin hooks).
+        stages: Vec::new(),
         variables: r.vars,
     }
 }
@@ -167,53 +166,6 @@ fn platform(input: &PlanInput) -> System {
         cpu_count,
         exports,
     }
-}
-
-fn stages(
-    settings: &Settings,
-    tests: &[TestBlock],
-    deploy: &Deploy,
-    templates: &[TemplateJob],
-) -> Vec<Stage> {
-    stage::CATALOGUE
-        .iter()
-        .map(|(name, _, implemented)| {
-            let (status, reason) = match *name {
-                "conda" | "environments" | "defer" | "conda_recipes" | "wheels" | "rewrite"
-                    if settings.conda_engine == "system" =>
-                {
-                    (
-                        StageStatus::Skip,
-                        "conda_engine = system: the current environment is used".to_string(),
-                    )
-                }
-                "rewrite" if !settings.rewrite => (StageStatus::Skip, "--no-rewrite".into()),
-                "tests" if !settings.testing => (StageStatus::Skip, "--no-testing".into()),
-                "tests" if tests.is_empty() => (StageStatus::Skip, "no [test:*] sections".into()),
-                "templates" if templates.is_empty() => (
-                    StageStatus::Skip,
-                    "the mission has no [template:*] sections".into(),
-                ),
-                "docker" if deploy.docker.is_none() => {
-                    (StageStatus::Skip, "no [deploy:docker] section".into())
-                }
-                "docker" if !settings.docker => (StageStatus::Skip, "--no-docker".into()),
-                "deploy" if deploy.artifactory.is_empty() && deploy.targets.is_empty() => {
-                    (StageStatus::Skip, "no [deploy:*] upload sections".into())
-                }
-                "deploy" if deploy.targets.is_empty() => (
-                    StageStatus::NotPerformed,
-                    "Artifactory uploads are not available in this version of stasis".into(),
-                ),
-                _ if !implemented => (
-                    StageStatus::NotPerformed,
-                    "not available in this version of stasis".into(),
-                ),
-                _ => (StageStatus::Run, String::new()),
-            };
-            Stage::new(name, status, reason)
-        })
-        .collect()
 }
 
 impl Resolver<'_> {
@@ -344,7 +296,27 @@ impl Resolver<'_> {
         if s.conda_engine.is_empty() {
             s.conda_engine = "native".into();
         }
+        self.settings_from_env(&mut s);
         s
+    }
+
+    /// The settings the process environment decides, resolved here so `plan --json` shows
+    /// everything a run does and nothing below the CLI reads the environment.
+    fn settings_from_env(&self, s: &mut Settings) {
+        let env = &self.input.env;
+        s.always_build_for_host = env.get("STASIS_ALWAYS_BUILD_FOR_HOST").is_some_and(|v| {
+            values::parse_bool(v)
+                .ok()
+                .flatten()
+                .unwrap_or(!v.trim().is_empty())
+        });
+        if s.package_cache.trim().is_empty() {
+            s.package_cache = super::cache_home(env)
+                .join("stasis/pkgs")
+                .display()
+                .to_string();
+        }
+        s.plugin_cache = super::hooks::component_cache_dir(env);
     }
 
     fn meta(&mut self) -> Meta {

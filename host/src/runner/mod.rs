@@ -14,6 +14,7 @@ mod dispatcher;
 mod executor;
 pub mod record;
 mod unix;
+pub(crate) use unix::forward_signals;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
