@@ -96,6 +96,7 @@ pub enum Command {
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunOpts {
     /// Keep going when a test fails (the run exits 0; the summary still shows failures).
+    /// With --fail-fast the tests stop at the first failure and the run exits 1.
     #[arg(short = 'C', long = "continue-on-error", global = true)]
     pub continue_on_error: bool,
     /// Read this stasis.ini instead of the one in the system configuration directory.
@@ -294,14 +295,20 @@ pub fn load_plan(
         );
     }
     let mut diags = Diagnostics::default();
-    let loaded = match config::load(delivery_file, opts.config.as_deref(), &mut diags) {
+    let env = env_snapshot();
+    let sysconfdir = env.get("STASIS_SYSCONFDIR").map(String::as_str);
+    let loaded = match config::load(
+        delivery_file,
+        opts.config.as_deref(),
+        sysconfdir,
+        &mut diags,
+    ) {
         Ok(l) => l,
         Err(e) => {
             console.error(&e.to_string());
             return Err(EXIT_USAGE);
         }
     };
-    let env = env_snapshot();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let input = PlanInput {
         env,

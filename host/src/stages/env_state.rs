@@ -98,6 +98,11 @@ fn env_settings(plan: &Plan, env: &BTreeMap<String, String>) -> Result<EnvSettin
     Ok(settings)
 }
 
+/// The snapshot in the form the environment engines take.
+fn snapshot_map(env: &BTreeMap<String, String>) -> HashMap<String, String> {
+    env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 impl EnvState {
     /// Choose the engine the Plan names. Nothing is created yet.
     pub fn new(plan: &Plan, env: &BTreeMap<String, String>) -> Result<Self, StageError> {
@@ -106,7 +111,10 @@ impl EnvState {
         let settings = env_settings(plan, env)?;
         let engine = match kind {
             env::EngineKind::System => Engine::System,
-            env::EngineKind::Native => Engine::Native(native::NativeEngine::new(settings.clone())),
+            env::EngineKind::Native => Engine::Native(native::NativeEngine::new(
+                settings.clone(),
+                snapshot_map(env),
+            )),
             env::EngineKind::Installer => {
                 let c = &plan.conda;
                 let config = installer::InstallerConfig {
@@ -137,7 +145,7 @@ impl EnvState {
             release_env: None,
             wheels: Vec::new(),
             conda_packages: Vec::new(),
-            base_env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            base_env: snapshot_map(env),
         })
     }
 
@@ -253,9 +261,11 @@ impl EnvState {
             Engine::Native(n) => n.exists("defer", channels, spec).map_err(failed),
             // The installer engine reads the same repodata; no conda process is needed to
             // answer "does this channel have it".
-            Engine::Installer(_) => native::NativeEngine::new(self.settings.clone())
-                .exists("defer", channels, spec)
-                .map_err(failed),
+            Engine::Installer(_) => {
+                native::NativeEngine::new(self.settings.clone(), self.base_env.clone())
+                    .exists("defer", channels, spec)
+                    .map_err(failed)
+            }
             Engine::System => Ok(true),
         }
     }
