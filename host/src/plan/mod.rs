@@ -275,6 +275,9 @@ pub struct Settings {
     pub strict: bool,
     pub verbose: u8,
     pub test_filters: Vec<String>,
+    /// Trust, proxies, timeouts and retries of every HTTP client (from `SSL_CERT_FILE`, the
+    /// proxy variables and `STASIS_DOWNLOAD_*`; proxy credentials are shown redacted).
+    pub net: crate::http::NetSettings,
 }
 
 impl Plan {
@@ -315,6 +318,7 @@ impl Plan {
                     .cloned()
                     .unwrap_or_else(|| "https://api.github.com".to_string()),
                 token,
+                net: self.settings.net.clone(),
             },
             notes_repo_filter: "spacetelescope/".to_string(),
         }

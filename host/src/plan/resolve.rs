@@ -344,6 +344,12 @@ impl Resolver<'_> {
         if s.conda_engine.is_empty() {
             s.conda_engine = "native".into();
         }
+        match crate::http::NetSettings::from_env(&self.input.env) {
+            Ok(net) => s.net = net,
+            Err(e) => self
+                .diags
+                .error_at(Path::new("<environment>"), 0, "", e.to_string()),
+        }
         s
     }
 

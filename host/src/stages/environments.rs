@@ -17,8 +17,8 @@ use super::{StageError, StageReport};
 use crate::cli::Console;
 use crate::config::values;
 use crate::env::{
-    self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, RetryPolicy, build, defer, export,
-    installer, native, pip, spec,
+    self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, build, defer, export, installer,
+    native, pip, spec,
 };
 use crate::plan::{Plan, TestBlock};
 use crate::sources::{self, CheckoutOptions, SourceRequest};
@@ -66,7 +66,7 @@ pub struct Environments {
 /// A stage failure; credentials in URLs (a channel or index given as `https://user:${TOKEN}@…`)
 /// are removed from the message.
 fn failed(e: impl std::fmt::Display) -> StageError {
-    StageError::Failed(crate::sources::redact::redact(&e.to_string()))
+    StageError::Failed(crate::redact::redact_url_credentials(&e.to_string()))
 }
 
 /// `$NAME` / `${NAME}` in a URL expanded from the process environment at the moment of use,
@@ -88,8 +88,7 @@ fn configured_channels(plan: &Plan) -> Vec<String> {
 fn env_settings(plan: &Plan) -> Result<EnvSettings, StageError> {
     let cache = env::default_package_cache(Some(&plan.settings.package_cache));
     let mut settings = EnvSettings::new(cache);
-    settings.retry = RetryPolicy::from_vars(|k| std::env::var(k).ok()).map_err(failed)?;
-    settings.ca_file = env::net::ssl_cert_file(|k| std::env::var(k).ok());
+    settings.net = plan.settings.net.clone();
     let index = plan.conda.pip_index_url.trim();
     if !index.is_empty() {
         settings.pip_index_url = Some(expand_secret_refs(index));
@@ -111,7 +110,9 @@ impl Environments {
         let settings = env_settings(plan)?;
         let engine = match kind {
             env::EngineKind::System => Engine::System,
-            env::EngineKind::Native => Engine::Native(native::NativeEngine::new(settings.clone())),
+            env::EngineKind::Native => {
+                Engine::Native(Box::new(native::NativeEngine::new(settings.clone())))
+            }
             env::EngineKind::Installer => {
                 let c = &plan.conda;
                 let config = installer::InstallerConfig {
@@ -224,9 +225,7 @@ impl Environments {
                     .and_then(|p| BasedOn::parse(&p.display().to_string())),
             };
             if let Some(b) = location {
-                let text = b
-                    .read(&self.settings.retry, self.settings.ca_file.as_deref())
-                    .map_err(failed)?;
+                let text = b.read(&self.settings.net).map_err(failed)?;
                 self.base = Some((text, b.location()));
             }
         }
@@ -331,8 +330,7 @@ impl Environments {
         let settings = &self.settings;
         let (pip_external, pip_build) =
             classify(plan, "pip", &pip_candidates, always, &mut report, |s| {
-                defer::pip_exists(s, &indexes, &settings.retry, settings.ca_file.as_deref())
-                    .map_err(failed)
+                defer::pip_exists(s, &indexes, &settings.net).map_err(failed)
             })?;
         let out = DeferOutcome {
             conda_external,
@@ -668,7 +666,7 @@ impl Environments {
         let lock_header = header.render();
         // A channel given as `https://user:${TOKEN}@…` was expanded for the engine; the
         // delivery files name the channel and packages without the credentials.
-        let redact = crate::sources::redact::redact;
+        let redact = crate::redact::redact_url_credentials;
         let (y, l) = export::write_exports(
             delivery,
             &name,
