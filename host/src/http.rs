@@ -257,8 +257,8 @@ pub struct NetSettings {
     #[serde(rename = "connect_timeout_seconds", with = "seconds")]
     #[schemars(with = "f64")]
     pub connect_timeout: Duration,
-    /// Upper bound for one request, connect to last byte, in seconds
-    /// (`STASIS_DOWNLOAD_TIMEOUT`).
+    /// `STASIS_DOWNLOAD_TIMEOUT`, in seconds: the upper bound for one request (connect to last
+    /// byte) of stasis's own clients, and for the wait between two reads of rattler's.
     #[serde(rename = "timeout_seconds", with = "seconds")]
     #[schemars(with = "f64")]
     pub timeout: Duration,

@@ -236,3 +236,39 @@ fn requests_go_through_the_proxy_unless_no_proxy_names_the_host() {
     assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
     assert_eq!(origin.requests(), ["GET /file.txt"]);
 }
+
+#[test]
+fn console_errors_hide_url_credentials_and_known_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = "ghp_known-secret-value";
+    let out = stasis(tmp.path())
+        .args([
+            "render",
+            "--template",
+            "{{ func:get_github_release_notes(o/r, v1, HEAD) }}",
+        ])
+        .arg(upstream().join("data/generic.ini"))
+        .env(
+            "STASIS_GH_API_URL",
+            format!("http://{token}@127.0.0.1:{port}/api/{token}"),
+        )
+        .env("GITHUB_TOKEN", token)
+        .env("STASIS_DOWNLOAD_RETRY_MAX", "1")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("known-secret"), "{err}");
+    // The URL is still named: its credentials as ***REDACTED***, the token by its name.
+    assert!(
+        err.contains(&format!(
+            "http://***REDACTED***@127.0.0.1:{port}/api/[secret GITHUB_TOKEN]/repos/o/r"
+        )),
+        "{err}"
+    );
+}
