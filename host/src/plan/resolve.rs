@@ -297,6 +297,12 @@ impl Resolver<'_> {
             s.conda_engine = "native".into();
         }
         self.settings_from_env(&mut s);
+        match crate::http::NetSettings::from_env(&self.input.env) {
+            Ok(net) => s.net = net,
+            Err(e) => self
+                .diags
+                .error_at(Path::new("<environment>"), 0, "", e.to_string()),
+        }
         s
     }
 
