@@ -132,8 +132,15 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
                     }
                     Err(e) => {
                         console.error(&format!("{}: {e}", stage.name));
-                        failed = true;
-                        (format!("FAILED: {e}"), StepStatus::Fail)
+                        // SIGINT/SIGTERM stopped a process the stage started: an interrupt,
+                        // not a failure (exit 130).
+                        if crate::process::interrupted().is_some() {
+                            interrupted = true;
+                            ("INTERRUPTED".to_string(), StepStatus::Fail)
+                        } else {
+                            failed = true;
+                            (format!("FAILED: {e}"), StepStatus::Fail)
+                        }
                     }
                 };
                 let mut step = StepRecord::new(&stage.name, start, SystemTime::now(), status);

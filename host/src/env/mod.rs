@@ -128,6 +128,8 @@ pub struct EnvSettings {
     pub pip_extra_index_urls: Vec<String>,
     /// `SSL_CERT_FILE`: extra certificate authorities for every HTTPS request.
     pub ca_file: Option<PathBuf>,
+    /// The bound on each pip/uv and conda/mamba command (the Plan's `timeouts`).
+    pub timeouts: crate::process::Timeouts,
 }
 
 impl EnvSettings {
@@ -139,6 +141,7 @@ impl EnvSettings {
             pip_index_url: None,
             pip_extra_index_urls: Vec::new(),
             ca_file: None,
+            timeouts: crate::process::Timeouts::default(),
         }
     }
 }
@@ -284,6 +287,14 @@ pub enum EnvError {
     },
     #[error("environment {env}: activation failed: {message}")]
     Activation { env: String, message: String },
+    /// A command timed out, was interrupted or could not start; the message names the
+    /// command and its timeout.
+    #[error("environment {env}: {source}")]
+    Process {
+        env: String,
+        #[source]
+        source: crate::process::ProcessError,
+    },
     #[error("environment {env}: `{command}` exited with {status}: {stderr}")]
     Command {
         env: String,

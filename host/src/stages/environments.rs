@@ -88,6 +88,7 @@ fn configured_channels(plan: &Plan) -> Vec<String> {
 fn env_settings(plan: &Plan) -> Result<EnvSettings, StageError> {
     let cache = env::default_package_cache(Some(&plan.settings.package_cache));
     let mut settings = EnvSettings::new(cache);
+    settings.timeouts = plan.settings.timeouts;
     settings.retry = RetryPolicy::from_vars(|k| std::env::var(k).ok()).map_err(failed)?;
     settings.ca_file = env::net::ssl_cert_file(|k| std::env::var(k).ok());
     let index = plan.conda.pip_index_url.trim();
@@ -455,6 +456,7 @@ impl Environments {
                 python_compact: &plan.meta.python_compact,
                 pip_index_url: self.settings.pip_index_url.as_deref(),
                 pip_extra_index_urls: &self.settings.pip_extra_index_urls,
+                timeouts: self.settings.timeouts,
             };
             let wheel = build::build_wheel(&job).map_err(failed)?;
             report.detail.push(format!(
@@ -526,6 +528,7 @@ impl Environments {
                 python: &plan.meta.python,
                 conda_dir: &plan.storage.conda_artifact_dir,
                 env: &run_env,
+                timeouts: self.settings.timeouts,
             };
             let built = build::build_conda_recipe(&job).map_err(failed)?;
             for p in &built {
@@ -716,7 +719,13 @@ impl Environments {
             return Ok(Vec::new());
         }
         let base: HashMap<String, String> = std::env::vars().collect();
-        pip::freeze(&e.name, prefix, &e.activation.apply(&base)).map_err(failed)
+        pip::freeze(
+            &e.name,
+            prefix,
+            &e.activation.apply(&base),
+            self.settings.timeouts.pip,
+        )
+        .map_err(failed)
     }
 
     fn header(&self, plan: &Plan) -> export::ReleaseHeader {
@@ -909,6 +918,9 @@ fn checkout_one(plan: &Plan, test: &TestBlock, dir: &Path) -> Result<PathBuf, St
     let opts = CheckoutOptions {
         force_repeatable: plan.settings.force_repeatable,
         jobs: 1,
+        git_timeout: plan.settings.timeouts.git,
+        // TODO(lead): the CLI's environment snapshot, once the stage gets it.
+        env: std::env::vars().collect(),
     };
     let result = sources::checkout_all(&checkout_plan, &requests, &opts)
         .into_iter()
