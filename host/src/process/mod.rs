@@ -617,6 +617,10 @@ impl Command {
         let mut nap = Duration::from_micros(500);
         loop {
             match child.try_wait() {
+                // Ended by the SIGTERM the signal listener sent: an interrupt, not an exit.
+                Ok(Some(_)) if watch.signal.load(Ordering::SeqCst) != 0 => {
+                    return Ended::Interrupted(watch.signal.load(Ordering::SeqCst));
+                }
                 Ok(Some(status)) => return Ended::Exited(status),
                 Ok(None) => {}
                 Err(e) => {

@@ -44,7 +44,7 @@ fn capped_output_keeps_head_and_tail_and_says_so() {
     let out = String::from_utf8(b.finish()).unwrap();
     assert_eq!(
         out,
-        "01234\n[stasis: 22 bytes of output omitted here]\nlmnop"
+        "01234\n[stasis: 16 bytes of output omitted here]\nlmnop"
     );
     let mut b = CappedBuf::new(10);
     b.push(b"0123456789");

@@ -5,7 +5,7 @@
 //! test block's `build_recipe` clone ([`recipe`]) into `output/packages/conda/{subdir}/`, which
 //! [`channel`] then indexes (`repodata.json`) so an engine can solve from
 //! `file://…/packages/conda`. This file holds what they share: the error type and how a build
-//! step runs (through [`crate::process`], bounded by the Plan's [`Timeouts`]).
+//! step runs (through [`crate::process`], bounded by the Plan's [`crate::process::Timeouts`]).
 //!
 //! The caller (the pipeline stage) clones the sources and recipes, decides what to build and
 //! passes the activated test environment; this module must not clone, read ini files, decide
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{EnvError, pip};
-use crate::process::{Command, ProcessError, Timeouts};
+use crate::process::{Command, ProcessError};
 
 pub use channel::{index_conda_dir, publish_conda_packages};
 pub use container::{
