@@ -295,9 +295,10 @@ impl ExitStatus {
 
 impl std::fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The wording of std's `ExitStatus`, which these messages used before.
         match (self.code, self.signal) {
-            (Some(c), _) => write!(f, "exit status {c}"),
-            (None, Some(s)) => write!(f, "signal {s} ({})", unix::signal_name(s)),
+            (Some(c), _) => write!(f, "exit status: {c}"),
+            (None, Some(s)) => write!(f, "signal: {s} ({})", unix::signal_name(s)),
             (None, None) => f.write_str("an unknown status"),
         }
     }

@@ -154,8 +154,12 @@ pub(crate) fn run(
         }
         return Ok(s);
     }
+    let status = match out.status.code {
+        Some(code) => format!("exit status {code}"),
+        None => format!("terminated: {}", out.status),
+    };
     Err(GitError::Failed {
-        status: out.status.to_string(),
+        status,
         stderr: out.stderr_text(),
     })
 }
