@@ -81,7 +81,6 @@ impl Host for PluginState {
         }
         c.envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .envs(secret_env.iter().map(|(k, v)| (k, v)))
-            .secrets(secret_env.iter().map(|(_, v)| v.clone()))
             .output_cap(OUTPUT_CAP)
             // Opened through the delivery tree's `Dir`: `..` or a symlink cannot move it out.
             .current_dir_fd(OwnedFd::from(cwd));
@@ -90,6 +89,7 @@ impl Host for PluginState {
         }
         let started = Instant::now();
         match c.run() {
+            // The sandbox's redactor names each secret (`[secret NAME]`) for the plugin.
             Ok(out) => Ok(Output {
                 status: out.status.code,
                 stdout: ctx.secrets.redact_bytes(out.stdout),
