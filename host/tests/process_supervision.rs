@@ -115,7 +115,10 @@ fn a_git_server_that_never_answers_fails_the_checkout_within_the_timeout() {
     );
     assert!(msg.contains("\"hung\""), "{msg}");
     assert!(msg.contains("git clone of"), "{msg}");
-    assert!(msg.contains(&format!("--recursive --quiet -- {url}")), "{msg}");
+    assert!(
+        msg.contains(&format!("--recursive --quiet -- {url}")),
+        "{msg}"
+    );
     assert!(msg.contains("timeout of 2s"), "{msg}");
 }
 
@@ -139,7 +142,10 @@ fn a_package_index_that_never_answers_fails_pip_within_the_timeout() {
     settings.pip_index_url = Some(format!("http://127.0.0.1:{}/simple/", server.port));
     settings.timeouts.pip = Duration::from_secs(2);
     let mut env: HashMap<String, String> = HashMap::new();
-    env.insert("PATH".into(), format!("{}/bin:/usr/bin:/bin", prefix.display()));
+    env.insert(
+        "PATH".into(),
+        format!("{}/bin:/usr/bin:/bin", prefix.display()),
+    );
     env.insert("HOME".into(), tmp.path().display().to_string());
     env.insert("PIP_NO_CACHE_DIR".into(), "1".into());
     let started = Instant::now();
@@ -268,7 +274,10 @@ fn serve_installer(tmp: &Path, body: &str) -> String {
                         b,
                     ]
                     .concat(),
-                    Err(_) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                    Err(_) => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
                 };
                 let _ = stream.write_all(&reply);
             });
@@ -334,9 +343,17 @@ fn sigint_during_environment_creation_leaves_no_process_and_exits_130() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
-    for (what, p) in [("installer", installer), ("its background child", grandchild)] {
+    for (what, p) in [
+        ("installer", installer),
+        ("its background child", grandchild),
+    ] {
         let gone = Instant::now() + Duration::from_secs(5);
         while running(p) && Instant::now() < gone {
             std::thread::sleep(Duration::from_millis(50));
@@ -364,14 +381,20 @@ fn a_hung_installer_is_stopped_by_the_conda_timeout_from_stasis_ini() {
         took < Duration::from_secs(2) + stasis::process::DEFAULT_KILL_GRACE + SLACK * 2,
         "{took:?}"
     );
-    assert!(err.contains("Miniforge3-24.3.0-0-Linux-x86_64.sh -b -p"), "{err}");
+    assert!(
+        err.contains("Miniforge3-24.3.0-0-Linux-x86_64.sh -b -p"),
+        "{err}"
+    );
     assert!(err.contains("timeout of 2s"), "{err}");
     let grandchild: i32 = std::fs::read_to_string(marks.join("grandchild.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert!(!running(grandchild), "the installer's child survived the timeout");
+    assert!(
+        !running(grandchild),
+        "the installer's child survived the timeout"
+    );
 }
 
 #[test]

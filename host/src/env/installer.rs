@@ -6,9 +6,9 @@
 //! `pip uninstall`. Also owns [`download_bytes`], the retrying fetch the other engines use for
 //! based_on URLs. Owns the base prefix and the environment prefixes; nothing else.
 
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use sha2::{Digest, Sha256};
 
 use super::{EnvError, EnvSettings, EnvSpec, InstalledEnv, RetryPolicy, pip};
 use crate::process::Command;

@@ -200,7 +200,7 @@ pub enum Engine {
     /// Jobs run in the current environment.
     System,
     /// rattler: solve + install in-process.
-    Native(native::NativeEngine),
+    Native(Box<native::NativeEngine>),
     /// Upstream's installer flow: a base conda at `installer.base_prefix`, environments under it.
     Installer(Box<installer::InstallerEngine>),
 }
@@ -293,7 +293,7 @@ pub enum EnvError {
     Process {
         env: String,
         #[source]
-        source: crate::process::ProcessError,
+        source: Box<crate::process::ProcessError>,
     },
     #[error("environment {env}: `{command}` exited with {status}: {stderr}")]
     Command {

@@ -164,7 +164,7 @@ pub(crate) fn run(
     cmd.envs(env).envs(extra.iter().map(|(k, v)| (*k, v)));
     let out = cmd.run().map_err(|source| EnvError::Process {
         env: name.to_string(),
-        source,
+        source: Box::new(source),
     })?;
     if !out.status.success() {
         return Err(EnvError::Command {

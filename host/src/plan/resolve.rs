@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use super::stage::{self, Stage, StageStatus};
 use super::*;
 use crate::config::schema::{self, FileKind};
-use crate::process::Timeouts;
 use crate::config::{Diagnostics, Entry, IniFile, Loaded, Section, values};
+use crate::process::Timeouts;
 use crate::template::{self, format};
 
 /// What the resolver needs besides the files: the CLI's options and a snapshot of the
@@ -341,7 +341,11 @@ impl Resolver<'_> {
         }
         if let Some(t) = self.loaded.system.section("timeouts").cloned() {
             // Unknown keys are warned about by the schema check.
-            for e in t.entries.iter().filter(|e| Timeouts::KEYS.contains(&e.key.as_str())) {
+            for e in t
+                .entries
+                .iter()
+                .filter(|e| Timeouts::KEYS.contains(&e.key.as_str()))
+            {
                 match values::parse_timeout(&e.value) {
                     Ok(d) => {
                         s.timeouts.set(&e.key, d);

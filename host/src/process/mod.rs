@@ -104,8 +104,9 @@ fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 
 /// Timeouts per kind of program, from stasis.ini `[timeouts]` (see docs/environments.md).
 /// Each bounds one process, not a whole stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[derive(schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// Each git command (clone, fetch, checkout, describe). Default `10m`.

@@ -53,10 +53,13 @@ fn capped_output_keeps_head_and_tail_and_says_so() {
 
 #[test]
 fn a_long_output_is_capped_through_the_api() {
-    let out = sh("i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done", Duration::from_secs(20))
-        .output_cap(200)
-        .run_checked()
-        .unwrap();
+    let out = sh(
+        "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done",
+        Duration::from_secs(20),
+    )
+    .output_cap(200)
+    .run_checked()
+    .unwrap();
     assert!(out.truncated);
     let text = out.stdout_text();
     assert!(text.starts_with("line0\nline1\n"), "{text}");
@@ -69,10 +72,15 @@ fn a_long_output_is_capped_through_the_api() {
 fn redaction_covers_url_credentials_and_secret_values() {
     let secrets = vec!["hunter2-token".to_string(), "abc".to_string()];
     assert_eq!(
-        redact("clone https://me:pw@h/x.git with hunter2-token abc", &secrets),
+        redact(
+            "clone https://me:pw@h/x.git with hunter2-token abc",
+            &secrets
+        ),
         "clone https://***REDACTED***@h/x.git with ***REDACTED*** abc"
     );
-    let binary = vec![0xff, b'h', b'u', b'n', b't', b'e', b'r', b'2', b'-', b't', b'o', b'k', b'e', b'n', 0xfe];
+    let binary = vec![
+        0xff, b'h', b'u', b'n', b't', b'e', b'r', b'2', b'-', b't', b'o', b'k', b'e', b'n', 0xfe,
+    ];
     let out = redact_bytes(binary, &secrets);
     assert_eq!(out, [&[0xff][..], REDACTED.as_bytes(), &[0xfe]].concat());
 }
@@ -89,7 +97,10 @@ fn secrets_are_redacted_in_output_and_in_messages() {
     .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ProcessError::Failed { code: 3, .. }), "{msg}");
-    assert!(!msg.contains("s3cr3t-value") && !msg.contains("u:pw"), "{msg}");
+    assert!(
+        !msg.contains("s3cr3t-value") && !msg.contains("u:pw"),
+        "{msg}"
+    );
     assert!(msg.contains("token=***REDACTED***"), "{msg}");
     assert!(msg.contains("exited with status 3"), "{msg}");
 }
@@ -195,4 +206,3 @@ fn timeouts_read_and_write_stasis_ini_durations() {
     assert_eq!(back, custom);
     assert!(serde_json::from_str::<Timeouts>(r#"{"git": "10"}"#).is_err());
 }
-

@@ -7,8 +7,7 @@ use std::io;
 use std::sync::Arc;
 
 pub(crate) use crate::process::unix::{
-    Exit, SignalGuard, kill_group, kill_leftovers, self_usage,
-    signal_name, wait_exit,
+    Exit, SignalGuard, kill_group, kill_leftovers, self_usage, signal_name, wait_exit,
 };
 
 use super::Interrupt;

@@ -85,7 +85,15 @@ fn checkout_one(
     let (public_url, credentials) = split_credentials(repository);
     let git = opts.git();
     let step = |step: &str, cwd: Option<&Path>, args: &[&OsStr]| {
-        run_step(git, step, cwd, credentials.as_ref(), args, &tests, &shown_repo)
+        run_step(
+            git,
+            step,
+            cwd,
+            credentials.as_ref(),
+            args,
+            &tests,
+            &shown_repo,
+        )
     };
     let dest = entry.dest.as_path();
 

@@ -51,7 +51,7 @@ pub enum SourceError {
         repository: String,
         step: String,
         #[source]
-        source: crate::process::ProcessError,
+        source: Box<crate::process::ProcessError>,
     },
 
     /// A version that git would read as an option (`-…`), refused before git sees it.

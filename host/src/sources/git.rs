@@ -64,7 +64,7 @@ pub(crate) enum GitError {
     /// git ran and failed; stderr is already redacted.
     Failed { status: String, stderr: String },
     /// git was stopped: its timeout passed or stasis was interrupted.
-    Stopped(ProcessError),
+    Stopped(Box<ProcessError>),
 }
 
 impl GitError {
@@ -145,7 +145,7 @@ pub(crate) fn run(
 
     let out = cmd.run().map_err(|e| match e {
         ProcessError::Spawn { source, .. } => GitError::Spawn(source),
-        other => GitError::Stopped(other),
+        other => GitError::Stopped(Box::new(other)),
     })?;
     if out.status.success() {
         let mut s = out.stdout_text();

@@ -7,8 +7,8 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use super::error::{SourceError, TestNames, VcsFinding};
 use super::CheckoutOptions;
+use super::error::{SourceError, TestNames, VcsFinding};
 use super::git;
 use super::redact::redact;
 

@@ -112,7 +112,9 @@ impl Environments {
         let settings = env_settings(plan)?;
         let engine = match kind {
             env::EngineKind::System => Engine::System,
-            env::EngineKind::Native => Engine::Native(native::NativeEngine::new(settings.clone())),
+            env::EngineKind::Native => {
+                Engine::Native(Box::new(native::NativeEngine::new(settings.clone())))
+            }
             env::EngineKind::Installer => {
                 let c = &plan.conda;
                 let config = installer::InstallerConfig {

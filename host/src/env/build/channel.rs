@@ -15,7 +15,6 @@ pub(super) fn is_package(p: &Path) -> bool {
     n.ends_with(".conda") || n.ends_with(".tar.bz2")
 }
 
-
 /// Copy built package archives into `conda_dir/{subdir}/` (the subdir each archive's
 /// `info/index.json` names; whole files only) and re-index the channel. Returns the copies.
 pub fn publish_conda_packages(
@@ -127,4 +126,3 @@ pub fn index_conda_dir(origin: &str, conda_dir: &Path) -> Result<(), BuildError>
     }
     Ok(())
 }
-

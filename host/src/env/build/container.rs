@@ -58,7 +58,6 @@ pub fn container_engine_in(env: &HashMap<String, String>) -> Option<ContainerEng
     None
 }
 
-
 pub(super) fn require_engine(job: &WheelJob) -> Result<ContainerEngine, BuildError> {
     require_container_engine(job.origin, job.backend, job.env)
 }
@@ -88,7 +87,6 @@ pub fn require_container_engine(
         }
     })
 }
-
 
 /// Upstream's manylinux flow: a volume named after the build holds a copy of the checkout
 /// (copied in through a throwaway busybox container), the image builds and repairs the wheel

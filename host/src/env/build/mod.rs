@@ -29,8 +29,8 @@ pub use container::{
     ContainerEngine, container_engine, container_engine_in, require_container_engine,
 };
 pub use recipe::{
-    RecipeJob, RecipeStyle, RecipeTool, build_conda_recipe, recipe_style, recipe_tag,
-    recipe_tool, recipe_tools, rewrite_meta_yaml, rewrite_recipe_yaml,
+    RecipeJob, RecipeStyle, RecipeTool, build_conda_recipe, recipe_style, recipe_tag, recipe_tool,
+    recipe_tools, rewrite_meta_yaml, rewrite_recipe_yaml,
 };
 pub use wheel::{BuiltWheel, WheelBackend, WheelJob, build_wheel, parse_wheel_name};
 
@@ -60,7 +60,7 @@ pub enum BuildError {
     Process {
         origin: String,
         #[source]
-        source: ProcessError,
+        source: Box<ProcessError>,
     },
     #[error("{origin}: `{command}` exited with {status}:\n{stderr}")]
     Command {

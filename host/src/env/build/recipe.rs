@@ -349,7 +349,6 @@ fn ci_support_variant(feedstock: &Path) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-
 /// Package archives one level below `out` (`{subdir}/*.conda|*.tar.bz2`), as conda-build's
 /// `--output-folder` and rattler-build's `--output-dir` lay them out.
 fn find_packages(origin: &str, out: &Path) -> Result<Vec<PathBuf>, BuildError> {
@@ -375,7 +374,6 @@ fn find_packages(origin: &str, out: &Path) -> Result<Vec<PathBuf>, BuildError> {
     found.sort();
     Ok(found)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -410,7 +408,6 @@ about:
   home: https://github.com/spacetelescope/drizzlepac
   license: BSD-3-Clause
 "#;
-
 
     #[test]
     fn meta_yaml_rewrite_points_at_the_tag() {

@@ -60,7 +60,6 @@ impl WheelBackend {
     }
 }
 
-
 /// One wheel build: a test block's checkout, built in its activated test environment.
 #[derive(Debug, Clone)]
 pub struct WheelJob<'a> {
@@ -234,7 +233,6 @@ fn build_native(job: &WheelJob, out: &Path) -> Result<(), BuildError> {
     run(job.origin, cmd, job.env, &vars).map(|_| ())
 }
 
-
 /// `python -m cibuildwheel --output-dir OUT --only cp{pyc}-manylinux_{arch}` in the checkout.
 fn build_cibuildwheel(job: &WheelJob, out: &Path) -> Result<(), BuildError> {
     let engine = require_engine(job)?;
@@ -269,7 +267,6 @@ pub(super) fn dotted_python(compact: &str) -> String {
         _ => compact.to_string(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -317,5 +314,4 @@ mod tests {
         assert_eq!(dotted_python("39"), "3.9");
         assert_eq!(dotted_python("3.12"), "3.12");
     }
-
 }
