@@ -667,13 +667,17 @@ fn stop_group(child: &mut Child, grace: Duration) {
     let pgid = child.id();
     unix::kill_group(pgid, libc::SIGTERM);
     let until = Instant::now() + grace;
-    while Instant::now() < until {
-        if matches!(child.try_wait(), Ok(Some(_))) && !unix::group_has_running_member(pgid) {
-            break;
+    let mut gone = false;
+    while !gone && Instant::now() < until {
+        gone = matches!(child.try_wait(), Ok(Some(_))) && !unix::group_alive(pgid);
+        if !gone {
+            std::thread::sleep(Duration::from_millis(10));
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    unix::kill_group(pgid, libc::SIGKILL);
+    // Once the group is gone its id may be reused; only a live group gets SIGKILL.
+    if !gone {
+        unix::kill_group(pgid, libc::SIGKILL);
+    }
     let _ = child.wait();
 }
 
