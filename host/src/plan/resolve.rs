@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::config::schema::{self, FileKind};
 use crate::config::{Diagnostics, Entry, IniFile, Loaded, Section, values};
+use crate::process::Timeouts;
 use crate::template::{self, format};
 
 /// What the resolver needs besides the files: the CLI's options and a snapshot of the
@@ -290,8 +291,26 @@ impl Resolver<'_> {
                 );
             }
         }
+        if let Some(t) = self.loaded.system.section("timeouts").cloned() {
+            // Unknown keys are warned about by the schema check.
+            for e in t
+                .entries
+                .iter()
+                .filter(|e| Timeouts::KEYS.contains(&e.key.as_str()))
+            {
+                match values::parse_timeout(&e.value) {
+                    Ok(d) => {
+                        s.timeouts.set(&e.key, d);
+                    }
+                    Err(m) => {
+                        let key = format!("[timeouts] {}", e.key);
+                        self.diags.error_at(&file, e.line, &key, m)
+                    }
+                }
+            }
+        }
         if s.task_kill_grace_seconds <= 0.0 {
-            s.task_kill_grace_seconds = 3.0;
+            s.task_kill_grace_seconds = crate::process::DEFAULT_KILL_GRACE.as_secs_f64();
         }
         if s.conda_engine.is_empty() {
             s.conda_engine = "native".into();
