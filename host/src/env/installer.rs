@@ -74,11 +74,17 @@ pub const CONDA_SYSTEM_SETTINGS: [(&str, &str); 8] = [
 ];
 
 impl InstallerEngine {
-    pub fn new(config: InstallerConfig, settings: EnvSettings) -> Self {
+    /// An engine for `config`; commands start from `base_env` (the caller's snapshot of the
+    /// process environment).
+    pub fn new(
+        config: InstallerConfig,
+        settings: EnvSettings,
+        base_env: HashMap<String, String>,
+    ) -> Self {
         Self {
             config,
             settings,
-            base_env: std::env::vars().collect(),
+            base_env,
         }
     }
 

@@ -133,6 +133,7 @@ impl EnvState {
                 Engine::Installer(Box::new(installer::InstallerEngine::new(
                     config,
                     settings.clone(),
+                    snapshot_map(env),
                 )))
             }
         };

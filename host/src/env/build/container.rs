@@ -35,11 +35,6 @@ impl ContainerEngine {
     }
 }
 
-/// The first usable container engine on this process's PATH (see [`container_engine_in`]).
-pub fn container_engine() -> Option<ContainerEngine> {
-    container_engine_in(&std::env::vars().collect())
-}
-
 /// The first usable container engine on `env`'s PATH, probed like upstream: docker counts only
 /// when `docker ps` succeeds (a client without a reachable daemon is absent), podman when
 /// `podman --version` and `podman ps` succeed.

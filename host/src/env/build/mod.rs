@@ -25,9 +25,7 @@ use super::{EnvError, pip};
 use crate::process::{Command, ProcessError};
 
 pub use channel::{index_conda_dir, publish_conda_packages};
-pub use container::{
-    ContainerEngine, container_engine, container_engine_in, require_container_engine,
-};
+pub use container::{ContainerEngine, container_engine_in, require_container_engine};
 pub use recipe::{
     RecipeJob, RecipeStyle, RecipeTool, build_conda_recipe, recipe_style, recipe_tag, recipe_tool,
     recipe_tools, rewrite_meta_yaml, rewrite_recipe_yaml,
