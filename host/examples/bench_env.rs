@@ -4,10 +4,13 @@
 
 #[path = "../../tests/fixtures/conda/mod.rs"]
 mod conda_fixture;
+#[path = "../tests/support/server.rs"]
+mod server;
 
 use std::time::{Duration, Instant};
 
-use conda_fixture::{Channel, Pkg, server::Server};
+use conda_fixture::{Channel, Pkg};
+use server::Server;
 use stasis::env::native::NativeEngine;
 use stasis::env::{EnvSettings, EnvSpec};
 

@@ -45,8 +45,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu = cpu_self() - cpu0;
 
     println!(
-        "jobs: {n}, cpu_limit: 2, exit code: {}",
-        summary.exit_code()
+        "jobs: {n}, cpu_limit: 2, failed: {}, failures: {}",
+        summary.failed,
+        summary.failures()
     );
     println!(
         "wall: {:.3} s ({:.0} jobs/s)",

@@ -2,39 +2,20 @@
 //! fixtures load and plan, `check` lists every problem, the malformed corpus gives exit 2 with
 //! file and line, `render` and `plan --json` keep stdout clean, and a run renders templates.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use std::path::Path;
 
-fn upstream() -> PathBuf {
-    repo().join("tests/fixtures/upstream")
-}
+use support::cli::{Run, Stasis};
+use support::{text, upstream, workspace as repo};
 
 /// A `stasis` command with a hermetic environment: sysconf = the upstream copy, root = `root`.
-fn stasis(root: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stasis"));
-    c.env("STASIS_SYSCONFDIR", upstream())
-        .env("STASIS_ROOT", root)
-        .env("TEST_DATA", upstream().join("data"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env_remove("TMPDIR")
-        .env_remove("STASIS_GH_TOKEN")
-        .env_remove("GITHUB_TOKEN")
-        .env_remove("STASIS_JF_ARTIFACTORY_URL")
-        .env_remove("STASIS_JF_REPO")
-        .env("NO_COLOR", "1");
-    c
+fn stasis(root: &Path) -> Stasis {
+    Stasis::upstream(root)
 }
 
-fn run(c: &mut Command) -> Output {
-    c.output().expect("run stasis")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+fn run(c: &mut Stasis) -> Run {
+    c.output()
 }
 
 #[test]
@@ -52,8 +33,8 @@ fn every_upstream_delivery_plans_as_json() {
         let out = run(stasis(tmp.path())
             .args(["plan", "--json"])
             .arg(upstream().join("data").join(file)));
-        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        assert_eq!(out.code(), Some(0), "{file}: {}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("{file}: stdout is not only JSON: {e}"));
         let release = if std::env::consts::ARCH == "x86_64" {
             release.to_string()
@@ -120,8 +101,8 @@ fn gbo_runtime_and_based_on_are_expanded() {
         .env("CPPFLAGS", "-O2")
         .args(["plan", "--json"])
         .arg(upstream().join("data/gbo.ini")));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["runtime"]["CPPFLAGS"], "-O2 -fpermissive");
     assert_eq!(
         v["meta"]["based_on"],
@@ -134,7 +115,7 @@ fn blank_template_check_lists_every_empty_required_key() {
     let tmp = tempfile::tempdir().unwrap();
     let f = upstream().join("examples/template/example.ini");
     let out = run(stasis(tmp.path()).arg("check").arg(&f));
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code(), Some(2));
     let err = text(&out.stderr);
     for (line, key) in [
         (3, "[meta] mission"),
@@ -163,7 +144,7 @@ fn malformed_corpus_gives_exit_2_with_file_and_line() {
         let (name, line, needle) = (cols[0], cols[1], cols.get(2).copied().unwrap_or(""));
         let out = run(stasis(tmp.path()).arg("check").arg(dir.join(name)));
         let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(out.code(), Some(2), "{name}: {err}");
         assert!(!err.contains("panicked"), "{name} panicked: {err}");
         let location = if line == "0" {
             name.to_string()
@@ -180,7 +161,7 @@ fn malformed_corpus_gives_exit_2_with_file_and_line() {
         );
         // The same input through `plan` and a run is refused the same way.
         let out = run(stasis(tmp.path()).arg("plan").arg(dir.join(name)));
-        assert_eq!(out.status.code(), Some(2), "plan {name}");
+        assert_eq!(out.code(), Some(2), "plan {name}");
         n += 1;
     }
     assert!(n >= 30, "the corpus must hold at least 30 cases, has {n}");
@@ -189,13 +170,13 @@ fn malformed_corpus_gives_exit_2_with_file_and_line() {
 #[test]
 fn help_and_version_need_no_configuration() {
     for arg in ["--help", "--version", "-V", "-h"] {
-        let out = run(Command::new(env!("CARGO_BIN_EXE_stasis"))
+        let out = run(Stasis::bare()
             .arg(arg)
             .env("STASIS_SYSCONFDIR", "/nonexistent/stasis"));
-        assert_eq!(out.status.code(), Some(0), "{arg}");
+        assert_eq!(out.code(), Some(0), "{arg}");
         assert!(!out.stdout.is_empty());
     }
-    let out = run(Command::new(env!("CARGO_BIN_EXE_stasis")).arg("--help"));
+    let out = run(Stasis::bare().arg("--help"));
     let help = text(&out.stdout);
     for opt in [
         "--continue-on-error",
@@ -228,9 +209,9 @@ fn help_and_version_need_no_configuration() {
 #[test]
 fn usage_errors_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
-    assert_eq!(run(&mut stasis(tmp.path())).status.code(), Some(2));
+    assert_eq!(run(&mut stasis(tmp.path())).code(), Some(2));
     assert_eq!(
-        run(stasis(tmp.path()).arg("--no-such-flag")).status.code(),
+        run(stasis(tmp.path()).arg("--no-such-flag")).code(),
         Some(2)
     );
     let f = upstream().join("data/generic.ini");
@@ -244,7 +225,6 @@ fn usage_errors_exit_2() {
     );
     assert_eq!(
         run(stasis(tmp.path()).arg("plan").arg("/nonexistent.ini"))
-            .status
             .code(),
         Some(2)
     );
@@ -261,7 +241,7 @@ fn render_prints_only_the_rendered_string() {
         ])
         .arg(upstream().join("data/generic.ini"))
         .env("ZZ_STASIS_T", "hi"));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
     let expected = format!(
         "GENERIC/GENERIC-1.2.3-1-py3123-linux-{}/hi\n",
         std::env::consts::ARCH
@@ -276,7 +256,7 @@ fn python_override_and_source_date_epoch() {
         .args(["plan", "--json", "-p", "3.11"])
         .env("SOURCE_DATE_EPOCH", "42")
         .arg(upstream().join("data/generic.ini")));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["meta"]["python_compact"], "311");
     assert_eq!(v["info"]["time_str_epoch"], "42");
 }
@@ -299,7 +279,7 @@ fn codename_is_required_when_the_mission_formats_use_it() {
     let tmp = tempfile::tempdir().unwrap();
     let f = write_delivery(tmp.path(), "hst", None);
     let out = run(stasis(tmp.path()).arg("check").arg(&f));
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code(), Some(2));
     assert!(
         text(&out.stderr).contains("[meta] codename"),
         "{}",
@@ -307,7 +287,7 @@ fn codename_is_required_when_the_mission_formats_use_it() {
     );
     let f = write_delivery(tmp.path(), "hst", Some("CODE"));
     let out = run(stasis(tmp.path()).args(["plan", "--json"]).arg(&f));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["info"]["build_name"], "demo-1.0+CODE");
     assert_eq!(v["info"]["build_number"], "1.0.2+CODE");
 }
@@ -325,7 +305,7 @@ fn a_run_renders_mission_templates_and_refuses_to_overwrite() {
         c
     };
     let out = run(stasis(tmp.path()).arg("--no-testing").arg(&f));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
     let release = format!("demo-1.0-2-py312-linux-{}", std::env::consts::ARCH);
     let readme = tmp
         .path()
@@ -369,12 +349,12 @@ fn a_run_renders_mission_templates_and_refuses_to_overwrite() {
     assert!(meta.contains("mission generic\n"), "{meta}");
     // Upstream refuses an existing release unless --overwrite.
     let again = run(stasis(tmp.path()).arg("--no-testing").arg(&f));
-    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(again.code(), Some(1));
     assert!(text(&again.stderr).contains("--overwrite"));
     let over = run(stasis(tmp.path())
         .args(["--no-testing", "--overwrite"])
         .arg(&f));
-    assert_eq!(over.status.code(), Some(0), "{}", text(&over.stderr));
+    assert_eq!(over.code(), Some(0), "{}", text(&over.stderr));
 }
 
 #[test]
@@ -386,8 +366,8 @@ fn builtin_configuration_is_used_without_a_sysconfdir() {
         .env_remove("STASIS_SYSCONFDIR")
         .args(["plan", "--json"])
         .arg(&f));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["templates"].as_array().unwrap().len(), 3);
 }
 
@@ -410,7 +390,7 @@ fn plan_json_schema_is_published_and_plans_validate_against_it() {
     let out = run(stasis(tmp.path())
         .args(["plan", "--json"])
         .arg(upstream().join("data/gbo.ini")));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
@@ -424,7 +404,7 @@ fn the_installer_engine_refuses_a_conda_prefix_too_long_for_shebangs() {
     let long = tmp.path().join("r".repeat(120));
     let out = run(stasis(&long).arg("-c").arg(&sys).arg("check").arg(&f));
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.code(), Some(2), "{err}");
     assert!(
         err.contains("STASIS_ROOT") && err.contains("127 bytes"),
         "{err}"
@@ -432,5 +412,5 @@ fn the_installer_engine_refuses_a_conda_prefix_too_long_for_shebangs() {
     // The native engine rewrites long shebangs itself: the same root is fine.
     std::fs::write(&sys, "[default]\nconda_engine = native\n").unwrap();
     let out = run(stasis(&long).arg("-c").arg(&sys).arg("check").arg(&f));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
 }

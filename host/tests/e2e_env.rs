@@ -4,37 +4,16 @@
 //! The channel's `python` wraps a virtualenv of the machine's python (no conda python is
 //! reachable here); pytest, build and setuptools come from the wheelhouse `scripts/setup` fills.
 
-#[path = "../../tests/fixtures/conda/mod.rs"]
-mod conda_fixture;
-#[path = "../../tests/fixtures/pyindex/mod.rs"]
-mod pyindex;
-#[path = "../../tests/fixtures/tls/mod.rs"]
-mod tls;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use conda_fixture::{Channel, Pkg, python_wrapper_pkg, server::Server};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::cli::Stasis;
+use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::git::Repo;
+use support::server::{Server, basic_auth};
+use support::{pyindex, text, tls};
 
 /// A setuptools project `name` at `version` (tagged), with one passing pytest test.
 fn python_repo(dir: &Path, name: &str, version: &str) {
@@ -60,10 +39,9 @@ fn python_repo(dir: &Path, name: &str, version: &str) {
         ),
     )
     .unwrap();
-    git(dir, &["init", "-q", "-b", "main"]);
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "release"]);
-    git(dir, &["tag", version]);
+    let repo = Repo::init(dir);
+    repo.commit("release");
+    repo.tag(version);
 }
 
 struct World {
@@ -143,21 +121,9 @@ impl World {
         self.tmp.path().join("root")
     }
 
-    fn stasis(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_stasis"));
-        c.env("STASIS_SYSCONFDIR", repo_root().join("etc"))
-            .env("STASIS_ROOT", self.root())
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env("NO_COLOR", "1")
-            .env("STASIS_DOWNLOAD_RETRY_MAX", "1")
-            .env_remove("TMPDIR")
-            .env_remove("STASIS_ALWAYS_BUILD_FOR_HOST")
-            .env_remove("PIP_INDEX_URL")
-            .env_remove("PIP_EXTRA_INDEX_URL")
-            .env_remove("PIP_FIND_LINKS")
-            .env_remove("PIP_NO_INDEX")
-            .arg("-c")
-            .arg(&self.sysini);
+    fn stasis(&self) -> Stasis {
+        let mut c = Stasis::new(&self.root());
+        c.env("STASIS_DOWNLOAD_RETRY_MAX", "1").config(&self.sysini);
         c
     }
 
@@ -209,10 +175,6 @@ script =
     }
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -221,9 +183,9 @@ fn read(p: &Path) -> String {
 fn a_delivery_tests_in_its_environment_builds_what_is_missing_and_exports() {
     let w = world();
     let f = w.delivery("");
-    let out = w.stasis().arg(&f).output().unwrap();
+    let out = w.stasis().arg(&f).output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.code(), Some(0), "{err}");
     let release = format!("envdemo-1.0-1-py311-linux-{}", std::env::consts::ARCH);
     let build = w.root().join("envdemo-1.0");
 
@@ -346,9 +308,8 @@ fn a_delivery_tests_in_its_environment_builds_what_is_missing_and_exports() {
         .stasis()
         .args(["--overwrite", "--no-rewrite"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+        .output();
+    assert_eq!(again.code(), Some(0), "{}", text(&again.stderr));
     let downloads: Vec<String> = w
         .server
         .requests()
@@ -378,9 +339,9 @@ fn a_deferred_conda_package_without_a_recipe_is_a_clear_error() {
         "\n[test:democonda]",
     );
     std::fs::write(&f, body).unwrap();
-    let out = w.stasis().arg("--no-testing").arg(&f).output().unwrap();
+    let out = w.stasis().arg("--no-testing").arg(&f).output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.code(), Some(1), "{err}");
     assert!(err.contains("BUILD FOR HOST: conda democonda"), "{err}");
     assert!(
         err.contains("[test:democonda]") && err.contains("build_recipe"),
@@ -423,20 +384,13 @@ fn the_installer_engine_runs_upstreams_conda_flow_in_the_pipeline() {
     )
     .unwrap();
     let root = tmp.path().join("root");
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .env("STASIS_SYSCONFDIR", repo_root().join("etc"))
-        .env("STASIS_ROOT", &root)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("NO_COLOR", "1")
+    let out = Stasis::new(&root)
         .env("STASIS_DOWNLOAD_RETRY_MAX", "1")
-        .env_remove("TMPDIR")
-        .arg("-c")
-        .arg(&sysini)
+        .config(&sysini)
         .arg(&f)
-        .output()
-        .unwrap();
+        .output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.code(), Some(0), "{err}");
     let release = format!("inst-2.0-1-py312-linux-{}", std::env::consts::ARCH);
     let build = root.join("inst-2.0");
     let base = build.join("tools/conda");
@@ -503,9 +457,7 @@ fn a_deferred_conda_package_is_built_from_its_recipe_and_delivered() {
         "context:\n  version: \"0.1\"\npackage:\n  name: democonda\n  version: ${{ version }}\nsource:\n  url: https://example.org/x.tar.gz\n  sha256: 00\nbuild:\n  number: 3\n",
     )
     .unwrap();
-    git(&recipe, &["init", "-q", "-b", "main"]);
-    git(&recipe, &["add", "-A"]);
-    git(&recipe, &["commit", "-q", "-m", "recipe"]);
+    Repo::init(&recipe).commit("recipe");
 
     let f = w.delivery(&format!(
         "\n[test:democonda]\nrepository = {}\nbuild_recipe = {}\nscript = true\n",
@@ -517,9 +469,9 @@ fn a_deferred_conda_package_is_built_from_its_recipe_and_delivered() {
         "    libfoo\n    purgeme\n    democonda==0.5\n",
     );
     std::fs::write(&f, body).unwrap();
-    let out = w.stasis().arg("--no-testing").arg(&f).output().unwrap();
+    let out = w.stasis().arg("--no-testing").arg(&f).output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.code(), Some(0), "{err}");
     assert!(
         err.contains("BUILD FOR HOST: conda democonda==0.5"),
         "{err}"
@@ -583,9 +535,9 @@ fn container_wheel_builders_without_an_engine_fail_before_the_tests_run() {
         std::env::var("PATH").unwrap_or_default()
     );
     let f = w.delivery("");
-    let out = w.stasis().env("PATH", path).arg(&f).output().unwrap();
+    let out = w.stasis().env("PATH", path).arg(&f).output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.code(), Some(1), "{err}");
     let failure = err
         .lines()
         .find(|l| l.contains("defer") && l.contains("FAILED"))
@@ -622,9 +574,9 @@ fn tested_packages_pinned_by_based_on_are_deferred_like_the_deliverys_own() {
             "    pytest\n",
         );
     std::fs::write(&f, body).unwrap();
-    let out = w.stasis().arg("--no-testing").arg(&f).output().unwrap();
+    let out = w.stasis().arg("--no-testing").arg(&f).output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.code(), Some(0), "{err}");
     assert!(err.contains("overlay: demo-ext==1.0"), "{err}");
     assert!(err.contains("USE EXTERNAL: pip demo-ext==1.0"), "{err}");
     assert!(err.contains("BUILD FOR HOST: pip demo-built==0.2"), "{err}");
@@ -663,8 +615,7 @@ fn channel_and_index_credentials_are_named_not_written() {
         .env("PIP_TOKEN", "s3cr3t-pip")
         .args(["plan", "--json"])
         .arg(&f)
-        .output()
-        .unwrap();
+        .output();
     assert!(!text(&plan.stdout).contains("s3cr3t"));
     assert!(text(&plan.stdout).contains("${CHAN_TOKEN}"));
     let out = w
@@ -672,15 +623,14 @@ fn channel_and_index_credentials_are_named_not_written() {
         .env("CHAN_TOKEN", "s3cr3t-chan")
         .env("PIP_TOKEN", "s3cr3t-pip")
         .arg(&f)
-        .output()
-        .unwrap();
+        .output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.code(), Some(0), "{err}");
     // The tokens reached the server (the URLs were expanded for the channel and for pip) ...
     assert!(err.contains("USE EXTERNAL: pip demo-ext==1.0"), "{err}");
     let auths = w.server.authorizations();
     for token in ["s3cr3t-chan", "s3cr3t-pip"] {
-        let want = format!("Basic {}", base64(&format!("stasis:{token}")));
+        let want = basic_auth("stasis", token);
         assert!(auths.contains(&want), "{token} never sent: {auths:?}");
     }
     // ... and no file of the delivery, log or message holds it.
@@ -714,24 +664,6 @@ fn channel_and_index_credentials_are_named_not_written() {
     assert!(yml.contains("/chan"), "{yml}");
 }
 
-/// Standard base64 (for the expected `Authorization: Basic` value).
-fn base64(s: &str) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for chunk in b.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, &x| (acc << 8) | x as u32) << (8 * (3 - chunk.len()));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn https_channels_and_indexes_signed_by_a_private_ca_need_ssl_cert_file() {
     let mut w = world();
@@ -752,10 +684,9 @@ fn https_channels_and_indexes_signed_by_a_private_ca_need_ssl_cert_file() {
         .env_remove("SSL_CERT_FILE")
         .args(["--no-testing"])
         .arg(&f)
-        .output()
-        .unwrap();
+        .output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.code(), Some(1), "{err}");
     assert!(err.contains(&tls.base_url), "{err}");
 
     // With SSL_CERT_FILE every client trusts it: the index check, rattler, and pip.
@@ -765,10 +696,9 @@ fn https_channels_and_indexes_signed_by_a_private_ca_need_ssl_cert_file() {
         .env_remove("PIP_CERT")
         .args(["--overwrite", "--no-testing"])
         .arg(&f)
-        .output()
-        .unwrap();
+        .output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.code(), Some(0), "{err}");
     assert!(err.contains("USE EXTERNAL: pip demo-ext==1.0"), "{err}");
     let requests = tls.requests();
     assert!(
@@ -803,10 +733,9 @@ fn channels_and_indexes_are_reached_through_the_configured_proxy() {
         .env_remove("no_proxy")
         .args(["--no-testing"])
         .arg(&f)
-        .output()
-        .unwrap();
+        .output();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.code(), Some(0), "{err}");
     let requests = proxy.requests();
     for want in [
         "GET http://repo.invalid/chan/noarch/repodata.json",

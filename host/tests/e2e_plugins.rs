@@ -4,91 +4,20 @@
 //! (Rust) uploads the delivery tree to an HTTP server on 127.0.0.1. Needs the components that
 //! `scripts/build-plugins` writes (the Python one is not committed).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use support::cli::Stasis;
+use support::git::Repo;
+use support::server::{Response, Server};
+use support::workspace as repo_root;
 
-/// One received PUT: path, `X-Checksum-Sha256` header, body.
-type Put = (String, Option<String>, Vec<u8>);
-
-/// A minimal HTTP/1.1 server that answers every PUT with 201 and records what it received.
-fn put_server() -> (String, Arc<Mutex<Vec<Put>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            let (mut len, mut sha) = (0usize, None);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-                let lower = h.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                if let Some(v) = lower.strip_prefix("x-checksum-sha256:") {
-                    sha = Some(v.trim().to_string());
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            log.lock().unwrap().push((path, sha, body));
-            let mut s = stream;
-            let _ = s.write_all(
-                b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
-    });
-    (url, seen)
-}
-
-fn make_repo(src: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    let status = Command::new("cp")
-        .arg("-R")
-        .arg(format!("{}/.", src.display()))
-        .arg(dest)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec!["add", "-A"],
-        vec![
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e.invalid",
-            "commit",
-            "-q",
-            "-m",
-            "1.0.0",
-        ],
-        vec!["tag", "v1.0.0"],
-    ] {
-        let ok = Command::new("git")
-            .arg("-C")
-            .arg(dest)
-            .args(&args)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "git {args:?}");
-    }
+/// A server that answers every request (the uploads' PUTs) with 201 and records it.
+fn put_server() -> Server {
+    Server::builder()
+        .route(|_, _| Some(Response::new("201 Created", "")))
+        .start()
 }
 
 fn have_pytest() -> bool {
@@ -113,33 +42,24 @@ fn every_hook_runs_with_the_shipped_plugins() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let repos = tmp.path().join("repos");
-    make_repo(
+    let calc = Repo::from_tree(
         &repo_root().join("etc/examples/packages/calc"),
         &repos.join("calc"),
+        "1.0.0",
     );
-    let (url, seen) = put_server();
+    calc.tag("v1.0.0");
+    let dav = put_server();
     let root = tmp.path().join("root");
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .arg("-c")
-        .arg(repo_root().join("etc/examples/stasis.ini"))
+    let out = Stasis::new(&root)
+        .config(&repo_root().join("etc/examples/stasis.ini"))
         .arg(repo_root().join("etc/examples/plugins.ini"))
-        .env("STASIS_SYSCONFDIR", repo_root().join("etc"))
-        .env("STASIS_ROOT", &root)
         .env("STASIS_EXAMPLE_REPOS", &repos)
-        .env("STASIS_EXAMPLE_DAV_URL", format!("{url}/dav"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("STASIS_EXAMPLE_DAV_URL", dav.url("/dav"))
+        // A cold compile cache: the shipped components are compiled in this run.
         .env("XDG_CACHE_HOME", tmp.path().join("cache"))
-        .env("NO_COLOR", "1")
-        .env_remove("TMPDIR")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stderr}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+        .output();
+    let stderr = &out.stderr;
+    assert_eq!(out.code(), Some(0), "{stderr}\n{}", out.stdout);
 
     // Formatter: %D is the plugin's UTC date of the epoch (2023-11-14).
     let release = format!(
@@ -166,14 +86,14 @@ fn every_hook_runs_with_the_shipped_plugins() {
     assert!(job["command"].as_str().unwrap().contains("__test-strategy"));
 
     // Deploy target: the delivery tree went out over HTTP PUT with checksums.
-    let seen = seen.lock().unwrap();
+    let seen = dav.seen();
     let readme = seen
         .iter()
-        .find(|(p, _, _)| p.ends_with(&format!("README-{release}.md")))
+        .find(|r| r.target.ends_with(&format!("README-{release}.md")))
         .unwrap_or_else(|| {
             panic!(
                 "README not uploaded: {:?}",
-                seen.iter().map(|s| &s.0).collect::<Vec<_>>()
+                seen.iter().map(|r| &r.target).collect::<Vec<_>>()
             )
         });
     let body = std::fs::read(
@@ -181,12 +101,12 @@ fn every_hook_runs_with_the_shipped_plugins() {
             .join(format!("README-{release}.md")),
     )
     .unwrap();
-    assert_eq!(readme.2, body);
+    assert_eq!(readme.body, body);
     use sha2::Digest;
     let digest: String = sha2::Sha256::digest(&body)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    assert_eq!(readme.1.as_deref(), Some(digest.as_str()));
-    assert!(seen.iter().any(|(p, _, _)| p.ends_with("/SHA256SUMS")));
+    assert_eq!(readme.header("x-checksum-sha256"), Some(digest.as_str()));
+    assert!(seen.iter().any(|r| r.target.ends_with("/SHA256SUMS")));
 }

@@ -1,49 +1,29 @@
 //! End-to-end runs of `stasis DELIVERY_FILE` with real git repositories created here, real
 //! processes, and the run record checked against its published schema.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use support::cli::Stasis;
+use support::git::{Repo, git};
+use support::{text, workspace as repo_root};
 
 /// A repository with tags v1.0 and v1.1rc1, a branch `dev`, and a file per commit.
 fn make_repo(dir: &Path) -> (String, String) {
-    std::fs::create_dir_all(dir).unwrap();
-    git(dir, &["init", "-q", "-b", "main"]);
-    std::fs::write(dir.join("version.txt"), "1.0\n").unwrap();
-    std::fs::write(dir.join("setup.cfg"), "[metadata]\nname = pkg\n").unwrap();
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "one"]);
-    git(dir, &["tag", "v1.0"]);
-    let sha_v10 = git(dir, &["rev-parse", "HEAD"]);
-    std::fs::write(dir.join("version.txt"), "1.1rc1\n").unwrap();
-    git(dir, &["commit", "-q", "-am", "two"]);
-    git(dir, &["tag", "v1.1rc1"]);
-    git(dir, &["checkout", "-q", "-b", "dev"]);
-    std::fs::write(dir.join("version.txt"), "dev\n").unwrap();
-    git(dir, &["commit", "-q", "-am", "three"]);
-    git(dir, &["checkout", "-q", "main"]);
-    (sha_v10, git(dir, &["rev-parse", "dev"]))
+    let repo = Repo::init(dir);
+    repo.write("version.txt", "1.0\n")
+        .write("setup.cfg", "[metadata]\nname = pkg\n");
+    let sha_v10 = repo.commit("one");
+    repo.tag("v1.0");
+    repo.commit_file("version.txt", "1.1rc1\n", "two");
+    repo.tag("v1.1rc1");
+    repo.git(&["checkout", "-q", "-b", "dev"]);
+    let sha_dev = repo.commit_file("version.txt", "dev\n", "three");
+    repo.checkout("main");
+    (sha_v10, sha_dev)
 }
 
 const CONDA: &str = "[conda]\ninstaller_name = Miniforge3\ninstaller_version = 24.3.0-0\ninstaller_platform = Linux\ninstaller_arch = x86_64\n";
@@ -63,20 +43,10 @@ fn system_ini(dir: &Path) -> PathBuf {
     )
 }
 
-fn stasis(root: &Path, sysini: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stasis"));
-    c.env("STASIS_SYSCONFDIR", repo_root().join("etc"))
-        .env("STASIS_ROOT", root)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("NO_COLOR", "1")
-        .env_remove("TMPDIR")
-        .arg("-c")
-        .arg(sysini);
+fn stasis(root: &Path, sysini: &Path) -> Stasis {
+    let mut c = Stasis::new(root);
+    c.config(sysini);
     c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn record(root: &Path, build: &str) -> serde_json::Value {
@@ -120,9 +90,9 @@ script =\n    test -e {m}/parallel-bytag\n    test -e {m}/parallel-bybranch\n   
     let f = write(tmp.path(), "e2e.ini", &delivery);
     let sysini = system_ini(tmp.path());
     let root = tmp.path().join("root");
-    let out = stasis(&root, &sysini).arg(&f).output().unwrap();
+    let out = stasis(&root, &sysini).arg(&f).output();
     assert_eq!(
-        out.status.code(),
+        out.code(),
         Some(0),
         "{}\n{}",
         text(&out.stdout),
@@ -227,8 +197,8 @@ fn a_failing_test_fails_the_run_and_c_continues() {
     );
     let sysini = system_ini(tmp.path());
     let root = tmp.path().join("root");
-    let out = stasis(&root, &sysini).arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = stasis(&root, &sysini).arg(&f).output();
+    assert_eq!(out.code(), Some(1), "{}", text(&out.stderr));
     let v = record(&root, "failing-1.0");
     assert_eq!(v["status"], "fail");
     let outcome = |n: &str| {
@@ -245,9 +215,8 @@ fn a_failing_test_fails_the_run_and_c_continues() {
     let out = stasis(&root, &sysini)
         .args(["-C", "--overwrite"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "-C: {}", text(&out.stderr));
+        .output();
+    assert_eq!(out.code(), Some(0), "-C: {}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("FAIL"),
         "the summary still shows the failure"
@@ -268,10 +237,9 @@ fn test_filter_and_task_timeout() {
     let out = stasis(&root, &sysini)
         .args(["--test", "sl*", "--task-timeout", "1s"])
         .arg(&f)
-        .output()
-        .unwrap();
+        .output();
     assert!(start.elapsed() < Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(out.code(), Some(1), "{}", text(&out.stderr));
     let v = record(&root, "filter-1.0");
     let jobs = v["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 1, "--test sl* must select only `slow`");
@@ -296,8 +264,8 @@ fn vcs_references_fail_the_run_unless_force_repeatable() {
     );
     let sysini = system_ini(tmp.path());
     let root = tmp.path().join("root");
-    let out = stasis(&root, &sysini).arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = stasis(&root, &sysini).arg(&f).output();
+    assert_eq!(out.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("setup.cfg:3"),
         "{}",
@@ -306,9 +274,8 @@ fn vcs_references_fail_the_run_unless_force_repeatable() {
     let out = stasis(&root, &sysini)
         .args(["--force-repeatable", "--overwrite"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        .output();
+    assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
 }
 
 /// Running (not a zombie waiting for a reaper that may not exist in a container).
@@ -337,6 +304,7 @@ fn sigint_to_stasis_stops_every_task_and_exits_130() {
     let root = tmp.path().join("root");
     let mut child = stasis(&root, &sysini)
         .arg(&f)
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -380,9 +348,8 @@ fn pool_status_interval_reports_running_tasks() {
     let out = stasis(&root, &sysini)
         .args(["--pool-status-interval", "1"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        .output();
+    assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     let reports = all.matches("Task is running").count();
     assert!(reports >= 1, "no running-task report in:\n{all}");

@@ -3,36 +3,15 @@
 //! mission rules' `after_stage` hook called after each performed stage (a real Wasm component).
 
 mod plugins_support;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::cli::{Run, Stasis};
+use support::git::Repo;
 
 fn make_repo(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    git(dir, &["init", "-q", "-b", "main"]);
-    std::fs::write(dir.join("README"), "pkg\n").unwrap();
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "one"]);
+    Repo::init(dir).commit_file("README", "pkg\n", "one");
 }
 
 struct World {
@@ -73,24 +52,13 @@ fn world(extra: &str) -> World {
     }
 }
 
-fn run(w: &World, root: &str, flags: &[&str]) -> (Output, PathBuf) {
+fn run(w: &World, root: &str, flags: &[&str]) -> (Run, PathBuf) {
     let root = w.tmp.path().join(root);
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .env("STASIS_SYSCONFDIR", repo_root().join("etc"))
-        .env("STASIS_ROOT", &root)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env(
-            "XDG_CACHE_HOME",
-            plugins_support::workspace().join("target/e2e-stages-cache"),
-        )
-        .env("NO_COLOR", "1")
-        .env_remove("TMPDIR")
-        .arg("-c")
-        .arg(&w.sysini)
+    let out = Stasis::new(&root)
+        .config(&w.sysini)
         .args(flags)
         .arg(&w.delivery)
-        .output()
-        .unwrap();
+        .output();
     (out, root)
 }
 
@@ -112,8 +80,8 @@ fn one_exit_code_rule_for_failed_tests_continue_on_error_and_fail_fast() {
     let w = world("");
     // Failed tests fail the run; the stages after `tests` are not run.
     let (out, root) = run(&w, "plain", &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("not run: an earlier stage failed"),
         "{stderr}"
@@ -125,8 +93,8 @@ fn one_exit_code_rule_for_failed_tests_continue_on_error_and_fail_fast() {
 
     // -C: failed tests are tolerated, every later stage runs, exit 0.
     let (out, root) = run(&w, "tolerant", &["-C"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code(), Some(0), "{stderr}");
     let rec = run_record(&root);
     assert_eq!(rec["status"], "success");
     assert_eq!(stage_status(&rec, "tests"), Some("success"));
@@ -141,8 +109,8 @@ fn one_exit_code_rule_for_failed_tests_continue_on_error_and_fail_fast() {
 
     // -C with --fail-fast: the tests were stopped early, so the run is incomplete: exit 1.
     let (out, root) = run(&w, "stopped", &["-C", "--fail-fast"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code(), Some(1), "{stderr}");
     assert_eq!(run_record(&root)["status"], "fail");
 }
 
@@ -150,16 +118,16 @@ fn one_exit_code_rule_for_failed_tests_continue_on_error_and_fail_fast() {
 fn an_existing_release_is_refused_with_exit_1_and_a_bad_plan_file_is_a_usage_error() {
     let w = world("");
     let (out, _) = run(&w, "again", &["-C"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.code(), Some(0));
     let (out, _) = run(&w, "again", &["-C"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code(), Some(1), "{stderr}");
     assert!(stderr.contains("already exists"), "{stderr}");
 
     // The strategy task reads the run's plan; a file that is not one is exit 2, named.
     let bogus = w.tmp.path().join("bogus.json");
     std::fs::write(&bogus, "{}").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let out = Stasis::bare()
         .args(["__test-strategy", "--plan"])
         .arg(&bogus)
         .args([
@@ -172,10 +140,9 @@ fn an_existing_release_is_refused_with_exit_1_and_a_bad_plan_file_is_a_usage_err
             "--basetemp",
             "b",
         ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+        .output();
+    let stderr = &out.stderr;
+    assert_eq!(out.code(), Some(2), "{stderr}");
     assert!(stderr.contains("bogus.json"), "{stderr}");
 }
 
@@ -193,8 +160,8 @@ fn mission_rules_hear_after_each_performed_stage() {
         g.rule.display()
     ));
     let (out, root) = run(&w, "hooked", &["-C"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code(), Some(0), "{stderr}");
     // The test rule answers every call with an info diagnostic "STAGE: SUMMARY".
     for stage in ["layout", "tests", "release_environment", "templates"] {
         assert!(

@@ -4,10 +4,7 @@
 //! build; the recipe errors; and a conda recipe "built" by a stand-in conda-build whose
 //! packages are indexed and then solved and installed by the native engine from `file://`.
 
-#[path = "../../tests/fixtures/conda/mod.rs"]
-mod conda_fixture;
-#[path = "../../tests/fixtures/pyindex/mod.rs"]
-mod pyindex;
+mod support;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use conda_fixture::{Channel, Pkg, server::Server};
+use support::conda::{Channel, Pkg};
+use support::pyindex;
+use support::server::Server;
+use support::env_settings;
 use stasis::env::build::{self, BuildError, ContainerEngine, RecipeJob, WheelBackend, WheelJob};
 use stasis::env::native::NativeEngine;
 use stasis::env::{EnvSettings, EnvSpec, RetryPolicy};
@@ -487,13 +487,7 @@ fn conda_recipe_packages_are_indexed_and_installable_from_file_url() {
     assert_eq!(rec["sha256"].as_str().unwrap().len(), 64, "{noarch}");
 
     // The native engine solves and installs from file://conda_dir.
-    let mut settings = EnvSettings::new(tmp.path().join("pkgs"));
-    settings.net.retry = RetryPolicy {
-        attempts: 1,
-        delay: Duration::ZERO,
-        max_delay: Duration::ZERO,
-    };
-    settings.net.timeout = Duration::from_secs(10);
+    let settings = env_settings(tmp.path().join("pkgs"), 1, Duration::ZERO);
     let engine = NativeEngine::new(settings, std::env::vars().collect());
     let spec = EnvSpec {
         channels: vec![format!("file://{}", conda_dir.display())],

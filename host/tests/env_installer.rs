@@ -2,13 +2,13 @@
 //! over HTTP by a server that fails twice before succeeding. The fake installer creates a
 //! prefix whose `bin/conda` logs its argv, so the test checks the exact conda commands.
 
-#[path = "../../tests/fixtures/conda/mod.rs"]
-mod conda_fixture;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use conda_fixture::server::Server;
+use support::server::Server;
+use support::env_settings;
 use sha2::{Digest, Sha256};
 use stasis::env::installer::{InstallerConfig, InstallerEngine};
 use stasis::env::{EnvError, EnvSettings, EnvSpec, RetryPolicy};
@@ -34,14 +34,7 @@ fn config(tmp: &Path, base_url: &str, sha256: Option<String>) -> InstallerConfig
 }
 
 fn settings(tmp: &Path, attempts: u32) -> EnvSettings {
-    let mut s = EnvSettings::new(tmp.join("pkgs"));
-    s.net.retry = RetryPolicy {
-        attempts,
-        delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(20),
-    };
-    s.net.timeout = Duration::from_secs(10);
-    s
+    env_settings(tmp.join("pkgs"), attempts, Duration::from_millis(20))
 }
 
 fn serve_installer(tmp: &Path) -> (Server, String) {

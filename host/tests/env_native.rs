@@ -2,13 +2,14 @@
 //! HTTP on 127.0.0.1: solve, install, activation, purge, export, round trip, warm cache, and
 //! the error cases (unsolvable, unreachable channel, bad checksum).
 
-#[path = "../../tests/fixtures/conda/mod.rs"]
-mod conda_fixture;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use conda_fixture::{Channel, Pkg, python_wrapper_pkg, server::Server};
+use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::server::Server;
+use support::env_settings;
 use stasis::env::export::{self, ReleaseHeader};
 use stasis::env::native::{self, NativeEngine};
 use stasis::env::spec::{EnvSpec, SpecInputs, parse_env_yaml};
@@ -35,13 +36,7 @@ fn channel(root: &Path) {
 }
 
 fn engine(cache: &Path) -> NativeEngine {
-    let mut settings = EnvSettings::new(cache.to_path_buf());
-    settings.net.retry = RetryPolicy {
-        attempts: 2,
-        delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(50),
-    };
-    settings.net.timeout = Duration::from_secs(10);
+    let settings = env_settings(cache.to_path_buf(), 2, Duration::from_millis(50));
     NativeEngine::new(settings, std::env::vars().collect())
 }
 
@@ -204,11 +199,7 @@ fn unsolvable_spec_names_the_conflict() {
 fn unreachable_channel_names_url_and_attempts() {
     let tmp = tempfile::tempdir().unwrap();
     // A port with nothing listening: bind, note, drop.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::server::unused_port();
     let url = format!("http://127.0.0.1:{port}/nowhere");
     let spec = EnvSpec {
         channels: vec![url.clone()],

@@ -1,14 +1,14 @@
 //! pip inside a native environment: packages from a PEP 503 index served on 127.0.0.1
 //! (`pip_index_url`), `pip_packages_purge`, and the `- pip:` section of the export.
 
-#[path = "../../tests/fixtures/conda/mod.rs"]
-mod conda_fixture;
-#[path = "../../tests/fixtures/pyindex/mod.rs"]
-mod pyindex;
+mod support;
 
 use std::time::Duration;
 
-use conda_fixture::{Channel, Pkg, python_wrapper_pkg, server::Server};
+use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::server::Server;
+use support::env_settings;
+use support::pyindex;
 use stasis::env::export;
 use stasis::env::native::NativeEngine;
 use stasis::env::{EnvSettings, EnvSpec, RetryPolicy, pip};
@@ -32,13 +32,7 @@ fn pip_packages_from_index_purge_and_export() {
     );
     let server = Server::start(&www);
 
-    let mut settings = EnvSettings::new(tmp.path().join("pkgs"));
-    settings.net.retry = RetryPolicy {
-        attempts: 1,
-        delay: Duration::ZERO,
-        max_delay: Duration::ZERO,
-    };
-    settings.net.timeout = Duration::from_secs(10);
+    let mut settings = env_settings(tmp.path().join("pkgs"), 1, Duration::ZERO);
     settings.pip_index_url = Some(format!("{}/simple/", server.base_url));
     let eng = NativeEngine::new(settings, std::env::vars().collect());
     let spec = EnvSpec {

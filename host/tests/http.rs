@@ -3,53 +3,20 @@
 //! to the GitHub release-notes function), the retry policy against a server that fails N times,
 //! and proxy / `NO_PROXY` selection through a real proxy.
 
-#[path = "../../tests/fixtures/conda/server.rs"]
-#[allow(dead_code)]
-mod server;
-#[path = "../../tests/fixtures/tls/mod.rs"]
-mod tls;
+mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use server::Server;
 use stasis::http::{HttpError, NetSettings, RetryPolicy, get_bytes};
-
-fn upstream() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/upstream")
-}
+use support::cli::Stasis;
+use support::server::{Server, unused_port};
+use support::{tls, upstream};
 
 /// `stasis` with a hermetic environment (no proxies, no CA file, no token).
-fn stasis(root: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stasis"));
-    c.env("STASIS_SYSCONFDIR", upstream())
-        .env("STASIS_ROOT", root)
-        .env("TEST_DATA", upstream().join("data"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("NO_COLOR", "1");
-    for k in [
-        "TMPDIR",
-        "STASIS_GH_TOKEN",
-        "GITHUB_TOKEN",
-        "SSL_CERT_FILE",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ] {
-        c.env_remove(k);
-    }
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+fn stasis(root: &Path) -> Stasis {
+    Stasis::upstream(root)
 }
 
 fn quick(attempts: u32) -> NetSettings {
@@ -86,14 +53,14 @@ fn github_release_notes_trust_a_private_ca_only_through_ssl_cert_file() {
         if let Some(ca) = ca {
             c.env("SSL_CERT_FILE", ca);
         }
-        c.output().unwrap()
+        c.output()
     };
 
     // Without the CA: a clear error naming the URL and the cure, after one attempt.
     let started = Instant::now();
     let out = render(None);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = &out.stderr;
+    assert_eq!(out.code(), Some(2), "{err}");
     let url = format!(
         "{}/repos/spacetelescope/jwst/releases/generate-notes",
         api.base_url
@@ -109,8 +76,8 @@ fn github_release_notes_trust_a_private_ca_only_through_ssl_cert_file() {
 
     // With SSL_CERT_FILE (from the environment snapshot, through the Plan): the notes.
     let out = render(Some(&ca));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "notes over TLS\n");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "notes over TLS\n");
     assert_eq!(
         api.requests(),
         ["POST /repos/spacetelescope/jwst/releases/generate-notes"]
@@ -127,12 +94,11 @@ fn plan_json_shows_the_network_settings_without_proxy_credentials() {
         .env("HTTPS_PROXY", "http://me:hunter22@proxy.example:3128")
         .env("NO_PROXY", "internal.example,.corp.example")
         .env("STASIS_DOWNLOAD_RETRY_MAX", "2")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+        .output();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let stdout = &out.stdout;
     assert!(!stdout.contains("hunter22"), "{stdout}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout).unwrap();
     let net = &v["settings"]["net"];
     assert_eq!(net["ca_file"], "/etc/stasis/ca.pem");
     assert_eq!(
@@ -150,10 +116,9 @@ fn plan_json_shows_the_network_settings_without_proxy_credentials() {
         .args(["plan", "--json"])
         .arg(upstream().join("data/generic.ini"))
         .env("STASIS_DOWNLOAD_TIMEOUT", "soon")
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+        .output();
+    let err = &out.stderr;
+    assert_eq!(out.code(), Some(2), "{err}");
     assert!(err.contains("STASIS_DOWNLOAD_TIMEOUT"), "{err}");
 }
 
@@ -193,11 +158,7 @@ fn retries_back_off_until_the_server_recovers() {
     assert_eq!(srv.requests().len(), 1);
 
     // Nobody listening: retried, then an error naming the URL and the attempts.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let err = get_bytes(&quick(2), &format!("http://127.0.0.1:{port}/x"))
         .unwrap_err()
         .to_string();
@@ -240,11 +201,7 @@ fn requests_go_through_the_proxy_unless_no_proxy_names_the_host() {
 #[test]
 fn console_errors_hide_url_credentials_and_known_secrets() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let token = "ghp_known-secret-value";
     let out = stasis(tmp.path())
         .args([
@@ -259,10 +216,9 @@ fn console_errors_hide_url_credentials_and_known_secrets() {
         )
         .env("GITHUB_TOKEN", token)
         .env("STASIS_DOWNLOAD_RETRY_MAX", "1")
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+        .output();
+    let err = &out.stderr;
+    assert_eq!(out.code(), Some(2), "{err}");
     assert!(!err.contains("known-secret"), "{err}");
     // The URL is still named: its credentials as ***REDACTED***, the token by its name.
     assert!(

@@ -3,6 +3,7 @@
 //! 127.0.0.1, `check_plugins` over ini sections, and `inspect`.
 
 mod plugins_support;
+mod support;
 
 use std::time::Duration;
 
@@ -126,7 +127,7 @@ fn mission_rule_hooks() {
 #[test]
 fn deploy_plan_and_upload_with_checksums_and_retries() {
     let w = World::new();
-    let server = Server::start();
+    let server = routes_server();
     let mut g = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
     g.allow_commands = vec![CommandRule {
         program: "true".into(),
@@ -160,7 +161,7 @@ fn deploy_plan_and_upload_with_checksums_and_retries() {
     assert_eq!(parts[1], body.len().to_string());
     assert_eq!(parts[2], sha256);
     assert_eq!(parts[4], "2", "one retry after the 503");
-    let seen = server.seen.lock().unwrap().clone();
+    let seen = server.seen();
     let put = seen.iter().rfind(|s| s.method == "PUT").unwrap();
     assert_eq!(put.body, body);
     assert!(

@@ -3,6 +3,7 @@
 //! outside the plugin's scratch dir unchanged, and leave the host able to run the next call.
 
 mod plugins_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -344,7 +345,7 @@ fn env_vars_not_granted_are_invisible() {
 #[test]
 fn secret_values_never_reach_the_guest_or_the_log() {
     let w = World::new();
-    let server = Server::start();
+    let server = routes_server();
     let value = "s3cr3t-value-4242";
     // SAFETY: a name only this test uses.
     unsafe { std::env::set_var("STASIS_TEST_TOKEN", value) };
@@ -387,9 +388,7 @@ fn secret_values_never_reach_the_guest_or_the_log() {
     assert_eq!(out, "200 Bearer [secret STASIS_TEST_TOKEN]");
     assert!(
         server
-            .seen
-            .lock()
-            .unwrap()
+            .seen()
             .iter()
             .any(|s| s.headers.iter().any(|(_, v)| v.contains(value)))
     );
@@ -421,8 +420,8 @@ fn secret_values_never_reach_the_guest_or_the_log() {
 #[test]
 fn ungranted_hosts_and_redirects_are_denied() {
     let w = World::new();
-    let server = Server::start();
-    let other = Server::start();
+    let server = routes_server();
+    let other = routes_server();
     let host = hostile(&w, |g| {
         g.allow_hosts =
             vec![HostPattern::parse(&format!("http://127.0.0.1:{}", server.port)).unwrap()];
@@ -443,7 +442,7 @@ fn ungranted_hosts_and_redirects_are_denied() {
     let e = case(&host, &[("case", "fetch"), ("arg", &hop)]).unwrap_err();
     assert!(e.to_string().contains("denied: redirect to"), "{e}");
     assert!(
-        other.seen.lock().unwrap().is_empty(),
+        other.seen().is_empty(),
         "the ungranted host was contacted"
     );
     let e = case(&host, &[("case", "fetch"), ("arg", &server.url("/big"))]).unwrap_err();

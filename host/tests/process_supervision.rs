@@ -4,58 +4,21 @@
 //! when the bound comes from stasis.ini `[timeouts]`), and SIGINT to a running `stasis` while
 //! the conda installer runs (stasis exits 130 and leaves no process behind).
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stasis::env::{EnvError, EnvSettings, pip};
 use stasis::sources::{CheckoutOptions, SourceRequest, checkout_all, plan_checkouts};
+use support::cli::Stasis;
+use support::server::Server;
 
 /// Generous slack for a loaded 2-core machine on top of timeout + kill grace.
 const SLACK: Duration = Duration::from_secs(8);
-
-/// A server on 127.0.0.1 that accepts every connection, reads what it is sent and never
-/// answers: a hung git server or package index. Connections stay open until the test ends.
-struct Hang {
-    port: u16,
-    accepted: Arc<Mutex<usize>>,
-}
-
-fn hang() -> Hang {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(Mutex::new(0));
-    let count = accepted.clone();
-    std::thread::spawn(move || {
-        let mut held: Vec<TcpStream> = Vec::new();
-        for stream in listener.incoming().flatten() {
-            *count.lock().unwrap() += 1;
-            if let Ok(mut reader) = stream.try_clone() {
-                // Drain the request so the client's write never blocks, and never reply.
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
-                });
-            }
-            held.push(stream);
-        }
-    });
-    Hang { port, accepted }
-}
-
-impl Hang {
-    fn accepted(&self) -> usize {
-        *self.accepted.lock().unwrap()
-    }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// Running, not a zombie (an init that reaps slowly keeps zombies around).
 fn running(pid: i32) -> bool {
@@ -85,7 +48,7 @@ fn wait_for_file(path: &Path, limit: Duration) -> String {
 
 #[test]
 fn a_git_server_that_never_answers_fails_the_checkout_within_the_timeout() {
-    let server = hang();
+    let server = Server::hanging();
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{}/x.git", server.port);
     let reqs = [SourceRequest {
@@ -135,7 +98,7 @@ fn venv(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_package_index_that_never_answers_fails_pip_within_the_timeout() {
-    let server = hang();
+    let server = Server::hanging();
     let tmp = tempfile::tempdir().unwrap();
     let prefix = venv(&tmp.path().join("env"));
     let mut settings = EnvSettings::new(tmp.path().join("pkgs"));
@@ -165,23 +128,17 @@ fn a_package_index_that_never_answers_fails_pip_within_the_timeout() {
     assert!(msg.contains("timeout of 2s"), "{msg}");
 }
 
-fn stasis(root: &Path, sysini: &Path, delivery: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stasis"));
-    c.env("STASIS_SYSCONFDIR", repo_root().join("etc"))
-        .env("STASIS_ROOT", root)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("NO_COLOR", "1")
-        .env("STASIS_DOWNLOAD_RETRY_MAX", "1")
-        .env_remove("TMPDIR")
-        .arg("-c")
-        .arg(sysini)
+fn stasis(root: &Path, sysini: &Path, delivery: &Path) -> Stasis {
+    let mut c = Stasis::new(root);
+    c.env("STASIS_DOWNLOAD_RETRY_MAX", "1")
+        .config(sysini)
         .arg(delivery);
     c
 }
 
 #[test]
 fn stasis_ini_timeouts_bound_a_hung_git_server_in_a_run() {
-    let server = hang();
+    let server = Server::hanging();
     let tmp = tempfile::tempdir().unwrap();
     let sysini = tmp.path().join("stasis.ini");
     std::fs::write(
@@ -202,27 +159,20 @@ fn stasis_ini_timeouts_bound_a_hung_git_server_in_a_run() {
     )
     .unwrap();
     // `plan --json` shows the resolved bound.
-    let shown = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .env("STASIS_SYSCONFDIR", repo_root().join("etc"))
-        .env("STASIS_ROOT", tmp.path().join("root"))
-        .args(["-c"])
-        .arg(&sysini)
+    let plan = Stasis::new(&tmp.path().join("root"))
+        .config(&sysini)
         .args(["plan", "--json"])
         .arg(&delivery)
         .output()
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&shown.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&shown.stderr)));
+        .json();
     assert_eq!(plan["settings"]["timeouts"]["git"], "2s", "{plan}");
     assert_eq!(plan["settings"]["timeouts"]["pip"], "30m", "{plan}");
 
     let started = Instant::now();
-    let out = stasis(&tmp.path().join("root"), &sysini, &delivery)
-        .output()
-        .unwrap();
+    let out = stasis(&tmp.path().join("root"), &sysini, &delivery).output();
     let took = started.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = &out.stderr;
+    assert_eq!(out.code(), Some(1), "{err}");
     assert!(server.accepted() >= 1, "{err}");
     assert!(
         took < Duration::from_secs(2) + stasis::process::DEFAULT_KILL_GRACE + SLACK * 2,
@@ -241,49 +191,12 @@ fn hanging_installer(marks: &Path) -> String {
     )
 }
 
-/// Serve `body` as the Miniforge installer the delivery below asks for; returns the base URL.
-fn serve_installer(tmp: &Path, body: &str) -> String {
+/// Serve `body` as the Miniforge installer the delivery below asks for; returns the server.
+fn serve_installer(tmp: &Path, body: &str) -> Server {
     let dir = tmp.join("www/download/24.3.0-0");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("Miniforge3-24.3.0-0-Linux-x86_64.sh"), body).unwrap();
-    let www = tmp.join("www");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let www = www.clone();
-            std::thread::spawn(move || {
-                use std::io::{BufRead, BufReader, Write};
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let reply = match std::fs::read(www.join(path.trim_start_matches('/'))) {
-                    Ok(b) => [
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            b.len()
-                        )
-                        .into_bytes(),
-                        b,
-                    ]
-                    .concat(),
-                    Err(_) => {
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_vec()
-                    }
-                };
-                let _ = stream.write_all(&reply);
-            });
-        }
-    });
-    format!("http://127.0.0.1:{port}")
+    Server::start(&tmp.join("www"))
 }
 
 fn installer_delivery(tmp: &Path, base_url: &str, timeouts: &str) -> (PathBuf, PathBuf) {
@@ -312,9 +225,10 @@ fn sigint_during_environment_creation_leaves_no_process_and_exits_130() {
     let tmp = tempfile::tempdir().unwrap();
     let marks = tmp.path().join("marks");
     std::fs::create_dir_all(&marks).unwrap();
-    let base = serve_installer(tmp.path(), &hanging_installer(&marks));
-    let (sysini, delivery) = installer_delivery(tmp.path(), &base, "");
+    let server = serve_installer(tmp.path(), &hanging_installer(&marks));
+    let (sysini, delivery) = installer_delivery(tmp.path(), &server.base_url, "");
     let mut child = stasis(&tmp.path().join("root"), &sysini, &delivery)
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -368,15 +282,13 @@ fn a_hung_installer_is_stopped_by_the_conda_timeout_from_stasis_ini() {
     let tmp = tempfile::tempdir().unwrap();
     let marks = tmp.path().join("marks");
     std::fs::create_dir_all(&marks).unwrap();
-    let base = serve_installer(tmp.path(), &hanging_installer(&marks));
-    let (sysini, delivery) = installer_delivery(tmp.path(), &base, "\n[timeouts]\nconda = 2s\n");
+    let server = serve_installer(tmp.path(), &hanging_installer(&marks));
+    let (sysini, delivery) = installer_delivery(tmp.path(), &server.base_url, "\n[timeouts]\nconda = 2s\n");
     let started = Instant::now();
-    let out = stasis(&tmp.path().join("root"), &sysini, &delivery)
-        .output()
-        .unwrap();
+    let out = stasis(&tmp.path().join("root"), &sysini, &delivery).output();
     let took = started.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = &out.stderr;
+    assert_eq!(out.code(), Some(1), "{err}");
     assert!(
         took < Duration::from_secs(2) + stasis::process::DEFAULT_KILL_GRACE + SLACK * 2,
         "{took:?}"
@@ -402,17 +314,13 @@ fn a_bad_timeout_in_stasis_ini_names_file_line_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let (sysini, delivery) =
         installer_delivery(tmp.path(), "http://127.0.0.1:9", "\n[timeouts]\npip = 10\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .env("STASIS_SYSCONFDIR", repo_root().join("etc"))
-        .env("STASIS_ROOT", tmp.path().join("root"))
-        .arg("-c")
-        .arg(&sysini)
+    let out = Stasis::new(&tmp.path().join("root"))
+        .config(&sysini)
         .arg("check")
         .arg(&delivery)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+        .output();
+    let err = &out.stderr;
+    assert_eq!(out.code(), Some(2), "{err}");
     assert!(err.contains("stasis.ini:5"), "{err}");
     assert!(err.contains("[timeouts] pip"), "{err}");
 }

@@ -45,7 +45,6 @@ fn sigint_interrupts_the_run_and_handlers_are_restored() {
     assert!(t.elapsed() < Duration::from_secs(8));
     assert!(summary.interrupted);
     assert_eq!(summary.interrupt_signal, Some(libc::SIGINT));
-    assert_eq!(summary.exit_code(), 130);
     assert_eq!(rec.status, RunStatus::Interrupted);
     let j = &rec.jobs[0];
     assert_eq!(j.stop_reason, Some(StopReason::Interrupt));

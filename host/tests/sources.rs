@@ -1,81 +1,17 @@
 //! End-to-end tests of the sources stage against real git repositories built in temp dirs
 //! (and one real HTTP server on 127.0.0.1 for credentials).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
+use std::path::Path;
 use std::time::Instant;
 
 use stasis::sources::{
     CheckoutOptions, CheckoutPlan, PlannedCheckout, SourceError, SourceRequest,
     check_vcs_references, checkout_all, plan_checkouts,
 };
-
-/// Run git for fixtures, isolated from the machine's config.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Fixture",
-            "-c",
-            "user.email=fixture@example.org",
-        ])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "tag.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A small upstream repository to check out.
-struct Repo {
-    dir: PathBuf,
-}
-
-impl Repo {
-    fn new(parent: &Path, name: &str) -> Repo {
-        let dir = parent.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        git(&dir, &["init", "-q", "-b", "main"]);
-        Repo { dir }
-    }
-    fn commit(&self, file: &str, content: &str, msg: &str) -> String {
-        let p = self.dir.join(file);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, content).unwrap();
-        git(&self.dir, &["add", file]);
-        git(&self.dir, &["commit", "-q", "-m", msg]);
-        self.head()
-    }
-    fn head(&self) -> String {
-        git(&self.dir, &["rev-parse", "HEAD"])
-    }
-    fn tag(&self, name: &str) {
-        git(&self.dir, &["tag", name]);
-    }
-    fn url(&self) -> String {
-        self.dir.display().to_string()
-    }
-}
+use support::git::{Repo, git};
+use support::server::{Server, unused_port};
 
 fn req(test: &str, repo: &str, version: &str) -> SourceRequest {
     SourceRequest {
@@ -113,15 +49,15 @@ struct History {
 }
 
 fn history(parent: &Path, name: &str) -> History {
-    let repo = Repo::new(parent, name);
-    let c1 = repo.commit("README", "one\n", "c1");
+    let repo = Repo::init(&parent.join(name));
+    let c1 = repo.commit_file("README", "one\n", "c1");
     repo.tag("v1.0");
-    repo.commit("README", "two\n", "c2");
-    git(&repo.dir, &["branch", "feature"]);
-    let c3 = repo.commit("README", "three\n", "c3");
-    git(&repo.dir, &["checkout", "-q", "feature"]);
-    let c4 = repo.commit("feature.txt", "f\n", "c4");
-    git(&repo.dir, &["checkout", "-q", "main"]);
+    repo.commit_file("README", "two\n", "c2");
+    repo.branch("feature");
+    let c3 = repo.commit_file("README", "three\n", "c3");
+    repo.checkout("feature");
+    let c4 = repo.commit_file("feature.txt", "f\n", "c4");
+    repo.checkout("main");
     History { repo, c1, c3, c4 }
 }
 
@@ -175,8 +111,8 @@ fn checks_out_tag_branch_sha_and_default_head() {
 #[test]
 fn describe_without_tags_is_the_abbreviated_commit() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = Repo::new(tmp.path(), "untagged.git");
-    let c = repo.commit("a", "a", "only");
+    let repo = Repo::init(&tmp.path().join("untagged.git"));
+    let c = repo.commit_file("a", "a", "only");
     let results = checkout_ok(&tmp.path().join("src"), &[req("t", &repo.url(), "HEAD")]);
     assert_eq!(results[0].dest, tmp.path().join("src/untagged"));
     assert_eq!(results[0].describe, &c[..7]);
@@ -185,10 +121,10 @@ fn describe_without_tags_is_the_abbreviated_commit() {
 #[test]
 fn remove_tags_deletes_only_matching_tags_after_describe() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = Repo::new(tmp.path(), "tags");
-    repo.commit("a", "1", "c1");
+    let repo = Repo::init(&tmp.path().join("tags"));
+    repo.commit_file("a", "1", "c1");
     repo.tag("v1.0");
-    let c2 = repo.commit("a", "2", "c2");
+    let c2 = repo.commit_file("a", "2", "c2");
     repo.tag("v1.1rc1");
     repo.tag("release/2024");
     repo.tag("keep-me");
@@ -211,8 +147,8 @@ fn remove_tags_deletes_only_matching_tags_after_describe() {
 #[test]
 fn bad_tag_pattern_is_an_error_naming_the_test() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = Repo::new(tmp.path(), "p");
-    repo.commit("a", "1", "c1");
+    let repo = Repo::init(&tmp.path().join("p"));
+    repo.commit_file("a", "1", "c1");
     let mut r = req("globby", &repo.url(), "");
     r.remove_tags = vec!["v[1".into()];
     let plan = plan_checkouts(&tmp.path().join("s"), std::slice::from_ref(&r));
@@ -362,14 +298,14 @@ fn nonexistent_version_is_an_error() {
 const SETUP_CFG_WITH_VCS: &str = "[metadata]\nname = pkg\n\n[options]\ninstall_requires =\n    numpy>=1.20\n    stsci.tools @ git+https://github.com/spacetelescope/stsci.tools@main\n    # old @ git+https://example.org/old\n";
 
 fn repo_with_vcs_refs(parent: &Path) -> Repo {
-    let repo = Repo::new(parent, "vcspkg");
-    repo.commit("README", "untouched\n", "readme");
-    repo.commit(
+    let repo = Repo::init(&parent.join("vcspkg"));
+    repo.commit_file("README", "untouched\n", "readme");
+    repo.commit_file(
         "pyproject.toml",
         "[project]\nname = \"pkg\"\ndependencies = [\n    \"astropy>=5\",\n    \"gwcs @ git+https://github.com/spacetelescope/gwcs.git@1.0\",\n]\n",
         "pyproject",
     );
-    repo.commit("setup.cfg", SETUP_CFG_WITH_VCS, "vcs deps");
+    repo.commit_file("setup.cfg", SETUP_CFG_WITH_VCS, "vcs deps");
     repo
 }
 
@@ -468,101 +404,11 @@ fn force_repeatable_warns_truncates_and_marks_assume_unchanged() {
     assert!(check_vcs_references(&r.dest, &opts()).is_ok());
 }
 
-/// Base64 for the Basic auth header (fixture only).
-fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// A dumb-HTTP git server for one bare repository, requiring Basic auth. Returns its port.
-fn serve_bare_repo(root: PathBuf, user: &str, pass: &str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let expected = format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            let mut authorized = false;
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':')
-                    && k.eq_ignore_ascii_case("authorization")
-                    && v.trim() == expected
-                {
-                    authorized = true;
-                }
-            }
-            let path = request_line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("/")
-                .to_string();
-            let path = path.split('?').next().unwrap_or("/").to_string();
-            let rel = path.trim_start_matches("/repo.git/");
-            let response = if !authorized {
-                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
-            } else if let Ok(mut f) = std::fs::File::open(root.join(rel)).filter_ok_file() {
-                let mut body = Vec::new();
-                f.read_to_end(&mut body).unwrap();
-                let mut r = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
-                r.extend(body);
-                r
-            } else {
-                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
-            };
-            let _ = stream.write_all(&response);
-        }
-    });
-    port
-}
-
-trait FilterOkFile {
-    fn filter_ok_file(self) -> std::io::Result<std::fs::File>;
-}
-impl FilterOkFile for std::io::Result<std::fs::File> {
-    fn filter_ok_file(self) -> std::io::Result<std::fs::File> {
-        let f = self?;
-        if f.metadata()?.is_file() {
-            Ok(f)
-        } else {
-            Err(std::io::Error::other("not a file"))
-        }
-    }
-}
-
 #[test]
 fn credentials_reach_git_by_helper_and_never_the_checkout_or_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let h = history(tmp.path(), "private");
-    let bare = tmp.path().join("bare.git");
+    let bare = tmp.path().join("www/repo.git");
     git(
         tmp.path(),
         &[
@@ -574,7 +420,12 @@ fn credentials_reach_git_by_helper_and_never_the_checkout_or_errors() {
         ],
     );
     git(&bare, &["update-server-info"]);
-    let port = serve_bare_repo(bare, "deliverer", "s3cret-pass");
+    // A dumb-HTTP git server for the bare repository at /repo.git, requiring Basic auth.
+    let server = Server::builder()
+        .root(&tmp.path().join("www"))
+        .basic_auth("deliverer", "s3cret-pass")
+        .start();
+    let port = server.port;
 
     let url = format!("http://deliverer:s3cret-pass@127.0.0.1:{port}/repo.git");
     let reqs = [req("private_pkg", &url, "v1.0")];
@@ -603,11 +454,7 @@ fn credentials_reach_git_by_helper_and_never_the_checkout_or_errors() {
 #[test]
 fn unreachable_url_with_credentials_is_redacted() {
     // A port nobody listens on: bind, note it, drop the listener.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("https://someone:hunter2-token@127.0.0.1:{port}/org/pkg.git");
     let reqs = [req("net", &url, "")];

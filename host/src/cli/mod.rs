@@ -456,7 +456,8 @@ fn cmd_plugin(console: &Console, cmd: plugin::PluginCommand, opts: &RunOpts) -> 
             name,
             dir,
         } => {
-            let dest = dir.unwrap_or_else(|| PathBuf::from(&name));
+            // The project is DIR/NAME (`new_project` adds NAME): `./NAME` by default.
+            let dest = dir.unwrap_or_else(|| PathBuf::from("."));
             match plugin_new::new_project(&lang, &kind, &name, &dest) {
                 Ok(p) => {
                     console.step(&format!(

@@ -23,11 +23,12 @@ pub enum PluginCommand {
     /// Scaffold a new plugin project.
     New {
         /// rust or python
+        #[arg(long)]
         lang: String,
         /// release-formatter, mission-rule, test-strategy or deploy-target
         kind: String,
         name: String,
-        /// Where to create it (default: ./NAME)
+        /// The directory to create the project NAME in (default: the current directory)
         #[arg(long)]
         dir: Option<PathBuf>,
     },

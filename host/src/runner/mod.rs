@@ -258,17 +258,6 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// 130 when interrupted, 1 when failed, else 0.
-    pub fn exit_code(&self) -> i32 {
-        if self.interrupted {
-            130
-        } else if self.failed {
-            1
-        } else {
-            0
-        }
-    }
-
     /// Number of tasks with outcome `fail` across all pools.
     pub fn failures(&self) -> usize {
         self.pools

@@ -3,12 +3,14 @@
 //! 127.0.0.1.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 
 use super::*;
+
+/// The integration tests' HTTP test server (one implementation for every test).
+#[path = "../../tests/support/server.rs"]
+mod test_server;
+
+use test_server::{Request, Response, Server, unused_port};
 
 fn ctx(vars: &[(&str, &str)]) -> Context {
     Context {
@@ -349,69 +351,21 @@ fn tox_posargs_edge_cases() {
 
 // ---- GitHub release notes ----------------------------------------------------------------
 
-/// One captured HTTP request.
-#[derive(Debug)]
-struct Request {
-    method: String,
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: String,
+/// A server on 127.0.0.1 answering every request with `status` and the JSON `body`.
+fn serve(status: &str, body: &'static str) -> Server {
+    let status = status.to_string();
+    Server::builder()
+        .route(move |_, _| {
+            Some(Response::new(&status, body).header("Content-Type", "application/json"))
+        })
+        .start()
 }
 
-/// A tiny HTTP/1.1 server on 127.0.0.1 answering each connection with `status` and
-/// `body`, reporting every request it saw. Stops after `expected` connections.
-fn serve(
-    expected: usize,
-    status: u16,
-    body: &'static str,
-) -> (String, mpsc::Receiver<Request>, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        for _ in 0..expected {
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut start = String::new();
-            reader.read_line(&mut start).unwrap();
-            let mut parts = start.split_whitespace();
-            let method = parts.next().unwrap_or_default().to_string();
-            let path = parts.next().unwrap_or_default().to_string();
-            let mut headers = BTreeMap::new();
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':') {
-                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                }
-            }
-            let len: usize = headers
-                .get("content-length")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(0);
-            let mut buf = vec![0; len];
-            reader.read_exact(&mut buf).unwrap();
-            tx.send(Request {
-                method,
-                path,
-                headers,
-                body: String::from_utf8(buf).unwrap(),
-            })
-            .unwrap();
-            let mut stream = stream;
-            write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
-        }
-    });
-    (url, rx, handle)
+/// The one request `server` saw; fails when there were others.
+fn only_request(server: &Server) -> Request {
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "only one request expected: {seen:?}");
+    seen.into_iter().next().unwrap()
 }
 
 fn github_ctx(url: &str, token: Option<&str>) -> Context {
@@ -434,29 +388,27 @@ fn github_ctx(url: &str, token: Option<&str>) -> Context {
 
 #[test]
 fn release_notes_request_shape_with_token() {
-    let (url, rx, server) = serve(
-        1,
-        200,
+    let server = serve(
+        "200 OK",
         r###"{"name":"v1","body":"## What's Changed\n* thing"}"###,
     );
-    let c = github_ctx(&url, Some("s3cr3t"));
+    let c = github_ctx(&server.base_url, Some("s3cr3t"));
     let r = render_ok(
         "{{ func:get_github_release_notes(spacetelescope/jwst, 1.2.3, main) }}",
         &c,
     );
     assert_eq!(r.text, "## What's Changed\n* thing");
-    let req = rx.recv().unwrap();
-    server.join().unwrap();
+    let req = only_request(&server);
     assert_eq!(req.method, "POST");
     assert_eq!(
-        req.path,
+        req.target,
         "/repos/spacetelescope/jwst/releases/generate-notes"
     );
-    assert_eq!(req.headers["accept"], "application/vnd.github+json");
-    assert_eq!(req.headers["x-github-api-version"], "2022-11-28");
-    assert_eq!(req.headers["authorization"], "Bearer s3cr3t");
-    assert!(req.headers["user-agent"].starts_with("stasis/"));
-    let json: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+    assert_eq!(req.header("accept"), Some("application/vnd.github+json"));
+    assert_eq!(req.header("x-github-api-version"), Some("2022-11-28"));
+    assert_eq!(req.header("authorization"), Some("Bearer s3cr3t"));
+    assert!(req.header("user-agent").unwrap().starts_with("stasis/"));
+    let json: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(
         json,
         serde_json::json!({"tag_name": "1.2.3", "target_commitish": "main"})
@@ -465,21 +417,20 @@ fn release_notes_request_shape_with_token() {
 
 #[test]
 fn release_notes_without_token_sends_no_authorization() {
-    let (url, rx, server) = serve(1, 200, r#"{"body":"notes"}"#);
-    let c = github_ctx(&url, None);
+    let server = serve("200 OK", r#"{"body":"notes"}"#);
+    let c = github_ctx(&server.base_url, None);
     let r = render_ok("{{ func:get_github_release_notes(o/r, t, HEAD) }}", &c);
     assert_eq!(r.text, "notes");
-    let req = rx.recv().unwrap();
-    server.join().unwrap();
-    assert!(!req.headers.contains_key("authorization"), "{req:?}");
+    let req = only_request(&server);
+    assert!(req.header("authorization").is_none(), "{req:?}");
 }
 
 #[test]
 fn release_notes_http_error_names_url_and_status_not_token() {
-    let (url, _rx, server) = serve(1, 500, r#"{"message":"Server Error"}"#);
-    let c = github_ctx(&url, Some("s3cr3t"));
+    let server = serve("500 X", r#"{"message":"Server Error"}"#);
+    let c = github_ctx(&server.base_url, Some("s3cr3t"));
     let err = render_str("{{ func:get_github_release_notes(o/r, t, HEAD) }}", &c).unwrap_err();
-    server.join().unwrap();
+    only_request(&server);
     let msg = err.to_string();
     assert!(msg.contains("/repos/o/r/releases/generate-notes"), "{msg}");
     assert!(msg.contains("500"), "{msg}");
@@ -491,11 +442,7 @@ fn release_notes_http_error_names_url_and_status_not_token() {
 #[test]
 fn release_notes_connection_refused_is_an_error() {
     // Bind then drop to get a port nobody listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let c = github_ctx(&format!("http://127.0.0.1:{port}"), None);
     let err = render_str("{{ func:get_github_release_notes(o/r, t, HEAD) }}", &c).unwrap_err();
     assert!(
@@ -517,8 +464,8 @@ fn release_notes_rejects_bad_repository_names_without_io() {
 
 #[test]
 fn release_notes_auto_only_asks_for_matching_tests() {
-    let (url, rx, server) = serve(1, 200, r#"{"body":"jwst notes"}"#);
-    let mut c = github_ctx(&url, None);
+    let server = serve("200 OK", r#"{"body":"jwst notes"}"#);
+    let mut c = github_ctx(&server.base_url, None);
     c.tests = vec![
         TestRef {
             name: "jwst".into(),
@@ -533,16 +480,14 @@ fn release_notes_auto_only_asks_for_matching_tests() {
     ];
     let r = render_ok("{{ func:get_github_release_notes_auto() }}", &c);
     assert_eq!(r.text, "# jwst\n\njwst notes");
-    let req = rx.recv().unwrap();
-    server.join().unwrap();
+    let req = only_request(&server);
     assert_eq!(
-        req.path,
+        req.target,
         "/repos/spacetelescope/jwst/releases/generate-notes"
     );
-    let json: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(json["tag_name"], "1.16.0");
     assert_eq!(json["target_commitish"], "HEAD");
-    assert!(rx.try_recv().is_err(), "only one request expected");
 }
 
 #[test]

@@ -1,11 +1,10 @@
 //! Fixtures for the plugin host tests: the test guest components (built once per test binary
-//! with `cargo build --target wasm32-wasip2`), a delivery tree, a log capture, a tiny HTTP
-//! server on 127.0.0.1, and grant builders.
+//! with `cargo build --target wasm32-wasip2`), a delivery tree, a log capture, the shared test
+//! server with the routes these tests call, and grant builders. Needs `mod support;` next to
+//! `mod plugins_support;` in the test file.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -14,12 +13,8 @@ use stasis::plugins::{
     Grant, HostOptions, LogLine, PluginHost, PluginKind, Policy, RenderedText, TemplateRenderer,
 };
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+pub use crate::support::server::{Request, Response, Server};
+pub use crate::support::workspace;
 
 pub struct Guests {
     pub hostile: PathBuf,
@@ -226,113 +221,31 @@ impl TemplateRenderer for Failing {
     }
 }
 
-/// A request the test server saw.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-/// A tiny HTTP/1.1 server on 127.0.0.1 with fixed routes:
-/// `/hello` → 200 "hello"; `/redirect?to=URL` → 302 to URL; `/echo-auth` → the Authorization
-/// header as body; `/big` → 11 MiB; `/flaky` → 503 the first time, then 201; any PUT → 201.
-pub struct Server {
-    pub port: u16,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Server {
-    pub fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s2 = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let seen = s2.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &seen);
-                });
-            }
-        });
-        Server { port, seen }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut r = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    let flaky_before = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|s| s.path == path)
-        .count();
-    seen.lock().unwrap().push(Seen {
-        method: method.clone(),
-        path: path.clone(),
-        headers: headers.clone(),
-        body,
-    });
-    let mut w = stream;
-    let (status, extra, payload): (&str, String, Vec<u8>) = if method == "PUT" {
-        if path.starts_with("/flaky") && flaky_before == 0 {
-            ("503 Unavailable", String::new(), b"try again".to_vec())
-        } else {
-            ("201 Created", String::new(), b"stored".to_vec())
-        }
-    } else if path == "/hello" {
-        ("200 OK", String::new(), b"hello".to_vec())
-    } else if let Some(to) = path.strip_prefix("/redirect?to=") {
-        ("302 Found", format!("Location: {to}\r\n"), Vec::new())
-    } else if path == "/echo-auth" {
-        let auth = headers
-            .iter()
-            .find(|(k, _)| k == "authorization")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        ("200 OK", String::new(), auth.into_bytes())
-    } else if path == "/big" {
-        ("200 OK", String::new(), vec![b'b'; 11 << 20])
-    } else {
-        ("404 Not Found", String::new(), b"no".to_vec())
-    };
-    write!(
-        w,
-        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        payload.len()
-    )?;
-    w.write_all(&payload)?;
-    w.flush()
+/// The test server with the plugin tests' routes: `/hello` → 200 "hello";
+/// `/redirect?to=URL` → 302 to URL; `/echo-auth` → the Authorization header as body; `/big` →
+/// 11 MiB; a PUT → 201, except the first PUT to a path under `/flaky` → 503; else 404.
+pub fn routes_server() -> Server {
+    Server::builder()
+        .route(|req, earlier| {
+            let path = req.target.as_str();
+            Some(if req.method == "PUT" {
+                let before = earlier.iter().filter(|r| r.target == path).count();
+                if path.starts_with("/flaky") && before == 0 {
+                    Response::new("503 Unavailable", "try again")
+                } else {
+                    Response::new("201 Created", "stored")
+                }
+            } else if path == "/hello" {
+                Response::new("200 OK", "hello")
+            } else if let Some(to) = path.strip_prefix("/redirect?to=") {
+                Response::new("302 Found", "").header("Location", to)
+            } else if path == "/echo-auth" {
+                Response::new("200 OK", req.header("authorization").unwrap_or_default())
+            } else if path == "/big" {
+                Response::new("200 OK", vec![b'b'; 11 << 20])
+            } else {
+                Response::new("404 Not Found", "no")
+            })
+        })
+        .start()
 }
