@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::cli::{Run, Stasis};
 use support::{text, upstream, workspace as repo};
@@ -224,8 +224,7 @@ fn usage_errors_exit_2() {
         Some(2)
     );
     assert_eq!(
-        run(stasis(tmp.path()).arg("plan").arg("/nonexistent.ini"))
-            .code(),
+        run(stasis(tmp.path()).arg("plan").arg("/nonexistent.ini")).code(),
         Some(2)
     );
 }

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::conda::{Channel, Pkg};
-use support::pyindex;
-use support::server::Server;
-use support::env_settings;
+use stasis::env::EnvSpec;
 use stasis::env::build::{self, BuildError, ContainerEngine, RecipeJob, WheelBackend, WheelJob};
 use stasis::env::native::NativeEngine;
-use stasis::env::{EnvSettings, EnvSpec, RetryPolicy};
 use stasis::process::Timeouts;
+use support::conda::{Channel, Pkg};
+use support::env_settings;
+use support::pyindex;
+use support::server::Server;
 
 const ORIGIN: &str = "[test:demo_pkg] (delivery.ini:40)";
 

@@ -7,11 +7,11 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::server::Server;
-use support::env_settings;
 use sha2::{Digest, Sha256};
 use stasis::env::installer::{InstallerConfig, InstallerEngine};
-use stasis::env::{EnvError, EnvSettings, EnvSpec, RetryPolicy};
+use stasis::env::{EnvError, EnvSettings, EnvSpec};
+use support::env_settings;
+use support::server::Server;
 
 /// Creates a prefix whose `bin/conda` logs its argv; `conda env create -p P` makes an
 /// environment with a `hello` program.

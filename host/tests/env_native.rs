@@ -7,13 +7,13 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::conda::{Channel, Pkg, python_wrapper_pkg};
-use support::server::Server;
-use support::env_settings;
 use stasis::env::export::{self, ReleaseHeader};
 use stasis::env::native::{self, NativeEngine};
 use stasis::env::spec::{EnvSpec, SpecInputs, parse_env_yaml};
-use stasis::env::{EnvError, EnvSettings, InstalledEnv, RetryPolicy};
+use stasis::env::{EnvError, InstalledEnv};
+use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::env_settings;
+use support::server::Server;
 
 fn channel(root: &Path) {
     let mut ch = Channel::new(root);

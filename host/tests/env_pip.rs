@@ -5,14 +5,14 @@ mod support;
 
 use std::time::Duration;
 
-use support::conda::{Channel, Pkg, python_wrapper_pkg};
-use support::server::Server;
-use support::env_settings;
-use support::pyindex;
 use stasis::env::export;
 use stasis::env::native::NativeEngine;
-use stasis::env::{EnvSettings, EnvSpec, RetryPolicy, pip};
+use stasis::env::{EnvSpec, pip};
 use stasis::process::Timeouts;
+use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::env_settings;
+use support::pyindex;
+use support::server::Server;
 
 #[test]
 fn pip_packages_from_index_purge_and_export() {

@@ -52,14 +52,17 @@ fn assert_component_of(wasm: &Path, kind: &str, root: &Path) {
     );
 }
 
-/// componentize-py 0.25.1 as `scripts/build-plugins` finds it: `$COMPONENTIZE_PY`, the venv
-/// `scripts/setup` makes (`~/.cache/stasis-venv`), PATH, or the venv build-plugins makes.
+/// componentize-py as `scripts/build-plugins` finds it: `$COMPONENTIZE_PY`, PATH (scripts/test
+/// puts the venv there), the venv `scripts/setup` makes (`$STASIS_VENV`, else
+/// `~/.cache/stasis-venv`), or the venv build-plugins makes in the target dir.
 fn componentize_py() -> PathBuf {
+    let venv = std::env::var_os("STASIS_VENV")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/stasis-venv")));
     let candidates = [
         std::env::var_os("COMPONENTIZE_PY").map(PathBuf::from),
-        std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".cache/stasis-venv/bin/componentize-py")),
         Some(PathBuf::from("componentize-py")),
+        venv.map(|v| v.join("bin/componentize-py")),
         Some(workspace().join("target/componentize-py-0.25.1/bin/componentize-py")),
     ];
     candidates
@@ -88,7 +91,13 @@ fn a_generated_rust_project_builds_to_a_component_of_its_kind() {
     let target = workspace().join("target/plugin-new");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = Command::new(cargo)
-        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target)
         .current_dir(&project)
         .env_remove("RUSTFLAGS")

@@ -283,7 +283,8 @@ fn a_hung_installer_is_stopped_by_the_conda_timeout_from_stasis_ini() {
     let marks = tmp.path().join("marks");
     std::fs::create_dir_all(&marks).unwrap();
     let server = serve_installer(tmp.path(), &hanging_installer(&marks));
-    let (sysini, delivery) = installer_delivery(tmp.path(), &server.base_url, "\n[timeouts]\nconda = 2s\n");
+    let (sysini, delivery) =
+        installer_delivery(tmp.path(), &server.base_url, "\n[timeouts]\nconda = 2s\n");
     let started = Instant::now();
     let out = stasis(&tmp.path().join("root"), &sysini, &delivery).output();
     let took = started.elapsed();

@@ -25,7 +25,11 @@ fn setup_then_parallel_then_serial_in_order() {
     ];
     let mut rec = w.record();
     let summary = run_jobs(jobs, &w.opts(2), &mut rec).unwrap();
-    assert_eq!((summary.failed, summary.interrupted), (false, false), "{summary:?}");
+    assert_eq!(
+        (summary.failed, summary.interrupted),
+        (false, false),
+        "{summary:?}"
+    );
     let pools: Vec<JobKind> = summary.pools.iter().map(|p| p.kind).collect();
     assert_eq!(pools, [JobKind::Setup, JobKind::Parallel, JobKind::Serial]);
 
@@ -200,7 +204,11 @@ fn failed_pool_stops_the_run_unless_continue_on_error() {
     opts.continue_on_error = true;
     let mut rec = w.record();
     let summary = run_jobs(jobs(), &opts, &mut rec).unwrap();
-    assert_eq!((summary.failed, summary.interrupted), (false, false), "-C: the run does not fail (the binary exits 0: e2e_stages)");
+    assert_eq!(
+        (summary.failed, summary.interrupted),
+        (false, false),
+        "-C: the run does not fail (the binary exits 0: e2e_stages)"
+    );
     assert_eq!(summary.failures(), 1, "…and still shows the failure");
     assert!(summary.pools[0].failed);
     assert!(w.out().join("after-ran").exists());
@@ -380,7 +388,11 @@ fn junit_files_are_parsed_and_problems_are_warnings() {
     c.junit = Some(w.out().join("bad.xml"));
     let mut rec = w.record();
     let summary = run_jobs(vec![a, b, c], &w.opts(2), &mut rec).unwrap();
-    assert_eq!((summary.failed, summary.interrupted), (false, false), "JUnit problems are never fatal");
+    assert_eq!(
+        (summary.failed, summary.interrupted),
+        (false, false),
+        "JUnit problems are never fatal"
+    );
     assert_eq!(summary.warnings.len(), 2, "{:?}", summary.warnings);
     let get = |n: &str| rec.jobs.iter().find(|j| j.name == n).unwrap();
     let counts = get("good").junit.unwrap();

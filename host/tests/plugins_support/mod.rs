@@ -13,7 +13,7 @@ use stasis::plugins::{
     Grant, HostOptions, LogLine, PluginHost, PluginKind, Policy, RenderedText, TemplateRenderer,
 };
 
-pub use crate::support::server::{Request, Response, Server};
+pub use crate::support::server::{Response, Server};
 pub use crate::support::workspace;
 
 pub struct Guests {

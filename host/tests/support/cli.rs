@@ -56,8 +56,9 @@ impl Run {
 
     /// stdout as JSON; panics with stderr when it is not.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr)
+        })
     }
 }
 

@@ -63,7 +63,12 @@ impl Repo {
             .arg(dest)
             .status()
             .unwrap();
-        assert!(status.success(), "cp -R {} {}", src.display(), dest.display());
+        assert!(
+            status.success(),
+            "cp -R {} {}",
+            src.display(),
+            dest.display()
+        );
         let repo = Repo::init(dest);
         repo.commit(msg);
         repo

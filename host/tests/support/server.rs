@@ -322,7 +322,11 @@ fn read_request<S: Read>(stream: &mut S) -> std::io::Result<Request> {
     })
 }
 
-fn handle<S: Read + Write>(mut stream: S, mode: &Builder, st: &Mutex<State>) -> std::io::Result<()> {
+fn handle<S: Read + Write>(
+    mut stream: S,
+    mode: &Builder,
+    st: &Mutex<State>,
+) -> std::io::Result<()> {
     let req = read_request(&mut stream)?;
     let path = req.path().to_string();
     let (fail, earlier) = {
