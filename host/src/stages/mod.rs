@@ -307,11 +307,16 @@ fn run_stage(cx: &mut RunContext<'_>, stage: &Stage) -> StageState {
             };
             (state, facts)
         }
-        Err(_) if cx.interrupt.is_triggered() => (StageState::Interrupted, BTreeMap::new()),
         Err(e) => {
             let msg = cx.redact(&e.to_string());
             cx.events.error(&format!("{}: {msg}", stage.name));
-            (StageState::Failed(msg), BTreeMap::new())
+            // SIGINT/SIGTERM stopped a process the stage started: an interrupt, not a failure.
+            if cx.interrupt.is_triggered() || crate::process::interrupted().is_some() {
+                cx.interrupt.trigger();
+                (StageState::Interrupted, BTreeMap::new())
+            } else {
+                (StageState::Failed(msg), BTreeMap::new())
+            }
         }
     };
     let status = match state {

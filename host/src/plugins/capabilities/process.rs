@@ -81,8 +81,8 @@ impl Host for PluginState {
         }
         c.envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .envs(secret_env.iter().map(|(k, v)| (k, v)))
-            // The values are redacted before the output is cut to the cap.
-            .secrets(secret_env.iter().map(|(_, v)| v.clone()))
+            // Secrets are redacted (by name) before the output is cut to the cap.
+            .redactor(ctx.secrets.clone())
             .output_cap(OUTPUT_CAP)
             // Opened through the delivery tree's `Dir`: `..` or a symlink cannot move it out.
             .current_dir_fd(OwnedFd::from(cwd));
@@ -91,11 +91,11 @@ impl Host for PluginState {
         }
         let started = Instant::now();
         match c.run() {
-            // The sandbox's redactor names each secret (`[secret NAME]`) for the plugin.
+            // Already redacted by the sandbox's redactor (`[secret NAME]`), then capped.
             Ok(out) => Ok(Output {
                 status: out.status.code,
-                stdout: ctx.secrets.redact_bytes(&out.stdout),
-                stderr: ctx.secrets.redact_bytes(&out.stderr),
+                stdout: out.stdout,
+                stderr: out.stderr,
                 truncated: out.truncated,
             }),
             Err(ProcessError::TimedOut { .. }) => {
