@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use super::{
     Console, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunOpts, env_snapshot, load_plan,
 };
-use crate::plan::{Plan, StageStatus};
+use crate::plan::{CondaEngine, Plan, StageStatus};
 use crate::runner::{RunRecord, RunStatus, StepRecord, StepStatus};
 use crate::stages::{self, StageError, StageReport};
 
@@ -233,7 +233,7 @@ pub fn describe_plan(plan: &Plan) -> String {
         plan.system.platform, plan.system.arch, plan.system.conda_subdir
     );
     let _ = writeln!(s, "conda engine  {}", plan.conda.engine);
-    if plan.conda.engine != "system" {
+    if plan.conda.engine != CondaEngine::System {
         let envs = plan.storage.conda_prefix.join("envs");
         let _ = writeln!(
             s,

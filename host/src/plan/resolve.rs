@@ -93,7 +93,7 @@ pub fn resolve_with(
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default(),
-        origin: "system".into(),
+        origin: PluginOrigin::System,
         entries: sec
             .entries
             .iter()
@@ -180,7 +180,7 @@ fn stages(
         .map(|(name, _, implemented)| {
             let (status, reason) = match *name {
                 "conda" | "environments" | "defer" | "conda_recipes" | "wheels" | "rewrite"
-                    if settings.conda_engine == "system" =>
+                    if settings.conda_engine == CondaEngine::System =>
                 {
                     (
                         StageStatus::Skip,
@@ -292,18 +292,11 @@ impl Resolver<'_> {
             if !s.conda_install_prefix.is_empty() {
                 s.conda_fresh_start = false;
             }
-            if s.wheel_builder.is_empty() {
-                s.wheel_builder = text("wheel_builder");
-            }
-            if s.wheel_builder.is_empty() {
-                s.wheel_builder = "build".into();
-            }
             if s.wheel_builder_manylinux_image.is_empty() {
                 s.wheel_builder_manylinux_image = text("wheel_builder_manylinux_image");
             }
             s.conda_staging_url = text("conda_staging_url");
             s.wheel_staging_url = text("wheel_staging_url");
-            s.conda_engine = text("conda_engine");
             s.package_cache = text("package_cache");
             if let Some(e) = d.get("task_kill_grace") {
                 match values::parse_timeout(&e.value) {
@@ -313,36 +306,43 @@ impl Resolver<'_> {
                         .error_at(&file, e.line, "[default] task_kill_grace", m),
                 }
             }
+            // An empty value means the default, as upstream; any other unknown word is a
+            // configuration error here, so no later step meets it.
+            s.conda_engine = CondaEngine::default();
             if let Some(e) = d.get("conda_engine") {
                 let v = e.value.trim();
-                if !["native", "installer", "system", ""].contains(&v) {
-                    self.diags.error_at(
+                match CondaEngine::parse(v) {
+                    Some(engine) => s.conda_engine = engine,
+                    None if v.is_empty() => {}
+                    None => self.diags.error_at(
                         &file,
                         e.line,
                         "[default] conda_engine",
                         format!("`{v}` is not an engine; use native, installer or system"),
-                    );
+                    ),
                 }
             }
-            if !["build", "native", "cibuildwheel", "manylinux"].contains(&s.wheel_builder.as_str())
+            // `--wheel-builder` wins; `build` is upstream's default, so stasis.ini fills it.
+            if s.wheel_builder == WheelBuilder::Build
+                && let Some(e) = d.get("wheel_builder")
             {
-                let line = d.get("wheel_builder").map(|e| e.line).unwrap_or(0);
-                self.diags.error_at(
-                    &file,
-                    line,
-                    "[default] wheel_builder",
-                    format!(
-                        "`{}` is not a wheel builder; use native, cibuildwheel or manylinux",
-                        s.wheel_builder
+                let v = e.value.trim();
+                match WheelBuilder::parse(v) {
+                    Some(builder) => s.wheel_builder = builder,
+                    None if v.is_empty() => {}
+                    None => self.diags.error_at(
+                        &file,
+                        e.line,
+                        "[default] wheel_builder",
+                        format!(
+                            "`{v}` is not a wheel builder; use native, cibuildwheel or manylinux"
+                        ),
                     ),
-                );
+                }
             }
         }
         if s.task_kill_grace_seconds <= 0.0 {
             s.task_kill_grace_seconds = 3.0;
-        }
-        if s.conda_engine.is_empty() {
-            s.conda_engine = "native".into();
         }
         s
     }
@@ -579,7 +579,7 @@ impl Resolver<'_> {
         // Upstream's prefix check: conda's installer writes `#!{prefix}/bin/python` shebangs,
         // which Linux cuts at 127 bytes. rattler (native) rewrites long shebangs itself.
         let prefix_len = conda_prefix.as_os_str().len();
-        if settings.conda_engine == "installer" && prefix_len + 7 > 127 {
+        if settings.conda_engine == CondaEngine::Installer && prefix_len + 7 > 127 {
             let (key, what) = if settings.conda_install_prefix.is_empty() {
                 (
                     "STASIS_ROOT",
@@ -645,7 +645,7 @@ impl Resolver<'_> {
     fn conda(&mut self, settings: &Settings) -> Conda {
         let file = self.delivery().path.clone();
         let mut c = Conda {
-            engine: settings.conda_engine.clone(),
+            engine: settings.conda_engine,
             ..Default::default()
         };
         if let Some(d) = self.system_default().cloned() {
@@ -1043,14 +1043,14 @@ impl Resolver<'_> {
 
     fn plugins(&mut self) -> Vec<PluginSection> {
         let mut out = Vec::new();
-        let files: Vec<(&IniFile, &str, PathBuf)> = self
+        let files: Vec<(&IniFile, PluginOrigin, PathBuf)> = self
             .loaded
             .mission
             .iter()
-            .map(|m| (&m.ini, "mission", m.dir.clone()))
+            .map(|m| (&m.ini, PluginOrigin::Mission, m.dir.clone()))
             .chain(std::iter::once((
                 &self.loaded.delivery,
-                "delivery",
+                PluginOrigin::Delivery,
                 self.loaded
                     .delivery
                     .path
@@ -1090,7 +1090,7 @@ impl Resolver<'_> {
                     file: f.path.clone(),
                     line: sec.line,
                     dir: dir.clone(),
-                    origin: origin.to_string(),
+                    origin,
                     entries,
                 });
             }

@@ -106,8 +106,11 @@ fn env_settings(plan: &Plan) -> Result<EnvSettings, StageError> {
 impl Environments {
     /// Choose the engine the Plan names. Nothing is created yet.
     pub fn new(plan: &Plan) -> Result<Self, StageError> {
-        let kind = env::EngineKind::parse(&plan.conda.engine, "stasis.ini [default] conda_engine")
-            .map_err(failed)?;
+        let kind = env::EngineKind::parse(
+            plan.conda.engine.as_str(),
+            "stasis.ini [default] conda_engine",
+        )
+        .map_err(failed)?;
         let settings = env_settings(plan)?;
         let engine = match kind {
             env::EngineKind::System => Engine::System,
@@ -342,7 +345,7 @@ impl Environments {
         };
         if let Some(first) = out.pip_build.first() {
             // Fail before the tests run when the wheels cannot be built on this machine.
-            let (backend, _) = build::WheelBackend::parse(&plan.settings.wheel_builder);
+            let (backend, _) = build::WheelBackend::parse(plan.settings.wheel_builder.as_str());
             if backend != build::WheelBackend::Native {
                 let test = test_block(plan, &first.test)?;
                 let env: HashMap<String, String> = std::env::vars().collect();
@@ -435,7 +438,7 @@ impl Environments {
             report.detail.push("no deferred pip packages".into());
             return Ok(report);
         }
-        let (backend, warning) = build::WheelBackend::parse(&plan.settings.wheel_builder);
+        let (backend, warning) = build::WheelBackend::parse(plan.settings.wheel_builder.as_str());
         if let Some(w) = warning {
             report.detail.push(format!("warning: {w}"));
         }
