@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut warm = Vec::new();
     for round in 0..ROUNDS {
         let cache = tmp.path().join(format!("cache{round}/pkgs"));
-        let engine = NativeEngine::new(EnvSettings::new(cache));
+        let engine = NativeEngine::new(EnvSettings::new(cache), std::env::vars().collect());
         let t = Instant::now();
         let env = engine.create(
             "bench",

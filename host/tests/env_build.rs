@@ -487,7 +487,7 @@ fn conda_recipe_packages_are_indexed_and_installable_from_file_url() {
         delay: Duration::ZERO,
         timeout: Duration::from_secs(10),
     };
-    let engine = NativeEngine::new(settings);
+    let engine = NativeEngine::new(settings, std::env::vars().collect());
     let spec = EnvSpec {
         channels: vec![format!("file://{}", conda_dir.display())],
         conda: vec!["demo-lib".into()],

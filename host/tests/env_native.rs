@@ -41,7 +41,7 @@ fn engine(cache: &Path) -> NativeEngine {
         delay: Duration::from_millis(50),
         timeout: Duration::from_secs(10),
     };
-    NativeEngine::new(settings)
+    NativeEngine::new(settings, std::env::vars().collect())
 }
 
 fn names(env: &InstalledEnv) -> Vec<String> {

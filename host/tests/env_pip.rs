@@ -38,7 +38,7 @@ fn pip_packages_from_index_purge_and_export() {
         timeout: Duration::from_secs(10),
     };
     settings.pip_index_url = Some(format!("{}/simple/", server.base_url));
-    let eng = NativeEngine::new(settings);
+    let eng = NativeEngine::new(settings, std::env::vars().collect());
     let spec = EnvSpec {
         channels: vec![format!("{}/chan", server.base_url)],
         conda: vec!["python=3.11".into(), "libfoo".into()],

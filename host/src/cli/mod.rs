@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Diagnostics};
-use crate::plan::{self, Plan, PlanInput, PluginOrigin, Settings, WheelBuilder};
+use crate::plan::{self, Plan, PlanInput, Settings, WheelBuilder};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
@@ -76,7 +76,9 @@ pub enum Command {
     /// Run one test block through its test-strategy plugin (what a strategy task executes).
     #[command(name = "__test-strategy", hide = true)]
     TestStrategy {
-        delivery_file: PathBuf,
+        /// The run's Plan as JSON, written by the tests stage.
+        #[arg(long)]
+        plan: PathBuf,
         #[arg(long = "block")]
         block: String,
         #[arg(long)]
@@ -94,6 +96,7 @@ pub enum Command {
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunOpts {
     /// Keep going when a test fails (the run exits 0; the summary still shows failures).
+    /// With --fail-fast the tests stop at the first failure and the run exits 1.
     #[arg(short = 'C', long = "continue-on-error", global = true)]
     pub continue_on_error: bool,
     /// Read this stasis.ini instead of the one in the system configuration directory.
@@ -192,20 +195,12 @@ pub fn main() -> i32 {
             template,
         }) => cmd_render(&console, &delivery_file, &cli.opts, &template),
         Some(Command::TestStrategy {
-            delivery_file,
+            plan,
             block,
             checkout,
             junit,
             basetemp,
-        }) => run::test_strategy(
-            &console,
-            &delivery_file,
-            &cli.opts,
-            &block,
-            &checkout,
-            &junit,
-            &basetemp,
-        ),
+        }) => run::test_strategy(&console, &plan, &block, &checkout, &junit, &basetemp),
         Some(Command::Plugin { command }) => cmd_plugin(&console, command, &cli.opts),
         Some(Command::Check { delivery_file }) => cmd_check(&console, &delivery_file, &cli.opts),
         None => match cli.delivery_file {
@@ -284,6 +279,7 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
         strict: opts.strict,
         verbose: opts.verbose,
         test_filters: opts.test.clone(),
+        unbuffered: opts.unbuffered,
         ..Default::default()
     })
 }
@@ -307,14 +303,20 @@ pub fn load_plan(
         );
     }
     let mut diags = Diagnostics::default();
-    let loaded = match config::load(delivery_file, opts.config.as_deref(), &mut diags) {
+    let env = env_snapshot();
+    let sysconfdir = env.get("STASIS_SYSCONFDIR").map(String::as_str);
+    let loaded = match config::load(
+        delivery_file,
+        opts.config.as_deref(),
+        sysconfdir,
+        &mut diags,
+    ) {
         Ok(l) => l,
         Err(e) => {
             console.error(&e.to_string());
             return Err(EXIT_USAGE);
         }
     };
-    let env = env_snapshot();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let input = PlanInput {
         env,
@@ -326,51 +328,34 @@ pub fn load_plan(
     if !plan.plugins.is_empty() && !diags.has_errors() {
         // Resolve-time hooks see an empty stand-in for the delivery tree: nothing is written.
         match plan::hooks::stand_in_tree() {
-            Ok(tree) => match load_plugins(&plan, tree.path()) {
-                Ok(Some(host)) => plan::hooks::apply(&host, &mut plan, &loaded, &input, &mut diags),
-                Ok(None) => {}
-                Err(errors) => {
-                    for e in errors {
-                        diags.error_at(&plan.delivery_file, 0, "[plugin]", e);
+            Ok(tree) => {
+                match plan::hooks::load_for_tree(&plan, tree.path(), &input.env, plugin_log_sink())
+                {
+                    Ok(Some(host)) => {
+                        plan::hooks::apply(&host, &mut plan, &loaded, &input, &mut diags)
+                    }
+                    Ok(None) => {}
+                    Err(errors) => {
+                        for e in errors {
+                            diags.error_at(&plan.delivery_file, 0, "[plugin]", e);
+                        }
                     }
                 }
-            },
+            }
             Err(e) => console.error(&format!("temporary directory: {e}")),
         }
     }
+    crate::stages::schedule(&mut plan);
     Ok((plan, diags))
 }
 
-/// Load the delivery's plugins with `tree` mounted as the delivery tree.
-pub fn load_plugins(
-    plan: &Plan,
-    tree: &Path,
-) -> Result<Option<crate::plugins::PluginHost>, Vec<String>> {
-    let scratch = plan::hooks::scratch_root(plan);
-    let scratch = if scratch.starts_with(tree) || tree == plan.storage.root {
-        scratch
-    } else {
-        tree.join(".scratch")
-    };
-    if let Err(e) = std::fs::create_dir_all(&scratch) {
-        return Err(vec![format!(
-            "plugin scratch dir {}: {e}",
-            scratch.display()
-        )]);
-    }
-    let log: crate::plugins::LogSink = std::sync::Arc::new(|l: &crate::plugins::LogLine| {
+/// Plugin log lines go to the console.
+pub fn plugin_log_sink() -> crate::plugins::LogSink {
+    std::sync::Arc::new(|l: &crate::plugins::LogLine| {
         let console = Console::new();
         let tag = if l.audit { "audit: " } else { "" };
         console.info(&format!("[plugin {}] {tag}{}", l.plugin, l.message));
-    });
-    plan::hooks::load(
-        plan,
-        &component_cache_dir(),
-        tree,
-        &scratch,
-        &env_snapshot(),
-        log,
-    )
+    })
 }
 
 fn print_diagnostics(console: &Console, diags: &Diagnostics) {
@@ -455,57 +440,8 @@ fn cmd_check(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
     }
 }
 
-/// Where compiled plugin components are cached: `$XDG_CACHE_HOME/stasis/components`, else
-/// `~/.cache/stasis/components`.
-pub fn component_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("stasis").join("components")
-}
-
-/// The `[plugin:*]` sections of a plan as the plugin layer reads them: (mission, delivery, policy).
-pub fn plugin_sections(
-    plan: &Plan,
-) -> (
-    Vec<crate::plugins::SectionInput>,
-    Vec<crate::plugins::SectionInput>,
-    Option<crate::plugins::SectionInput>,
-) {
-    let to_input = |p: &plan::PluginSection| crate::plugins::SectionInput {
-        file: p.file.clone(),
-        name: format!("plugin:{}", p.name),
-        line: p.line,
-        entries: p.entries.clone(),
-    };
-    let mission = plan
-        .plugins
-        .iter()
-        .filter(|p| p.origin == PluginOrigin::Mission)
-        .map(to_input)
-        .collect();
-    let delivery = plan
-        .plugins
-        .iter()
-        .filter(|p| p.origin == PluginOrigin::Delivery)
-        .map(to_input)
-        .collect();
-    let policy = plan
-        .plugin_policy
-        .as_ref()
-        .map(|p| crate::plugins::SectionInput {
-            file: p.file.clone(),
-            name: "plugins".into(),
-            line: p.line,
-            entries: p.entries.clone(),
-        });
-    (mission, delivery, policy)
-}
-
 fn cmd_plugin(console: &Console, cmd: plugin::PluginCommand, opts: &RunOpts) -> i32 {
-    let cache = component_cache_dir();
+    let cache = plan::hooks::component_cache_dir(&env_snapshot());
     match cmd {
         plugin::PluginCommand::Check { delivery_file } => {
             let (plan, diags) = match load_plan(console, &delivery_file, opts) {

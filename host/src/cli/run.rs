@@ -1,18 +1,50 @@
-//! `stasis DELIVERY_FILE`: resolve, refuse an existing release unless `--overwrite`, then perform
-//! the Plan's stages in order and print a summary in which every stage is accounted for
-//! (performed, skipped with a reason, failed, or not performed).
+//! `stasis DELIVERY_FILE`: load the Plan, hand it to [`stages::run_delivery`], render what the
+//! run reports and map its typed outcome to the exit code ([`exit_code`], the one rule). Also
+//! the human form of `stasis plan` and the `__test-strategy` task.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use std::time::SystemTime;
-
 use super::{
     Console, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunOpts, env_snapshot, load_plan,
 };
-use crate::plan::{CondaEngine, Plan, StageStatus};
-use crate::runner::{RunRecord, RunStatus, StepRecord, StepStatus};
-use crate::stages::{self, StageError, StageReport};
+use crate::plan::{CondaEngine, Plan, Stage, StageStatus};
+use crate::runner::RunStatus;
+use crate::stages::{self, RunError, RunOutcome};
+
+impl stages::Events for Console {
+    fn stage_started(&self, stage: &Stage) {
+        self.step(&format!("{}: {}", stage.name, stage.description));
+    }
+    fn detail(&self, msg: &str) {
+        self.info(msg);
+    }
+    fn warn(&self, msg: &str) {
+        Console::warn(self, msg);
+    }
+    fn error(&self, msg: &str) {
+        Console::error(self, msg);
+    }
+    fn redact(&self, text: &str) -> String {
+        Console::redact(self, text)
+    }
+}
+
+/// The exit code of a run: 0 success, 1 a failed run (a stage failed, tests failed without
+/// `-C`, `--fail-fast` stopped the tests, or the release exists), 2 a configuration the run
+/// cannot perform, 130 interrupted.
+pub fn exit_code(result: &Result<RunOutcome, RunError>) -> i32 {
+    match result {
+        Ok(o) => match o.status {
+            RunStatus::Success => EXIT_OK,
+            RunStatus::Interrupted => EXIT_INTERRUPTED,
+            RunStatus::Fail | RunStatus::InProgress => EXIT_FAILED,
+        },
+        Err(RunError::Config(_)) => EXIT_USAGE,
+        Err(RunError::Signals(_)) => EXIT_FAILED,
+        Err(RunError::ReleaseExists { .. } | RunError::Overwrite { .. }) => EXIT_FAILED,
+    }
+}
 
 pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
     let (plan, diags) = match load_plan(console, file, opts) {
@@ -29,183 +61,37 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
         ));
         return EXIT_USAGE;
     }
-    if opts.unbuffered {
+    if plan.settings.unbuffered {
         console.info("unbuffered output: PYTHONUNBUFFERED=1 is set for every child");
     }
     console.step(&format!(
         "Delivery {} (mission {}), release {}",
         plan.info.build_name, plan.meta.mission, plan.info.release_name
     ));
-    if let Err(code) = prepare_root(console, &plan) {
-        return code;
-    }
     let env = env_snapshot();
-    let ctx = plan.template_context(&env);
-    // The environment stages share what they created; `conda_engine = system` creates nothing
-    // and adds nothing to the current environment.
-    let mut envs = match stages::environments::Environments::new(&plan) {
-        Ok(e) => e,
-        Err(e) => {
-            console.error(&e.to_string());
-            return EXIT_USAGE;
-        }
-    };
-    let mut record = RunRecord::new(
-        plan.storage.output_dir.join("run.json"),
-        plan.delivery_file.display().to_string(),
-        plan.info.release_name.clone(),
-    );
-    let mut summary: Vec<(String, String)> = Vec::new();
-    let mut failed = false;
-    let mut interrupted = false;
-    for stage in &plan.stages {
-        let line = match stage.status {
-            StageStatus::Skip => format!("skipped: {}", stage.reason),
-            StageStatus::NotPerformed => format!("not performed: {}", stage.reason),
-            StageStatus::Run if failed || interrupted => {
-                "not run: an earlier stage failed".to_string()
+    let result = stages::run_delivery(&plan, &env, console, super::plugin_log_sink());
+    match &result {
+        Ok(outcome) => {
+            console.step("Summary");
+            for r in &outcome.stages {
+                console.info(&format!(
+                    "{:<20} {}",
+                    r.kind.name(),
+                    stages::summary_line(&r.state)
+                ));
             }
-            StageStatus::Run => {
-                console.step(&format!("{}: {}", stage.name, stage.description));
-                let start = SystemTime::now();
-                let result: Result<(StageReport, bool), StageError> = match stage.name.as_str() {
-                    "layout" => stages::layout::run(&plan).map(|r| (r, true)),
-                    "conda" => envs.conda(&plan).map(|r| (r, true)),
-                    "defer" => envs.defer(&plan).map(|r| (r, true)),
-                    "environments" => envs.environments(&plan).map(|r| (r, true)),
-                    "conda_recipes" => envs.conda_recipes(&plan).map(|r| (r, true)),
-                    "wheels" => envs.wheels(&plan).map(|r| (r, true)),
-                    "release_environment" => envs
-                        .release_environment(&plan, console, &ctx)
-                        .map(|r| (r, true)),
-                    "rewrite" => stages::environments::rewrite(&plan).map(|r| (r, true)),
-                    "templates" => stages::templates::run(&plan, &ctx).map(|r| (r, true)),
-                    "deploy" => match super::load_plugins(&plan, &plan.storage.root) {
-                        Ok(host) => stages::deploy::run(&plan, host.as_ref()).map(|r| (r, true)),
-                        Err(errors) => Err(StageError::Failed(errors.join("\n"))),
-                    },
-                    "tests" => {
-                        let activation = envs.activation();
-                        stages::tests::run(&plan, &env, &activation, opts.unbuffered, &mut record)
-                            .map(|t| {
-                                let ok = match &t.summary {
-                                    Some(s) if s.interrupted => {
-                                        interrupted = true;
-                                        false
-                                    }
-                                    Some(s) if s.failed => plan.settings.continue_on_error,
-                                    _ => true,
-                                };
-                                (t.report, ok)
-                            })
-                    }
-                    other => Err(StageError::Failed(format!(
-                        "stage `{other}` is listed as runnable but has no implementation"
-                    ))),
-                };
-                let mut facts = std::collections::BTreeMap::new();
-                let (line, status) = match result {
-                    Ok((report, ok)) => {
-                        facts = report.record.clone();
-                        if !report.outputs.is_empty() {
-                            let outputs: Vec<String> = report
-                                .outputs
-                                .iter()
-                                .map(|p| p.display().to_string())
-                                .collect();
-                            facts.insert("outputs".into(), outputs.into());
-                        }
-                        for d in &report.detail {
-                            console.info(d);
-                        }
-                        if interrupted {
-                            ("INTERRUPTED".to_string(), StepStatus::Fail)
-                        } else if ok {
-                            ("done".to_string(), StepStatus::Success)
-                        } else {
-                            failed = true;
-                            (
-                                "FAILED (see the summary above)".to_string(),
-                                StepStatus::Fail,
-                            )
-                        }
-                    }
-                    Err(e) => {
-                        console.error(&format!("{}: {e}", stage.name));
-                        failed = true;
-                        (format!("FAILED: {e}"), StepStatus::Fail)
-                    }
-                };
-                let mut step = StepRecord::new(&stage.name, start, SystemTime::now(), status);
-                step.detail = facts;
-                if let Err(e) = record.add_stage(step) {
-                    console.warn(&format!("run record: {e}"));
-                }
-                line
+            if let Some(path) = &outcome.record {
+                console.info(&format!("run record: {}", path.display()));
             }
-        };
-        summary.push((stage.name.clone(), line));
-    }
-    console.step("Summary");
-    for (name, line) in &summary {
-        console.info(&format!("{name:<20} {line}"));
-    }
-    let status = if interrupted {
-        RunStatus::Interrupted
-    } else if failed {
-        RunStatus::Fail
-    } else {
-        RunStatus::Success
-    };
-    if plan.storage.output_dir.is_dir() {
-        match record.finish(status) {
-            Ok(()) => console.info(&format!("run record: {}", record.path().display())),
-            Err(e) => console.error(&format!("run record: {e}")),
-        }
-    }
-    if interrupted {
-        console.error("interrupted");
-        EXIT_INTERRUPTED
-    } else if failed {
-        EXIT_FAILED
-    } else {
-        console.step("Done!");
-        EXIT_OK
-    }
-}
-
-/// Upstream refuses to overwrite an existing release (exit 1); `--overwrite` starts clean.
-fn prepare_root(console: &Console, plan: &Plan) -> Result<(), i32> {
-    let delivery_dir = &plan.storage.delivery_dir;
-    let existing = std::fs::read_dir(delivery_dir)
-        .map(|rd| {
-            rd.flatten().any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .contains(&plan.info.release_name)
-            })
-        })
-        .unwrap_or(false);
-    if existing && !plan.settings.overwrite {
-        console.error(&format!(
-            "release {} already exists in {}; use --overwrite to replace it",
-            plan.info.release_name,
-            delivery_dir.display()
-        ));
-        return Err(EXIT_FAILED);
-    }
-    if plan.settings.overwrite {
-        for dir in [&plan.storage.output_dir, &plan.storage.build_dir] {
-            if dir.starts_with(&plan.storage.root) && dir.exists() {
-                console.info(&format!("--overwrite: removing {}", dir.display()));
-                if let Err(e) = std::fs::remove_dir_all(dir) {
-                    console.error(&format!("cannot remove {}: {e}", dir.display()));
-                    return Err(EXIT_FAILED);
-                }
+            match outcome.status {
+                RunStatus::Success => console.step("Done!"),
+                RunStatus::Interrupted => console.error("interrupted"),
+                _ => {}
             }
         }
+        Err(e) => console.error(&e.to_string()),
     }
-    Ok(())
+    exit_code(&result)
 }
 
 /// The human form of `stasis plan`.
@@ -253,7 +139,7 @@ pub fn describe_plan(plan: &Plan) -> String {
             ("pip", &plan.conda.pip_packages),
         ] {
             for spec in specs {
-                let tested = stages::environments::tested_by(plan, spec).is_some();
+                let tested = stages::tested_by(plan, spec).is_some();
                 let _ = writeln!(
                     s,
                     "  {kind:<5} {spec}{}",
@@ -302,37 +188,37 @@ pub fn describe_plan(plan: &Plan) -> String {
             StageStatus::Skip => format!("skip ({})", st.reason),
             StageStatus::NotPerformed => format!("not performed ({})", st.reason),
         };
-        let _ = writeln!(s, "  {:<20} {status}", st.name);
+        let _ = writeln!(s, "  {:<20} {status}", st.name.name());
     }
     s
 }
 
-/// `stasis __test-strategy`: the task a `strategy = NAME` test block runs. It resolves the same
-/// plan, loads the plugins with the real delivery tree and calls the strategy; its exit code is
-/// the strategy's return code, so the runner supervises it like any other task.
+/// `stasis __test-strategy`: the task a `strategy = NAME` test block runs. It reads the run's
+/// Plan from `plan_file` (written by the tests stage; nothing is re-resolved), loads the plugins
+/// with the real delivery tree and calls the strategy; its exit code is the strategy's return
+/// code, so the runner supervises it like any other task.
 pub fn test_strategy(
     console: &Console,
-    file: &Path,
-    opts: &RunOpts,
+    plan_file: &Path,
     block: &str,
     checkout: &Path,
     junit: &Path,
     basetemp: &Path,
 ) -> i32 {
-    let (plan, diags) = match load_plan(console, file, opts) {
+    let plan: Plan = match std::fs::read(plan_file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
         Ok(p) => p,
-        Err(code) => return code,
-    };
-    if diags.has_errors() {
-        for d in diags.errors() {
-            console.diagnostic(d);
+        Err(e) => {
+            console.error(&format!("{}: not a stasis plan: {e}", plan_file.display()));
+            return EXIT_USAGE;
         }
-        return EXIT_USAGE;
-    }
+    };
     let Some(test) = plan.tests.iter().find(|t| t.name == block) else {
         console.error(&format!(
             "no test block [test:{block}] in {}",
-            file.display()
+            plan.delivery_file.display()
         ));
         return EXIT_USAGE;
     };
@@ -340,7 +226,13 @@ pub fn test_strategy(
         console.error(&format!("[test:{block}] has no strategy"));
         return EXIT_USAGE;
     };
-    let host = match super::load_plugins(&plan, &plan.storage.root) {
+    let env = env_snapshot();
+    let host = match crate::plan::hooks::load_for_tree(
+        &plan,
+        &plan.storage.root,
+        &env,
+        super::plugin_log_sink(),
+    ) {
         Ok(Some(h)) => h,
         Ok(None) => {
             console.error(&format!(

@@ -48,9 +48,10 @@ pub enum LoadError {
 pub fn load(
     delivery_file: &Path,
     config_file: Option<&Path>,
+    sysconfdir: Option<&str>,
     diags: &mut Diagnostics,
 ) -> Result<Loaded, LoadError> {
-    let sysconf = SysConf::discover(config_file).map_err(LoadError::Sysconf)?;
+    let sysconf = SysConf::discover(config_file, sysconfdir).map_err(LoadError::Sysconf)?;
     let system = sysconf.read_ini("stasis.ini")?;
     let delivery = ini::read(delivery_file)?;
     let mission = find_mission(&sysconf, &delivery, diags)?;

@@ -56,9 +56,13 @@ static BUILTIN: &[(&str, &str)] = builtin!(
 );
 
 impl SysConf {
-    pub fn discover(config_file: Option<&Path>) -> Result<SysConf, String> {
+    /// `sysconfdir` is `STASIS_SYSCONFDIR` from the caller's environment snapshot.
+    pub fn discover(
+        config_file: Option<&Path>,
+        sysconfdir: Option<&str>,
+    ) -> Result<SysConf, String> {
         let config_file = config_file.map(Path::to_path_buf);
-        if let Some(dir) = std::env::var_os("STASIS_SYSCONFDIR") {
+        if let Some(dir) = sysconfdir {
             let dir = PathBuf::from(dir);
             if dir.as_os_str().is_empty() {
                 return Err("STASIS_SYSCONFDIR is set but empty".into());

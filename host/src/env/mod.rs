@@ -143,24 +143,6 @@ impl EnvSettings {
     }
 }
 
-/// The default package cache: `package_cache` from stasis.ini when set, else
-/// `$XDG_CACHE_HOME/stasis/pkgs`, else `~/.cache/stasis/pkgs`.
-///
-/// Note: upstream points `XDG_CACHE_HOME` at the delivery's tmp dir for its children; callers
-/// resolve this path before doing so, so the cache is shared between deliveries.
-pub fn default_package_cache(configured: Option<&str>) -> PathBuf {
-    if let Some(p) = configured.filter(|p| !p.trim().is_empty()) {
-        return PathBuf::from(p.trim());
-    }
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
-        return PathBuf::from(x).join("stasis/pkgs");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/stasis/pkgs")
-}
-
 /// One package present in an environment, as conda records it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct InstalledPackage {

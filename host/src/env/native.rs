@@ -43,12 +43,10 @@ pub fn is_complete(prefix: &Path) -> bool {
 }
 
 impl NativeEngine {
-    /// An engine using `settings` and the current process environment.
-    pub fn new(settings: EnvSettings) -> Self {
-        Self {
-            settings,
-            base_env: std::env::vars().collect(),
-        }
+    /// An engine using `settings`; commands start from `base_env` (the caller's snapshot of
+    /// the process environment).
+    pub fn new(settings: EnvSettings, base_env: HashMap<String, String>) -> Self {
+        Self { settings, base_env }
     }
 
     /// Create environment `name` at `prefix` (replacing an existing environment there):

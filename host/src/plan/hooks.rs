@@ -93,9 +93,37 @@ pub fn test_info(t: &TestBlock) -> TestBlockInfo {
     }
 }
 
-/// Load every plugin the delivery and its mission declare, with the delivery's template
-/// engine behind the `template` capability. `delivery_tree` must exist (it is mounted
-/// read-only); `plan`/`check` pass an empty stand-in so they write nothing to the release.
+/// Where compiled plugin components are cached: `$XDG_CACHE_HOME/stasis/components`, else
+/// `~/.cache/stasis/components` (from the environment snapshot `env`).
+pub fn component_cache_dir(env: &std::collections::BTreeMap<String, String>) -> PathBuf {
+    super::cache_home(env).join("stasis").join("components")
+}
+
+/// Load every plugin the delivery and its mission declare, with `tree` mounted read-only as
+/// the delivery tree: the real root during a run, an empty stand-in for `plan`/`check` (so
+/// they write nothing to the release; the stand-in then holds the scratch directories too).
+pub fn load_for_tree(
+    plan: &Plan,
+    tree: &Path,
+    env: &std::collections::BTreeMap<String, String>,
+    log: Arc<dyn Fn(&LogLine) + Send + Sync>,
+) -> Result<Option<PluginHost>, Vec<String>> {
+    let scratch = scratch_root(plan);
+    let scratch = if scratch.starts_with(tree) || tree == plan.storage.root {
+        scratch
+    } else {
+        tree.join(".scratch")
+    };
+    if let Err(e) = std::fs::create_dir_all(&scratch) {
+        return Err(vec![format!(
+            "plugin scratch dir {}: {e}",
+            scratch.display()
+        )]);
+    }
+    load(plan, &plan.settings.plugin_cache, tree, &scratch, env, log)
+}
+
+/// [`load_for_tree`] with the directories given.
 pub fn load(
     plan: &Plan,
     cache_dir: &Path,

@@ -9,7 +9,7 @@ mod resolve;
 pub mod stage;
 
 pub use resolve::{FormatterHook, PlanInput, resolve, resolve_with};
-pub use stage::{Stage, StageStatus};
+pub use stage::{Stage, StageKind, StageStatus};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,7 +101,7 @@ closed_set! {
 /// Version of the plan JSON; bumped on breaking changes (docs/schemas/plan.schema.json).
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     pub schema_version: u32,
     pub stasis_version: String,
@@ -127,7 +127,7 @@ pub struct Plan {
     pub variables: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Meta {
     pub name: String,
     pub version: String,
@@ -141,7 +141,7 @@ pub struct Meta {
     pub based_on: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Info {
     pub release_name: String,
     pub build_name: String,
@@ -154,7 +154,7 @@ pub struct Info {
     pub test_env: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Storage {
     pub root: PathBuf,
     pub tmpdir: PathBuf,
@@ -197,7 +197,7 @@ impl Storage {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct System {
     /// `Linux` or `Darwin`.
     pub platform: String,
@@ -215,7 +215,7 @@ pub struct System {
     pub exports: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Conda {
     pub engine: CondaEngine,
     pub installer_name: String,
@@ -236,7 +236,7 @@ pub struct Conda {
     pub tool_pip_packages: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OutcomePolicy {
     pub ok_returns: Vec<i32>,
     pub ignore_returns: Vec<i32>,
@@ -244,7 +244,7 @@ pub struct OutcomePolicy {
     pub timeout_ignore: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TestBlock {
     pub name: String,
     pub file: PathBuf,
@@ -266,7 +266,7 @@ pub struct TestBlock {
     pub policy: OutcomePolicy,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Deploy {
     pub artifactory: Vec<ArtifactoryUpload>,
     pub artifactory_url: String,
@@ -275,7 +275,7 @@ pub struct Deploy {
     pub targets: Vec<DeployTarget>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArtifactoryUpload {
     pub name: String,
     pub files: Vec<String>,
@@ -283,7 +283,7 @@ pub struct ArtifactoryUpload {
     pub repo: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Docker {
     pub registry: String,
     pub image_compression: String,
@@ -293,7 +293,7 @@ pub struct Docker {
 }
 
 /// A `[deploy:NAME]` section served by a deploy-target plugin.
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeployTarget {
     pub name: String,
     pub plugin: String,
@@ -302,7 +302,7 @@ pub struct DeployTarget {
     pub entries: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TemplateJob {
     pub source: PathBuf,
     pub destination: PathBuf,
@@ -312,7 +312,7 @@ pub struct TemplateJob {
 }
 
 /// A `[plugin:NAME]` section as written (grants are resolved by `plugins`).
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginSection {
     pub name: String,
     pub file: PathBuf,
@@ -324,7 +324,7 @@ pub struct PluginSection {
 }
 
 /// Run options: the CLI flags merged with stasis.ini `[default]`.
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Settings {
     pub continue_on_error: bool,
     pub fail_fast: bool,
@@ -354,6 +354,26 @@ pub struct Settings {
     pub strict: bool,
     pub verbose: u8,
     pub test_filters: Vec<String>,
+    /// `-U`: children run with `PYTHONUNBUFFERED=1`.
+    pub unbuffered: bool,
+    /// `STASIS_ALWAYS_BUILD_FOR_HOST`: every tested package is built for the host.
+    pub always_build_for_host: bool,
+    /// Where compiled plugin components are cached (`$XDG_CACHE_HOME/stasis/components`).
+    pub plugin_cache: PathBuf,
+}
+
+/// The user's cache directory: `$XDG_CACHE_HOME`, else `~/.cache`, else the temporary directory
+/// (from the environment snapshot `env`).
+pub fn cache_home(env: &BTreeMap<String, String>) -> PathBuf {
+    env.get("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            env.get("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 impl Plan {
@@ -399,8 +419,8 @@ impl Plan {
         }
     }
 
-    pub fn stage(&self, name: &str) -> Option<&Stage> {
-        self.stages.iter().find(|s| s.name == name)
+    pub fn stage(&self, kind: StageKind) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == kind)
     }
 }
 

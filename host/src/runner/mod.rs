@@ -16,6 +16,7 @@ mod executor;
 pub mod record;
 mod slot;
 mod unix;
+pub(crate) use unix::forward_signals;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};

@@ -3,11 +3,11 @@
 //! Artifactory (`jf`) uploads and docker pushes are not performed by this version; the
 //! stage's report says so instead of skipping them silently.
 
-use super::{StageError, StageReport};
-use crate::plan::{Plan, hooks};
-use crate::plugins::PluginHost;
+use super::{RunContext, StageError, StageReport};
+use crate::plan::hooks;
 
-pub fn run(plan: &Plan, host: Option<&PluginHost>) -> Result<StageReport, StageError> {
+pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
+    let plan = cx.plan;
     let mut report = StageReport::default();
     for a in &plan.deploy.artifactory {
         report.detail.push(format!(
@@ -18,7 +18,7 @@ pub fn run(plan: &Plan, host: Option<&PluginHost>) -> Result<StageReport, StageE
     if plan.deploy.targets.is_empty() {
         return Ok(report);
     }
-    let Some(host) = host else {
+    let Some(host) = cx.plugins()? else {
         return Err(StageError::Failed(
             "deploy targets are configured but no plugin could be loaded".into(),
         ));

@@ -2,10 +2,10 @@
 //! (`build/{recipes,sources,testing,docker}`, `output/{delivery,results,packages/…,config,meta}`)
 //! plus `output/logs`, and check that the temporary directory is usable.
 
-use super::{StageError, StageReport};
-use crate::plan::Plan;
+use super::{RunContext, StageError, StageReport};
 
-pub fn run(plan: &Plan) -> Result<StageReport, StageError> {
+pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
+    let plan = cx.plan;
     let mut report = StageReport::default();
     for dir in plan.storage.layout() {
         std::fs::create_dir_all(dir).map_err(|source| StageError::Io {

@@ -1,13 +1,38 @@
-//! stages: one module per pipeline stage, each one entry function taking the Plan. The order
-//! and which stages run come from `plan::stage`; this module only performs them.
+//! stages: the run. [`run_delivery`] performs a Plan: it refuses an existing release (unless
+//! `--overwrite`), walks the scheduled stages in order, decides what is skipped, not performed
+//! or not run, calls each stage's one entry (`MODULE::run(&mut RunContext)`), tells the mission
+//! rules after each performed stage (`after_stage`), keeps the run record and returns a typed
+//! [`RunOutcome`]. Which stages exist and whether they run is decided here too ([`schedule`]).
+//! The CLI only renders the outcome and maps it to an exit code.
+//!
+//! Stages must not read the process environment (they get the CLI's snapshot in the context)
+//! nor the ini files (they get the Plan).
 
+mod context;
+mod env_state;
+mod records;
+
+pub mod conda;
+pub mod conda_recipes;
+pub mod defer;
 pub mod deploy;
 pub mod environments;
 pub mod layout;
+pub mod release_environment;
+pub mod rewrite;
 pub mod templates;
 pub mod tests;
+pub mod wheels;
 
+pub use context::{Events, RunContext};
+pub use env_state::{DeferOutcome, Deferred, EnvState, tested_by};
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::plan::{CondaEngine, Plan, Stage, StageKind, StageStatus};
+use crate::runner::{RunStatus, StepRecord, StepStatus};
 
 /// What a performed stage reports for the run summary and the run record.
 #[derive(Debug, Clone, Default)]
@@ -15,7 +40,20 @@ pub struct StageReport {
     pub detail: Vec<String>,
     pub outputs: Vec<PathBuf>,
     /// Facts for the stage's entry in the run record (`output/run.json`).
-    pub record: std::collections::BTreeMap<String, serde_json::Value>,
+    pub record: BTreeMap<String, serde_json::Value>,
+    /// How the stage's work went, when it ran to its end.
+    pub verdict: Verdict,
+}
+
+/// A stage that ran to its end may still have found the delivery failing (tests did) or been
+/// stopped by a signal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Verdict {
+    #[default]
+    Passed,
+    /// The stage completed but what it checked failed; the reason is for the summary.
+    Failed(String),
+    Interrupted,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,4 +66,306 @@ pub enum StageError {
     },
     #[error("{0}")]
     Failed(String),
+}
+
+/// Problems that stop a run before its first stage.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Upstream refuses to overwrite an existing release (exit 1).
+    #[error("release {release} already exists in {dir}; use --overwrite to replace it")]
+    ReleaseExists { release: String, dir: PathBuf },
+    #[error("cannot remove {path} (--overwrite): {source}")]
+    Overwrite {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Plan cannot be performed as configured (exit 2).
+    #[error("{0}")]
+    Config(String),
+    #[error("signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// How one scheduled stage ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageState {
+    Skipped(String),
+    NotPerformed(String),
+    /// Not started because an earlier stage failed or the run was interrupted.
+    NotRun(String),
+    Done,
+    Failed(String),
+    Interrupted,
+}
+
+#[derive(Debug, Clone)]
+pub struct StageResult {
+    pub kind: StageKind,
+    pub state: StageState,
+}
+
+/// The typed result of a run: every scheduled stage accounted for, the run's status and where
+/// the run record is.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub stages: Vec<StageResult>,
+    pub status: RunStatus,
+    pub record: Option<PathBuf>,
+}
+
+/// Decide, for every stage of the catalogue, whether this Plan runs it, skips it (with the
+/// reason) or cannot perform it. Fills `plan.stages`; called once the Plan is complete (after
+/// the resolve-time plugin hooks), so `stasis plan --json` shows exactly what a run does.
+pub fn schedule(plan: &mut Plan) {
+    plan.stages = StageKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let (status, reason) = decide(plan, kind);
+            Stage::new(kind, status, reason)
+        })
+        .collect();
+}
+
+fn decide(plan: &Plan, kind: StageKind) -> (StageStatus, String) {
+    let s = &plan.settings;
+    let skip = |why: &str| (StageStatus::Skip, why.to_string());
+    let system = s.conda_engine == CondaEngine::System;
+    match kind {
+        StageKind::Conda
+        | StageKind::Defer
+        | StageKind::Environments
+        | StageKind::CondaRecipes
+        | StageKind::Wheels
+        | StageKind::Rewrite
+            if system =>
+        {
+            skip("conda_engine = system: the current environment is used")
+        }
+        StageKind::Rewrite if !s.rewrite => skip("--no-rewrite"),
+        StageKind::Tests if !s.testing => skip("--no-testing"),
+        StageKind::Tests if plan.tests.is_empty() => skip("no [test:*] sections"),
+        StageKind::Templates if plan.templates.is_empty() => {
+            skip("the mission has no [template:*] sections")
+        }
+        StageKind::Docker if plan.deploy.docker.is_none() => skip("no [deploy:docker] section"),
+        StageKind::Docker if !s.docker => skip("--no-docker"),
+        StageKind::Docker => (
+            StageStatus::NotPerformed,
+            "not available in this version of stasis".into(),
+        ),
+        StageKind::Deploy
+            if plan.deploy.artifactory.is_empty() && plan.deploy.targets.is_empty() =>
+        {
+            skip("no [deploy:*] upload sections")
+        }
+        StageKind::Deploy if plan.deploy.targets.is_empty() => (
+            StageStatus::NotPerformed,
+            "Artifactory uploads are not available in this version of stasis".into(),
+        ),
+        _ => (StageStatus::Run, String::new()),
+    }
+}
+
+/// The one entry of each stage. Adding a stage: a variant in `plan::stage::StageKind`, its
+/// module here, an arm below and, if it can be skipped, an arm in [`decide`].
+fn perform(kind: StageKind, cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
+    match kind {
+        StageKind::Layout => layout::run(cx),
+        StageKind::Conda => conda::run(cx),
+        StageKind::Defer => defer::run(cx),
+        StageKind::Environments => environments::run(cx),
+        StageKind::Tests => tests::run(cx),
+        StageKind::CondaRecipes => conda_recipes::run(cx),
+        StageKind::Wheels => wheels::run(cx),
+        StageKind::ReleaseEnvironment => release_environment::run(cx),
+        StageKind::Templates => templates::run(cx),
+        StageKind::Docker => Err(StageError::Failed(
+            "the docker stage is not available in this version of stasis".into(),
+        )),
+        StageKind::Rewrite => rewrite::run(cx),
+        StageKind::Deploy => deploy::run(cx),
+    }
+}
+
+/// Upstream refuses to overwrite an existing release (exit 1); `--overwrite` starts clean.
+fn prepare_root(plan: &Plan, events: &dyn Events) -> Result<(), RunError> {
+    let delivery_dir = &plan.storage.delivery_dir;
+    let existing = std::fs::read_dir(delivery_dir)
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .contains(&plan.info.release_name)
+            })
+        })
+        .unwrap_or(false);
+    if existing && !plan.settings.overwrite {
+        return Err(RunError::ReleaseExists {
+            release: plan.info.release_name.clone(),
+            dir: delivery_dir.clone(),
+        });
+    }
+    if plan.settings.overwrite {
+        for dir in [&plan.storage.output_dir, &plan.storage.build_dir] {
+            if dir.starts_with(&plan.storage.root) && dir.exists() {
+                events.detail(&format!("--overwrite: removing {}", dir.display()));
+                std::fs::remove_dir_all(dir).map_err(|source| RunError::Overwrite {
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Perform the Plan's stages in order. `env` is the CLI's snapshot of the process environment
+/// (credential references in URLs are expanded from it at the moment of use); `plugin_log`
+/// receives plugin log lines.
+pub fn run_delivery(
+    plan: &Plan,
+    env: &BTreeMap<String, String>,
+    events: &dyn Events,
+    plugin_log: crate::plugins::LogSink,
+) -> Result<RunOutcome, RunError> {
+    prepare_root(plan, events)?;
+    let interrupt = crate::runner::Interrupt::new();
+    let _signals = crate::runner::forward_signals(&interrupt).map_err(RunError::Signals)?;
+    let mut cx = RunContext::new(plan, env, events, plugin_log, interrupt)?;
+    let mut results = Vec::with_capacity(plan.stages.len());
+    let mut failed = false;
+    for stage in &plan.stages {
+        let state = match stage.status {
+            StageStatus::Skip => StageState::Skipped(stage.reason.clone()),
+            StageStatus::NotPerformed => StageState::NotPerformed(stage.reason.clone()),
+            StageStatus::Run if cx.interrupt.is_triggered() => {
+                StageState::NotRun("the run was interrupted".into())
+            }
+            StageStatus::Run if failed => StageState::NotRun("an earlier stage failed".into()),
+            StageStatus::Run => run_stage(&mut cx, stage),
+        };
+        match &state {
+            StageState::Failed(_) => failed = true,
+            StageState::Interrupted => cx.interrupt.trigger(),
+            _ => {}
+        }
+        results.push(StageResult {
+            kind: stage.name,
+            state,
+        });
+    }
+    let status = if cx.interrupt.is_triggered() {
+        RunStatus::Interrupted
+    } else if failed {
+        RunStatus::Fail
+    } else {
+        RunStatus::Success
+    };
+    let record = if plan.storage.output_dir.is_dir() {
+        match cx.record.finish(status) {
+            Ok(()) => Some(cx.record.path().to_path_buf()),
+            Err(e) => {
+                events.error(&format!("run record: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(RunOutcome {
+        stages: results,
+        status,
+        record,
+    })
+}
+
+/// One stage: its entry, its record entry and the mission rules' `after_stage`.
+fn run_stage(cx: &mut RunContext<'_>, stage: &Stage) -> StageState {
+    cx.events.stage_started(stage);
+    let start = SystemTime::now();
+    let result = perform(stage.name, cx);
+    let (state, mut facts) = match result {
+        Ok(report) => {
+            for d in &report.detail {
+                cx.events.detail(d);
+            }
+            let mut facts = report.record;
+            if !report.outputs.is_empty() {
+                let outputs: Vec<String> = report
+                    .outputs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                facts.insert("outputs".into(), outputs.into());
+            }
+            let state = match report.verdict {
+                _ if cx.interrupt.is_triggered() => StageState::Interrupted,
+                Verdict::Passed => StageState::Done,
+                Verdict::Failed(why) => StageState::Failed(why),
+                Verdict::Interrupted => StageState::Interrupted,
+            };
+            (state, facts)
+        }
+        Err(_) if cx.interrupt.is_triggered() => (StageState::Interrupted, BTreeMap::new()),
+        Err(e) => {
+            let msg = cx.redact(&e.to_string());
+            cx.events.error(&format!("{}: {msg}", stage.name));
+            (StageState::Failed(msg), BTreeMap::new())
+        }
+    };
+    let status = match state {
+        StageState::Done => StepStatus::Success,
+        _ => StepStatus::Fail,
+    };
+    let summary = summary_line(&state);
+    for d in cx.after_stage(stage.name, &summary) {
+        cx.events.detail(&d);
+    }
+    if let StageState::Failed(why) = &state {
+        facts.insert("error".into(), why.clone().into());
+    }
+    let mut step = StepRecord::new(stage.name.name(), start, SystemTime::now(), status);
+    step.detail = facts;
+    if let Err(e) = cx.record.add_stage(step) {
+        cx.events.warn(&format!("run record: {e}"));
+    }
+    state
+}
+
+/// The one-line form of a stage's end, for the summary and the `after_stage` hook.
+pub fn summary_line(state: &StageState) -> String {
+    match state {
+        StageState::Skipped(r) => format!("skipped: {r}"),
+        StageState::NotPerformed(r) => format!("not performed: {r}"),
+        StageState::NotRun(r) => format!("not run: {r}"),
+        StageState::Done => "done".into(),
+        StageState::Failed(r) => match r.lines().next() {
+            Some(first) if r.lines().count() == 1 => format!("FAILED: {first}"),
+            _ => "FAILED (see above)".into(),
+        },
+        StageState::Interrupted => "INTERRUPTED".into(),
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn summary_lines_say_how_a_stage_ended() {
+        assert_eq!(summary_line(&StageState::Done), "done");
+        assert_eq!(
+            summary_line(&StageState::Failed("2 tests failed".into())),
+            "FAILED: 2 tests failed"
+        );
+        assert_eq!(
+            summary_line(&StageState::Failed("a\nb".into())),
+            "FAILED (see above)"
+        );
+        assert_eq!(
+            summary_line(&StageState::NotRun("an earlier stage failed".into())),
+            "not run: an earlier stage failed"
+        );
+    }
 }

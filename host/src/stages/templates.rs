@@ -1,12 +1,12 @@
 //! The `templates` stage: render each mission `[template:FILE]` to its destination, atomically.
 //! A missing template file is skipped with a warning, as upstream.
 
-use super::{StageError, StageReport};
+use super::{RunContext, StageError, StageReport};
 use crate::config::sysconf;
-use crate::plan::Plan;
-use crate::template::{self, Context};
+use crate::template;
 
-pub fn run(plan: &Plan, ctx: &Context) -> Result<StageReport, StageError> {
+pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
+    let (plan, ctx) = (cx.plan, &cx.template);
     let mut report = StageReport::default();
     for job in &plan.templates {
         let Some(text) = sysconf::read_any(&job.source) else {

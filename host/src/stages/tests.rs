@@ -6,23 +6,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::{StageError, StageReport};
+use super::{RunContext, StageError, StageReport, Verdict};
 use crate::config::values;
 use crate::plan::{Plan, TestBlock};
-use crate::runner::{
-    self, Job, JobKind, RunOptions, RunRecord, RunSummary, StepRecord, StepStatus,
-};
+use crate::runner::{self, Job, JobKind, RunOptions, StepRecord, StepStatus};
 use crate::sources::{self, CheckoutOptions, SourceRequest};
 use crate::template;
-
-/// What the tests stage produced.
-pub struct TestsResult {
-    pub report: StageReport,
-    /// `None` when no task ran (nothing selected, or every clone failed).
-    pub summary: Option<RunSummary>,
-    /// Clones that failed (their test blocks did not run).
-    pub clone_failures: usize,
-}
 
 /// The test blocks `--test PATTERN` selects (all when no pattern is given).
 pub fn selected(plan: &Plan) -> Result<Vec<&TestBlock>, StageError> {
@@ -110,9 +99,10 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The task script of a `strategy = NAME` test block: a child stasis that calls the plugin.
+/// The task script of a `strategy = NAME` test block: a child stasis that calls the plugin with
+/// the run's own Plan (`plan_file`, written once by this stage), so the child resolves nothing.
 fn strategy_command(
-    plan: &Plan,
+    plan_file: &std::path::Path,
     t: &TestBlock,
     dir: &std::path::Path,
     junit: Option<&std::path::Path>,
@@ -120,48 +110,51 @@ fn strategy_command(
 ) -> Result<String, StageError> {
     let exe = std::env::current_exe()
         .map_err(|e| StageError::Failed(format!("cannot find the stasis executable: {e}")))?;
-    let mut cmd = format!("exec {}", sh_quote(&exe.display().to_string()));
-    // The task's cwd is the checkout: pass absolute paths.
-    let abs = |p: &std::path::Path| {
-        std::path::absolute(p)
-            .unwrap_or_else(|_| p.to_path_buf())
-            .display()
-            .to_string()
-    };
-    if plan.system_config.is_file() {
-        cmd.push_str(&format!(" -c {}", sh_quote(&abs(&plan.system_config))));
-    }
-    cmd.push_str(&format!(
-        " -p {} __test-strategy {} --block {} --checkout {} --junit {} --basetemp {}",
-        sh_quote(&plan.meta.python),
-        sh_quote(&abs(&plan.delivery_file)),
+    Ok(format!(
+        "exec {} __test-strategy --plan {} --block {} --checkout {} --junit {} --basetemp {}",
+        sh_quote(&exe.display().to_string()),
+        sh_quote(&plan_file.display().to_string()),
         sh_quote(&t.name),
         sh_quote(&dir.display().to_string()),
         sh_quote(&junit.map(|j| j.display().to_string()).unwrap_or_default()),
         sh_quote(basetemp),
-    ));
-    Ok(cmd)
+    ))
 }
 
-pub fn run(
-    plan: &Plan,
-    env: &BTreeMap<String, String>,
-    activation: &[(String, String)],
-    unbuffered: bool,
-    record: &mut RunRecord,
-) -> Result<TestsResult, StageError> {
+/// The run's Plan as JSON for child `stasis __test-strategy` tasks
+/// (`{tmpdir}/plan-{release}.json`). The Plan holds credential references, never their values.
+fn write_plan_file(plan: &Plan) -> Result<PathBuf, StageError> {
+    let path = plan
+        .storage
+        .tmpdir
+        .join(format!("plan-{}.json", plan.info.release_name));
+    let json = serde_json::to_vec_pretty(plan)
+        .map_err(|e| StageError::Failed(format!("cannot serialise the plan: {e}")))?;
+    crate::atomic::write(&path, &json).map_err(|source| StageError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
+    let (plan, env) = (cx.plan, cx.env);
+    let activation = cx.envs.activation();
+    let activation = activation.as_slice();
+    let unbuffered = plan.settings.unbuffered;
+    let record = &mut cx.record;
     let mut report = StageReport::default();
     let tests = selected(plan)?;
     if tests.is_empty() {
         report
             .detail
             .push("no test block matches --test; nothing to run".into());
-        return Ok(TestsResult {
-            report,
-            summary: None,
-            clone_failures: 0,
-        });
+        return Ok(report);
     }
+    let plan_file = match tests.iter().any(|t| t.strategy.is_some()) {
+        true => Some(write_plan_file(plan)?),
+        false => None,
+    };
     let requests: Vec<SourceRequest> = tests
         .iter()
         .map(|t| SourceRequest {
@@ -305,7 +298,10 @@ pub fn run(
                 let basetemp = template::render_str("{{ func:basetemp_dir() }}", &ctx)
                     .map(|r| r.text)
                     .unwrap_or_default();
-                strategy_command(plan, t, dir, junit.as_deref(), &basetemp)?
+                let plan_file = plan_file.as_deref().ok_or_else(|| {
+                    StageError::Failed("the plan file for strategy tasks was not written".into())
+                })?;
+                strategy_command(plan_file, t, dir, junit.as_deref(), &basetemp)?
             }
             None if t.script.trim().is_empty() => continue,
             None => render_script(t, "script", &t.script, t.script_line, &ctx)?,
@@ -336,11 +332,19 @@ pub fn run(
         Duration::from_secs(plan.settings.pool_status_interval_seconds.max(1));
     ropts.task_logging = plan.settings.task_logging;
     ropts.progress = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let summary = runner::run_jobs(jobs, &ropts, record)
+    let summary = runner::run_jobs_with_interrupt(jobs, &ropts, record, &cx.interrupt)
         .map_err(|e| StageError::Failed(format!("runner: {e}")))?;
-    Ok(TestsResult {
-        report,
-        summary: Some(summary),
-        clone_failures: failures.len(),
-    })
+    // One rule for `-C` and `--fail-fast`, the runner's: `-C` lets failed tests pass the run;
+    // a run `--fail-fast` stopped is incomplete and fails, with or without `-C`.
+    report.verdict = if summary.interrupted {
+        Verdict::Interrupted
+    } else if summary.failed {
+        Verdict::Failed(format!(
+            "{} test task(s) failed (see the summary above)",
+            summary.failures()
+        ))
+    } else {
+        Verdict::Passed
+    };
+    Ok(report)
 }

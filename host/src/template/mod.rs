@@ -4,8 +4,8 @@
 //! A template is parsed once ([`parse`], pure: syntax, function names and argument counts)
 //! and rendered against a [`Context`] ([`render`]). The context carries every value a
 //! template may read — variables, the environment, the test blocks, the test checkout — so
-//! rendering never consults globals: no process cwd, no process environment unless the
-//! caller chose [`EnvSource::Process`]. Rendering does I/O only inside the built-in
+//! rendering never consults globals: no process cwd and no process environment (the caller
+//! passes a snapshot in [`EnvSource`]). Rendering does I/O only inside the built-in
 //! functions: `tox_run` patches the checkout's `tox.ini`, the `get_github_release_notes*`
 //! functions call the GitHub API. This module must not read configuration files, know
 //! about plans or runners, or print anything: unknown variables come back as
@@ -22,27 +22,23 @@ mod syntax;
 
 pub use syntax::Template;
 
-/// Where `{{ env:NAME }}` reads from.
-#[derive(Debug, Clone, Default)]
+/// Where `{{ env:NAME }}` reads from: a snapshot the caller made (the CLI's snapshot of the
+/// process environment plus the delivery's exports and `[runtime]`). Empty by default.
+#[derive(Debug, Clone)]
 pub enum EnvSource {
-    /// The stasis process environment (`std::env`).
-    #[default]
-    Process,
-    /// A fixed snapshot, e.g. the delivery's runtime environment.
     Map(BTreeMap<String, String>),
 }
 
+impl Default for EnvSource {
+    fn default() -> Self {
+        EnvSource::Map(BTreeMap::new())
+    }
+}
+
 impl EnvSource {
-    /// The value of `name`, or `None` when unset. Non-UTF-8 process values are decoded lossily.
+    /// The value of `name`, or `None` when unset.
     pub fn get(&self, name: &str) -> Option<String> {
         match self {
-            EnvSource::Process => {
-                if name.is_empty() || name.contains(['=', '\0']) {
-                    // std::env::var_os panics on such names on some platforms.
-                    return None;
-                }
-                std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
-            }
             EnvSource::Map(map) => map.get(name).cloned(),
         }
     }

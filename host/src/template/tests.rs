@@ -45,18 +45,6 @@ fn env_reads_the_context_source() {
 }
 
 #[test]
-fn env_process_source() {
-    // PATH is set in every environment this runs in; the value must come through unchanged.
-    let c = Context {
-        env: EnvSource::Process,
-        ..Context::default()
-    };
-    let path = std::env::var("PATH").unwrap();
-    assert_eq!(render_ok("{{ env:PATH }}", &c).text, path);
-    assert_eq!(render_ok("{{ env:= }}", &c).text, "");
-}
-
-#[test]
 fn whitespace_inside_keys_is_ignored() {
     let c = ctx(&[("abc", "ABC"), ("meta.name", "GENERIC")]);
     assert_eq!(render_ok("{{ a b c }}={{abc}}", &c).text, "ABC=ABC");

@@ -5,7 +5,7 @@
 //!
 //! One file per plan section, each an `impl Resolver` block with its unit tests: `settings`,
 //! `meta`, `names`, `storage`, `conda`, `runtime`, `test_blocks`, `deploy`, `templates`,
-//! `plugins`, plus `system` (the machine) and `stages` (the stage list). This file holds the
+//! `plugins`, plus `system` (the machine). This file holds the
 //! entry points, the resolver's state and the helpers every section uses (rendering a value,
 //! reading a boolean).
 
@@ -16,7 +16,6 @@ mod names;
 mod plugins;
 mod runtime;
 mod settings;
-mod stages;
 mod storage;
 mod system;
 mod templates;
@@ -118,7 +117,6 @@ pub fn resolve_with(
             .map(|e| (e.key.clone(), e.value.clone(), e.line))
             .collect(),
     });
-    let stages = stages::stages(&settings, &tests, &deploy, &templates);
 
     let mission_dir = loaded.mission.as_ref().map(|m| m.dir.clone());
     Plan {
@@ -139,7 +137,8 @@ pub fn resolve_with(
         plugins,
         plugin_policy,
         settings,
-        stages,
+        // Scheduled by `stages::schedule` once the plan is complete (after the plugin hooks).
+        stages: Vec::new(),
         variables: r.vars,
     }
 }

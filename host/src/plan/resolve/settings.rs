@@ -1,5 +1,7 @@
 //! `[default]` of stasis.ini merged into the CLI's settings: booleans OR-ed in where upstream
-//! does, the engine and wheel builder checked against their closed sets, the kill grace.
+//! does, the engine and wheel builder checked against their closed sets, the kill grace; and
+//! the settings the environment snapshot decides (always-build-for-host, the package and
+//! plugin caches).
 
 use super::Resolver;
 use crate::config::values;
@@ -74,7 +76,27 @@ impl Resolver<'_> {
         if s.task_kill_grace_seconds <= 0.0 {
             s.task_kill_grace_seconds = 3.0;
         }
+        self.settings_from_env(&mut s);
         s
+    }
+
+    /// The settings the process environment decides, resolved here so `plan --json` shows
+    /// everything a run does and nothing below the CLI reads the environment.
+    fn settings_from_env(&self, s: &mut Settings) {
+        let env = &self.input.env;
+        s.always_build_for_host = env.get("STASIS_ALWAYS_BUILD_FOR_HOST").is_some_and(|v| {
+            values::parse_bool(v)
+                .ok()
+                .flatten()
+                .unwrap_or(!v.trim().is_empty())
+        });
+        if s.package_cache.trim().is_empty() {
+            s.package_cache = crate::plan::cache_home(env)
+                .join("stasis/pkgs")
+                .display()
+                .to_string();
+        }
+        s.plugin_cache = crate::plan::hooks::component_cache_dir(env);
     }
 }
 

@@ -1,0 +1,106 @@
+//! The delivery's own records, written by the `release_environment` stage: the delivery file as
+//! given and rendered (`output/config/`) and upstream's meta file (`output/meta/`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::env_state::failed;
+use super::{Events, StageError};
+use crate::plan::Plan;
+
+/// `output/config/{release}.ini` (the delivery file as given) and `{release}-rendered.ini`
+/// (every value rendered; secrets the console knows are redacted).
+pub(super) fn write_config_dumps(
+    plan: &Plan,
+    events: &dyn Events,
+    ctx: &crate::template::Context,
+) -> Result<Vec<PathBuf>, StageError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StageError::Io { path, source }
+    };
+    let raw_path = plan
+        .storage
+        .cfgdump_dir
+        .join(format!("{}.ini", plan.info.release_name));
+    let raw = std::fs::read(&plan.delivery_file).map_err(io(&plan.delivery_file))?;
+    crate::atomic::write(&raw_path, &raw).map_err(io(&raw_path))?;
+    let ini = crate::config::ini::parse_bytes(&plan.delivery_file, &raw).map_err(failed)?;
+    let mut out = String::new();
+    for section in &ini.sections {
+        let _ = writeln!(out, "[{}]", section.name);
+        for e in &section.entries {
+            let value = crate::template::render_str(&e.value, ctx)
+                .map(|r| r.text)
+                .unwrap_or_else(|_| e.value.clone());
+            let value = events.redact(&value);
+            if value.contains('\n') {
+                let _ = writeln!(out, "{} =", e.key);
+                for line in value.lines().filter(|l| !l.trim().is_empty()) {
+                    let _ = writeln!(out, "    {}", line.trim());
+                }
+            } else {
+                let _ = writeln!(out, "{} = {}", e.key, value.trim());
+            }
+        }
+        out.push('\n');
+    }
+    let rendered_path = plan
+        .storage
+        .cfgdump_dir
+        .join(format!("{}-rendered.ini", plan.info.release_name));
+    crate::atomic::write(&rendered_path, out.as_bytes()).map_err(io(&rendered_path))?;
+    Ok(vec![raw_path, rendered_path])
+}
+
+/// `output/meta/meta-{release}.stasis`: upstream's `key value` lines.
+pub(super) fn write_meta(plan: &Plan) -> Result<PathBuf, StageError> {
+    let m = &plan.meta;
+    let i = &plan.info;
+    let s = &plan.system;
+    let c = &plan.conda;
+    let lines = [
+        ("stasis_version", plan.stasis_version.clone()),
+        ("stasis_version_branch", String::new()),
+        ("name", m.name.clone()),
+        ("version", m.version.clone()),
+        ("rc", m.rc.to_string()),
+        ("python", m.python.clone()),
+        ("python_compact", m.python_compact.clone()),
+        ("mission", m.mission.clone()),
+        ("codename", m.codename.clone()),
+        (
+            "platform",
+            format!(
+                "{} {} {} {}",
+                s.platform, s.conda_platform, s.release_platform, s.conda_subdir
+            ),
+        ),
+        ("arch", s.arch.clone()),
+        ("time", i.time_str_epoch.clone()),
+        ("release_fmt", i.release_fmt.clone()),
+        ("release_name", i.release_name.clone()),
+        ("build_name_fmt", i.build_name_fmt.clone()),
+        ("build_name", i.build_name.clone()),
+        ("build_number_fmt", i.build_number_fmt.clone()),
+        ("build_number", i.build_number.clone()),
+        ("conda_installer_baseurl", c.installer_baseurl.clone()),
+        ("conda_installer_name", c.installer_name.clone()),
+        ("conda_installer_version", c.installer_version.clone()),
+        ("conda_installer_platform", c.installer_platform.clone()),
+        ("conda_installer_arch", c.installer_arch.clone()),
+    ];
+    let mut text = String::new();
+    for (k, v) in lines {
+        let _ = writeln!(text, "{k} {v}");
+    }
+    let path = plan
+        .storage
+        .meta_dir
+        .join(format!("meta-{}.stasis", i.release_name));
+    crate::atomic::write(&path, text.as_bytes()).map_err(|source| StageError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
