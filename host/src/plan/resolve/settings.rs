@@ -145,6 +145,29 @@ mod tests {
     }
 
     #[test]
+    fn the_snapshot_decides_build_for_host_and_the_caches() {
+        let plan = World::new().plan();
+        assert!(!plan.settings.always_build_for_host);
+        assert_eq!(plan.settings.package_cache, "/home/op/.cache/stasis/pkgs");
+        assert_eq!(
+            plan.settings.plugin_cache,
+            std::path::PathBuf::from("/home/op/.cache/stasis/components")
+        );
+        let mut w = World::new().with_system("[default]\npackage_cache = /pkgs\n");
+        w.input
+            .env
+            .insert("STASIS_ALWAYS_BUILD_FOR_HOST".into(), "yes".into());
+        w.input.env.insert("XDG_CACHE_HOME".into(), "/xdg".into());
+        let s = w.plan().settings;
+        assert!(s.always_build_for_host);
+        assert_eq!(s.package_cache, "/pkgs", "stasis.ini wins over the default");
+        assert_eq!(
+            s.plugin_cache,
+            std::path::PathBuf::from("/xdg/stasis/components")
+        );
+    }
+
+    #[test]
     fn unknown_words_and_bad_values_name_line_and_key() {
         let (_, diags) = World::new()
             .with_system(
