@@ -210,8 +210,11 @@ impl PluginHost {
         p.ctx.delivery_root.clone()
     }
 
-    /// Expand `%spec` with the formatter plugin that provides it.
-    pub fn format(&self, spec: char, delivery: &DeliveryInfo) -> Result<String, PluginError> {
+    /// The formatter plugin that provides `%spec`, with its pre-instance.
+    fn formatter(
+        &self,
+        spec: char,
+    ) -> Result<(&Loaded, &formatter::ReleaseFormatterPre<PluginState>), PluginError> {
         let name = self
             .specifiers
             .iter()
@@ -222,6 +225,12 @@ impl PluginHost {
         let Entry::Formatter(pre) = &p.entry else {
             return Err(PluginError::NoSpecifier { spec });
         };
+        Ok((p, pre))
+    }
+
+    /// Expand `%spec` with the formatter plugin that provides it.
+    pub fn format(&self, spec: char, delivery: &DeliveryInfo) -> Result<String, PluginError> {
+        let (p, pre) = self.formatter(spec)?;
         let d = delivery.to_wit(&self.root(p));
         let r = invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;
@@ -244,16 +253,7 @@ impl PluginHost {
         delivery: &DeliveryInfo,
         n: u32,
     ) -> Result<std::time::Duration, PluginError> {
-        let name = self
-            .specifiers
-            .iter()
-            .find(|(c, _, _)| *c == spec)
-            .map(|(_, n, _)| n.clone())
-            .ok_or(PluginError::NoSpecifier { spec })?;
-        let p = self.find(PluginKind::ReleaseFormatter, &name)?;
-        let Entry::Formatter(pre) = &p.entry else {
-            return Err(PluginError::NoSpecifier { spec });
-        };
+        let (p, pre) = self.formatter(spec)?;
         let d = delivery.to_wit(&self.root(p));
         invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;

@@ -441,25 +441,12 @@ impl PoolRun<'_> {
         self.running.push(running);
     }
 
-    /// A job that could not be started: it fails right away.
-    fn on_spawn_failed(
-        &mut self,
-        shared: &PoolShared<'_>,
-        pool: &mut PoolState,
-        kind: JobKind,
-        index: usize,
-        position: usize,
-        reason: String,
-    ) -> Result<(), RunnerError> {
+    /// The record of job `index` with what every record says (name, pool, command, cwd, log
+    /// and JUnit paths) and nothing run yet; the callers fill in how the job went.
+    fn job_record(&self, index: usize, outcome: Outcome) -> JobRecord {
         let job = &self.jobs[index];
         let now = Timestamp::now();
-        let outcome = Outcome::Fail;
-        self.console.error(&format!(
-            "{} {} Task failed to start: {reason}",
-            self.ident(index),
-            percent(pool.done, pool.total)
-        ));
-        let rec = JobRecord {
+        JobRecord {
             name: job.name.clone(),
             kind: job.kind,
             pool: job.kind.pool_name().to_string(),
@@ -480,7 +467,30 @@ impl PoolRun<'_> {
             junit_path: job.junit.clone(),
             junit: None,
             junit_warning: None,
+            spawn_error: None,
+        }
+    }
+
+    /// A job that could not be started: it fails right away.
+    fn on_spawn_failed(
+        &mut self,
+        shared: &PoolShared<'_>,
+        pool: &mut PoolState,
+        kind: JobKind,
+        index: usize,
+        position: usize,
+        reason: String,
+    ) -> Result<(), RunnerError> {
+        let job = &self.jobs[index];
+        let outcome = Outcome::Fail;
+        self.console.error(&format!(
+            "{} {} Task failed to start: {reason}",
+            self.ident(index),
+            percent(pool.done, pool.total)
+        ));
+        let rec = JobRecord {
             spawn_error: Some(reason),
+            ..self.job_record(index, outcome)
         };
         self.record.add_job(rec)?;
         self.console.task_done();
@@ -572,11 +582,6 @@ impl PoolRun<'_> {
         }
 
         let rec = JobRecord {
-            name: job.name.clone(),
-            kind: job.kind,
-            pool: job.kind.pool_name().to_string(),
-            command: executor::command_text(job),
-            cwd: job.cwd.clone(),
             pid: Some(pid),
             start_time: Timestamp::from(r.started.start_time),
             end_time: Timestamp::from(exited.end_time),
@@ -585,14 +590,11 @@ impl PoolRun<'_> {
             signal,
             timeout_reached: timed_out,
             stop_reason: r.stop_reason,
-            outcome,
-            log_path: log_path.clone(),
             peak_rss_kb,
             leaked_processes: leaked,
-            junit_path: job.junit.clone(),
             junit,
             junit_warning,
-            spawn_error: None,
+            ..self.job_record(r.index, outcome)
         };
         self.record.add_job(rec)?;
         self.console.task_done();
