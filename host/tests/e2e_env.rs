@@ -8,6 +8,8 @@
 mod conda_fixture;
 #[path = "../../tests/fixtures/pyindex/mod.rs"]
 mod pyindex;
+#[path = "../../tests/fixtures/tls/mod.rs"]
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -730,91 +732,10 @@ fn base64(s: &str) -> String {
     out
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl (scripts/setup installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A private CA and a certificate for 127.0.0.1 signed by it: (ca.pem, leaf.pem, leaf.key).
-fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-subj",
-            "/CN=stasis test CA",
-            "-days",
-            "2",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-        ],
-    );
-    (
-        dir.join("ca.pem"),
-        dir.join("leaf.pem"),
-        dir.join("leaf.key"),
-    )
-}
-
 #[test]
 fn https_channels_and_indexes_signed_by_a_private_ca_need_ssl_cert_file() {
     let mut w = world();
-    let (ca, cert, key) = private_ca(&w.tmp.path().join("tls"));
+    let (ca, cert, key) = tls::private_ca(&w.tmp.path().join("tls"));
     let tls = Server::start_tls(&w.tmp.path().join("www"), &cert, &key);
     w.set_sysini(
         "stasis-tls.ini",

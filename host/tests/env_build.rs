@@ -482,11 +482,12 @@ fn conda_recipe_packages_are_indexed_and_installable_from_file_url() {
 
     // The native engine solves and installs from file://conda_dir.
     let mut settings = EnvSettings::new(tmp.path().join("pkgs"));
-    settings.retry = RetryPolicy {
+    settings.net.retry = RetryPolicy {
         attempts: 1,
         delay: Duration::ZERO,
-        timeout: Duration::from_secs(10),
+        max_delay: Duration::ZERO,
     };
+    settings.net.timeout = Duration::from_secs(10);
     let engine = NativeEngine::new(settings, std::env::vars().collect());
     let spec = EnvSpec {
         channels: vec![format!("file://{}", conda_dir.display())],

@@ -35,11 +35,12 @@ fn config(tmp: &Path, base_url: &str, sha256: Option<String>) -> InstallerConfig
 
 fn settings(tmp: &Path, attempts: u32) -> EnvSettings {
     let mut s = EnvSettings::new(tmp.join("pkgs"));
-    s.retry = RetryPolicy {
+    s.net.retry = RetryPolicy {
         attempts,
         delay: Duration::from_millis(20),
-        timeout: Duration::from_secs(10),
+        max_delay: Duration::from_millis(20),
     };
+    s.net.timeout = Duration::from_secs(10);
     s
 }
 

@@ -36,11 +36,12 @@ fn channel(root: &Path) {
 
 fn engine(cache: &Path) -> NativeEngine {
     let mut settings = EnvSettings::new(cache.to_path_buf());
-    settings.retry = RetryPolicy {
+    settings.net.retry = RetryPolicy {
         attempts: 2,
         delay: Duration::from_millis(50),
-        timeout: Duration::from_secs(10),
+        max_delay: Duration::from_millis(50),
     };
+    settings.net.timeout = Duration::from_secs(10);
     NativeEngine::new(settings, std::env::vars().collect())
 }
 

@@ -32,11 +32,12 @@ fn pip_packages_from_index_purge_and_export() {
     let server = Server::start(&www);
 
     let mut settings = EnvSettings::new(tmp.path().join("pkgs"));
-    settings.retry = RetryPolicy {
+    settings.net.retry = RetryPolicy {
         attempts: 1,
         delay: Duration::ZERO,
-        timeout: Duration::from_secs(10),
+        max_delay: Duration::ZERO,
     };
+    settings.net.timeout = Duration::from_secs(10);
     settings.pip_index_url = Some(format!("{}/simple/", server.base_url));
     let eng = NativeEngine::new(settings, std::env::vars().collect());
     let spec = EnvSpec {

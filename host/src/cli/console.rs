@@ -1,23 +1,18 @@
 //! Console output for humans: upstream's `==>`, ` ->` prefixes, `ERROR:`/`WARNING:` on stderr,
-//! colour only when stderr is a terminal, and every known secret value redacted. Machine output
-//! (`--json`, `render`) goes to stdout and never through here.
+//! colour only when stderr is a terminal, and every known secret value and URL credential
+//! redacted (by [`crate::redact::Redactor`]). Machine output (`--json`, `render`) goes to
+//! stdout and never through here.
 
 use std::io::{IsTerminal, Write};
 
 use crate::config::{Diagnostic, Severity};
+use crate::redact::Redactor;
 
-/// Environment variables whose values are secrets: redacted wherever stasis prints.
-pub const SECRET_VARS: &[&str] = &[
-    "STASIS_GH_TOKEN",
-    "GITHUB_TOKEN",
-    "STASIS_JF_ACCESS_TOKEN",
-    "STASIS_JF_PASSWORD",
-    "STASIS_JF_SSH_PASSPHRASE",
-];
+pub use crate::redact::SECRET_VARS;
 
 pub struct Console {
     colour: bool,
-    secrets: Vec<String>,
+    redactor: Redactor,
 }
 
 impl Default for Console {
@@ -29,23 +24,20 @@ impl Default for Console {
 impl Console {
     pub fn new() -> Console {
         let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let secrets = SECRET_VARS
-            .iter()
-            .filter_map(|k| std::env::var(k).ok())
-            .filter(|v| v.len() >= 4)
-            .collect();
-        Console { colour, secrets }
+        let redactor = Redactor::from_env(SECRET_VARS, |k| std::env::var(k).ok());
+        Console { colour, redactor }
     }
 
-    /// Replace every known secret value with `***REDACTED***`.
+    /// The redactor this console applies, to share with what runs under it (process output,
+    /// records).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Replace every known secret value with `[secret NAME]` and URL credentials with
+    /// `***REDACTED***`.
     pub fn redact(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "***REDACTED***");
-            }
-        }
-        out
+        self.redactor.redact(s)
     }
 
     fn emit(&self, colour: &str, prefix: &str, msg: &str) {

@@ -205,16 +205,26 @@ pub fn test_strategy(
     junit: &Path,
     basetemp: &Path,
 ) -> i32 {
-    let plan: Plan = match std::fs::read(plan_file)
+    let env = env_snapshot();
+    let plan: Result<Plan, String> = std::fs::read(plan_file)
         .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+    let mut plan = match plan {
         Ok(p) => p,
         Err(e) => {
             console.error(&format!("{}: not a stasis plan: {e}", plan_file.display()));
             return EXIT_USAGE;
         }
     };
+    // The serialized Plan shows proxy credentials redacted; the values come from the
+    // environment this task inherited from the run.
+    match crate::http::NetSettings::from_env(&env) {
+        Ok(net) => plan.settings.net = net,
+        Err(e) => {
+            console.error(&e.to_string());
+            return EXIT_USAGE;
+        }
+    }
     let Some(test) = plan.tests.iter().find(|t| t.name == block) else {
         console.error(&format!(
             "no test block [test:{block}] in {}",
@@ -226,7 +236,6 @@ pub fn test_strategy(
         console.error(&format!("[test:{block}] has no strategy"));
         return EXIT_USAGE;
     };
-    let env = env_snapshot();
     let host = match crate::plan::hooks::load_for_tree(
         &plan,
         &plan.storage.root,

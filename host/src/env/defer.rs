@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::{EnvError, RetryPolicy};
+use super::{EnvError, NetSettings};
 
 /// Upstream's test-name key of a package spec: version and `[extras]` removed, `.`/`-` → `_`.
 pub fn test_key(spec: &str) -> String {
@@ -122,12 +122,7 @@ pub fn dist_file_version(file: &str) -> Option<(String, String)> {
 /// `indexes` is read and a file of the wanted version looked for. A spec without `==` exists
 /// when the project has any file; a direct reference (`name @ git+…`) never does. A missing
 /// project page (HTTP 404) is "absent"; an index that cannot be reached is an error naming it.
-pub fn pip_exists(
-    spec: &str,
-    indexes: &[String],
-    retry: &RetryPolicy,
-    ca_file: Option<&Path>,
-) -> Result<bool, EnvError> {
+pub fn pip_exists(spec: &str, indexes: &[String], net: &NetSettings) -> Result<bool, EnvError> {
     if spec.contains('@') {
         return Ok(false);
     }
@@ -141,7 +136,7 @@ pub fn pip_exists(
     });
     for index in indexes {
         let page = format!("{}/{name}/", index.trim_end_matches('/'));
-        let Some(body) = fetch_page(&page, retry, ca_file)? else {
+        let Some(body) = fetch_page(&page, net)? else {
             continue;
         };
         let found = links(&body).iter().any(|file| {
@@ -177,12 +172,7 @@ fn links(body: &str) -> Vec<String> {
 
 /// GET a project page: `Ok(None)` when the index has no such project (404, or a missing
 /// directory for `file://` indexes, whose pages are the directory listing).
-fn fetch_page(
-    url: &str,
-    retry: &RetryPolicy,
-    ca_file: Option<&Path>,
-) -> Result<Option<String>, EnvError> {
-    let shown = crate::sources::redact::redact(url);
+fn fetch_page(url: &str, net: &NetSettings) -> Result<Option<String>, EnvError> {
     if let Some(path) = url.strip_prefix("file://") {
         let dir = Path::new(path);
         if !dir.is_dir() {
@@ -201,28 +191,7 @@ fn fetch_page(
             .collect();
         return Ok(Some(names.join("\n")));
     }
-    let client = super::net::blocking_client(retry.timeout, ca_file)?;
-    let attempts = retry.attempts.max(1);
-    let mut last = String::new();
-    for attempt in 1..=attempts {
-        match client.get(url).send() {
-            Ok(resp) if resp.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
-            Ok(resp) if resp.status().is_success() => match resp.text() {
-                Ok(body) => return Ok(Some(body)),
-                Err(e) => last = format!("reading body: {}", super::error_chain(&e)),
-            },
-            Ok(resp) => last = format!("HTTP {}", resp.status()),
-            Err(e) => last = crate::sources::redact::redact(&super::error_chain(&e)),
-        }
-        if attempt < attempts {
-            std::thread::sleep(retry.delay);
-        }
-    }
-    Err(EnvError::Download {
-        url: shown,
-        attempts,
-        reason: last,
-    })
+    Ok(crate::http::get_bytes(net, url)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// Upstream's wheel index: `wheels/index.html` links each package directory, each directory's
@@ -337,12 +306,12 @@ mod tests {
         std::fs::create_dir_all(&proj).unwrap();
         std::fs::write(proj.join("demo_pkg-1.0-py3-none-any.whl"), "").unwrap();
         let idx = vec![format!("file://{}", d.path().display())];
-        let r = RetryPolicy::default();
-        assert!(pip_exists("demo_pkg==1.0", &idx, &r, None).unwrap());
-        assert!(pip_exists("Demo.Pkg", &idx, &r, None).unwrap());
-        assert!(!pip_exists("demo-pkg==2.0", &idx, &r, None).unwrap());
-        assert!(!pip_exists("other==1.0", &idx, &r, None).unwrap());
-        assert!(!pip_exists("demo-pkg @ git+https://h/r@v1", &idx, &r, None).unwrap());
+        let r = NetSettings::default();
+        assert!(pip_exists("demo_pkg==1.0", &idx, &r).unwrap());
+        assert!(pip_exists("Demo.Pkg", &idx, &r).unwrap());
+        assert!(!pip_exists("demo-pkg==2.0", &idx, &r).unwrap());
+        assert!(!pip_exists("other==1.0", &idx, &r).unwrap());
+        assert!(!pip_exists("demo-pkg @ git+https://h/r@v1", &idx, &r).unwrap());
     }
 
     #[test]

@@ -213,7 +213,7 @@ pub fn stage2_values(t: &StagingTargets<'_>) -> (String, String) {
 }
 
 /// Write `{delivery_dir}/{file_stem}.yml` and `{file_stem}.lock` atomically; returns both
-/// paths. `yml` is already rewritten as wanted.
+/// paths. `yml` is already rewritten as wanted; URL credentials are redacted here.
 pub fn write_exports(
     delivery_dir: &Path,
     file_stem: &str,
@@ -222,8 +222,11 @@ pub fn write_exports(
 ) -> Result<(PathBuf, PathBuf), EnvError> {
     let y = delivery_dir.join(format!("{file_stem}.yml"));
     let l = delivery_dir.join(format!("{file_stem}.lock"));
-    crate::atomic::write(&y, yml.as_bytes()).map_err(|e| EnvError::io(&y, e))?;
-    crate::atomic::write(&l, lock.as_bytes()).map_err(|e| EnvError::io(&l, e))?;
+    // A channel given as `https://user:${TOKEN}@…` was expanded for the engine; the delivery
+    // files name the channel and packages without the credentials.
+    let redact = crate::redact::redact_url_credentials;
+    crate::atomic::write(&y, redact(yml).as_bytes()).map_err(|e| EnvError::io(&y, e))?;
+    crate::atomic::write(&l, redact(lock).as_bytes()).map_err(|e| EnvError::io(&l, e))?;
     Ok((y, l))
 }
 

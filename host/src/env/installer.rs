@@ -12,7 +12,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::{EnvError, EnvSettings, EnvSpec, InstalledEnv, RetryPolicy, pip};
+use super::{EnvError, EnvSettings, EnvSpec, InstalledEnv, NetSettings, pip};
 
 /// `[conda]` installer keys of the delivery plus the stasis.ini base settings.
 #[derive(Debug, Clone, Default)]
@@ -112,11 +112,7 @@ impl InstallerEngine {
         let c = &self.config;
         let script = c.tmp_dir.join(c.file_name());
         if !script.is_file() {
-            let bytes = download_bytes(
-                &c.url(),
-                &self.settings.retry,
-                self.settings.ca_file.as_deref(),
-            )?;
+            let bytes = download_bytes(&c.url(), &self.settings.net)?;
             verify_sha256(&c.url(), &bytes, c.sha256.as_deref())?;
             crate::atomic::write(&script, &bytes).map_err(|e| EnvError::io(&script, e))?;
         } else if let Some(want) = c.sha256.as_deref() {
@@ -238,13 +234,9 @@ fn verify_sha256(what: &str, bytes: &[u8], expected: Option<&str>) -> Result<(),
     Ok(())
 }
 
-/// Fetch `url` (`http(s)://` or `file://`) with `retry.attempts` tries, `retry.delay` apart;
-/// an HTTP error status counts as a failed try.
-pub fn download_bytes(
-    url: &str,
-    retry: &RetryPolicy,
-    ca_file: Option<&Path>,
-) -> Result<Vec<u8>, EnvError> {
+/// Fetch `url` (`http(s)://` or `file://`) per `net`'s retry policy; an HTTP error status
+/// (after the retryable ones are exhausted) is a failed download.
+pub fn download_bytes(url: &str, net: &NetSettings) -> Result<Vec<u8>, EnvError> {
     if let Some(path) = url.strip_prefix("file://") {
         return std::fs::read(path).map_err(|e| EnvError::Download {
             url: url.to_string(),
@@ -252,26 +244,10 @@ pub fn download_bytes(
             reason: e.to_string(),
         });
     }
-    let client = super::net::blocking_client(retry.timeout, ca_file)?;
-    let attempts = retry.attempts.max(1);
-    let mut last = String::new();
-    for attempt in 1..=attempts {
-        match client.get(url).send() {
-            Ok(resp) if resp.status().is_success() => match resp.bytes() {
-                Ok(body) => return Ok(body.to_vec()),
-                Err(e) => last = format!("reading body: {}", super::error_chain(&e)),
-            },
-            Ok(resp) => last = format!("HTTP {}", resp.status()),
-            Err(e) => last = super::error_chain(&e),
-        }
-        if attempt < attempts {
-            std::thread::sleep(retry.delay);
-        }
-    }
-    Err(EnvError::Download {
-        url: url.to_string(),
-        attempts,
-        reason: last,
+    crate::http::get_bytes(net, url)?.ok_or_else(|| EnvError::Download {
+        url: crate::redact::redact_url_credentials(url),
+        attempts: 1,
+        reason: format!("HTTP {}", reqwest::StatusCode::NOT_FOUND),
     })
 }
 

@@ -22,15 +22,16 @@ pub mod defer;
 pub mod export;
 pub mod installer;
 pub mod native;
-pub mod net;
 pub mod pip;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub use activation::Activation;
 pub use spec::{BasedOn, EnvSpec};
+
+// The retry policy was born here; it is now the one of every HTTP client (`crate::http`).
+pub use crate::http::{NetSettings, RetryPolicy};
 
 /// Which engine builds the environments (`conda_engine` in stasis.ini).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,86 +60,28 @@ impl EngineKind {
     }
 }
 
-/// How hard to try a network resource before giving up (upstream's
-/// `STASIS_DOWNLOAD_RETRY_MAX` / `_RETRY_SECONDS` / `_TIMEOUT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Total attempts (at least 1).
-    pub attempts: u32,
-    /// Pause between attempts.
-    pub delay: Duration,
-    /// Per-request timeout.
-    pub timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            delay: Duration::from_secs(3),
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Upstream's defaults overridden by `STASIS_DOWNLOAD_RETRY_MAX`, `_RETRY_SECONDS` and
-    /// `_TIMEOUT` from `lookup` (pass `|k| std::env::var(k).ok()` for the process environment).
-    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
-        let mut policy = Self::default();
-        let num = |key: &str| -> Result<Option<u64>, EnvError> {
-            match lookup(key) {
-                None => Ok(None),
-                Some(v) if v.trim().is_empty() => Ok(None),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| EnvError::BadSetting {
-                        key: key.to_string(),
-                        value: v,
-                        expected: "a non-negative integer",
-                    }),
-            }
-        };
-        if let Some(n) = num("STASIS_DOWNLOAD_RETRY_MAX")? {
-            policy.attempts = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
-        }
-        if let Some(n) = num("STASIS_DOWNLOAD_RETRY_SECONDS")? {
-            policy.delay = Duration::from_secs(n);
-        }
-        if let Some(n) = num("STASIS_DOWNLOAD_TIMEOUT")? {
-            policy.timeout = Duration::from_secs(n.max(1));
-        }
-        Ok(policy)
-    }
-}
-
 /// Settings shared by every environment of a delivery (from stasis.ini `[default]` and the
 /// delivery's `[conda]`, resolved by the caller).
 #[derive(Debug, Clone)]
 pub struct EnvSettings {
     /// The conda package cache shared by all deliveries on this machine.
     pub package_cache: PathBuf,
-    /// Network retries for repodata, packages and installers.
-    pub retry: RetryPolicy,
+    /// Trust, proxies, timeouts and retries of every request (the Plan's `settings.net`).
+    pub net: NetSettings,
     /// `pip_index_url`: replaces PyPI for pip installs when set.
     pub pip_index_url: Option<String>,
     /// `pip_extra_index_url`: extra indexes for pip installs.
     pub pip_extra_index_urls: Vec<String>,
-    /// `SSL_CERT_FILE`: extra certificate authorities for every HTTPS request.
-    pub ca_file: Option<PathBuf>,
 }
 
 impl EnvSettings {
-    /// Settings with the default package cache and retry policy.
+    /// Settings with the given package cache and default network settings.
     pub fn new(package_cache: PathBuf) -> Self {
         Self {
             package_cache,
-            retry: RetryPolicy::default(),
+            net: NetSettings::default(),
             pip_index_url: None,
             pip_extra_index_urls: Vec::new(),
-            ca_file: None,
         }
     }
 }
@@ -179,7 +122,7 @@ pub enum Engine {
     /// Jobs run in the current environment.
     System,
     /// rattler: solve + install in-process.
-    Native(native::NativeEngine),
+    Native(Box<native::NativeEngine>),
     /// Upstream's installer flow: a base conda at `installer.base_prefix`, environments under it.
     Installer(Box<installer::InstallerEngine>),
 }
@@ -279,6 +222,8 @@ pub enum EnvError {
         attempts: u32,
         reason: String,
     },
+    #[error(transparent)]
+    Http(crate::http::HttpError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -287,6 +232,27 @@ pub enum EnvError {
     },
     #[error("environment {env}: prefix {prefix} is incomplete (no completion marker); recreate it")]
     Incomplete { env: String, prefix: PathBuf },
+}
+
+/// A download that failed after its retries stays a [`EnvError::Download`] (callers match on
+/// its attempts); every other network failure (untrusted certificate, bad CA file) is shown
+/// as the HTTP layer words it.
+impl From<crate::http::HttpError> for EnvError {
+    fn from(e: crate::http::HttpError) -> Self {
+        match e {
+            crate::http::HttpError::Failed {
+                url,
+                attempts,
+                reason,
+                ..
+            } => EnvError::Download {
+                url,
+                attempts,
+                reason,
+            },
+            other => EnvError::Http(other),
+        }
+    }
 }
 
 impl EnvError {
@@ -298,21 +264,7 @@ impl EnvError {
     }
 }
 
-/// Render an error and all its causes on one line (`a: b: c`), for messages that wrap errors
-/// from other crates whose useful detail sits deep in the chain.
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = e.source();
-    }
-    out
-}
+pub(crate) use crate::http::error_chain;
 
 #[cfg(test)]
 mod tests {
@@ -336,24 +288,6 @@ mod tests {
             err.contains("stasis.ini:7") && err.contains("mamba"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn retry_policy_reads_upstream_variables() {
-        let p = RetryPolicy::from_vars(|k| match k {
-            "STASIS_DOWNLOAD_RETRY_MAX" => Some("2".into()),
-            "STASIS_DOWNLOAD_RETRY_SECONDS" => Some("0".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(p.attempts, 2);
-        assert_eq!(p.delay, Duration::ZERO);
-        assert_eq!(p.timeout, Duration::from_secs(30));
-        let err =
-            RetryPolicy::from_vars(|k| (k == "STASIS_DOWNLOAD_TIMEOUT").then(|| "soon".into()))
-                .unwrap_err()
-                .to_string();
-        assert!(err.contains("STASIS_DOWNLOAD_TIMEOUT"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,8 @@ use rattler_conda_types::{
     ParseStrictness, PrefixRecord, RepoDataRecord, Subdir, Version, package::DistArchiveIdentifier,
 };
 use rattler_networking::LazyClient;
+
+use crate::http::Attempt;
 use rattler_repodata_gateway::Gateway;
 use rattler_solve::{SolveError, SolverImpl, SolverTask, resolvo};
 use url::Url;
@@ -144,15 +146,17 @@ impl NativeEngine {
         recursive: bool,
     ) -> Result<Vec<rattler_repodata_gateway::RepoData>, EnvError> {
         let platform = Subdir::current().unwrap_or(Subdir::Linux64);
-        let retry = self.settings.retry;
-        let mut attempt = 0;
-        let repodata = loop {
-            attempt += 1;
+        let net = &self.settings.net;
+        // rattler's gateway bounds single requests itself; this bounds a whole query, which
+        // fetches several files per channel.
+        let limit = net.timeout * 4;
+        let client = net.rattler_client()?;
+        let result = net.retry.run_async(|_| async {
             // A fresh gateway per attempt: a failed fetch must not be remembered.
             let gateway = Gateway::builder()
                 .with_cache_dir(repodata_cache(&self.settings.package_cache))
                 .with_package_cache(PackageCache::new(&self.settings.package_cache))
-                .with_client(LazyClient::default())
+                .with_client(LazyClient::from(client.clone()))
                 .finish();
             let query = gateway
                 .query(
@@ -161,29 +165,22 @@ impl NativeEngine {
                     specs.iter().cloned(),
                 )
                 .recursive(recursive);
-            match tokio::time::timeout(retry.timeout * 4, query.execute()).await {
-                Ok(Ok(out)) => break out.repodata,
-                Ok(Err(e)) if attempt >= retry.attempts => {
-                    let reason = error_chain(&e);
-                    return Err(EnvError::ChannelUnreachable {
-                        env: name.to_string(),
-                        url: failing_channel(&reason, channels),
-                        attempts: attempt,
-                        reason,
-                    });
+            match tokio::time::timeout(limit, query.execute()).await {
+                Ok(Ok(out)) => Attempt::Done(out.repodata),
+                // Asking again will not make an untrusted certificate trusted.
+                Ok(Err(e)) if crate::http::untrusted_reason(&e).is_some() => {
+                    Attempt::Stop(error_chain(&e))
                 }
-                Err(_) if attempt >= retry.attempts => {
-                    return Err(EnvError::ChannelUnreachable {
-                        env: name.to_string(),
-                        url: failing_channel("", channels),
-                        attempts: attempt,
-                        reason: format!("timed out after {:?}", retry.timeout * 4),
-                    });
-                }
-                _ => tokio::time::sleep(retry.delay).await,
+                Ok(Err(e)) => Attempt::Retry(error_chain(&e)),
+                Err(_) => Attempt::Retry(format!("timed out after {limit:?}")),
             }
-        };
-        Ok(repodata)
+        });
+        result.await.map_err(|g| EnvError::ChannelUnreachable {
+            env: name.to_string(),
+            url: failing_channel(&g.last, channels),
+            attempts: g.attempts,
+            reason: g.last,
+        })
     }
 
     /// Install exactly `records` at `prefix` via a staging directory renamed into place.
@@ -198,7 +195,7 @@ impl NativeEngine {
         remove_env_dir(name, &staging)?;
         let installer = Installer::new()
             .with_package_cache(PackageCache::new(&self.settings.package_cache))
-            .with_download_client(LazyClient::default())
+            .with_download_client(LazyClient::from(self.settings.net.rattler_client()?))
             .with_target_platform(Subdir::current().unwrap_or(Subdir::Linux64))
             .with_alternative_target_prefix(prefix)
             .with_execute_link_scripts(true)
@@ -319,7 +316,7 @@ fn scrub_credentials(prefix: &Path) -> Result<(), EnvError> {
             continue;
         }
         let text = std::fs::read_to_string(&path).map_err(|e| EnvError::io(&path, e))?;
-        let clean = crate::sources::redact::redact(&text);
+        let clean = crate::redact::redact_url_credentials(&text);
         if clean != text {
             crate::atomic::write(&path, clean.as_bytes()).map_err(|e| EnvError::io(&path, e))?;
         }

@@ -92,7 +92,7 @@ fn plain_http_hosts(settings: &EnvSettings) -> Vec<String> {
 /// What makes pip trust `SSL_CERT_FILE`: `PIP_CERT`, and `REQUESTS_CA_BUNDLE`, which pip's
 /// vendored requests lets override `--cert` when it is set in the environment.
 pub fn ca_vars(settings: &EnvSettings) -> Vec<(&'static str, String)> {
-    match &settings.ca_file {
+    match &settings.net.ca_file {
         Some(ca) => {
             let ca = ca.display().to_string();
             vec![("PIP_CERT", ca.clone()), ("REQUESTS_CA_BUNDLE", ca)]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{EnvError, RetryPolicy};
+use super::{EnvError, NetSettings};
 
 /// An environment's wanted contents, engine-independent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,19 +54,15 @@ impl BasedOn {
         }
     }
 
-    /// Read the YAML text, retrying URLs per `retry`.
-    pub fn read(
-        &self,
-        retry: &RetryPolicy,
-        ca_file: Option<&std::path::Path>,
-    ) -> Result<String, EnvError> {
+    /// Read the YAML text, fetching URLs per `net` (trust, proxies, retries).
+    pub fn read(&self, net: &NetSettings) -> Result<String, EnvError> {
         match self {
             Self::Path(p) => std::fs::read_to_string(p).map_err(|e| EnvError::BasedOn {
                 location: p.display().to_string(),
                 reason: e.to_string(),
             }),
             Self::Url(u) => {
-                let bytes = super::installer::download_bytes(u, retry, ca_file)?;
+                let bytes = super::installer::download_bytes(u, net)?;
                 String::from_utf8(bytes).map_err(|_| EnvError::BasedOn {
                     location: u.clone(),
                     reason: "not UTF-8 text".into(),

@@ -174,6 +174,7 @@ pub fn load(
     let options = HostOptions {
         template: Some(Arc::new(renderer)),
         log,
+        net: plan.settings.net.clone(),
     };
     PluginHost::load_with(
         grants,

@@ -360,6 +360,9 @@ pub struct Settings {
     pub always_build_for_host: bool,
     /// Where compiled plugin components are cached (`$XDG_CACHE_HOME/stasis/components`).
     pub plugin_cache: PathBuf,
+    /// Trust, proxies, timeouts and retries of every HTTP client (from `SSL_CERT_FILE`, the
+    /// proxy variables and `STASIS_DOWNLOAD_*`; proxy credentials are shown redacted).
+    pub net: crate::http::NetSettings,
 }
 
 /// The user's cache directory: `$XDG_CACHE_HOME`, else `~/.cache`, else the temporary directory
@@ -414,6 +417,7 @@ impl Plan {
                     .cloned()
                     .unwrap_or_else(|| "https://api.github.com".to_string()),
                 token,
+                net: self.settings.net.clone(),
             },
             notes_repo_filter: "spacetelescope/".to_string(),
         }

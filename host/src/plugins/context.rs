@@ -84,6 +84,8 @@ pub(crate) struct PluginContext {
     pub template: Option<Arc<dyn TemplateRenderer>>,
     pub log: LogSink,
     pub secrets: Redactor,
+    /// Trust, proxies, timeouts and retries of the `http` and `upload` capabilities.
+    pub net: crate::http::NetSettings,
 }
 
 impl PluginContext {
@@ -110,67 +112,10 @@ impl PluginContext {
     }
 }
 
-/// Secret values, granted by name and read from stasis's own environment at load. Values
-/// are replaced by `[secret NAME]` in everything that leaves the host towards the guest or
-/// the log.
-#[derive(Default)]
-pub(crate) struct Redactor {
-    values: Vec<(String, String)>,
-}
-
-impl Redactor {
-    pub fn from_env(names: &[String]) -> Redactor {
-        Redactor {
-            values: names
-                .iter()
-                .filter_map(|n| {
-                    let v = std::env::var(n).ok()?;
-                    (!v.is_empty()).then(|| (n.clone(), v))
-                })
-                .collect(),
-        }
-    }
-
-    pub fn value(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn redact(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for (n, v) in &self.values {
-            if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), &format!("[secret {n}]"));
-            }
-        }
-        out
-    }
-
-    pub fn redact_bytes(&self, b: Vec<u8>) -> Vec<u8> {
-        let mut out = b;
-        for (n, v) in &self.values {
-            let v = v.as_bytes();
-            if out.windows(v.len()).any(|w| w == v) {
-                let mask = format!("[secret {n}]").into_bytes();
-                let mut r = Vec::with_capacity(out.len());
-                let mut i = 0;
-                while i < out.len() {
-                    if out[i..].starts_with(v) {
-                        r.extend_from_slice(&mask);
-                        i += v.len();
-                    } else {
-                        r.push(out[i]);
-                        i += 1;
-                    }
-                }
-                out = r;
-            }
-        }
-        out
-    }
-}
+/// Secret values, granted by name and read at load, are replaced by `[secret NAME]` (and URL
+/// credentials by `***REDACTED***`) in everything that leaves the host towards the guest or
+/// the log: the one [`crate::redact::Redactor`].
+pub(crate) use crate::redact::Redactor;
 
 /// Memory and instance limits that remember a refused growth, so an out-of-memory trap is
 /// reported as such (a Rust guest would otherwise surface it as `unreachable`).

@@ -34,6 +34,8 @@ use super::sandbox::{cap_result, invoke};
 pub struct HostOptions {
     pub template: Option<Arc<dyn TemplateRenderer>>,
     pub log: LogSink,
+    /// Trust, proxies, timeouts and retries of the `http` and `upload` capabilities.
+    pub net: crate::http::NetSettings,
 }
 
 impl Default for HostOptions {
@@ -44,6 +46,7 @@ impl Default for HostOptions {
                 let tag = if l.audit { " audit" } else { "" };
                 eprintln!("[plugin {}{tag}] {:?}: {}", l.plugin, l.level, l.message);
             }),
+            net: crate::http::NetSettings::default(),
         }
     }
 }
@@ -592,7 +595,9 @@ fn load_one(
     let delivery_dir =
         cap_std::fs::Dir::open_ambient_dir(delivery_root, cap_std::ambient_authority())
             .map_err(|e| setup(format!("delivery tree {}: {e}", delivery_root.display())))?;
-    let secrets = Redactor::from_env(&grant.secrets);
+    // TODO(issue 9, one snapshot): the granted secrets still come from the process
+    // environment here; they belong in the environment snapshot the loader is given.
+    let secrets = Redactor::from_env(&grant.secrets, |k| std::env::var(k).ok());
     Ok(Loaded {
         ctx: Arc::new(PluginContext {
             name: grant.name.clone(),
@@ -602,6 +607,7 @@ fn load_one(
             scratch,
             template: options.template.clone(),
             log: options.log.clone(),
+            net: options.net.clone(),
             secrets,
         }),
         entry,

@@ -151,6 +151,8 @@ fn classify(ctx: &PluginContext, e: wasmtime::Error, oom: bool, stderr: &str) ->
             cap: RESULT_CAP,
         };
     }
+    // Redact the whole of stderr before keeping its tail, so no cut can split a secret.
+    let stderr = ctx.secrets.redact(stderr);
     let tail: String = {
         let lines: Vec<&str> = stderr.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
@@ -158,7 +160,7 @@ fn classify(ctx: &PluginContext, e: wasmtime::Error, oom: bool, stderr: &str) ->
     PluginError::Crashed {
         plugin,
         message: ctx.secrets.redact(&message),
-        stderr: ctx.secrets.redact(&tail),
+        stderr: tail,
     }
 }
 

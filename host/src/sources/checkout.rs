@@ -11,9 +11,9 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::error::{SourceError, TestNames};
 use super::git::{self, GitError};
-use super::redact::{Credentials, redact, split_credentials};
 use super::vcs_ban::check_vcs_references;
 use super::{CheckoutOptions, CheckoutPlan, CheckoutResult, PlannedCheckout, SourceRequest};
+use crate::redact::{Credentials, redact_url_credentials as redact, split_credentials};
 
 pub fn checkout_all(
     plan: &CheckoutPlan,

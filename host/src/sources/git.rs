@@ -12,13 +12,13 @@
 //! - `GIT_DIR`, `GIT_WORK_TREE` & co. are removed: stasis run from a git hook must not clone into
 //!   the wrong repository.
 //!
-//! Credentials from a repository URL never reach argv: see [`super::redact`].
+//! Credentials from a repository URL never reach argv: see [`crate::redact`].
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::redact::{Credentials, REDACTED, redact};
+use crate::redact::{Credentials, Redactor};
 
 /// Settings pinned on every git invocation, in argv order.
 const PINNED: &[&str] = &[
@@ -116,17 +116,14 @@ pub(crate) fn run(
 
 /// Redact URLs, then any literal occurrence of the secrets (git may echo them outside a URL).
 pub(crate) fn scrub(text: &str, credentials: Option<&Credentials>) -> String {
-    let mut s = redact(text);
+    let mut redactor = Redactor::new();
     if let Some(c) = credentials {
         // A user name is only a secret when it is a bare token (no password beside it).
         let secret = match c.password.as_deref() {
             Some(p) => p,
             None => c.username.as_str(),
         };
-        // Very short strings would blank out unrelated text and protect nothing.
-        if secret.len() >= 4 {
-            s = s.replace(secret, REDACTED);
-        }
+        redactor = redactor.with_value(secret);
     }
-    s
+    redactor.redact(text)
 }

@@ -4,13 +4,12 @@
 //! commit for the records, deleting `repository_remove_tags`, and the VCS ban
 //! ([`check_vcs_references`]). It must not run test scripts, render templates or read config
 //! files: the test blocks arrive as [`SourceRequest`]s, the results leave as [`CheckoutResult`]s.
-//! Credentials in repository URLs never reach argv, logs or errors (see [`redact`]).
+//! Credentials in repository URLs never reach argv, logs or errors (see [`crate::redact`]).
 
 mod checkout;
 mod error;
 mod git;
 mod layout;
-pub mod redact;
 mod vcs_ban;
 
 use std::path::{Path, PathBuf};

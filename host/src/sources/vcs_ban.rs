@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::error::{SourceError, TestNames, VcsFinding};
 use super::git::{self, GitError};
-use super::redact::redact;
+use crate::redact::redact_url_credentials as redact;
 
 /// The files upstream inspects, in its order.
 pub const BUILD_CONFIG_FILES: &[&str] = &["pyproject.toml", "setup.cfg", "setup.py"];

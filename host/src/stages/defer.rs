@@ -39,8 +39,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let settings = &st.settings;
     let (pip_external, pip_build) =
         classify(plan, "pip", &pip_candidates, always, &mut report, |s| {
-            defer::pip_exists(s, &indexes, &settings.retry, settings.ca_file.as_deref())
-                .map_err(failed)
+            defer::pip_exists(s, &indexes, &settings.net).map_err(failed)
         })?;
     let out = DeferOutcome {
         conda_external,

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use super::StageError;
 use crate::config::values;
 use crate::env::{
-    self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, RetryPolicy, build, defer,
-    installer, native, pip, spec,
+    self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, build, defer, installer, native,
+    pip, spec,
 };
 use crate::plan::{Plan, TestBlock};
 use crate::sources::{self, CheckoutOptions, SourceRequest};
@@ -62,7 +62,7 @@ pub struct EnvState {
 /// A stage failure; credentials in URLs (a channel or index given as `https://user:${TOKEN}@…`)
 /// are removed from the message.
 pub(super) fn failed(e: impl std::fmt::Display) -> StageError {
-    StageError::Failed(crate::sources::redact::redact(&e.to_string()))
+    StageError::Failed(crate::redact::redact_url_credentials(&e.to_string()))
 }
 
 /// `$NAME` / `${NAME}` in a URL expanded from the environment snapshot at the moment of use,
@@ -83,8 +83,7 @@ pub(super) fn configured_channels(plan: &Plan, env: &BTreeMap<String, String>) -
 /// The retry policy and index settings every environment of the delivery shares.
 fn env_settings(plan: &Plan, env: &BTreeMap<String, String>) -> Result<EnvSettings, StageError> {
     let mut settings = EnvSettings::new(PathBuf::from(&plan.settings.package_cache));
-    settings.retry = RetryPolicy::from_vars(|k| env.get(k).cloned()).map_err(failed)?;
-    settings.ca_file = env::net::ssl_cert_file(|k| env.get(k).cloned());
+    settings.net = plan.settings.net.clone();
     let index = plan.conda.pip_index_url.trim();
     if !index.is_empty() {
         settings.pip_index_url = Some(expand_secret_refs(index, env));
@@ -114,10 +113,10 @@ impl EnvState {
         let settings = env_settings(plan, env)?;
         let engine = match kind {
             env::EngineKind::System => Engine::System,
-            env::EngineKind::Native => Engine::Native(native::NativeEngine::new(
+            env::EngineKind::Native => Engine::Native(Box::new(native::NativeEngine::new(
                 settings.clone(),
                 snapshot_map(env),
-            )),
+            ))),
             env::EngineKind::Installer => {
                 let c = &plan.conda;
                 let config = installer::InstallerConfig {
@@ -192,9 +191,7 @@ impl EnvState {
                     .and_then(|p| BasedOn::parse(&p.display().to_string())),
             };
             if let Some(b) = location {
-                let text = b
-                    .read(&self.settings.retry, self.settings.ca_file.as_deref())
-                    .map_err(failed)?;
+                let text = b.read(&self.settings.net).map_err(failed)?;
                 self.base = Some((text, b.location()));
             }
         }

@@ -91,14 +91,11 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         !st.wheels.is_empty(),
     );
     let lock_header = header.render();
-    // A channel given as `https://user:${TOKEN}@…` was expanded for the engine; the
-    // delivery files name the channel and packages without the credentials.
-    let redact = crate::sources::redact::redact;
     let (y, l) = export::write_exports(
         delivery,
         &name,
-        &redact(&release_yml),
-        &redact(&export::explicit_lock(&created, &lock_header)),
+        &release_yml,
+        &export::explicit_lock(&created, &lock_header),
     )
     .map_err(failed)?;
     report.outputs.extend([y, l]);
@@ -107,8 +104,8 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         let (y, l) = export::write_exports(
             delivery,
             &test_env.name,
-            &redact(&yml),
-            &redact(&export::explicit_lock(test_env, &lock_header)),
+            &yml,
+            &export::explicit_lock(test_env, &lock_header),
         )
         .map_err(failed)?;
         report.outputs.extend([y, l]);

@@ -184,7 +184,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
                 }
                 report.detail.push(format!(
                     "{} @ {} -> {} ({})",
-                    sources::redact::redact(&entry.repository),
+                    crate::redact::redact_url_credentials(&entry.repository),
                     if entry.version.is_empty() {
                         "HEAD"
                     } else {
@@ -218,7 +218,10 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
             }
         };
         let step = step
-            .with_detail("repository", sources::redact::redact(&entry.repository))
+            .with_detail(
+                "repository",
+                crate::redact::redact_url_credentials(&entry.repository),
+            )
             .with_detail("version", entry.version.clone())
             .with_detail("tests", entry.tests.clone());
         record

@@ -1,15 +1,11 @@
 //! `get_github_release_notes` and `get_github_release_notes_auto`: one POST to GitHub's
 //! "generate release notes" endpoint per repository. Owns the request shape and the
 //! repository-URL → `OWNER/REPO` derivation; the endpoint and token come from
-//! [`GithubApi`]. The token is only ever placed in the `Authorization` header: error
-//! messages name the URL and status, never the token.
-
-use std::time::Duration;
+//! [`GithubApi`]; the client (trust, proxies, timeouts, retries) from [`crate::http`]. The
+//! token is only ever placed in the `Authorization` header: error messages name the URL and
+//! status, never the token.
 
 use super::{Context, GithubApi};
-
-/// Upper bound for one request, connect included.
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `POST {api}/repos/{repo}/releases/generate-notes` → the response's `body`.
 pub(super) fn release_notes(
@@ -39,22 +35,20 @@ pub(super) fn release_notes(
 }
 
 fn post(api: &GithubApi, url: &str, body: &serde_json::Value) -> Result<String, String> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(TIMEOUT)
-        .user_agent(concat!("stasis/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-    let mut req = client
-        .post(url)
-        .header("Accept", "application/vnd.github+json")
-        .header("X-GitHub-Api-Version", "2022-11-28")
-        .json(body);
-    if let Some(token) = &api.token {
-        req = req.bearer_auth(token.expose());
-    }
-    let resp = req
-        .send()
-        .map_err(|e| format!("POST {url}: {}", e.without_url()))?;
+    let client = api.net.blocking_client().map_err(|e| e.to_string())?;
+    // Asking GitHub to generate notes changes nothing on its side: safe to retry.
+    let (resp, _) = crate::http::send_retrying(&api.net, "POST", url, || {
+        let req = client
+            .post(url)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .json(body);
+        match &api.token {
+            Some(token) => req.bearer_auth(token.expose()),
+            None => req,
+        }
+    })
+    .map_err(|e| e.to_string())?;
     let status = resp.status();
     let text = resp
         .text()

@@ -89,6 +89,8 @@ pub struct GithubApi {
     pub api_url: String,
     /// Sent as `Authorization: Bearer …` when set; never logged.
     pub token: Option<Secret>,
+    /// Trust, proxies, timeouts and retries (the Plan's `settings.net` in a run).
+    pub net: crate::http::NetSettings,
 }
 
 impl Default for GithubApi {
@@ -96,13 +98,15 @@ impl Default for GithubApi {
         GithubApi {
             api_url: GITHUB_API_URL.to_string(),
             token: None,
+            net: crate::http::NetSettings::default(),
         }
     }
 }
 
 impl GithubApi {
     /// Upstream's lookup: `STASIS_GH_API_URL` (our addition) overrides the endpoint, the
-    /// token is `STASIS_GH_TOKEN`, else `GITHUB_TOKEN`; empty values count as unset.
+    /// token is `STASIS_GH_TOKEN`, else `GITHUB_TOKEN`; empty values count as unset. The
+    /// network settings are the defaults; a run sets the Plan's.
     pub fn from_env(env: &EnvSource) -> Self {
         let nonempty = |k: &str| env.get(k).filter(|v| !v.is_empty());
         GithubApi {
@@ -110,6 +114,7 @@ impl GithubApi {
             token: nonempty("STASIS_GH_TOKEN")
                 .or_else(|| nonempty("GITHUB_TOKEN"))
                 .map(Secret::new),
+            net: crate::http::NetSettings::default(),
         }
     }
 }

@@ -419,6 +419,14 @@ fn github_ctx(url: &str, token: Option<&str>) -> Context {
         github: GithubApi {
             api_url: format!("{url}/"),
             token: token.map(Secret::new),
+            // One attempt: these servers answer a fixed number of connections.
+            net: crate::http::NetSettings {
+                retry: crate::http::RetryPolicy {
+                    attempts: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
         },
         ..ctx(&[])
     }

@@ -109,6 +109,14 @@ impl World {
                 Ok(s.replace("{{ meta.name }}", "demo"))
             })),
             log: Arc::new(move |l: &LogLine| logs.lock().unwrap().push(l.clone())),
+            // Short pauses between retries: the upload test's server fails once on purpose.
+            net: stasis::http::NetSettings {
+                retry: stasis::http::RetryPolicy {
+                    delay: std::time::Duration::from_millis(50),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
         }
     }
 

@@ -3,6 +3,8 @@
 //! the settings the environment snapshot decides (always-build-for-host, the package and
 //! plugin caches).
 
+use std::path::Path;
+
 use super::Resolver;
 use crate::config::values;
 use crate::plan::{CondaEngine, Settings, WheelBuilder};
@@ -77,6 +79,12 @@ impl Resolver<'_> {
             s.task_kill_grace_seconds = 3.0;
         }
         self.settings_from_env(&mut s);
+        match crate::http::NetSettings::from_env(&self.input.env) {
+            Ok(net) => s.net = net,
+            Err(e) => self
+                .diags
+                .error_at(Path::new("<environment>"), 0, "", e.to_string()),
+        }
         s
     }
 

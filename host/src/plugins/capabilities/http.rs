@@ -2,13 +2,17 @@
 //! operator's `deny_hosts` and the grant's `allow_hosts` before sending and again on every
 //! redirect hop; a request carrying secret headers never follows a redirect to another
 //! origin. Response bodies are capped, each request has a timeout clamped to the
-//! invocation's remaining time, and secret values are scrubbed from the response.
+//! invocation's remaining time, and secret values are scrubbed from the response. The client
+//! (trust, proxies, user agent) comes from [`crate::http`]; idempotent requests are retried
+//! per its policy within the invocation's deadline.
 
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::blocking::Client;
+
+use crate::http::Attempt;
 use reqwest::header::{HeaderName, HeaderValue};
 
 use crate::plugins::bindings::host_api::http::{Host, Request, Response};
@@ -30,8 +34,9 @@ impl std::fmt::Display for RedirectDenied {
 }
 impl std::error::Error for RedirectDenied {}
 
-/// A blocking client whose redirect policy re-checks the grant on every hop.
+/// A blocking client from `net` whose redirect policy re-checks the grant on every hop.
 pub(crate) fn checked_client(
+    net: &crate::http::NetSettings,
     grant: &Grant,
     timeout: Duration,
     with_secrets: bool,
@@ -54,10 +59,11 @@ pub(crate) fn checked_client(
         }
         attempt.follow()
     });
-    Client::builder()
+    net.blocking_builder()
+        .map_err(|e| CapError::Failed(e.to_string()))?
         .redirect(policy)
         .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(30)))
+        .connect_timeout(timeout.min(net.connect_timeout))
         .build()
         .map_err(|e| CapError::Failed(format!("building HTTP client: {e}")))
 }
@@ -109,7 +115,30 @@ pub(crate) fn send_error(ctx: &PluginContext, capability: &str, e: reqwest::Erro
     if e.is_timeout() {
         return CapError::Timeout;
     }
+    if let Some(why) = crate::http::untrusted_reason(&e) {
+        return CapError::Failed(ctx.secrets.redact(&format!(
+            "{}: the server's TLS certificate is not trusted ({why})",
+            e.url().map(|u| u.as_str()).unwrap_or("request")
+        )));
+    }
     CapError::Failed(ctx.secrets.redact(&format!("{e}")))
+}
+
+/// One attempt of `http` or `upload` as the retry policy sees it: a retryable answer is kept
+/// (it is the result if the attempts run out), errors become cap-errors.
+pub(crate) fn classify(
+    ctx: &PluginContext,
+    capability: &str,
+    sent: Result<reqwest::blocking::Response, reqwest::Error>,
+) -> Attempt<reqwest::blocking::Response, Result<reqwest::blocking::Response, CapError>> {
+    match sent {
+        Ok(r) if crate::http::retryable_status(r.status()) => Attempt::Retry(Ok(r)),
+        Ok(r) => Attempt::Done(r),
+        Err(e) if crate::http::retryable_error(&e) => {
+            Attempt::Retry(Err(send_error(ctx, capability, e)))
+        }
+        Err(e) => Attempt::Stop(Err(send_error(ctx, capability, e))),
+    }
 }
 
 impl Host for PluginState {
@@ -138,13 +167,36 @@ impl Host for PluginState {
         let with_secrets = !req.secret_headers.is_empty();
         let body = req.body;
         let ctx2 = ctx.clone();
+        let deadline = self.deadline;
         super::off_runtime(move || {
-            let client = checked_client(&ctx2.grant, timeout, with_secrets)?;
-            let mut rb = client.request(method, url).headers(headers);
-            if let Some(b) = body {
-                rb = rb.body(b);
-            }
-            let resp = rb.send().map_err(|e| send_error(&ctx2, "http", e))?;
+            // Only requests that mean the same when repeated are retried.
+            let retry = match method {
+                reqwest::Method::POST | reqwest::Method::PATCH => crate::http::RetryPolicy {
+                    attempts: 1,
+                    ..ctx2.net.retry
+                },
+                _ => ctx2.net.retry,
+            };
+            let resp = retry
+                .run_until(Some(deadline), |_, _, _| {}, |_| {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Attempt::Stop(Err(CapError::Timeout));
+                    }
+                    let client =
+                        match checked_client(&ctx2.net, &ctx2.grant, timeout.min(left), with_secrets)
+                        {
+                            Ok(c) => c,
+                            Err(e) => return Attempt::Stop(Err(e)),
+                        };
+                    let mut rb = client.request(method.clone(), url.clone());
+                    rb = rb.headers(headers.clone());
+                    if let Some(b) = &body {
+                        rb = rb.body(b.clone());
+                    }
+                    classify(&ctx2, "http", rb.send())
+                })
+                .or_else(|gave_up| gave_up.last)?;
             let status = resp.status().as_u16();
             let final_url = resp.url().to_string();
             let headers: Vec<(String, String)> = resp
@@ -180,7 +232,7 @@ impl Host for PluginState {
             Ok(Response {
                 status,
                 headers,
-                body: ctx2.secrets.redact_bytes(body),
+                body: ctx2.secrets.redact_bytes(&body),
                 final_url,
             })
         })

@@ -111,8 +111,10 @@ impl Host for PluginState {
                 let _ = sin.write_all(&input);
             });
         }
-        let out_reader = capped_reader(child.stdout.take());
-        let err_reader = capped_reader(child.stderr.take());
+        // Read past the cap by the longest secret, so the cut can be made after redacting.
+        let keep = OUTPUT_CAP + ctx.secrets.margin();
+        let out_reader = capped_reader(child.stdout.take(), keep);
+        let err_reader = capped_reader(child.stderr.take(), keep);
         let status = match wait_with_timeout(&mut child, timeout) {
             Some(s) => s,
             None => {
@@ -133,19 +135,23 @@ impl Host for PluginState {
         };
         let (stdout, t1) = out_reader.join().unwrap_or_default();
         let (stderr, t2) = err_reader.join().unwrap_or_default();
+        // Redact first, then cut: a secret straddling the cap must not leave its prefix.
+        let (stdout, c1) = ctx.secrets.redact_capped(&stdout, OUTPUT_CAP);
+        let (stderr, c2) = ctx.secrets.redact_capped(&stderr, OUTPUT_CAP);
         Ok(Output {
             status: status.code(),
-            stdout: ctx.secrets.redact_bytes(stdout),
-            stderr: ctx.secrets.redact_bytes(stderr),
-            truncated: t1 || t2,
+            stdout,
+            stderr,
+            truncated: t1 || t2 || c1 || c2,
         })
     }
 }
 
-/// Read a stream to its end, keeping at most [`OUTPUT_CAP`] bytes (draining the rest so the
-/// child never blocks on a full pipe).
+/// Read a stream to its end, keeping at most `cap` bytes (draining the rest so the child
+/// never blocks on a full pipe).
 fn capped_reader<R: Read + Send + 'static>(
     r: Option<R>,
+    cap: usize,
 ) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
     std::thread::spawn(move || {
         let Some(mut r) = r else {
@@ -158,7 +164,7 @@ fn capped_reader<R: Read + Send + 'static>(
             match r.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let room = OUTPUT_CAP.saturating_sub(kept.len());
+                    let room = cap.saturating_sub(kept.len());
                     if n > room {
                         truncated = true;
                     }

@@ -1,11 +1,11 @@
 //! `stasis:host/upload`: PUT one file of the delivery tree to a granted destination,
 //! Artifactory style: streamed, with `X-Checksum-Sha256` and `X-Checksum-Sha1` headers, and
-//! retried on connection errors and 5xx answers. The source is opened through the delivery
+//! retried per the one retry policy ([`crate::http::RetryPolicy`]) on connection errors and
+//! retryable answers (408, 425, 429, 500, 502, 503, 504). The source is opened through the delivery
 //! tree's cap-std `Dir` (no `..`, absolute or symlink escapes); the destination is checked
 //! like `http` (and redirects re-checked).
 
 use std::io::{Read, Seek};
-use std::time::Duration;
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -18,7 +18,8 @@ use crate::plugins::context::PluginState;
 use crate::plugins::grant::Denial;
 
 use super::delivery_relative;
-use super::http::{build_headers, checked_client, send_error};
+use super::http::{build_headers, checked_client, classify};
+use crate::http::Attempt;
 
 impl Host for PluginState {
     fn upload_file(&mut self, req: UploadRequest) -> Result<Receipt, CapError> {
@@ -58,72 +59,73 @@ impl Host for PluginState {
                 headers.insert(k, v);
             }
         }
-        let attempts = req.attempts.unwrap_or(3).clamp(1, 5);
+        // The guest may ask for fewer or more attempts (1 to 5); pauses follow the policy.
+        let retry = crate::http::RetryPolicy {
+            attempts: u32::from(req.attempts.unwrap_or(3).clamp(1, 5)),
+            ..ctx.net.retry
+        };
         let with_secrets = !req.secret_headers.is_empty();
         let deadline = self.deadline;
         let ctx2 = ctx.clone();
-        let sha256_2 = sha256.clone();
         super::off_runtime(move || {
-            let mut last = CapError::Failed("no attempt made".into());
-            for attempt in 1..=attempts {
-                let remaining = deadline.saturating_duration_since(std::time::Instant::now());
-                if remaining.is_zero() {
-                    return Err(CapError::Timeout);
-                }
-                let client = checked_client(&ctx2.grant, remaining, with_secrets)?;
-                file.rewind()
-                    .map_err(|e| CapError::Failed(format!("rewinding the upload source: {e}")))?;
-                let body = reqwest::blocking::Body::sized(
-                    file.try_clone()
-                        .map_err(|e| CapError::Failed(format!("upload source: {e}")))?,
-                    bytes,
+            let log_retry = |n: u32, _: &Result<_, CapError>, _| {
+                ctx2.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "upload to {url}: attempt {n} of {} failed; retrying",
+                        retry.attempts
+                    ),
+                    false,
                 );
-                let sent = client
-                    .put(url.clone())
-                    .headers(headers.clone())
-                    .body(body)
-                    .send();
-                match sent {
-                    Ok(resp) if resp.status().is_success() => {
-                        return Ok(Receipt {
-                            location: resp.url().to_string(),
-                            status: resp.status().as_u16(),
-                            bytes,
-                            sha256: sha256_2,
-                            sha1,
-                            attempts: attempt,
-                        });
+            };
+            let mut made = 0;
+            let resp = retry
+                .run_until(Some(deadline), log_retry, |n| {
+                    made = n;
+                    let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+                    if remaining.is_zero() {
+                        return Attempt::Stop(Err(CapError::Timeout));
                     }
-                    Ok(resp) if resp.status().is_server_error() => {
-                        last = CapError::Failed(format!("{} answered {}", url, resp.status()));
-                    }
-                    Ok(resp) => {
-                        return Err(CapError::Failed(format!(
-                            "{} answered {}",
-                            url,
-                            resp.status()
-                        )));
-                    }
-                    Err(e) if e.is_connect() || e.is_timeout() => {
-                        last = send_error(&ctx2, "upload", e);
-                    }
-                    Err(e) => return Err(send_error(&ctx2, "upload", e)),
-                }
-                if attempt < attempts {
-                    ctx2.log(
-                        LogLevel::Warn,
-                        &format!(
-                            "upload to {url}: attempt {attempt} of {attempts} failed; retrying"
-                        ),
-                        false,
-                    );
-                    std::thread::sleep(
-                        Duration::from_millis(200 << (attempt - 1))
-                            .min(deadline.saturating_duration_since(std::time::Instant::now())),
-                    );
-                }
+                    let client =
+                        match checked_client(&ctx2.net, &ctx2.grant, remaining, with_secrets) {
+                            Ok(c) => c,
+                            Err(e) => return Attempt::Stop(Err(e)),
+                        };
+                    let body = file
+                        .rewind()
+                        .and_then(|()| file.try_clone())
+                        .map(|f| reqwest::blocking::Body::sized(f, bytes));
+                    let body = match body {
+                        Ok(b) => b,
+                        Err(e) => {
+                            return Attempt::Stop(Err(CapError::Failed(format!(
+                                "rewinding the upload source: {e}"
+                            ))));
+                        }
+                    };
+                    let sent = client
+                        .put(url.clone())
+                        .headers(headers.clone())
+                        .body(body)
+                        .send();
+                    classify(&ctx2, "upload", sent)
+                })
+                .or_else(|gave_up| gave_up.last)?;
+            if !resp.status().is_success() {
+                return Err(CapError::Failed(format!(
+                    "{} answered {}",
+                    url,
+                    resp.status()
+                )));
             }
-            Err(last)
+            Ok(Receipt {
+                location: resp.url().to_string(),
+                status: resp.status().as_u16(),
+                bytes,
+                sha256,
+                sha1,
+                attempts: u8::try_from(made).unwrap_or(u8::MAX),
+            })
         })
         .unwrap_or_else(|| Err(CapError::Failed("the upload worker thread failed".into())))
     }
