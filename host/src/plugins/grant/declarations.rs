@@ -195,13 +195,10 @@ impl PluginDecl {
     }
 }
 
+/// ` (did you mean KEY?)` for a likely typo of a known key, by the config's one typo rule.
 fn strsim_hint(key: &str, known: &[&str]) -> String {
-    known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(key, k), k))
-        .filter(|(s, _)| *s > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!(" (did you mean {k}?)"))
+    crate::config::schema::did_you_mean(key, known.iter().copied())
+        .map(|k| format!(" (did you mean {k}?)"))
         .unwrap_or_default()
 }
 
