@@ -1,7 +1,7 @@
 //! stasis: turns a delivery file plus a mission into a tested, reproducible delivery.
 //!
 //! Data flows one way: files → [`config`] → [`plan`] → [`runner`] / [`stages`] → records.
-//! Layers import only those below them: `config` → `template` → `plugins` → `plan` →
+//! Layers import only those below them: `config` → `process` → `template` → `plugins` → `plan` →
 //! `env`, `sources`, `runner` → `stages` → `cli`. See ARCHITECTURE.md.
 
 pub mod atomic;
@@ -11,6 +11,7 @@ pub mod env;
 pub mod http;
 pub mod plan;
 pub mod plugins;
+pub mod process;
 pub mod redact;
 pub mod report;
 pub mod runner;

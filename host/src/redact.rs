@@ -167,6 +167,44 @@ impl Redactor {
         (self.render(bytes, cut), true)
     }
 
+    /// The end of a stream: redact, then keep at most the last `keep` bytes of the input's
+    /// worth. The cut is moved forward past any secret or URL authority it would split, and
+    /// when nothing is cut, a secret's suffix at the very start (its prefix was never read) is
+    /// hidden too. `bytes` should hold `keep + margin()` bytes when more were available.
+    pub fn redact_tail(&self, bytes: &[u8], keep: usize) -> (Vec<u8>, bool) {
+        let mut cut = bytes.len().saturating_sub(keep);
+        let spans = self.spans(bytes, false);
+        for s in &spans {
+            if s.start < cut && cut < s.end {
+                cut = s.end;
+            }
+        }
+        if cut == 0 {
+            for s in self
+                .secrets
+                .iter()
+                .filter(|s| s.value.len() >= MIN_SECRET_LEN)
+            {
+                let v = s.value.as_bytes();
+                if let Some(k) = (1..v.len())
+                    .rev()
+                    .find(|&k| bytes.starts_with(&v[v.len() - k..]))
+                {
+                    cut = cut.max(k);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(bytes.len() - cut);
+        let mut copied = cut;
+        for s in spans.iter().filter(|s| s.start >= cut) {
+            out.extend_from_slice(&bytes[copied..s.start]);
+            out.extend_from_slice(s.mask.as_bytes());
+            copied = s.end;
+        }
+        out.extend_from_slice(&bytes[copied..]);
+        (out, cut > 0)
+    }
+
     /// `bytes[..cut]` with the spans inside it replaced.
     fn render(&self, bytes: &[u8], cut: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(cut);
@@ -455,6 +493,23 @@ mod tests {
             r.redact_bytes(&input),
             b"\xff\xfe [secret T] https://***REDACTED***@h/ \x80".to_vec()
         );
+    }
+
+    #[test]
+    fn a_tail_never_keeps_a_secret_suffix() {
+        let r = Redactor::new().with_value("s3cretvalue");
+        let text = b"aaaa s3cretvalue bbbb";
+        // The cut would fall inside the secret: it moves past it.
+        let (out, cut) = r.redact_tail(text, 12);
+        assert!(cut);
+        assert_eq!(String::from_utf8(out).unwrap(), " bbbb");
+        // A whole secret in the kept part is masked.
+        let (out, _) = r.redact_tail(text, 17);
+        assert!(!String::from_utf8_lossy(&out).contains("s3cret"));
+        assert!(String::from_utf8_lossy(&out).ends_with(" bbbb"));
+        // A suffix whose prefix was never read is hidden.
+        let (out, _) = r.redact_tail(b"etvalue tail", 100);
+        assert_eq!(String::from_utf8(out).unwrap(), " tail");
     }
 
     #[test]

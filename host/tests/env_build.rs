@@ -19,6 +19,7 @@ use conda_fixture::{Channel, Pkg, server::Server};
 use stasis::env::build::{self, BuildError, ContainerEngine, RecipeJob, WheelBackend, WheelJob};
 use stasis::env::native::NativeEngine;
 use stasis::env::{EnvSettings, EnvSpec, RetryPolicy};
+use stasis::process::Timeouts;
 
 const ORIGIN: &str = "[test:demo_pkg] (delivery.ini:40)";
 
@@ -114,6 +115,7 @@ fn wheel_job<'a>(
         python_compact: "311",
         pip_index_url: index,
         pip_extra_index_urls: &[],
+        timeouts: Timeouts::default(),
     }
 }
 
@@ -290,7 +292,10 @@ fn container_backends_need_an_engine() {
         .arg("ps")
         .output()
         .is_ok_and(|o| o.status.success());
-    assert_eq!(build::container_engine().is_some(), docker_ps || podman_ps);
+    assert_eq!(
+        build::container_engine_in(&std::env::vars().collect()).is_some(),
+        docker_ps || podman_ps
+    );
 }
 
 fn recipe_job<'a>(
@@ -310,6 +315,7 @@ fn recipe_job<'a>(
         python: "3.11",
         conda_dir,
         env,
+        timeouts: Timeouts::default(),
     }
 }
 

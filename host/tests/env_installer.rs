@@ -65,6 +65,7 @@ fn installer_flow_with_retries_config_and_environment() {
     let eng = InstallerEngine::new(
         config(tmp.path(), &server.base_url, Some(sha)),
         settings(tmp.path(), 5),
+        std::env::vars().collect(),
     );
     let script = eng.bootstrap().unwrap();
     assert_eq!(
@@ -139,6 +140,7 @@ fn installer_checksum_and_download_errors() {
     let eng = InstallerEngine::new(
         config(tmp.path(), &server.base_url, Some(wrong.clone())),
         settings(tmp.path(), 1),
+        std::env::vars().collect(),
     );
     let err = eng.bootstrap().unwrap_err();
     let msg = err.to_string();
@@ -154,6 +156,7 @@ fn installer_checksum_and_download_errors() {
     let eng = InstallerEngine::new(
         config(tmp.path(), &server.base_url, None),
         settings(tmp.path(), 3),
+        std::env::vars().collect(),
     );
     let err = eng.bootstrap().unwrap_err();
     let msg = err.to_string();

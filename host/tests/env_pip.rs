@@ -12,6 +12,7 @@ use conda_fixture::{Channel, Pkg, python_wrapper_pkg, server::Server};
 use stasis::env::export;
 use stasis::env::native::NativeEngine;
 use stasis::env::{EnvSettings, EnvSpec, RetryPolicy, pip};
+use stasis::process::Timeouts;
 
 #[test]
 fn pip_packages_from_index_purge_and_export() {
@@ -52,7 +53,7 @@ fn pip_packages_from_index_purge_and_export() {
 
     // Installed into the environment (not the machine's python), purge applied.
     let run_env = env.activation.apply(&std::env::vars().collect());
-    let freeze = pip::freeze("rel", &prefix, &run_env).unwrap();
+    let freeze = pip::freeze("rel", &prefix, &run_env, Timeouts::default().pip).unwrap();
     assert!(freeze.iter().any(|l| l == "demo-pkg==1.0"), "{freeze:?}");
     assert!(
         !freeze.iter().any(|l| l.starts_with("demo-two")),

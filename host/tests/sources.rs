@@ -90,6 +90,8 @@ fn opts() -> CheckoutOptions {
     CheckoutOptions {
         force_repeatable: false,
         jobs: 2,
+        env: std::env::vars().collect(),
+        ..CheckoutOptions::default()
     }
 }
 
@@ -416,6 +418,7 @@ fn force_repeatable_warns_truncates_and_marks_assume_unchanged() {
     let o = CheckoutOptions {
         force_repeatable: true,
         jobs: 1,
+        ..opts()
     };
     let r = checkout_all(&plan, &reqs, &o)
         .remove(0)
@@ -462,7 +465,7 @@ fn force_repeatable_warns_truncates_and_marks_assume_unchanged() {
         "checkout still looks clean"
     );
     // A second pass finds nothing left to report (both references were cut).
-    assert!(check_vcs_references(&r.dest, false).is_ok());
+    assert!(check_vcs_references(&r.dest, &opts()).is_ok());
 }
 
 /// Base64 for the Basic auth header (fixture only).
@@ -643,6 +646,7 @@ fn concurrent_clones_of_several_repositories_all_succeed() {
     let o = CheckoutOptions {
         force_repeatable: false,
         jobs: 3,
+        ..opts()
     };
     let started = Instant::now();
     let results = checkout_all(&plan, &reqs, &o);

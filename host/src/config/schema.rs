@@ -131,6 +131,7 @@ fn known_keys(kind: FileKind, section: &str) -> Result<Option<&'static [&'static
             Some(&["url", "product", "version_series", "version", "filename"])
         }
         (System, "plugins", _) => Some(PLUGINS_POLICY_KEYS),
+        (System, "timeouts", _) => Some(&crate::process::Timeouts::KEYS),
         (System, "deploy", "deploy:artifactory") => Some(&["url", "repo"]),
         (System | Mission, "meta", _) => {
             Some(&["release_fmt", "build_name_fmt", "build_number_fmt"])
@@ -159,6 +160,7 @@ fn known_sections(kind: FileKind) -> &'static [&'static str] {
             "indexer",
             "jfrog_cli_download",
             "plugins",
+            "timeouts",
             "deploy:artifactory",
             "plugin:NAME",
         ],

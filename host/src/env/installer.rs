@@ -6,13 +6,12 @@
 //! `pip uninstall`. Also owns [`download_bytes`], the retrying fetch the other engines use for
 //! based_on URLs. Owns the base prefix and the environment prefixes; nothing else.
 
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use sha2::{Digest, Sha256};
 
 use super::{EnvError, EnvSettings, EnvSpec, InstalledEnv, NetSettings, pip};
+use crate::process::Command;
 
 /// `[conda]` installer keys of the delivery plus the stasis.ini base settings.
 #[derive(Debug, Clone, Default)]
@@ -75,11 +74,17 @@ pub const CONDA_SYSTEM_SETTINGS: [(&str, &str); 8] = [
 ];
 
 impl InstallerEngine {
-    pub fn new(config: InstallerConfig, settings: EnvSettings) -> Self {
+    /// An engine for `config`; commands start from `base_env` (the caller's snapshot of the
+    /// process environment).
+    pub fn new(
+        config: InstallerConfig,
+        settings: EnvSettings,
+        base_env: HashMap<String, String>,
+    ) -> Self {
         Self {
             config,
             settings,
-            base_env: std::env::vars().collect(),
+            base_env,
         }
     }
 
@@ -124,7 +129,7 @@ impl InstallerEngine {
             std::fs::remove_dir_all(self.base()).map_err(|e| EnvError::io(self.base(), e))?;
         }
         if !self.base().join("bin/conda").exists() {
-            let mut cmd = Command::new("bash");
+            let mut cmd = Command::new("bash", self.settings.timeouts.conda);
             cmd.arg(&script).arg("-b").arg("-p").arg(self.base());
             pip::run("base", cmd, &self.base_env, &[])?;
         }
@@ -164,7 +169,7 @@ impl InstallerEngine {
         } else {
             self.base().join("bin/conda")
         };
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(exe, self.settings.timeouts.conda);
         cmd.args(args);
         pip::run("base", cmd, env, &[])
     }

@@ -72,6 +72,8 @@ pub struct EnvSettings {
     pub pip_index_url: Option<String>,
     /// `pip_extra_index_url`: extra indexes for pip installs.
     pub pip_extra_index_urls: Vec<String>,
+    /// The bound on each pip/uv and conda/mamba command (the Plan's `timeouts`).
+    pub timeouts: crate::process::Timeouts,
 }
 
 impl EnvSettings {
@@ -82,6 +84,7 @@ impl EnvSettings {
             net: NetSettings::default(),
             pip_index_url: None,
             pip_extra_index_urls: Vec::new(),
+            timeouts: crate::process::Timeouts::default(),
         }
     }
 }
@@ -209,6 +212,14 @@ pub enum EnvError {
     },
     #[error("environment {env}: activation failed: {message}")]
     Activation { env: String, message: String },
+    /// A command timed out, was interrupted or could not start; the message names the
+    /// command and its timeout.
+    #[error("environment {env}: {source}")]
+    Process {
+        env: String,
+        #[source]
+        source: Box<crate::process::ProcessError>,
+    },
     #[error("environment {env}: `{command}` exited with {status}: {stderr}")]
     Command {
         env: String,

@@ -290,7 +290,13 @@ pub(crate) fn complete(
     let activation = activation::activate(name, prefix, base_env)?;
     let run_env = activation.apply(base_env);
     pip::install(name, prefix, &run_env, settings, &spec.pip)?;
-    pip::uninstall(name, prefix, &run_env, &spec.pip_purge)?;
+    pip::uninstall(
+        name,
+        prefix,
+        &run_env,
+        settings.timeouts.pip,
+        &spec.pip_purge,
+    )?;
     scrub_credentials(prefix)?;
     let marker = prefix.join(COMPLETE_MARKER);
     crate::atomic::write(&marker, format!("{name}\n").as_bytes())

@@ -6,9 +6,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use super::{EnvError, EnvSettings};
+use crate::process::{Command, tail_lines};
 
 /// The environment's python.
 pub fn python(prefix: &Path) -> PathBuf {
@@ -38,8 +39,9 @@ pub fn install(
     let mut cmd;
     let mut vars: Vec<(&str, String)> = Vec::new();
     let extra = settings.pip_extra_index_urls.join(" ");
+    let timeout = settings.timeouts.pip;
     if let Some(uv) = find_on_path(env, "uv") {
-        cmd = Command::new(uv);
+        cmd = Command::new(uv, timeout);
         cmd.args(["pip", "install", "--python"]).arg(&py);
         if let Some(i) = &settings.pip_index_url {
             vars.push(("UV_INDEX_URL", i.clone()));
@@ -48,7 +50,7 @@ pub fn install(
             vars.push(("UV_EXTRA_INDEX_URL", extra));
         }
     } else {
-        cmd = Command::new(&py);
+        cmd = Command::new(&py, timeout);
         cmd.args(["-m", "pip", "install", "--disable-pip-version-check"]);
         if let Some(i) = &settings.pip_index_url {
             vars.push(("PIP_INDEX_URL", i.clone()));
@@ -67,7 +69,7 @@ pub fn install(
             vars.push((k, v));
         }
     }
-    cmd.args(specs);
+    cmd.args(specs.iter());
     run(name, cmd, env, &vars).map(|_| ())
 }
 
@@ -101,17 +103,19 @@ pub fn ca_vars(settings: &EnvSettings) -> Vec<(&'static str, String)> {
     }
 }
 
-/// `python -m pip uninstall -y` each of `names` (missing ones are skipped by pip).
+/// `python -m pip uninstall -y` each of `names` (missing ones are skipped by pip), each run
+/// bounded by `timeout`.
 pub fn uninstall(
     name: &str,
     prefix: &Path,
     env: &HashMap<String, String>,
+    timeout: Duration,
     names: &[String],
 ) -> Result<(), EnvError> {
     if names.is_empty() {
         return Ok(());
     }
-    let mut cmd = Command::new(python(prefix));
+    let mut cmd = Command::new(python(prefix), timeout);
     cmd.args([
         "-m",
         "pip",
@@ -124,13 +128,14 @@ pub fn uninstall(
 }
 
 /// `pip list --format=freeze --local`: `name==version` lines of what pip sees in the
-/// environment (`--local` keeps a virtualenv's global site-packages out).
+/// environment (`--local` keeps a virtualenv's global site-packages out), bounded by `timeout`.
 pub fn freeze(
     name: &str,
     prefix: &Path,
     env: &HashMap<String, String>,
+    timeout: Duration,
 ) -> Result<Vec<String>, EnvError> {
-    let mut cmd = Command::new(python(prefix));
+    let mut cmd = Command::new(python(prefix), timeout);
     cmd.args([
         "-m",
         "pip",
@@ -148,42 +153,26 @@ pub fn freeze(
         .collect())
 }
 
-/// Run a command with exactly `env` (+ `extra`); the error names the environment, the
-/// command (never its environment) and the tail of its stderr.
+/// Run a command with exactly `env` (+ `extra`) under [`crate::process`]; the error names the
+/// environment, the command (never its environment), and its timeout or the tail of its stderr.
 pub(crate) fn run(
     name: &str,
     mut cmd: Command,
     env: &HashMap<String, String>,
     extra: &[(&str, String)],
 ) -> Result<String, EnvError> {
-    cmd.env_clear()
-        .envs(env)
-        .envs(extra.iter().map(|(k, v)| (*k, v)));
-    // Not `{cmd:?}`: Command's Debug prints the environment, which may hold credentials.
-    let shown = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = cmd.output().map_err(|e| EnvError::Command {
+    cmd.envs(env).envs(extra.iter().map(|(k, v)| (*k, v)));
+    let out = cmd.run().map_err(|source| EnvError::Process {
         env: name.to_string(),
-        command: shown.clone(),
-        status: "not started".into(),
-        stderr: e.to_string(),
+        source: Box::new(source),
     })?;
     if !out.status.success() {
         return Err(EnvError::Command {
             env: name.to_string(),
-            command: shown,
             status: out.status.to_string(),
-            stderr: tail(&String::from_utf8_lossy(&out.stderr)),
+            stderr: tail_lines(&out.stderr_text(), 15),
+            command: out.command,
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The last lines of a process's stderr: enough to see the cause, not a wall of text.
-pub(crate) fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    Ok(out.stdout_text())
 }

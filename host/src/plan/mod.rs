@@ -354,6 +354,9 @@ pub struct Settings {
     pub strict: bool,
     pub verbose: u8,
     pub test_filters: Vec<String>,
+    /// stasis.ini `[timeouts]`: the bound on each git, pip/uv, conda, build and container
+    /// command stasis starts.
+    pub timeouts: crate::process::Timeouts,
     /// `-U`: children run with `PYTHONUNBUFFERED=1`.
     pub unbuffered: bool,
     /// `STASIS_ALWAYS_BUILD_FOR_HOST`: every tested package is built for the host.

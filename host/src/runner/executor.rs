@@ -213,12 +213,7 @@ pub(crate) fn reap(pid: u32) -> Exited {
     let exit = unix::wait_exit(pid);
     let end_time = SystemTime::now();
     let ended = Instant::now();
-    // Cheap check first: for the common case (empty group) this is one syscall.
-    let mut leaked = false;
-    if unix::group_alive(pid) {
-        leaked = unix::group_has_running_member(pid);
-        unix::kill_group(pid, libc::SIGKILL);
-    }
+    let leaked = unix::kill_leftovers(pid);
     Exited {
         exit,
         end_time,

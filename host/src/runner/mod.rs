@@ -201,7 +201,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     /// Upstream defaults: cpu_limit = CPUs − 1, 30 s status interval, task logging on,
-    /// and a 3 s kill grace.
+    /// and the kill grace every supervised process gets ([`crate::process::DEFAULT_KILL_GRACE`]).
     pub fn new(logs_dir: impl Into<PathBuf>, tmp_dir: impl Into<PathBuf>) -> Self {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -210,7 +210,7 @@ impl RunOptions {
             cpu_limit: cpus.saturating_sub(1).max(1),
             fail_fast: false,
             continue_on_error: false,
-            kill_grace: Duration::from_secs(3),
+            kill_grace: crate::process::DEFAULT_KILL_GRACE,
             pool_status_interval: Duration::from_secs(30),
             task_logging: true,
             logs_dir: logs_dir.into(),

@@ -10,7 +10,7 @@ use std::time::Instant;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::error::{SourceError, TestNames};
-use super::git::{self, GitError};
+use super::git;
 use super::vcs_ban::check_vcs_references;
 use super::{CheckoutOptions, CheckoutPlan, CheckoutResult, PlannedCheckout, SourceRequest};
 use crate::redact::{Credentials, redact_url_credentials as redact, split_credentials};
@@ -83,8 +83,17 @@ fn checkout_one(
     prepare_dest(&plan.sources_dir, &entry.dest)?;
 
     let (public_url, credentials) = split_credentials(repository);
+    let git = opts.git();
     let step = |step: &str, cwd: Option<&Path>, args: &[&OsStr]| {
-        run_step(step, cwd, credentials.as_ref(), args, &tests, &shown_repo)
+        run_step(
+            git,
+            step,
+            cwd,
+            credentials.as_ref(),
+            args,
+            &tests,
+            &shown_repo,
+        )
     };
     let dest = entry.dest.as_path();
 
@@ -166,7 +175,7 @@ fn checkout_one(
         None => Vec::new(),
     };
 
-    let vcs_warnings = check_vcs_references(dest, opts.force_repeatable).map_err(|e| match e {
+    let vcs_warnings = check_vcs_references(dest, opts).map_err(|e| match e {
         SourceError::VcsReferences { findings, .. } => SourceError::VcsReferences {
             tests: tests.clone(),
             findings,
@@ -183,6 +192,12 @@ fn checkout_one(
             status,
             stderr,
         },
+        SourceError::GitStopped { step, source, .. } => SourceError::GitStopped {
+            tests: tests.clone(),
+            repository: shown_repo.clone(),
+            step,
+            source,
+        },
         other => other,
     })?;
 
@@ -197,6 +212,7 @@ fn checkout_one(
 }
 
 fn run_step(
+    git: git::Git<'_>,
     step: &str,
     cwd: Option<&Path>,
     credentials: Option<&Credentials>,
@@ -204,19 +220,7 @@ fn run_step(
     tests: &TestNames,
     shown_repo: &str,
 ) -> Result<String, SourceError> {
-    git::run(cwd, credentials, args).map_err(|e| match e {
-        GitError::Spawn(source) => SourceError::GitMissing {
-            program: "git".into(),
-            source,
-        },
-        GitError::Failed { status, stderr } => SourceError::Git {
-            tests: tests.clone(),
-            repository: shown_repo.to_string(),
-            step: step.to_string(),
-            status,
-            stderr,
-        },
-    })
+    git::run(git, cwd, credentials, args).map_err(|e| e.into_source_error(tests, shown_repo, step))
 }
 
 /// The tag globs of the first test block in the entry (the plan only groups test blocks whose

@@ -43,6 +43,17 @@ pub enum SourceError {
         stderr: String,
     },
 
+    /// A git step was stopped: its timeout passed, or stasis was interrupted. The message
+    /// names the command and the timeout.
+    #[error("test block(s) {tests}: git {step} of {repository}: {source}")]
+    GitStopped {
+        tests: TestNames,
+        repository: String,
+        step: String,
+        #[source]
+        source: Box<crate::process::ProcessError>,
+    },
+
     /// A version that git would read as an option (`-…`), refused before git sees it.
     #[error(
         "test block(s) {tests}: version {version:?} of {repository} is not a valid git revision"

@@ -12,13 +12,18 @@
 //! - `GIT_DIR`, `GIT_WORK_TREE` & co. are removed: stasis run from a git hook must not clone into
 //!   the wrong repository.
 //!
-//! Credentials from a repository URL never reach argv: see [`crate::redact`].
+//! Credentials from a repository URL never reach argv: see [`crate::redact`]. Every git command
+//! runs through [`crate::process`]: its own process group, the checkout's timeout, stdout and
+//! stderr captured and redacted (URL credentials and the credential's secret).
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::redact::{Credentials, Redactor};
+use super::error::{SourceError, TestNames};
+use crate::process::{Command, ProcessError};
+use crate::redact::Credentials;
 
 /// Settings pinned on every git invocation, in argv order.
 const PINNED: &[&str] = &[
@@ -58,15 +63,56 @@ pub(crate) enum GitError {
     Spawn(std::io::Error),
     /// git ran and failed; stderr is already redacted.
     Failed { status: String, stderr: String },
+    /// git was stopped: its timeout passed or stasis was interrupted.
+    Stopped(Box<ProcessError>),
+}
+
+impl GitError {
+    /// The sources error for this failure of `step` for `tests` on `repository` (shown form).
+    pub(crate) fn into_source_error(
+        self,
+        tests: &TestNames,
+        repository: &str,
+        step: &str,
+    ) -> SourceError {
+        match self {
+            GitError::Spawn(source) => SourceError::GitMissing {
+                program: "git".into(),
+                source,
+            },
+            GitError::Failed { status, stderr } => SourceError::Git {
+                tests: tests.clone(),
+                repository: repository.to_string(),
+                step: step.to_string(),
+                status,
+                stderr,
+            },
+            GitError::Stopped(source) => SourceError::GitStopped {
+                tests: tests.clone(),
+                repository: repository.to_string(),
+                step: step.to_string(),
+                source,
+            },
+        }
+    }
+}
+
+/// How every git command of a checkout runs: the environment it starts from (the caller's
+/// snapshot; git's own variables are pinned on top) and the bound on each command.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Git<'a> {
+    pub env: &'a BTreeMap<String, String>,
+    pub timeout: Duration,
 }
 
 /// Run `git args…` in `cwd` and return its stdout (trimmed of the final newline).
 pub(crate) fn run(
+    git: Git<'_>,
     cwd: Option<&Path>,
     credentials: Option<&Credentials>,
     args: &[&OsStr],
 ) -> Result<String, GitError> {
-    let mut cmd = Command::new("git");
+    let mut cmd = Command::new("git", git.timeout);
     for setting in PINNED {
         cmd.arg("-c").arg(setting);
     }
@@ -80,6 +126,7 @@ pub(crate) fn run(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
+    cmd.envs(git.env);
     for var in REPO_ENV {
         cmd.env_remove(var);
     }
@@ -87,43 +134,38 @@ pub(crate) fn run(
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("LC_ALL", "C")
         .env("GIT_PAGER", "");
-    if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
+    if !git.env.contains_key("GIT_SSH_COMMAND") && !git.env.contains_key("GIT_SSH") {
         cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
     }
     if let Some(c) = credentials {
         cmd.env("STASIS_GIT_USERNAME", &c.username)
             .env("STASIS_GIT_PASSWORD", c.password.as_deref().unwrap_or(""));
+        cmd.secrets(secret_of(c));
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
 
-    let out = cmd.output().map_err(GitError::Spawn)?;
+    let out = cmd.run().map_err(|e| match e {
+        ProcessError::Spawn { source, .. } => GitError::Spawn(source),
+        other => GitError::Stopped(Box::new(other)),
+    })?;
     if out.status.success() {
-        let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut s = out.stdout_text();
         while s.ends_with('\n') || s.ends_with('\r') {
             s.pop();
         }
         return Ok(s);
     }
-    let status = match out.status.code() {
+    let status = match out.status.code {
         Some(code) => format!("exit status {code}"),
         None => format!("terminated: {}", out.status),
     };
-    let stderr = scrub(&String::from_utf8_lossy(&out.stderr), credentials);
-    Err(GitError::Failed { status, stderr })
+    Err(GitError::Failed {
+        status,
+        stderr: out.stderr_text(),
+    })
 }
 
-/// Redact URLs, then any literal occurrence of the secrets (git may echo them outside a URL).
-pub(crate) fn scrub(text: &str, credentials: Option<&Credentials>) -> String {
-    let mut redactor = Redactor::new();
-    if let Some(c) = credentials {
-        // A user name is only a secret when it is a bare token (no password beside it).
-        let secret = match c.password.as_deref() {
-            Some(p) => p,
-            None => c.username.as_str(),
-        };
-        redactor = redactor.with_value(secret);
-    }
-    redactor.redact(text)
+/// The secret among the credentials: the password, or a bare token used as user name (a user
+/// name beside a password is not secret).
+fn secret_of(c: &Credentials) -> Option<String> {
+    Some(c.password.clone().unwrap_or_else(|| c.username.clone()))
 }

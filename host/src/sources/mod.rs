@@ -12,6 +12,7 @@ mod git;
 mod layout;
 mod vcs_ban;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -74,6 +75,11 @@ pub struct CheckoutOptions {
     pub force_repeatable: bool,
     /// Concurrent clones (at least 1).
     pub jobs: usize,
+    /// The bound on each git command (the Plan's `timeouts.git`).
+    pub git_timeout: Duration,
+    /// The environment git starts from (the CLI's snapshot; `HOME` keeps `~/.gitconfig`
+    /// credential helpers and proxies working). git's own variables are pinned on top.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Default for CheckoutOptions {
@@ -81,6 +87,17 @@ impl Default for CheckoutOptions {
         CheckoutOptions {
             force_repeatable: false,
             jobs: 4,
+            git_timeout: crate::process::Timeouts::default().git,
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+impl CheckoutOptions {
+    pub(crate) fn git(&self) -> git::Git<'_> {
+        git::Git {
+            env: &self.env,
+            timeout: self.git_timeout,
         }
     }
 }
@@ -107,12 +124,12 @@ pub fn checkout_all(
 }
 
 /// The VCS ban on one checkout: `git+`/`svn+`/`hg+`/`bzr+` URLs in `pyproject.toml`,
-/// `setup.cfg` or `setup.py` are an error naming file and line. With `force_repeatable` they are
-/// returned as warnings instead, the files are marked assume-unchanged and each offending
+/// `setup.cfg` or `setup.py` are an error naming file and line. With `opts.force_repeatable` they
+/// are returned as warnings instead, the files are marked assume-unchanged and each offending
 /// requirement is cut at its first space or `@` (upstream's rule).
 pub fn check_vcs_references(
     dir: &Path,
-    force_repeatable: bool,
+    opts: &CheckoutOptions,
 ) -> Result<Vec<String>, SourceError> {
-    vcs_ban::check_vcs_references(dir, force_repeatable)
+    vcs_ban::check_vcs_references(dir, opts)
 }

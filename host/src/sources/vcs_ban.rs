@@ -7,8 +7,9 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
+use super::CheckoutOptions;
 use super::error::{SourceError, TestNames, VcsFinding};
-use super::git::{self, GitError};
+use super::git;
 use crate::redact::redact_url_credentials as redact;
 
 /// The files upstream inspects, in its order.
@@ -106,8 +107,9 @@ fn truncate_requirement(req: &str) -> Option<&str> {
 
 pub fn check_vcs_references(
     dir: &Path,
-    force_repeatable: bool,
+    opts: &CheckoutOptions,
 ) -> Result<Vec<String>, SourceError> {
+    let force_repeatable = opts.force_repeatable;
     let mut findings: Vec<VcsFinding> = Vec::new();
     let mut contents: Vec<(&str, String)> = Vec::new();
     for name in BUILD_CONFIG_FILES {
@@ -161,7 +163,7 @@ pub fn check_vcs_references(
         .collect();
     for (name, text) in contents {
         let path = dir.join(name);
-        mark_assume_unchanged(dir, name)?;
+        mark_assume_unchanged(opts.git(), dir, name)?;
         let mut out = String::with_capacity(text.len());
         for (n, line) in text.split_inclusive('\n').enumerate() {
             if !line_has_reference(line) {
@@ -211,27 +213,22 @@ pub fn check_vcs_references(
 
 /// `git update-index --assume-unchanged -- FILE`, so the rewrite does not make the checkout dirty
 /// (setuptools-scm would otherwise append `.dirty`/a local version).
-fn mark_assume_unchanged(dir: &Path, name: &str) -> Result<(), SourceError> {
+fn mark_assume_unchanged(git: git::Git<'_>, dir: &Path, name: &str) -> Result<(), SourceError> {
     let args: [&OsStr; 4] = [
         "update-index".as_ref(),
         "--assume-unchanged".as_ref(),
         "--".as_ref(),
         name.as_ref(),
     ];
-    match git::run(Some(dir), None, &args) {
-        Ok(_) => Ok(()),
-        Err(GitError::Spawn(source)) => Err(SourceError::GitMissing {
-            program: "git".into(),
-            source,
-        }),
-        Err(GitError::Failed { status, stderr }) => Err(SourceError::Git {
-            tests: TestNames::default(),
-            repository: dir.display().to_string(),
-            step: format!("update-index --assume-unchanged {name}"),
-            status,
-            stderr,
-        }),
-    }
+    git::run(git, Some(dir), None, &args)
+        .map(|_| ())
+        .map_err(|e| {
+            e.into_source_error(
+                &TestNames::default(),
+                &dir.display().to_string(),
+                &format!("update-index --assume-unchanged {name}"),
+            )
+        })
 }
 
 fn write_keeping_mode(path: &Path, bytes: &[u8]) -> Result<(), SourceError> {

@@ -39,7 +39,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
             version: String::new(),
             ..test.clone()
         };
-        let recipe_dir = checkout_one(plan, &recipe_test, &plan.storage.build_recipes_dir)?;
+        let recipe_dir = checkout_one(plan, env, &recipe_test, &plan.storage.build_recipes_dir)?;
         let origin = origin(test);
         let version = if test.version.trim().is_empty() {
             d.version.clone()
@@ -58,6 +58,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
             python: &plan.meta.python,
             conda_dir: &plan.storage.conda_artifact_dir,
             env: &run_env,
+            timeouts: st.settings.timeouts,
         };
         let built = build::build_conda_recipe(&job).map_err(failed)?;
         for p in &built {

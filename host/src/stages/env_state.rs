@@ -84,6 +84,7 @@ pub(super) fn configured_channels(plan: &Plan, env: &BTreeMap<String, String>) -
 fn env_settings(plan: &Plan, env: &BTreeMap<String, String>) -> Result<EnvSettings, StageError> {
     let mut settings = EnvSettings::new(PathBuf::from(&plan.settings.package_cache));
     settings.net = plan.settings.net.clone();
+    settings.timeouts = plan.settings.timeouts;
     let index = plan.conda.pip_index_url.trim();
     if !index.is_empty() {
         settings.pip_index_url = Some(expand_secret_refs(index, env));
@@ -135,6 +136,7 @@ impl EnvState {
                 Engine::Installer(Box::new(installer::InstallerEngine::new(
                     config,
                     settings.clone(),
+                    snapshot_map(env),
                 )))
             }
         };
@@ -294,7 +296,13 @@ impl EnvState {
         if !pip::python(prefix).is_file() {
             return Ok(Vec::new());
         }
-        pip::freeze(&e.name, prefix, &e.activation.apply(&self.base_env)).map_err(failed)
+        pip::freeze(
+            &e.name,
+            prefix,
+            &e.activation.apply(&self.base_env),
+            self.settings.timeouts.pip,
+        )
+        .map_err(failed)
     }
 
     /// The snapshot as an ordered map (for credential expansion).
@@ -340,6 +348,7 @@ pub(super) fn origin(test: &TestBlock) -> String {
 /// order). The version is the test block's, else the one the spec asks for.
 pub(super) fn checkout_tests(
     plan: &Plan,
+    env: &BTreeMap<String, String>,
     deferred: &[Deferred],
     dir: &Path,
 ) -> Result<Vec<PathBuf>, StageError> {
@@ -361,6 +370,7 @@ pub(super) fn checkout_tests(
             };
             checkout_one(
                 plan,
+                env,
                 &TestBlock {
                     version,
                     ..test.clone()
@@ -373,6 +383,7 @@ pub(super) fn checkout_tests(
 
 pub(super) fn checkout_one(
     plan: &Plan,
+    env: &BTreeMap<String, String>,
     test: &TestBlock,
     dir: &Path,
 ) -> Result<PathBuf, StageError> {
@@ -386,6 +397,8 @@ pub(super) fn checkout_one(
     let opts = CheckoutOptions {
         force_repeatable: plan.settings.force_repeatable,
         jobs: 1,
+        git_timeout: plan.settings.timeouts.git,
+        env: env.clone(),
     };
     let result = sources::checkout_all(&checkout_plan, &requests, &opts)
         .into_iter()

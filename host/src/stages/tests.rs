@@ -168,6 +168,8 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let opts = CheckoutOptions {
         force_repeatable: plan.settings.force_repeatable,
         jobs: plan.settings.cpu_limit.clamp(2, 8),
+        git_timeout: plan.settings.timeouts.git,
+        env: env.clone(),
     };
     let started = SystemTime::now();
     let results = sources::checkout_all(&checkout_plan, &requests, &opts);

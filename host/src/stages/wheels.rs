@@ -11,6 +11,7 @@ use crate::env::build;
 /// `output/packages/wheels/{name}/`, and indexed.
 pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let plan = cx.plan;
+    let snapshot = cx.env;
     let st = &mut cx.envs;
     let mut report = StageReport::default();
     let deferred = st.to_build(|d| &d.pip_build);
@@ -22,7 +23,12 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     if let Some(w) = warning {
         report.detail.push(format!("warning: {w}"));
     }
-    let checkouts = checkout_tests(plan, &deferred, &plan.storage.build_dir.join("wheels"))?;
+    let checkouts = checkout_tests(
+        plan,
+        snapshot,
+        &deferred,
+        &plan.storage.build_dir.join("wheels"),
+    )?;
     let run_env = st.test_run_env();
     for (d, dir) in deferred.iter().zip(&checkouts) {
         let test = test_block(plan, &d.test)?;
@@ -38,6 +44,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
             python_compact: &plan.meta.python_compact,
             pip_index_url: st.settings.pip_index_url.as_deref(),
             pip_extra_index_urls: &st.settings.pip_extra_index_urls,
+            timeouts: st.settings.timeouts,
         };
         let wheel = build::build_wheel(&job).map_err(failed)?;
         report.detail.push(format!(

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::Resolver;
 use crate::config::values;
 use crate::plan::{CondaEngine, Settings, WheelBuilder};
+use crate::process::Timeouts;
 
 impl Resolver<'_> {
     pub(super) fn settings(&mut self) -> Settings {
@@ -75,8 +76,26 @@ impl Resolver<'_> {
                 }
             }
         }
+        if let Some(t) = self.loaded.system.section("timeouts").cloned() {
+            // Unknown keys are warned about by the schema check.
+            for e in t
+                .entries
+                .iter()
+                .filter(|e| Timeouts::KEYS.contains(&e.key.as_str()))
+            {
+                match values::parse_timeout(&e.value) {
+                    Ok(d) => {
+                        s.timeouts.set(&e.key, d);
+                    }
+                    Err(m) => {
+                        let key = format!("[timeouts] {}", e.key);
+                        self.diags.error_at(&file, e.line, &key, m)
+                    }
+                }
+            }
+        }
         if s.task_kill_grace_seconds <= 0.0 {
-            s.task_kill_grace_seconds = 3.0;
+            s.task_kill_grace_seconds = crate::process::DEFAULT_KILL_GRACE.as_secs_f64();
         }
         self.settings_from_env(&mut s);
         match crate::http::NetSettings::from_env(&self.input.env) {

@@ -4,12 +4,10 @@
 //! entered with `fchdir` in the child, so `..` or a symlink cannot move it outside. No shell
 //! (unless a shell is itself a granted program), environment cleared except PATH, a timeout
 //! (the call's, clamped to the invocation's remaining time) that kills the process group,
-//! and capped output with secret values scrubbed.
+//! and capped output with secret values scrubbed. The process itself runs under
+//! [`crate::process`] like every other process stasis starts.
 
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Stdio};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::plugins::bindings::host_api::process::{Command, Host, Output};
@@ -17,10 +15,11 @@ use crate::plugins::bindings::host_api::types::CapError;
 use crate::plugins::context::LogLevel;
 use crate::plugins::context::PluginState;
 use crate::plugins::grant::Denial;
+use crate::process::ProcessError;
 
 use super::delivery_relative;
 
-/// Per stream.
+/// Bytes kept per stream (its first and last halves).
 pub const OUTPUT_CAP: usize = 10 << 20;
 
 impl Host for PluginState {
@@ -75,50 +74,31 @@ impl Host for PluginState {
             .map(|ms| Duration::from_millis(u64::from(ms)).min(remaining))
             .unwrap_or(remaining);
 
-        let mut c = std::process::Command::new(&cmd.program);
-        c.args(&cmd.args).env_clear();
+        let mut c = crate::process::Command::new(&cmd.program, timeout);
+        c.args(&cmd.args);
         if let Some(path) = std::env::var_os("PATH") {
             c.env("PATH", path);
         }
-        c.envs(cmd.env.iter().map(|(k, v)| (k, v)));
-        c.envs(secret_env.iter().map(|(k, v)| (k, v)));
-        c.stdin(if cmd.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-        let fd = cwd.as_raw_fd();
-        // SAFETY: fchdir is async-signal-safe; `cwd` outlives the spawn.
-        unsafe {
-            c.pre_exec(move || {
-                if libc::fchdir(fd) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
+        c.envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .envs(secret_env.iter().map(|(k, v)| (k, v)))
+            // The values are redacted before the output is cut to the cap.
+            .secrets(secret_env.iter().map(|(_, v)| v.clone()))
+            .output_cap(OUTPUT_CAP)
+            // Opened through the delivery tree's `Dir`: `..` or a symlink cannot move it out.
+            .current_dir_fd(OwnedFd::from(cwd));
+        if let Some(input) = cmd.stdin {
+            c.stdin(input);
         }
         let started = Instant::now();
-        let mut child = c
-            .spawn()
-            .map_err(|e| CapError::Failed(format!("starting {}: {e}", cmd.program)))?;
-        drop(cwd);
-        if let (Some(input), Some(mut sin)) = (cmd.stdin, child.stdin.take()) {
-            std::thread::spawn(move || {
-                let _ = sin.write_all(&input);
-            });
-        }
-        // Read past the cap by the longest secret, so the cut can be made after redacting.
-        let keep = OUTPUT_CAP + ctx.secrets.margin();
-        let out_reader = capped_reader(child.stdout.take(), keep);
-        let err_reader = capped_reader(child.stderr.take(), keep);
-        let status = match wait_with_timeout(&mut child, timeout) {
-            Some(s) => s,
-            None => {
-                kill_group(&mut child);
+        match c.run() {
+            // The sandbox's redactor names each secret (`[secret NAME]`) for the plugin.
+            Ok(out) => Ok(Output {
+                status: out.status.code,
+                stdout: ctx.secrets.redact_bytes(&out.stdout),
+                stderr: ctx.secrets.redact_bytes(&out.stderr),
+                truncated: out.truncated,
+            }),
+            Err(ProcessError::TimedOut { .. }) => {
                 ctx.log(
                     LogLevel::Warn,
                     &format!(
@@ -130,77 +110,13 @@ impl Host for PluginState {
                     ),
                     true,
                 );
-                return Err(CapError::Timeout);
+                Err(CapError::Timeout)
             }
-        };
-        let (stdout, t1) = out_reader.join().unwrap_or_default();
-        let (stderr, t2) = err_reader.join().unwrap_or_default();
-        // Redact first, then cut: a secret straddling the cap must not leave its prefix.
-        let (stdout, c1) = ctx.secrets.redact_capped(&stdout, OUTPUT_CAP);
-        let (stderr, c2) = ctx.secrets.redact_capped(&stderr, OUTPUT_CAP);
-        Ok(Output {
-            status: status.code(),
-            stdout,
-            stderr,
-            truncated: t1 || t2 || c1 || c2,
-        })
-    }
-}
-
-/// Read a stream to its end, keeping at most `cap` bytes (draining the rest so the child
-/// never blocks on a full pipe).
-fn capped_reader<R: Read + Send + 'static>(
-    r: Option<R>,
-    cap: usize,
-) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
-    std::thread::spawn(move || {
-        let Some(mut r) = r else {
-            return (Vec::new(), false);
-        };
-        let mut kept = Vec::new();
-        let mut truncated = false;
-        let mut buf = [0u8; 64 * 1024];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let room = cap.saturating_sub(kept.len());
-                    if n > room {
-                        truncated = true;
-                    }
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-            }
-        }
-        (kept, truncated)
-    })
-}
-
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let end = Instant::now() + timeout;
-    let mut nap = Duration::from_micros(200);
-    loop {
-        match child.try_wait() {
-            Ok(Some(s)) => return Some(s),
-            Ok(None) => {}
-            Err(_) => return None,
-        }
-        let now = Instant::now();
-        if now >= end {
-            return None;
-        }
-        std::thread::sleep(nap.min(end - now));
-        nap = (nap * 2).min(Duration::from_millis(20));
-    }
-}
-
-fn kill_group(child: &mut Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: plain syscall; the child leads its own process group (process_group(0)).
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
+            Err(ProcessError::Spawn { source, .. }) => Err(CapError::Failed(format!(
+                "starting {}: {source}",
+                cmd.program
+            ))),
+            Err(other) => Err(CapError::Failed(other.to_string())),
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
