@@ -195,6 +195,21 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_come_from_stasis_ini_and_a_bad_one_names_its_key() {
+        let plan = World::new()
+            .with_system("[timeouts]\ngit = 2m\npip = 90s\n")
+            .plan();
+        let t = &plan.settings.timeouts;
+        assert_eq!(t.git, std::time::Duration::from_secs(120));
+        assert_eq!(t.pip, std::time::Duration::from_secs(90));
+        assert_eq!(t.conda, crate::process::Timeouts::default().conda);
+        let (_, diags) = World::new()
+            .with_system("[timeouts]\ngit = soon\n")
+            .resolve();
+        assert_eq!(errors(&diags), [(2, "[timeouts] git".to_string())]);
+    }
+
+    #[test]
     fn unknown_words_and_bad_values_name_line_and_key() {
         let (_, diags) = World::new()
             .with_system(
