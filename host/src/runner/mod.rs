@@ -4,7 +4,8 @@
 //! upstream-compatible console lines and summaries, and records everything in the
 //! [`RunRecord`] (`run.json` + `run.journal.jsonl`).
 //!
-//! Split like nextest's runner: [`dispatcher`] schedules and handles events, [`executor`]
+//! Split like nextest's runner: [`dispatcher`] schedules and handles events, [`slot`] runs
+//! one pool slot's jobs back to back (a worker thread per slot), [`executor`]
 //! starts one process and reaps it, [`unix`] owns process groups, `wait4` and signal
 //! handlers, [`record`] owns the run record. It must not parse configuration, render
 //! templates, clone sources or decide which tests exist: the caller builds the jobs.
@@ -13,6 +14,7 @@ mod console;
 mod dispatcher;
 mod executor;
 pub mod record;
+mod slot;
 mod unix;
 pub(crate) use unix::forward_signals;
 

@@ -106,8 +106,11 @@ fn snapshot_map(env: &BTreeMap<String, String>) -> HashMap<String, String> {
 impl EnvState {
     /// Choose the engine the Plan names. Nothing is created yet.
     pub fn new(plan: &Plan, env: &BTreeMap<String, String>) -> Result<Self, StageError> {
-        let kind = env::EngineKind::parse(&plan.conda.engine, "stasis.ini [default] conda_engine")
-            .map_err(failed)?;
+        let kind = env::EngineKind::parse(
+            plan.conda.engine.as_str(),
+            "stasis.ini [default] conda_engine",
+        )
+        .map_err(failed)?;
         let settings = env_settings(plan, env)?;
         let engine = match kind {
             env::EngineKind::System => Engine::System,

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::plan::{Plan, Stage, StageKind, StageStatus};
+use crate::plan::{CondaEngine, Plan, Stage, StageKind, StageStatus};
 use crate::runner::{RunStatus, StepRecord, StepStatus};
 
 /// What a performed stage reports for the run summary and the run record.
@@ -130,7 +130,7 @@ pub fn schedule(plan: &mut Plan) {
 fn decide(plan: &Plan, kind: StageKind) -> (StageStatus, String) {
     let s = &plan.settings;
     let skip = |why: &str| (StageStatus::Skip, why.to_string());
-    let system = s.conda_engine == "system";
+    let system = s.conda_engine == CondaEngine::System;
     match kind {
         StageKind::Conda
         | StageKind::Defer

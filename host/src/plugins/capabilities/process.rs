@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::plugins::bindings::host_api::process::{Command, Host, Output};
 use crate::plugins::bindings::host_api::types::CapError;
+use crate::plugins::context::LogLevel;
+use crate::plugins::context::PluginState;
 use crate::plugins::grant::Denial;
-use crate::plugins::host::LogLevel;
-use crate::plugins::sandbox::PluginState;
 use crate::process::ProcessError;
 
 use super::delivery_relative;

@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::plugins::bindings::host_api::types::CapError;
 use crate::plugins::bindings::host_api::upload::{Host, Receipt, UploadRequest};
 use crate::plugins::cache::hex;
+use crate::plugins::context::LogLevel;
+use crate::plugins::context::PluginState;
 use crate::plugins::grant::Denial;
-use crate::plugins::host::LogLevel;
-use crate::plugins::sandbox::PluginState;
 
 use super::delivery_relative;
 use super::http::{build_headers, checked_client, classify};

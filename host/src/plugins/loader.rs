@@ -1,4 +1,4 @@
-//! host: [`PluginHost`], the hook points the pipeline calls (`format`, `validate`,
+//! loader: [`PluginHost`], the hook points the pipeline calls (`format`, `validate`,
 //! `transform_tests`, `after_stage`, `run_test_strategy`, `plan_deploy`, `deploy`), and
 //! loading: read each component, check its sha256 pin, compile it through the cache, check
 //! its world and imports against its grant, and keep one `InstancePre` per plugin. A plugin
@@ -14,7 +14,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::bindings::{deploy, formatter, rule, strategy, wit};
 use super::cache::{CacheOutcome, CompileCache, FileStamp, sha256_hex};
-use super::capabilities::template::TemplateRenderer;
+use super::context::{
+    LogLevel, LogLine, LogSink, PluginContext, PluginState, Redactor, TemplateRenderer,
+};
 use super::delivery::{
     DeliveryInfo, DeployAction, DeployReport, Diagnostic, Severity, TestBlockInfo, TestContext,
     TestOutcome,
@@ -25,29 +27,7 @@ use super::grant::{
     Grant, GrantError, PluginDecl, PluginKind, Policy, SectionInput, effective_grant,
 };
 use super::inspect::{ComponentInfo, component_header, describe, gate};
-use super::sandbox::{PluginContext, PluginState, Redactor, cap_result, invoke};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-/// One line for the host log: from a plugin (its log, stdout, stderr) or about it (audit).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    pub plugin: String,
-    pub level: LogLevel,
-    /// Secret values already replaced by `[secret NAME]`.
-    pub message: String,
-    /// True for capability denials and limit hits.
-    pub audit: bool,
-}
-
-pub type LogSink = Arc<dyn Fn(&LogLine) + Send + Sync>;
+use super::sandbox::{cap_result, invoke};
 
 /// Things the pipeline provides to plugins.
 #[derive(Clone)]
@@ -233,8 +213,11 @@ impl PluginHost {
         p.ctx.delivery_root.clone()
     }
 
-    /// Expand `%spec` with the formatter plugin that provides it.
-    pub fn format(&self, spec: char, delivery: &DeliveryInfo) -> Result<String, PluginError> {
+    /// The formatter plugin that provides `%spec`, with its pre-instance.
+    fn formatter(
+        &self,
+        spec: char,
+    ) -> Result<(&Loaded, &formatter::ReleaseFormatterPre<PluginState>), PluginError> {
         let name = self
             .specifiers
             .iter()
@@ -245,6 +228,12 @@ impl PluginHost {
         let Entry::Formatter(pre) = &p.entry else {
             return Err(PluginError::NoSpecifier { spec });
         };
+        Ok((p, pre))
+    }
+
+    /// Expand `%spec` with the formatter plugin that provides it.
+    pub fn format(&self, spec: char, delivery: &DeliveryInfo) -> Result<String, PluginError> {
+        let (p, pre) = self.formatter(spec)?;
         let d = delivery.to_wit(&self.root(p));
         let r = invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;
@@ -267,16 +256,7 @@ impl PluginHost {
         delivery: &DeliveryInfo,
         n: u32,
     ) -> Result<std::time::Duration, PluginError> {
-        let name = self
-            .specifiers
-            .iter()
-            .find(|(c, _, _)| *c == spec)
-            .map(|(_, n, _)| n.clone())
-            .ok_or(PluginError::NoSpecifier { spec })?;
-        let p = self.find(PluginKind::ReleaseFormatter, &name)?;
-        let Entry::Formatter(pre) = &p.entry else {
-            return Err(PluginError::NoSpecifier { spec });
-        };
+        let (p, pre) = self.formatter(spec)?;
         let d = delivery.to_wit(&self.root(p));
         invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;
