@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod env;
+pub mod package;
 pub mod plan;
 pub mod plugins;
 pub mod report;

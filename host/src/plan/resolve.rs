@@ -306,7 +306,7 @@ impl Resolver<'_> {
             s.conda_engine = text("conda_engine");
             s.package_cache = text("package_cache");
             if let Some(e) = d.get("task_kill_grace") {
-                match values::parse_timeout(&e.value) {
+                match values::parse_duration(&e.value) {
                     Ok(t) => s.task_kill_grace_seconds = t.as_secs_f64(),
                     Err(m) => self
                         .diags
@@ -789,8 +789,8 @@ impl Resolver<'_> {
                     "strategy" => {
                         t.strategy = Some(e.value.trim().to_string()).filter(|s| !s.is_empty())
                     }
-                    "timeout" => match values::parse_timeout(&e.value) {
-                        Ok(d) => t.timeout_seconds = Some(d.as_secs()),
+                    "timeout" => match values::parse_duration(&e.value) {
+                        Ok(d) => t.timeout_seconds = Some(values::whole_seconds(d)),
                         Err(m) => self.diags.error_at(&file, e.line, &key, m),
                     },
                     "runtime" => {

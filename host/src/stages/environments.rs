@@ -20,6 +20,7 @@ use crate::env::{
     self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, RetryPolicy, build, defer, export,
     installer, native, pip, spec,
 };
+use crate::package::PackageSpec;
 use crate::plan::{Plan, TestBlock};
 use crate::sources::{self, CheckoutOptions, SourceRequest};
 
@@ -281,13 +282,13 @@ impl Environments {
             .conda
             .pip_packages
             .iter()
-            .map(|p| defer::normalize_name(defer::spec_name(p)))
+            .filter_map(|p| PackageSpec::pip(p).ok().map(|s| s.normalized))
             .collect();
         Ok(yaml
             .pip
             .into_iter()
             .filter(|p| tested_by(plan, p).is_some())
-            .filter(|p| !named.contains(&defer::normalize_name(defer::spec_name(p))))
+            .filter(|p| PackageSpec::pip(p).is_ok_and(|s| !named.contains(&s.normalized)))
             .collect())
     }
 
@@ -612,7 +613,11 @@ impl Environments {
         let defer = self.defer.clone().unwrap_or_default();
         let mut pip_specs = defer.pip_external.clone();
         for (d, wheel) in &self.wheels {
-            pip_specs.push(format!("{}=={}", defer::spec_name(&d.spec), wheel.version));
+            pip_specs.push(format!(
+                "{}=={}",
+                PackageSpec::pip(&d.spec).map_err(failed)?.name,
+                wheel.version
+            ));
         }
         let mut conda_specs = defer.conda_external.clone();
         conda_specs.extend(defer.conda_build.iter().map(|d| d.spec.clone()));
@@ -637,7 +642,7 @@ impl Environments {
         let created = self.engine.create(&name, &prefix, &spec);
         self.set_extra_indexes(saved_extra);
         let mut created = created.map_err(failed)?;
-        enforce_conda_versions(&created, &conda_specs)?;
+        created.check_pins(&conda_specs).map_err(failed)?;
         // The local channel of built packages is `@CONDA_CHANNEL@` in the export.
         created.channels.retain(|c| !extra_channels.contains(c));
         report.detail.push(format!(
@@ -803,10 +808,8 @@ fn tools_prefix(plan: &Plan) -> PathBuf {
 /// The test block a package spec belongs to (upstream's name match: version and extras
 /// dropped, `.`/`-` → `_`).
 pub fn tested_by<'p>(plan: &'p Plan, spec: &str) -> Option<&'p TestBlock> {
-    let key = defer::test_key(spec);
-    plan.tests
-        .iter()
-        .find(|t| t.name.replace(['.', '-'], "_") == key)
+    let spec = PackageSpec::either(spec).ok()?;
+    plan.tests.iter().find(|t| spec.is_tested_by(&t.name))
 }
 
 fn test_block<'p>(plan: &'p Plan, name: &str) -> Result<&'p TestBlock, StageError> {
@@ -841,10 +844,9 @@ fn classify(
     for (spec, verdict) in defer::classify(specs, &names, always_build, exists)? {
         match verdict {
             defer::Verdict::Untested => external.push(spec),
-            defer::Verdict::UseExternal { test } => {
+            defer::Verdict::UseExternal { test, version } => {
                 report.detail.push(format!(
-                    "USE EXTERNAL: {kind} {spec} ([test:{test}], version {})",
-                    defer::wanted_version(&spec)
+                    "USE EXTERNAL: {kind} {spec} ([test:{test}], version {version})"
                 ));
                 external.push(spec);
             }
@@ -915,45 +917,6 @@ fn checkout_one(plan: &Plan, test: &TestBlock, dir: &Path) -> Result<PathBuf, St
         .next()
         .ok_or_else(|| failed(format!("{}: nothing to check out", origin(test))))?;
     result.map(|r| r.dest).map_err(failed)
-}
-
-/// Upstream's conda version enforcement: every `name=version` / `name==version` conda spec of
-/// the delivery must be what the environment holds.
-fn enforce_conda_versions(created: &InstalledEnv, specs: &[String]) -> Result<(), StageError> {
-    for s in specs {
-        let name = s
-            .split(['=', '<', '>', '!', '~', ' ', '['])
-            .next()
-            .unwrap_or_default()
-            .trim();
-        let wanted = s
-            .split_once("==")
-            .or_else(|| s.split_once('='))
-            .map(|(_, v)| v.split(['=', ' ']).next().unwrap_or_default().trim());
-        let (Some(wanted), false) = (wanted, name.is_empty()) else {
-            continue;
-        };
-        if wanted.is_empty() || wanted.contains('*') {
-            continue;
-        }
-        match created.packages.iter().find(|p| p.name == name) {
-            Some(p) if p.version == wanted => {}
-            Some(p) => {
-                return Err(failed(format!(
-                    "environment {}: {s} was asked for but {name} {} is installed",
-                    created.name, p.version
-                )));
-            }
-            None if created.prefix.is_none() => {}
-            None => {
-                return Err(failed(format!(
-                    "environment {}: {s} was asked for but {name} is not installed",
-                    created.name
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `output/config/{release}.ini` (the delivery file as given) and `{release}-rendered.ini`
