@@ -53,14 +53,6 @@ pub struct PackageSpec {
 }
 
 impl PackageSpec {
-    /// Parse `text` with `ecosystem`'s parser.
-    pub fn parse(ecosystem: Ecosystem, text: &str) -> Result<Self, PackageSpecError> {
-        match ecosystem {
-            Ecosystem::Conda => Self::conda(text),
-            Ecosystem::Pip => Self::pip(text),
-        }
-    }
-
     /// A spec from a list that may hold either kind (the delivery's package lists, which
     /// upstream checks by one rule): pip's reading first, conda's when pip refuses it.
     pub fn either(text: &str) -> Result<Self, PackageSpecError> {
