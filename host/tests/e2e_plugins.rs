@@ -183,10 +183,7 @@ fn every_hook_runs_with_the_shipped_plugins() {
     .unwrap();
     assert_eq!(readme.2, body);
     use sha2::Digest;
-    let digest: String = sha2::Sha256::digest(&body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = hex::encode(sha2::Sha256::digest(&body));
     assert_eq!(readme.1.as_deref(), Some(digest.as_str()));
     assert!(seen.iter().any(|(p, _, _)| p.ends_with("/SHA256SUMS")));
 }

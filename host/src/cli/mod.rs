@@ -233,9 +233,9 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
     };
     let task_timeout_seconds = match &opts.task_timeout {
         Some(t) => Some(
-            config::values::parse_timeout(t)
-                .map_err(|m| format!("--task-timeout {m}"))?
-                .as_secs(),
+            config::values::parse_duration(t)
+                .map(config::values::whole_seconds)
+                .map_err(|m| format!("--task-timeout {m}"))?,
         ),
         None => None,
     };

@@ -130,6 +130,43 @@ pub enum Engine {
     Installer(Box<installer::InstallerEngine>),
 }
 
+impl InstalledEnv {
+    /// Upstream's conda version enforcement: every conda spec of the delivery that pins a
+    /// version (`name=1.2`, `name==1.2`, `name 1.2 build`; not wildcards or ranges) must be what
+    /// the environment holds. The message names the spec and what is installed.
+    pub fn check_pins(&self, specs: &[String]) -> Result<(), String> {
+        for s in specs {
+            let Ok(spec) = crate::package::PackageSpec::conda(s) else {
+                continue;
+            };
+            let Some(wanted) = spec.version.as_deref() else {
+                continue;
+            };
+            let installed = self
+                .packages
+                .iter()
+                .find(|p| p.name.to_lowercase() == spec.normalized);
+            match installed {
+                Some(p) if p.version == wanted => {}
+                Some(p) => {
+                    return Err(format!(
+                        "environment {}: {s} was asked for but {} {} is installed",
+                        self.name, spec.name, p.version
+                    ));
+                }
+                None if self.prefix.is_none() => {}
+                None => {
+                    return Err(format!(
+                        "environment {}: {s} was asked for but {} is not installed",
+                        self.name, spec.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Engine {
     /// The engine's kind.
     pub fn kind(&self) -> EngineKind {
@@ -176,6 +213,8 @@ pub enum EnvError {
     },
     #[error("based_on {location}: {reason}")]
     BasedOn { location: String, reason: String },
+    #[error(transparent)]
+    Spec(#[from] crate::package::PackageSpecError),
     #[error("environment {env}: invalid package spec {spec:?}: {reason}")]
     BadSpec {
         env: String,
@@ -280,6 +319,45 @@ pub(crate) use crate::http::error_chain;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pins_are_checked_against_the_installed_versions() {
+        let pkg = |name: &str, version: &str| InstalledPackage {
+            name: name.into(),
+            version: version.into(),
+            build: "h0_0".into(),
+            channel: String::new(),
+            url: String::new(),
+            sha256: None,
+        };
+        let env = InstalledEnv {
+            name: "rel".into(),
+            prefix: Some("/x/rel".into()),
+            channels: Vec::new(),
+            packages: vec![pkg("numpy", "1.26.4"), pkg("hstcal", "2.7")],
+            activation: Default::default(),
+        };
+        let ok = [
+            "numpy==1.26.4",
+            "HSTCal=2.7",
+            "numpy=1.*",
+            "numpy>=1",
+            "python",
+        ];
+        assert_eq!(env.check_pins(&ok.map(String::from)), Ok(()));
+        let e = env.check_pins(&["numpy=1.26".into()]).unwrap_err();
+        assert!(
+            e.contains("numpy=1.26 was asked for but numpy 1.26.4 is installed"),
+            "{e}"
+        );
+        let e = env.check_pins(&["scipy 1.0 py_0".into()]).unwrap_err();
+        assert!(e.contains("scipy is not installed"), "{e}");
+        let system = InstalledEnv {
+            prefix: None,
+            ..env
+        };
+        assert_eq!(system.check_pins(&["scipy==1".into()]), Ok(()));
+    }
 
     #[test]
     fn engine_kind_parses_and_names_origin() {

@@ -144,7 +144,7 @@ mod duration_text {
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = <String as serde::Deserialize>::deserialize(d)?;
-        crate::config::values::parse_timeout(&text).map_err(serde::de::Error::custom)
+        crate::config::values::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 
     /// The largest whole unit that divides the duration (sub-second parts round up to 1s).

@@ -37,7 +37,7 @@ pub type CloneRecord = StepRecord;
 pub type StageRecord = StepRecord;
 
 /// Which pool a job runs in. Upstream names the pools `setup`, `parallel` and `serial`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// A test block's `script_setup`: all of them run first, one at a time.
@@ -117,7 +117,7 @@ impl OutcomePolicy {
 
 /// A job's outcome (Litani semantics): `fail_ignored` is shown as a failure but does not
 /// fail the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,

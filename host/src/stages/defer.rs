@@ -104,10 +104,9 @@ fn classify(
     for (spec, verdict) in defer::classify(specs, &names, always_build, exists)? {
         match verdict {
             defer::Verdict::Untested => external.push(spec),
-            defer::Verdict::UseExternal { test } => {
+            defer::Verdict::UseExternal { test, version } => {
                 report.detail.push(format!(
-                    "USE EXTERNAL: {kind} {spec} ([test:{test}], version {})",
-                    defer::wanted_version(&spec)
+                    "USE EXTERNAL: {kind} {spec} ([test:{test}], version {version})"
                 ));
                 external.push(spec);
             }

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use super::StageError;
 use crate::config::values;
 use crate::env::{
-    self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, build, defer, installer, native,
-    pip, spec,
+    self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, build, installer, native, pip, spec,
 };
+use crate::package::PackageSpec;
 use crate::plan::{Plan, TestBlock};
 use crate::sources::{self, CheckoutOptions, SourceRequest};
 
@@ -248,13 +248,13 @@ impl EnvState {
             .conda
             .pip_packages
             .iter()
-            .map(|p| defer::normalize_name(defer::spec_name(p)))
+            .filter_map(|p| PackageSpec::pip(p).ok().map(|s| s.normalized))
             .collect();
         Ok(yaml
             .pip
             .into_iter()
             .filter(|p| tested_by(plan, p).is_some())
-            .filter(|p| !named.contains(&defer::normalize_name(defer::spec_name(p))))
+            .filter(|p| PackageSpec::pip(p).is_ok_and(|s| !named.contains(&s.normalized)))
             .collect())
     }
 
@@ -322,10 +322,8 @@ pub(super) fn tools_prefix(plan: &Plan) -> PathBuf {
 /// The test block a package spec belongs to (upstream's name match: version and extras
 /// dropped, `.`/`-` → `_`).
 pub fn tested_by<'p>(plan: &'p Plan, spec: &str) -> Option<&'p TestBlock> {
-    let key = defer::test_key(spec);
-    plan.tests
-        .iter()
-        .find(|t| t.name.replace(['.', '-'], "_") == key)
+    let spec = PackageSpec::either(spec).ok()?;
+    plan.tests.iter().find(|t| spec.is_tested_by(&t.name))
 }
 
 pub(super) fn test_block<'p>(plan: &'p Plan, name: &str) -> Result<&'p TestBlock, StageError> {

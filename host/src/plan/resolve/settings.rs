@@ -34,7 +34,7 @@ impl Resolver<'_> {
             s.wheel_staging_url = text("wheel_staging_url");
             s.package_cache = text("package_cache");
             if let Some(e) = d.get("task_kill_grace") {
-                match values::parse_timeout(&e.value) {
+                match values::parse_duration(&e.value) {
                     Ok(t) => s.task_kill_grace_seconds = t.as_secs_f64(),
                     Err(m) => self
                         .diags
@@ -83,7 +83,7 @@ impl Resolver<'_> {
                 .iter()
                 .filter(|e| Timeouts::KEYS.contains(&e.key.as_str()))
             {
-                match values::parse_timeout(&e.value) {
+                match values::parse_duration(&e.value) {
                     Ok(d) => {
                         s.timeouts.set(&e.key, d);
                     }

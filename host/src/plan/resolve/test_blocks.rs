@@ -44,8 +44,8 @@ impl Resolver<'_> {
                     "strategy" => {
                         t.strategy = Some(e.value.trim().to_string()).filter(|s| !s.is_empty())
                     }
-                    "timeout" => match values::parse_timeout(&e.value) {
-                        Ok(d) => t.timeout_seconds = Some(d.as_secs()),
+                    "timeout" => match values::parse_duration(&e.value) {
+                        Ok(d) => t.timeout_seconds = Some(values::whole_seconds(d)),
                         Err(m) => self.diags.error_at(&file, e.line, &key, m),
                     },
                     "runtime" => {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::kinds::PluginKind;
 use super::patterns::{CommandRule, DirGrant, HostPattern};
 use super::{GrantError, SectionInput};
+use crate::config::values::parse_duration;
 
 /// A parsed `[plugin:NAME]` section. `None` fields were not written, so a delivery's
 /// declaration inherits the mission's value for them.
@@ -229,18 +230,6 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(mult))
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{v:?} is not a size like 64M, 1G or 512K"))
-}
-
-/// `30s`, `5m`, `1h`, `500ms` (a bare number is refused, as upstream refuses `timeout = 10`).
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
-    let v = v.trim();
-    if v.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("{v:?} needs a unit (ms, s, m or h)"));
-    }
-    humantime::parse_duration(v)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("{v:?} is not a duration like 30s, 5m or 1h"))
 }
 
 /// The operator's `[plugins]` policy in stasis.ini.
