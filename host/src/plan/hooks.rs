@@ -175,6 +175,7 @@ pub fn load(
         template: Some(Arc::new(renderer)),
         log,
         net: plan.settings.net.clone(),
+        env: env.clone(),
     };
     PluginHost::load_with(
         grants,

@@ -101,7 +101,7 @@ closed_set! {
 /// Version of the plan JSON; bumped on breaking changes (docs/schemas/plan.schema.json).
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     pub schema_version: u32,
     pub stasis_version: String,
@@ -379,7 +379,13 @@ pub fn cache_home(env: &BTreeMap<String, String>) -> PathBuf {
                 .filter(|v| !v.is_empty())
                 .map(|h| PathBuf::from(h).join(".cache"))
         })
-        .unwrap_or_else(std::env::temp_dir)
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                env.get("TMPDIR")
+                    .filter(|v| !v.is_empty())
+                    .map_or("/tmp", String::as_str),
+            )
+        })
 }
 
 impl Plan {

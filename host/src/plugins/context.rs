@@ -86,6 +86,8 @@ pub(crate) struct PluginContext {
     pub secrets: Redactor,
     /// Trust, proxies, timeouts and retries of the `http` and `upload` capabilities.
     pub net: crate::http::NetSettings,
+    /// The granted part of the environment snapshot: `allow_env` variables and `PATH`.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 impl PluginContext {

@@ -36,6 +36,9 @@ pub struct HostOptions {
     pub log: LogSink,
     /// Trust, proxies, timeouts and retries of the `http` and `upload` capabilities.
     pub net: crate::http::NetSettings,
+    /// The caller's snapshot of the process environment: the only source of granted secrets,
+    /// `allow_env` values and the `PATH` granted programs are found on.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Default for HostOptions {
@@ -47,6 +50,7 @@ impl Default for HostOptions {
                 eprintln!("[plugin {}{tag}] {:?}: {}", l.plugin, l.level, l.message);
             }),
             net: crate::http::NetSettings::default(),
+            env: BTreeMap::new(),
         }
     }
 }
@@ -595,9 +599,15 @@ fn load_one(
     let delivery_dir =
         cap_std::fs::Dir::open_ambient_dir(delivery_root, cap_std::ambient_authority())
             .map_err(|e| setup(format!("delivery tree {}: {e}", delivery_root.display())))?;
-    // TODO(issue 9, one snapshot): the granted secrets still come from the process
-    // environment here; they belong in the environment snapshot the loader is given.
-    let secrets = Redactor::from_env(&grant.secrets, |k| std::env::var(k).ok());
+    let secrets = Redactor::from_env(&grant.secrets, |k| options.env.get(k).cloned());
+    // What of the snapshot the plugin may see: its `allow_env` variables (guest environment)
+    // and `PATH` (where granted programs are found).
+    let env = options
+        .env
+        .iter()
+        .filter(|(k, _)| *k == "PATH" || grant.allow_env.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Ok(Loaded {
         ctx: Arc::new(PluginContext {
             name: grant.name.clone(),
@@ -609,6 +619,7 @@ fn load_one(
             log: options.log.clone(),
             net: options.net.clone(),
             secrets,
+            env,
         }),
         entry,
         info,

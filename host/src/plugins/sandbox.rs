@@ -45,7 +45,7 @@ pub(crate) fn invoke<T>(
         .allow_udp(false)
         .allow_ip_name_lookup(false);
     for k in &ctx.grant.allow_env {
-        if let Ok(v) = std::env::var(k) {
+        if let Some(v) = ctx.env.get(k) {
             b.env(k, v);
         }
     }

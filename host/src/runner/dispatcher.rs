@@ -63,7 +63,10 @@ pub(crate) fn run(
     let _waker = WakerGuard(interrupt);
 
     let console = Console::new(opts.console, opts.progress, jobs.len());
-    let launcher = Launcher::new(executor::find_bash(), opts.tmp_dir.clone());
+    let launcher = Launcher::new(
+        executor::find_bash(opts.search_path.as_deref()),
+        opts.tmp_dir.clone(),
+    );
     let states: Vec<AtomicU8> = jobs.iter().map(|_| AtomicU8::new(JOB_RUNNING)).collect();
     let mut run = PoolRun {
         jobs: &jobs,

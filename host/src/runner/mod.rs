@@ -197,6 +197,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print console lines, task logs and summaries. Tests and benchmarks turn it off.
     pub console: bool,
+    /// The `PATH` `bash` is looked up on (the caller's environment snapshot); without it, the
+    /// system directories.
+    pub search_path: Option<String>,
 }
 
 impl RunOptions {
@@ -217,6 +220,7 @@ impl RunOptions {
             tmp_dir: tmp_dir.into(),
             progress: false,
             console: true,
+            search_path: None,
         }
     }
 }

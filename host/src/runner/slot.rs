@@ -283,7 +283,7 @@ mod tests {
             .iter()
             .map(|j| dir.path().join(executor::log_file_name(j)))
             .collect();
-        let launcher = Launcher::new(executor::find_bash(), dir.path().to_path_buf());
+        let launcher = Launcher::new(executor::find_bash(None), dir.path().to_path_buf());
         Pool {
             states: jobs.iter().map(|_| AtomicU8::new(JOB_RUNNING)).collect(),
             indices: (0..jobs.len()).collect(),

@@ -26,13 +26,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         report
             .detail
             .push("conda_engine = system: no environment to export".into());
-        report
-            .outputs
-            .extend(records::write_config_dumps(plan, *events, ctx)?);
-        report.outputs.push(records::write_meta(plan)?);
-        for p in &report.outputs {
-            report.detail.push(format!("wrote {}", p.display()));
-        }
+        records::write_all(plan, *events, ctx, &mut report)?;
         return Ok(report);
     }
     let defer = st.defer.clone().unwrap_or_default();
@@ -115,13 +109,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         .map_err(failed)?;
         report.outputs.extend([y, l]);
     }
-    report
-        .outputs
-        .extend(records::write_config_dumps(plan, *events, ctx)?);
-    report.outputs.push(records::write_meta(plan)?);
-    for p in &report.outputs {
-        report.detail.push(format!("wrote {}", p.display()));
-    }
+    records::write_all(plan, *events, ctx, &mut report)?;
     st.release_env = Some(created);
     Ok(report)
 }

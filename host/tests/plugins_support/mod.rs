@@ -117,6 +117,7 @@ impl World {
                 },
                 ..Default::default()
             },
+            env: std::env::vars().collect(),
         }
     }
 

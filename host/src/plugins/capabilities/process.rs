@@ -76,7 +76,7 @@ impl Host for PluginState {
 
         let mut c = crate::process::Command::new(&cmd.program, timeout);
         c.args(&cmd.args);
-        if let Some(path) = std::env::var_os("PATH") {
+        if let Some(path) = ctx.env.get("PATH") {
             c.env("PATH", path);
         }
         c.envs(cmd.env.iter().map(|(k, v)| (k, v)))
