@@ -33,33 +33,6 @@ pub use spec::{BasedOn, EnvSpec};
 // The retry policy was born here; it is now the one of every HTTP client (`crate::http`).
 pub use crate::http::{NetSettings, RetryPolicy};
 
-/// Which engine builds the environments (`conda_engine` in stasis.ini).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EngineKind {
-    /// Solve and install with rattler (no conda binary needed).
-    #[default]
-    Native,
-    /// Upstream's installer + conda/mamba processes.
-    Installer,
-    /// Use the current environment as is.
-    System,
-}
-
-impl EngineKind {
-    /// Parse the `conda_engine` value; `origin` names where it came from (e.g. `stasis.ini:12`).
-    pub fn parse(value: &str, origin: &str) -> Result<Self, EnvError> {
-        match value.trim() {
-            "" | "native" => Ok(Self::Native),
-            "installer" => Ok(Self::Installer),
-            "system" => Ok(Self::System),
-            other => Err(EnvError::UnknownEngine {
-                value: other.to_string(),
-                origin: origin.to_string(),
-            }),
-        }
-    }
-}
-
 /// Settings shared by every environment of a delivery (from stasis.ini `[default]` and the
 /// delivery's `[conda]`, resolved by the caller).
 #[derive(Debug, Clone)]
@@ -168,12 +141,12 @@ impl InstalledEnv {
 }
 
 impl Engine {
-    /// The engine's kind.
-    pub fn kind(&self) -> EngineKind {
+    /// Which of the Plan's engines this is.
+    pub fn kind(&self) -> crate::plan::CondaEngine {
         match self {
-            Engine::System => EngineKind::System,
-            Engine::Native(_) => EngineKind::Native,
-            Engine::Installer(_) => EngineKind::Installer,
+            Engine::System => crate::plan::CondaEngine::System,
+            Engine::Native(_) => crate::plan::CondaEngine::Native,
+            Engine::Installer(_) => crate::plan::CondaEngine::Installer,
         }
     }
 
@@ -203,8 +176,6 @@ impl Engine {
 /// URL, file or command it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("{origin}: conda_engine = {value:?} is not one of native, installer, system")]
-    UnknownEngine { value: String, origin: String },
     #[error("{key} = {value:?}: expected {expected}")]
     BadSetting {
         key: String,
@@ -357,26 +328,6 @@ mod tests {
             ..env
         };
         assert_eq!(system.check_pins(&["scipy==1".into()]), Ok(()));
-    }
-
-    #[test]
-    fn engine_kind_parses_and_names_origin() {
-        assert_eq!(EngineKind::parse("", "x").unwrap(), EngineKind::Native);
-        assert_eq!(
-            EngineKind::parse(" installer ", "x").unwrap(),
-            EngineKind::Installer
-        );
-        assert_eq!(
-            EngineKind::parse("system", "x").unwrap(),
-            EngineKind::System
-        );
-        let err = EngineKind::parse("mamba", "stasis.ini:7")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("stasis.ini:7") && err.contains("mamba"),
-            "{err}"
-        );
     }
 
     #[test]

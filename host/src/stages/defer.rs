@@ -49,7 +49,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     };
     if let Some(first) = out.pip_build.first() {
         // Fail before the tests run when the wheels cannot be built on this machine.
-        let (backend, _) = build::WheelBackend::parse(plan.settings.wheel_builder.as_str());
+        let (backend, _) = build::WheelBackend::for_builder(plan.settings.wheel_builder);
         if backend != build::WheelBackend::Native {
             let test = test_block(plan, &first.test)?;
             let env = snapshot

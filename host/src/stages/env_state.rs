@@ -14,7 +14,7 @@ use crate::env::{
     self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, build, installer, native, pip, spec,
 };
 use crate::package::PackageSpec;
-use crate::plan::{Plan, TestBlock};
+use crate::plan::{CondaEngine, Plan, TestBlock};
 use crate::sources::{self, CheckoutOptions, SourceRequest};
 
 /// One package of the delivery and what the defer stage decided for it.
@@ -106,19 +106,14 @@ fn snapshot_map(env: &BTreeMap<String, String>) -> HashMap<String, String> {
 impl EnvState {
     /// Choose the engine the Plan names. Nothing is created yet.
     pub fn new(plan: &Plan, env: &BTreeMap<String, String>) -> Result<Self, StageError> {
-        let kind = env::EngineKind::parse(
-            plan.conda.engine.as_str(),
-            "stasis.ini [default] conda_engine",
-        )
-        .map_err(failed)?;
         let settings = env_settings(plan, env)?;
-        let engine = match kind {
-            env::EngineKind::System => Engine::System,
-            env::EngineKind::Native => Engine::Native(Box::new(native::NativeEngine::new(
+        let engine = match plan.conda.engine {
+            CondaEngine::System => Engine::System,
+            CondaEngine::Native => Engine::Native(Box::new(native::NativeEngine::new(
                 settings.clone(),
                 snapshot_map(env),
             ))),
-            env::EngineKind::Installer => {
+            CondaEngine::Installer => {
                 let c = &plan.conda;
                 let config = installer::InstallerConfig {
                     baseurl: c.installer_baseurl.clone(),
