@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod env;
 pub mod http;
+pub mod package;
 pub mod plan;
 pub mod plugins;
 pub mod process;

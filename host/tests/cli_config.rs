@@ -413,3 +413,69 @@ fn the_installer_engine_refuses_a_conda_prefix_too_long_for_shebangs() {
     let out = run(stasis(&long).arg("-c").arg(&sys).arg("check").arg(&f));
     assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn unknown_engine_or_wheel_builder_is_a_config_error_at_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write_delivery(tmp.path(), "generic", None);
+    let sys = tmp.path().join("stasis.ini");
+    std::fs::write(
+        &sys,
+        "[default]\nconda_engine = mamba\nwheel_builder = setuptools\n",
+    )
+    .unwrap();
+    let out = run(stasis(tmp.path()).arg("-c").arg(&sys).arg("check").arg(&f));
+    let err = text(&out.stderr);
+    assert_eq!(out.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let line_of = |needle: &str| {
+        err.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{err}"))
+            .to_string()
+    };
+    let engine = line_of("`mamba`");
+    assert!(
+        engine.contains("stasis.ini:2") && engine.contains("conda_engine"),
+        "{engine}"
+    );
+    let builder = line_of("`setuptools`");
+    assert!(
+        builder.contains("stasis.ini:3") && builder.contains("wheel_builder"),
+        "{builder}"
+    );
+
+    // The flag is checked as well: a usage error naming it.
+    let out = run(stasis(tmp.path())
+        .args(["--wheel-builder", "setuptools", "check"])
+        .arg(&f));
+    assert_eq!(out.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--wheel-builder setuptools"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Known words reach `plan --json` as written; the flag wins over stasis.ini.
+    std::fs::write(
+        &sys,
+        "[default]\nconda_engine = system\nwheel_builder = manylinux\n",
+    )
+    .unwrap();
+    let plan = |extra: &[&str]| -> serde_json::Value {
+        let out = run(stasis(tmp.path())
+            .arg("-c")
+            .arg(&sys)
+            .args(extra)
+            .args(["plan", "--json"])
+            .arg(&f));
+        assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let v = plan(&[]);
+    assert_eq!(v["conda"]["engine"], "system");
+    assert_eq!(v["settings"]["conda_engine"], "system");
+    assert_eq!(v["settings"]["wheel_builder"], "manylinux");
+    let v = plan(&["--wheel-builder", "native"]);
+    assert_eq!(v["settings"]["wheel_builder"], "native");
+}

@@ -103,10 +103,7 @@ fn every_hook_runs_with_the_shipped_plugins() {
     .unwrap();
     assert_eq!(readme.body, body);
     use sha2::Digest;
-    let digest: String = sha2::Sha256::digest(&body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = hex::encode(sha2::Sha256::digest(&body));
     assert_eq!(readme.header("x-checksum-sha256"), Some(digest.as_str()));
     assert!(seen.iter().any(|r| r.target.ends_with("/SHA256SUMS")));
 }

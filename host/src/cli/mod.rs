@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Diagnostics};
-use crate::plan::{self, Plan, PlanInput, Settings};
+use crate::plan::{self, Plan, PlanInput, Settings, WheelBuilder};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
@@ -233,9 +233,9 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
     };
     let task_timeout_seconds = match &opts.task_timeout {
         Some(t) => Some(
-            config::values::parse_timeout(t)
-                .map_err(|m| format!("--task-timeout {m}"))?
-                .as_secs(),
+            config::values::parse_duration(t)
+                .map(config::values::whole_seconds)
+                .map_err(|m| format!("--task-timeout {m}"))?,
         ),
         None => None,
     };
@@ -243,6 +243,14 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
         globset::Glob::new(p).map_err(|e| format!("--test {p}: {e}"))?;
     }
     let interval = opts.pool_status_interval.unwrap_or(30).clamp(1, i64::MAX) as u64;
+    let wheel_builder = match &opts.wheel_builder {
+        Some(w) => WheelBuilder::parse(w).ok_or_else(|| {
+            format!(
+                "--wheel-builder {w}: not a wheel builder; use native, cibuildwheel or manylinux"
+            )
+        })?,
+        None => WheelBuilder::default(),
+    };
     Ok(Settings {
         continue_on_error: opts.continue_on_error,
         fail_fast: opts.fail_fast,
@@ -263,7 +271,7 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
         task_timeout_seconds,
         task_kill_grace_seconds: 0.0,
         pool_status_interval_seconds: interval,
-        wheel_builder: opts.wheel_builder.clone().unwrap_or_default(),
+        wheel_builder,
         wheel_builder_manylinux_image: opts
             .wheel_builder_manylinux_image
             .clone()

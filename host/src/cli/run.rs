@@ -8,7 +8,7 @@ use std::path::Path;
 use super::{
     Console, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunOpts, env_snapshot, load_plan,
 };
-use crate::plan::{Plan, Stage, StageStatus};
+use crate::plan::{CondaEngine, Plan, Stage, StageStatus};
 use crate::runner::RunStatus;
 use crate::stages::{self, RunError, RunOutcome};
 
@@ -119,7 +119,7 @@ pub fn describe_plan(plan: &Plan) -> String {
         plan.system.platform, plan.system.arch, plan.system.conda_subdir
     );
     let _ = writeln!(s, "conda engine  {}", plan.conda.engine);
-    if plan.conda.engine != "system" {
+    if plan.conda.engine != CondaEngine::System {
         let envs = plan.storage.conda_prefix.join("envs");
         let _ = writeln!(
             s,

@@ -1,7 +1,10 @@
-//! Typed readers for ini values: booleans, integers, durations, package specs, `[runtime]`
-//! variable expansion. Pure functions; callers attach file and line to the errors.
+//! Typed readers for ini values: booleans, integers, durations (the one duration parser,
+//! [`parse_duration`]), package specs (through [`crate::package`]), `[runtime]` variable
+//! expansion. Pure functions; callers attach file and line to the errors.
 
 use std::time::Duration;
+
+use crate::package::PackageSpec;
 
 /// `true/false`, `yes/no`, `on/off`, `1/0` in any case. Anything else is an error (upstream
 /// silently read it as false). `None` for an empty value: the caller applies its default.
@@ -25,78 +28,79 @@ pub fn parse_int(v: &str) -> Result<i64, String> {
         .map_err(|_| format!("`{t}` is not an integer"))
 }
 
-/// `N[smh]` as upstream (`30s`, `5m`, `2h`). A bare number is refused with a hint, as upstream
-/// refuses it; negative and zero durations are errors.
-pub fn parse_timeout(v: &str) -> Result<Duration, String> {
+/// The one duration reader (test `timeout`, `task_kill_grace`, `--task-timeout`, plugin
+/// grant `timeout` / `max_timeout`, and any new timeout setting): one or more `<number><unit>`
+/// parts, e.g. `30s`, `5m`, `2h`, `1h30m`, `1.5s`, `500ms`. Units: `ms`; `s`/`sec`/`second`;
+/// `m`/`min`/`minute`; `h`/`hour` (plurals too) — upstream's `N[smh]` plus the milliseconds
+/// plugin grants use. A bare number is refused with a hint, as upstream refuses `timeout = 10`;
+/// zero, negative and overflowing durations and other units (days) are errors.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let t = v.trim();
-    let (num, unit) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c),
-        _ => {
-            return Err(format!(
-                "`{t}` has no unit; write it as N[smh], e.g. `{t}s` for seconds"
-            ));
-        }
-    };
-    let mult = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        other => {
-            return Err(format!(
-                "`{t}`: unknown unit `{other}`; use s (seconds), m (minutes) or h (hours)"
-            ));
-        }
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{t}` is not a duration; write it as N[smh], e.g. 30s, 5m, 2h"))?;
-    if n == 0 {
-        return Err(format!("`{t}`: a timeout must be greater than zero"));
+    let shape = || format!("`{t}` is not a duration; write it as e.g. 30s, 5m, 2h or 1.5s");
+    if t.is_empty() {
+        return Err("empty duration; write it as e.g. 30s, 5m or 2h".to_string());
     }
-    n.checked_mul(mult)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("`{t}` is too large"))
+    if t.parse::<f64>().is_ok() {
+        return Err(format!(
+            "`{t}` has no unit; write it as N[smh], e.g. `{t}s` for seconds"
+        ));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..num_len].parse().map_err(|_| shape())?;
+        rest = rest[num_len..].trim_start();
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = rest[unit_len..].trim_start();
+        let scale = match unit.to_ascii_lowercase().as_str() {
+            "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 0.001,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+            "" => return Err(shape()),
+            other => {
+                return Err(format!(
+                    "`{t}`: unknown unit `{other}`; use ms, s (seconds), m (minutes) or h (hours)"
+                ));
+            }
+        };
+        let part =
+            Duration::try_from_secs_f64(num * scale).map_err(|_| format!("`{t}` is too large"))?;
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| format!("`{t}` is too large"))?;
+    }
+    if total.is_zero() {
+        return Err(format!("`{t}`: a duration must be greater than zero"));
+    }
+    Ok(total)
+}
+
+/// A duration as the whole seconds the Plan stores for test and task timeouts, rounded up so
+/// `1.5s` never becomes a shorter timeout (or `500ms` no timeout).
+pub fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// Upstream's package-spec rule for `conda_packages`/`pip_packages`: a name with an optional
 /// `==version` (conda also `=version`) and pip extras; the characters `@ : / < > ! ~` are
-/// rejected (ranges and URLs belong in based_on or a recipe).
+/// rejected (ranges and URLs belong in based_on or a recipe). The rest is
+/// [`PackageSpec::either`]'s reading (PEP 508, else a conda match spec).
 pub fn check_package_spec(spec: &str) -> Result<(), String> {
     if let Some(bad) = spec.chars().find(|c| "@:/<>!~".contains(*c)) {
         return Err(format!(
             "package spec `{spec}` contains `{bad}`: only `name`, `name==version` or `name[extras]==version` are allowed"
         ));
     }
-    let name_end = spec.find(['=', '[']).unwrap_or(spec.len());
-    let name = &spec[..name_end];
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        return Err(format!("package spec `{spec}` has no valid package name"));
-    }
-    Ok(())
-}
-
-/// The package name of a spec: extras and version removed, `.`/`-` → `_`, lowercase: the key
-/// upstream uses to match a spec against a `[test:NAME]` block.
-pub fn package_key(spec: &str) -> String {
-    let end = spec
-        .find(['=', '[', '<', '>', '!', '~', ' ', '@'])
-        .unwrap_or(spec.len());
-    spec[..end]
-        .trim()
-        .chars()
-        .map(|c| {
-            if c == '.' || c == '-' {
-                '_'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect()
+    PackageSpec::either(spec)
+        .map(|_| ())
+        .map_err(|e| format!("{e} (only `name`, `name==version` or `name[extras]==version`)"))
 }
 
 /// `$VAR`, `${VAR}` expansion for `[runtime]` values; `$$` is a literal `$`; unset → empty.
@@ -168,16 +172,37 @@ mod tests {
     }
 
     #[test]
-    fn timeouts() {
-        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_timeout("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_timeout("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_timeout("10").unwrap_err().contains("10s"));
-        assert!(parse_timeout("-5s").is_err());
-        assert!(parse_timeout("0s").is_err());
-        assert!(parse_timeout("5d").is_err());
-        assert!(parse_timeout("").is_err());
-        assert!(parse_timeout("99999999999999999999h").is_err());
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration(" 5 m "), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h 30min"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2 minutes"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("10").unwrap_err().contains("10s"));
+        assert!(parse_duration("1.5").unwrap_err().contains("1.5s"));
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("0ms").is_err());
+        assert!(
+            parse_duration("5d")
+                .unwrap_err()
+                .contains("unknown unit `d`")
+        );
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("1..2s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn whole_seconds_round_up() {
+        assert_eq!(whole_seconds(Duration::from_secs(30)), 30);
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::from_millis(500)), 1);
     }
 
     #[test]
@@ -194,8 +219,10 @@ mod tests {
         for bad in ["numpy>=1", "git+https://x", "a@b", "~=1", "==1"] {
             assert!(check_package_spec(bad).is_err(), "{bad}");
         }
-        assert_eq!(package_key("stsci.imagestats==HEAD"), "stsci_imagestats");
-        assert_eq!(package_key("Foo-Bar[test]==1"), "foo_bar");
+        let key = |s: &str| PackageSpec::either(s).unwrap().test_key();
+        assert_eq!(key("stsci.imagestats==HEAD"), "stsci_imagestats");
+        assert_eq!(key("Foo-Bar[test]==1"), "foo_bar");
+        assert!(check_package_spec("numpy=1.26=py312_0").is_ok());
     }
 
     #[test]

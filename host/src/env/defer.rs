@@ -8,30 +8,7 @@
 use std::path::Path;
 
 use super::{EnvError, NetSettings};
-
-/// Upstream's test-name key of a package spec: version and `[extras]` removed, `.`/`-` → `_`.
-pub fn test_key(spec: &str) -> String {
-    let name_end = spec
-        .find(['=', '<', '>', '!', '~', '[', '@', ' ', ';'])
-        .unwrap_or(spec.len());
-    spec[..name_end].trim().replace(['.', '-'], "_")
-}
-
-/// The version a spec pins (`name==1.2` → `1.2`, `name @ git+…@ref` → `ref`), else `HEAD`.
-pub fn wanted_version(spec: &str) -> String {
-    if let Some((_, v)) = spec.split_once("==") {
-        return v.trim().to_string();
-    }
-    if let Some(at) = spec.rfind('@')
-        && spec[..at].contains('@')
-    {
-        return spec[at + 1..].trim().to_string();
-    }
-    if let Some((_, v)) = spec.split_once('=') {
-        return v.trim().to_string();
-    }
-    "HEAD".to_string()
-}
+use crate::package::{self, PackageSpec};
 
 /// A package's fate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +16,7 @@ pub enum Verdict {
     /// No `[test:*]` block: installed as written.
     Untested,
     /// Tested here, and the version it asks for exists upstream: installed as written.
-    UseExternal { test: String },
+    UseExternal { test: String, version: String },
     /// Tested here and absent upstream (or forced): built from the test's repository.
     BuildForHost { test: String, version: String },
 }
@@ -56,49 +33,31 @@ pub fn classify<E>(
     specs
         .iter()
         .map(|spec| {
-            let key = test_key(spec);
-            let test = test_names
-                .iter()
-                .find(|t| t.replace(['.', '-'], "_") == key);
+            // A spec neither parser reads is installed as written; the engine names the error.
+            let parsed = PackageSpec::either(spec).ok();
+            let test = parsed
+                .as_ref()
+                .and_then(|p| test_names.iter().find(|t| p.is_tested_by(t)));
+            let version = || {
+                parsed
+                    .as_ref()
+                    .map(PackageSpec::wanted_version)
+                    .unwrap_or_default()
+            };
             let verdict = match test {
                 None => Verdict::Untested,
-                Some(t) if !always_build && exists_upstream(spec)? => {
-                    Verdict::UseExternal { test: t.clone() }
-                }
+                Some(t) if !always_build && exists_upstream(spec)? => Verdict::UseExternal {
+                    test: t.clone(),
+                    version: version(),
+                },
                 Some(t) => Verdict::BuildForHost {
                     test: t.clone(),
-                    version: wanted_version(spec),
+                    version: version(),
                 },
             };
             Ok((spec.clone(), verdict))
         })
         .collect()
-}
-
-/// PEP 503 name normalisation: lowercase, runs of `-`, `_`, `.` become one `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::new();
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
-}
-
-/// The distribution name of a pip spec (`drizzle-pac[all]>=3` → `drizzle-pac`).
-pub fn spec_name(spec: &str) -> &str {
-    let end = spec
-        .find(['=', '<', '>', '!', '~', '[', '@', ' ', ';'])
-        .unwrap_or(spec.len());
-    spec[..end].trim()
 }
 
 /// (distribution, version) of a wheel or sdist file name, e.g.
@@ -108,13 +67,13 @@ pub fn dist_file_version(file: &str) -> Option<(String, String)> {
         let mut parts = stem.split('-');
         let name = parts.next()?;
         let version = parts.next()?;
-        return Some((normalize_name(name), version.to_string()));
+        return Some((package::pep503(name), version.to_string()));
     }
     let stem = file
         .strip_suffix(".tar.gz")
         .or_else(|| file.strip_suffix(".zip"))?;
     let (name, version) = stem.rsplit_once('-')?;
-    Some((normalize_name(name), version.to_string()))
+    Some((package::pep503(name), version.to_string()))
 }
 
 /// Upstream's check for a deferred pip package (`pip install --dry-run --no-deps` against the
@@ -123,17 +82,12 @@ pub fn dist_file_version(file: &str) -> Option<(String, String)> {
 /// when the project has any file; a direct reference (`name @ git+…`) never does. A missing
 /// project page (HTTP 404) is "absent"; an index that cannot be reached is an error naming it.
 pub fn pip_exists(spec: &str, indexes: &[String], net: &NetSettings) -> Result<bool, EnvError> {
-    if spec.contains('@') {
+    let spec = PackageSpec::pip(spec)?;
+    if spec.url.is_some() {
         return Ok(false);
     }
-    let name = normalize_name(spec_name(spec));
-    let wanted = spec.split_once("==").map(|(_, v)| {
-        v.split([';', ','])
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    });
+    let name = spec.normalized;
+    let wanted = spec.version;
     for index in indexes {
         let page = format!("{}/{name}/", index.trim_end_matches('/'));
         let Some(body) = fetch_page(&page, net)? else {
@@ -233,12 +187,16 @@ mod tests {
 
     #[test]
     fn keys_and_versions() {
-        assert_eq!(test_key("stsci.imagestats==HEAD"), "stsci_imagestats");
-        assert_eq!(test_key("drizzle-pac[all]>=3"), "drizzle_pac");
-        assert_eq!(wanted_version("numpy==1.26.4"), "1.26.4");
-        assert_eq!(wanted_version("pkg @ git+https://h/r@v1.2"), "v1.2");
-        assert_eq!(wanted_version("hstcal=2.7"), "2.7");
-        assert_eq!(wanted_version("acstools"), "HEAD");
+        let spec = |s: &str| PackageSpec::either(s).unwrap();
+        assert_eq!(
+            spec("stsci.imagestats==HEAD").test_key(),
+            "stsci_imagestats"
+        );
+        assert_eq!(spec("drizzle-pac[all]>=3").test_key(), "drizzle_pac");
+        assert_eq!(spec("numpy==1.26.4").wanted_version(), "1.26.4");
+        assert_eq!(spec("pkg @ git+https://h/r@v1.2").wanted_version(), "v1.2");
+        assert_eq!(spec("hstcal=2.7").wanted_version(), "2.7");
+        assert_eq!(spec("acstools").wanted_version(), "HEAD");
     }
 
     #[test]
@@ -258,7 +216,8 @@ mod tests {
         assert_eq!(
             got[0].1,
             Verdict::UseExternal {
-                test: "acstools".into()
+                test: "acstools".into(),
+                version: "3.7".into()
             }
         );
         assert_eq!(got[1].1, Verdict::Untested);
@@ -282,7 +241,7 @@ mod tests {
 
     #[test]
     fn file_names_and_links() {
-        assert_eq!(normalize_name("Stsci.Image__Stats"), "stsci-image-stats");
+        assert_eq!(package::pep503("Stsci.Image__Stats"), "stsci-image-stats");
         assert_eq!(
             dist_file_version("demo_pkg-1.0-py3-none-any.whl"),
             Some(("demo-pkg".into(), "1.0".into()))

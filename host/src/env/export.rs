@@ -3,8 +3,9 @@
 //! the packages pip installed), the explicit lock `{release}.lock` (`@EXPLICIT` + every package
 //! URL with `#sha256`), and upstream's two rewrites of the release YAML: stage 1 (header
 //! comments, `@CONDA_CHANNEL@` / `@PIP_ARGUMENTS@` placeholders, `prefix:` dropped) and stage 2
-//! (placeholders → staging URLs). The rewrites are pure functions over text; writes go through
-//! [`crate::atomic::write`]. Must not modify environments.
+//! (placeholders → staging URLs). The YAML itself is written by [`super::spec::write_env_yaml`];
+//! the rewrites are pure functions over text; writes go through [`crate::atomic::write`]. Must
+//! not modify environments.
 
 use std::path::{Path, PathBuf};
 
@@ -13,45 +14,33 @@ use super::{EnvError, InstalledEnv, InstalledPackage};
 /// `conda env export` text for `env`. `pip_freeze` is `pip list --format=freeze` output; entries
 /// whose name is also a conda package in the environment are left out (conda installed them).
 pub fn env_yml(env: &InstalledEnv, pip_freeze: &[String]) -> String {
-    let mut out = format!("name: {}\n", env.name);
-    out.push_str("channels:\n");
-    for c in &env.channels {
-        out.push_str(&format!("  - {c}\n"));
-    }
-    out.push_str("dependencies:\n");
-    for p in &env.packages {
-        out.push_str(&format!("  - {}={}={}\n", p.name, p.version, p.build));
-    }
-    let pip = pip_only(pip_freeze, &env.packages);
-    if !pip.is_empty() {
-        out.push_str("  - pip:\n");
-        for p in pip {
-            out.push_str(&format!("      - {p}\n"));
-        }
-    }
-    if let Some(prefix) = &env.prefix {
-        out.push_str(&format!("prefix: {}\n", prefix.display()));
-    }
-    out
+    let conda: Vec<String> = env
+        .packages
+        .iter()
+        .map(|p| format!("{}={}={}", p.name, p.version, p.build))
+        .collect();
+    super::spec::write_env_yaml(
+        &env.name,
+        &env.channels,
+        &conda,
+        &pip_only(pip_freeze, &env.packages),
+        env.prefix.as_deref(),
+    )
 }
 
-/// PEP 503 name normalisation, also applied to conda names for the comparison.
-fn normalize(name: &str) -> String {
-    name.to_lowercase().replace(['_', '.'], "-")
-}
-
-/// The freeze entries pip owns: not a conda package of the environment.
+/// The freeze entries pip owns: not a conda package of the environment (names compared after
+/// PEP 503 normalisation, which is applied to the conda names too). An entry the PEP 508
+/// parser does not read (`-e …`) is pip's.
 pub fn pip_only(freeze: &[String], conda: &[InstalledPackage]) -> Vec<String> {
-    let conda_names: std::collections::HashSet<String> =
-        conda.iter().map(|p| normalize(&p.name)).collect();
+    let conda_names: std::collections::HashSet<String> = conda
+        .iter()
+        .map(|p| crate::package::pep503(&p.name))
+        .collect();
     let mut out: Vec<String> = freeze
         .iter()
-        .filter(|line| {
-            let name = line
-                .split(['=', ' ', '@', '<', '>', '!', '~'])
-                .next()
-                .unwrap_or_default();
-            !name.is_empty() && !conda_names.contains(&normalize(name))
+        .filter(|line| match crate::package::PackageSpec::pip(line) {
+            Ok(p) => !conda_names.contains(&p.normalized),
+            Err(_) => !line.trim().is_empty(),
         })
         .cloned()
         .collect();

@@ -194,14 +194,7 @@ impl InstallerEngine {
             }
         }
         let yml_path = self.config.tmp_dir.join(format!("{name}.spec.yml"));
-        let mut yml = format!("name: {name}\nchannels:\n");
-        for c in &spec.channels {
-            yml.push_str(&format!("  - {c}\n"));
-        }
-        yml.push_str("dependencies:\n");
-        for d in &spec.conda {
-            yml.push_str(&format!("  - {d}\n"));
-        }
+        let yml = super::spec::write_env_yaml(name, &spec.channels, &spec.conda, &[], None);
         crate::atomic::write(&yml_path, yml.as_bytes()).map_err(|e| EnvError::io(&yml_path, e))?;
         let p = prefix.display().to_string();
         let f = format!("--file={}", yml_path.display());

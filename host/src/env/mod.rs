@@ -33,33 +33,6 @@ pub use spec::{BasedOn, EnvSpec};
 // The retry policy was born here; it is now the one of every HTTP client (`crate::http`).
 pub use crate::http::{NetSettings, RetryPolicy};
 
-/// Which engine builds the environments (`conda_engine` in stasis.ini).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EngineKind {
-    /// Solve and install with rattler (no conda binary needed).
-    #[default]
-    Native,
-    /// Upstream's installer + conda/mamba processes.
-    Installer,
-    /// Use the current environment as is.
-    System,
-}
-
-impl EngineKind {
-    /// Parse the `conda_engine` value; `origin` names where it came from (e.g. `stasis.ini:12`).
-    pub fn parse(value: &str, origin: &str) -> Result<Self, EnvError> {
-        match value.trim() {
-            "" | "native" => Ok(Self::Native),
-            "installer" => Ok(Self::Installer),
-            "system" => Ok(Self::System),
-            other => Err(EnvError::UnknownEngine {
-                value: other.to_string(),
-                origin: origin.to_string(),
-            }),
-        }
-    }
-}
-
 /// Settings shared by every environment of a delivery (from stasis.ini `[default]` and the
 /// delivery's `[conda]`, resolved by the caller).
 #[derive(Debug, Clone)]
@@ -130,13 +103,50 @@ pub enum Engine {
     Installer(Box<installer::InstallerEngine>),
 }
 
+impl InstalledEnv {
+    /// Upstream's conda version enforcement: every conda spec of the delivery that pins a
+    /// version (`name=1.2`, `name==1.2`, `name 1.2 build`; not wildcards or ranges) must be what
+    /// the environment holds. The message names the spec and what is installed.
+    pub fn check_pins(&self, specs: &[String]) -> Result<(), String> {
+        for s in specs {
+            let Ok(spec) = crate::package::PackageSpec::conda(s) else {
+                continue;
+            };
+            let Some(wanted) = spec.version.as_deref() else {
+                continue;
+            };
+            let installed = self
+                .packages
+                .iter()
+                .find(|p| p.name.to_lowercase() == spec.normalized);
+            match installed {
+                Some(p) if p.version == wanted => {}
+                Some(p) => {
+                    return Err(format!(
+                        "environment {}: {s} was asked for but {} {} is installed",
+                        self.name, spec.name, p.version
+                    ));
+                }
+                None if self.prefix.is_none() => {}
+                None => {
+                    return Err(format!(
+                        "environment {}: {s} was asked for but {} is not installed",
+                        self.name, spec.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Engine {
-    /// The engine's kind.
-    pub fn kind(&self) -> EngineKind {
+    /// Which of the Plan's engines this is.
+    pub fn kind(&self) -> crate::plan::CondaEngine {
         match self {
-            Engine::System => EngineKind::System,
-            Engine::Native(_) => EngineKind::Native,
-            Engine::Installer(_) => EngineKind::Installer,
+            Engine::System => crate::plan::CondaEngine::System,
+            Engine::Native(_) => crate::plan::CondaEngine::Native,
+            Engine::Installer(_) => crate::plan::CondaEngine::Installer,
         }
     }
 
@@ -166,8 +176,6 @@ impl Engine {
 /// URL, file or command it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("{origin}: conda_engine = {value:?} is not one of native, installer, system")]
-    UnknownEngine { value: String, origin: String },
     #[error("{key} = {value:?}: expected {expected}")]
     BadSetting {
         key: String,
@@ -176,6 +184,8 @@ pub enum EnvError {
     },
     #[error("based_on {location}: {reason}")]
     BasedOn { location: String, reason: String },
+    #[error(transparent)]
+    Spec(#[from] crate::package::PackageSpecError),
     #[error("environment {env}: invalid package spec {spec:?}: {reason}")]
     BadSpec {
         env: String,
@@ -282,23 +292,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn engine_kind_parses_and_names_origin() {
-        assert_eq!(EngineKind::parse("", "x").unwrap(), EngineKind::Native);
-        assert_eq!(
-            EngineKind::parse(" installer ", "x").unwrap(),
-            EngineKind::Installer
-        );
-        assert_eq!(
-            EngineKind::parse("system", "x").unwrap(),
-            EngineKind::System
-        );
-        let err = EngineKind::parse("mamba", "stasis.ini:7")
-            .unwrap_err()
-            .to_string();
+    fn pins_are_checked_against_the_installed_versions() {
+        let pkg = |name: &str, version: &str| InstalledPackage {
+            name: name.into(),
+            version: version.into(),
+            build: "h0_0".into(),
+            channel: String::new(),
+            url: String::new(),
+            sha256: None,
+        };
+        let env = InstalledEnv {
+            name: "rel".into(),
+            prefix: Some("/x/rel".into()),
+            channels: Vec::new(),
+            packages: vec![pkg("numpy", "1.26.4"), pkg("hstcal", "2.7")],
+            activation: Default::default(),
+        };
+        let ok = [
+            "numpy==1.26.4",
+            "HSTCal=2.7",
+            "numpy=1.*",
+            "numpy>=1",
+            "python",
+        ];
+        assert_eq!(env.check_pins(&ok.map(String::from)), Ok(()));
+        let e = env.check_pins(&["numpy=1.26".into()]).unwrap_err();
         assert!(
-            err.contains("stasis.ini:7") && err.contains("mamba"),
-            "{err}"
+            e.contains("numpy=1.26 was asked for but numpy 1.26.4 is installed"),
+            "{e}"
         );
+        let e = env.check_pins(&["scipy 1.0 py_0".into()]).unwrap_err();
+        assert!(e.contains("scipy is not installed"), "{e}");
+        let system = InstalledEnv {
+            prefix: None,
+            ..env
+        };
+        assert_eq!(system.check_pins(&["scipy==1".into()]), Ok(()));
     }
 
     #[test]

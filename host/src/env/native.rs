@@ -230,7 +230,10 @@ impl NativeEngine {
             let before = removed.len();
             for r in &records {
                 let deps = &r.repodata_record.package_record.depends;
-                if deps.iter().any(|d| removed.contains(&dep_name(d))) {
+                if deps
+                    .iter()
+                    .any(|d| dep_name(d).is_some_and(|n| removed.contains(&n)))
+                {
                     removed.insert(rec_name(r));
                 }
             }
@@ -256,11 +259,6 @@ impl NativeEngine {
     }
 }
 
-/// Lower-case hex of a digest.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn rec_name(r: &PrefixRecord) -> String {
     r.repodata_record
         .package_record
@@ -269,12 +267,12 @@ fn rec_name(r: &PrefixRecord) -> String {
         .to_string()
 }
 
-/// The package name of a `depends` entry (`numpy >=1.20 *_0` → `numpy`).
-fn dep_name(dep: &str) -> String {
-    dep.split([' ', '=', '<', '>', '!', '~'])
-        .next()
-        .unwrap_or_default()
-        .to_lowercase()
+/// The normalised package name of a `depends` entry (`numpy >=1.20 *_0` → `numpy`); an entry
+/// the match-spec parser refuses names no package, so it is `None`.
+fn dep_name(dep: &str) -> Option<String> {
+    crate::package::PackageSpec::conda(dep)
+        .ok()
+        .map(|s| s.normalized)
 }
 
 /// The steps every engine takes once the conda packages are in place (and purged): activate,
@@ -344,7 +342,7 @@ pub fn installed_packages(prefix: &Path) -> Result<Vec<InstalledPackage>, EnvErr
                 build: rr.package_record.build.to_string(),
                 channel: rr.channel.clone().unwrap_or_default(),
                 url: rr.url.to_string(),
-                sha256: rr.package_record.sha256.map(|h| hex(&h)),
+                sha256: rr.package_record.sha256.map(hex::encode),
             }
         })
         .collect();
@@ -638,9 +636,10 @@ mod tests {
 
     #[test]
     fn dep_names() {
-        assert_eq!(dep_name("numpy >=1.20"), "numpy");
-        assert_eq!(dep_name("Python=3.12"), "python");
-        assert_eq!(dep_name("libzlib"), "libzlib");
+        assert_eq!(dep_name("numpy >=1.20").as_deref(), Some("numpy"));
+        assert_eq!(dep_name("Python=3.12").as_deref(), Some("python"));
+        assert_eq!(dep_name("libzlib").as_deref(), Some("libzlib"));
+        assert_eq!(dep_name("numpy >=1.20 *_0").as_deref(), Some("numpy"));
     }
 
     #[test]

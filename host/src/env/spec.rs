@@ -1,6 +1,8 @@
 //! What an environment should contain ([`EnvSpec`]), built from a `based_on` YAML (a path or
-//! URL; empty means the mission's `base.yml`), the delivery's python and channel settings.
-//! Pure text handling plus one fetch ([`BasedOn::read`]); it must not create environments.
+//! URL; empty means the mission's `base.yml`), the delivery's python and channel settings; and
+//! the one reader and writer of environment YAML files ([`parse_env_yaml`], [`write_env_yaml`],
+//! both through `serde_yaml_ng`). Pure text handling plus one fetch ([`BasedOn::read`]); it
+//! must not create environments.
 
 use std::path::{Path, PathBuf};
 
@@ -109,7 +111,8 @@ pub fn parse_env_yaml(text: &str, location: &str) -> Result<EnvYaml, EnvError> {
         location: location.to_string(),
         reason,
     };
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| bad(e.to_string()))?;
     let mut out = EnvYaml::default();
     if doc.is_null() {
         return Ok(out);
@@ -154,19 +157,68 @@ pub fn parse_env_yaml(text: &str, location: &str) -> Result<EnvYaml, EnvError> {
     Ok(out)
 }
 
-fn scalar(v: &serde_yaml::Value) -> Option<String> {
+fn scalar(v: &serde_yaml_ng::Value) -> Option<String> {
     match v {
-        serde_yaml::Value::String(s) => Some(s.trim().to_string()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml_ng::Value::String(s) => Some(s.trim().to_string()),
+        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+        serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
-fn seq<'a>(v: &'a serde_yaml::Value, what: &str) -> Result<&'a Vec<serde_yaml::Value>, String> {
+fn seq<'a>(
+    v: &'a serde_yaml_ng::Value,
+    what: &str,
+) -> Result<&'a Vec<serde_yaml_ng::Value>, String> {
     match v {
-        serde_yaml::Value::Sequence(s) => Ok(s),
+        serde_yaml_ng::Value::Sequence(s) => Ok(s),
         _ => Err(format!("{what}: expected a list")),
+    }
+}
+
+/// An environment file in `conda env export`'s layout: `name`, `channels`, `dependencies` (with
+/// a `- pip:` sub-list when `pip` is not empty) and `prefix`, sequences indented by two spaces
+/// as conda writes them and as upstream's stage-1 rewrite expects. The layout is fixed here;
+/// every value is written by `serde_yaml_ng` ([`yaml_scalar`]), so a channel, spec or path that
+/// YAML would misread (`a: b`, `#x`, `*x`, `@x`, `yes`, `1.10`) is quoted.
+pub fn write_env_yaml(
+    name: &str,
+    channels: &[String],
+    conda: &[String],
+    pip: &[String],
+    prefix: Option<&Path>,
+) -> String {
+    let mut out = format!("name: {}\nchannels:\n", yaml_scalar(name));
+    for c in channels {
+        out.push_str(&format!("  - {}\n", yaml_scalar(c)));
+    }
+    out.push_str("dependencies:\n");
+    for d in conda {
+        out.push_str(&format!("  - {}\n", yaml_scalar(d)));
+    }
+    if !pip.is_empty() {
+        out.push_str("  - pip:\n");
+        for p in pip {
+            out.push_str(&format!("      - {}\n", yaml_scalar(p)));
+        }
+    }
+    if let Some(prefix) = prefix {
+        out.push_str(&format!(
+            "prefix: {}\n",
+            yaml_scalar(&prefix.display().to_string())
+        ));
+    }
+    out
+}
+
+/// One string as a YAML flow scalar: `serde_yaml_ng`'s choice (plain when YAML reads it back as
+/// the same string, quoted otherwise). A value that would need a multi-line block scalar is
+/// written double-quoted instead (a JSON string is a valid YAML double-quoted scalar), so it
+/// stays on its list item's line.
+pub fn yaml_scalar(s: &str) -> String {
+    match serde_yaml_ng::to_string(s) {
+        Ok(t) if !t.trim_end_matches('\n').contains('\n') => t.trim_end_matches('\n').to_string(),
+        _ => serde_json::Value::from(s).to_string(),
     }
 }
 
@@ -290,6 +342,38 @@ mod tests {
         .unwrap();
         assert_eq!(spec.conda, ["python=3.12"]);
         assert_eq!(spec.channels, defaults);
+    }
+
+    #[test]
+    fn written_env_yaml_quotes_what_yaml_would_misread_and_reads_back() {
+        let channels = vec![
+            "http://h/c".to_string(),
+            "https://u:p@h/c#frag".into(),
+            "*alias".into(),
+        ];
+        let conda = vec![
+            "numpy=1.0=h0_0".to_string(),
+            "a: b".into(),
+            "@CONDA_CHANNEL@".into(),
+            "yes".into(),
+            "1.10".into(),
+            "multi\nline".into(),
+            "quote\"s'".into(),
+        ];
+        let pip = vec![
+            "pkg @ git+https://example.org/p.git@v1".to_string(),
+            "#not-a-comment".into(),
+            "x[a,b]>=1; python_version >= \"3.9\"".into(),
+        ];
+        let text = write_env_yaml("rel: 1", &channels, &conda, &pip, Some(Path::new("/x/e")));
+        assert!(text.contains("\n  - http://h/c\n"), "{text}");
+        assert!(text.contains("\n  - numpy=1.0=h0_0\n"), "{text}");
+        assert!(text.contains("\n  - 'a: b'\n"), "{text}");
+        let back = parse_env_yaml(&text, "test").unwrap();
+        assert_eq!(back.name.as_deref(), Some("rel: 1"));
+        assert_eq!(back.channels, channels);
+        assert_eq!(back.conda, conda);
+        assert_eq!(back.pip, pip);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Plan, TestBlock};
+use super::{Plan, PluginOrigin, TestBlock};
 use crate::config::{Diagnostics, Severity};
 use crate::plugins::{self, DeliveryInfo, HostOptions, LogLine, PluginHost, Policy, TestBlockInfo};
 use crate::template;
@@ -27,7 +27,7 @@ pub fn sections(
         line: p.line,
         entries: p.entries.clone(),
     };
-    let of = |origin: &str| {
+    let of = |origin: PluginOrigin| {
         plan.plugins
             .iter()
             .filter(|p| p.origin == origin)
@@ -38,7 +38,11 @@ pub fn sections(
         .plugin_policy
         .as_ref()
         .map(|p| to_input(p, "plugins".into()));
-    (of("mission"), of("delivery"), policy)
+    (
+        of(PluginOrigin::Mission),
+        of(PluginOrigin::Delivery),
+        policy,
+    )
 }
 
 /// What a plugin sees of the delivery.
@@ -171,6 +175,7 @@ pub fn load(
         template: Some(Arc::new(renderer)),
         log,
         net: plan.settings.net.clone(),
+        env: env.clone(),
     };
     PluginHost::load_with(
         grants,

@@ -18,10 +18,90 @@ use serde::{Deserialize, Serialize};
 
 use crate::template;
 
+/// A closed set of configuration words: one variant per word, serialised as the word itself
+/// so `plan --json` shows what the ini says. The resolver turns any other word into a
+/// diagnostic at `check` (file, line, key), so later steps never see an unknown value.
+macro_rules! closed_set {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize,
+            schemars::JsonSchema,
+        )]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $word)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The word as written in the ini files.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+
+            /// The variant for `word` (surrounding blanks ignored), `None` for any other word.
+            pub fn parse(word: &str) -> Option<$name> {
+                let word = word.trim();
+                Self::ALL.iter().copied().find(|v| v.as_str() == word)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+closed_set! {
+    /// Which engine builds the environments: stasis.ini `[default] conda_engine`.
+    pub enum CondaEngine {
+        /// Solve and install with rattler (no conda binary needed).
+        #[default]
+        Native = "native",
+        /// Upstream's installer + conda/mamba processes.
+        Installer = "installer",
+        /// Use the current environment as is: the environment stages are skipped.
+        System = "system",
+    }
+}
+
+closed_set! {
+    /// How wheels are built: stasis.ini `[default] wheel_builder` or `--wheel-builder`.
+    pub enum WheelBuilder {
+        /// Upstream's default word: the native toolchain, with a warning naming the choices.
+        #[default]
+        Build = "build",
+        Native = "native",
+        Cibuildwheel = "cibuildwheel",
+        Manylinux = "manylinux",
+    }
+}
+
+closed_set! {
+    /// Which file a `[plugin:NAME]` (or the `[plugins]` policy) section was written in.
+    pub enum PluginOrigin {
+        #[default]
+        Mission = "mission",
+        Delivery = "delivery",
+        /// stasis.ini (the operator's `[plugins]` policy).
+        System = "system",
+    }
+}
+
 /// Version of the plan JSON; bumped on breaking changes (docs/schemas/plan.schema.json).
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     pub schema_version: u32,
     pub stasis_version: String,
@@ -137,7 +217,7 @@ pub struct System {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Conda {
-    pub engine: String,
+    pub engine: CondaEngine,
     pub installer_name: String,
     pub installer_version: String,
     pub installer_platform: String,
@@ -239,8 +319,7 @@ pub struct PluginSection {
     pub line: u32,
     /// Directory the `component` path is relative to.
     pub dir: PathBuf,
-    /// `mission` or `delivery`.
-    pub origin: String,
+    pub origin: PluginOrigin,
     pub entries: Vec<(String, String, u32)>,
 }
 
@@ -264,13 +343,13 @@ pub struct Settings {
     pub task_timeout_seconds: Option<u64>,
     pub task_kill_grace_seconds: f64,
     pub pool_status_interval_seconds: u64,
-    pub wheel_builder: String,
+    pub wheel_builder: WheelBuilder,
     pub wheel_builder_manylinux_image: String,
     pub conda_fresh_start: bool,
     pub conda_install_prefix: String,
     pub conda_staging_url: String,
     pub wheel_staging_url: String,
-    pub conda_engine: String,
+    pub conda_engine: CondaEngine,
     pub package_cache: String,
     pub strict: bool,
     pub verbose: u8,
@@ -300,7 +379,13 @@ pub fn cache_home(env: &BTreeMap<String, String>) -> PathBuf {
                 .filter(|v| !v.is_empty())
                 .map(|h| PathBuf::from(h).join(".cache"))
         })
-        .unwrap_or_else(std::env::temp_dir)
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                env.get("TMPDIR")
+                    .filter(|v| !v.is_empty())
+                    .map_or("/tmp", String::as_str),
+            )
+        })
 }
 
 impl Plan {
@@ -355,4 +440,44 @@ impl Plan {
 /// The JSON Schema of `stasis plan --json` (published as docs/schemas/plan.schema.json).
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Plan)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_sets_serialise_as_their_ini_words() {
+        for e in CondaEngine::ALL {
+            assert_eq!(
+                serde_json::to_value(e).unwrap(),
+                serde_json::json!(e.as_str())
+            );
+            assert_eq!(CondaEngine::parse(&format!(" {e} ")), Some(*e));
+        }
+        for w in WheelBuilder::ALL {
+            assert_eq!(
+                serde_json::to_value(w).unwrap(),
+                serde_json::json!(w.as_str())
+            );
+            assert_eq!(WheelBuilder::parse(w.as_str()), Some(*w));
+        }
+        assert_eq!(
+            serde_json::to_value(PluginOrigin::Delivery).unwrap(),
+            serde_json::json!("delivery")
+        );
+        assert_eq!(CondaEngine::parse("mamba"), None);
+        assert_eq!(
+            CondaEngine::parse(""),
+            None,
+            "the resolver decides what empty means"
+        );
+        assert_eq!(
+            WheelBuilder::parse("Native"),
+            None,
+            "words are case-sensitive"
+        );
+        assert_eq!(CondaEngine::default(), CondaEngine::Native);
+        assert_eq!(WheelBuilder::default(), WheelBuilder::Build);
+    }
 }

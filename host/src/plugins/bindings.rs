@@ -3,7 +3,8 @@
 //! `stasis:plugin/types` types; the other three worlds reuse them through `with`, so each
 //! host capability has exactly one `Host` trait, implemented once in `capabilities/`.
 //! Nothing else in stasis should name generated types except `delivery.rs` (conversions),
-//! `capabilities/` and `sandbox.rs`.
+//! `capabilities/`, `context.rs` (the
+//! `cap-error` a denial becomes) and `loader.rs` (the worlds' pre-instances).
 
 pub mod deploy {
     wasmtime::component::bindgen!({

@@ -111,16 +111,7 @@ impl Hasher for ShaHasher {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(Sha256::digest(bytes))
 }
 
 impl CompileCache {
@@ -134,7 +125,7 @@ impl CompileCache {
         let key = load_or_create_key(&dir.join(KEY_FILE)).map_err(io)?;
         let mut h = ShaHasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
-        let compat = hex(&h.0.finalize()[..8]);
+        let compat = hex::encode(&h.0.finalize()[..8]);
         Ok(CompileCache {
             dir: dir.to_path_buf(),
             key,
@@ -268,7 +259,7 @@ impl CompileCache {
         let tag = bytes
             .strip_prefix(MAGIC.as_slice())
             .and_then(|rest| rest.get(..MAC_LEN))
-            .map(hex)
+            .map(hex::encode)
             .ok_or(CacheOutcome::Rejected)?;
         let vouched = steady && self.remembered_digest(&path, &before).as_ref() == Some(&tag);
         let body = if vouched {

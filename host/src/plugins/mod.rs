@@ -2,6 +2,11 @@
 //! grants (who may do what), the per-invocation sandbox, the host capabilities
 //! (`stasis:host/*`) and the typed hook points the pipeline calls (`PluginHost`).
 //!
+//! Inside, imports run one way: `context` (shared state and log types) ← `sandbox` (one
+//! invocation) and `capabilities` (one file per `stasis:host` interface, neither importing
+//! the other) ← `loader` (loading, `PluginHost`); `grant/`, `error`, `engine`, `cache`,
+//! `delivery` and `bindings` sit below them all.
+//!
 //! It must not read ini files (the config loader hands it [`SectionInput`]s), decide pipeline
 //! order, or touch anything outside the delivery tree and each plugin's scratch dir on a
 //! plugin's behalf. WIT lives in `wit/` at the workspace root; see docs/plugins/wit.md.
@@ -9,16 +14,17 @@
 mod bindings;
 mod cache;
 mod capabilities;
+mod context;
 mod delivery;
 mod engine;
 mod error;
 pub mod grant;
-mod host;
 pub mod inspect;
+mod loader;
 mod sandbox;
 
 pub use cache::{CacheOutcome, CompileCache, FileStamp};
-pub use capabilities::template::{RenderedText, TemplateRenderer};
+pub use context::{LogLevel, LogLine, LogSink, RenderedText, TemplateRenderer};
 pub use delivery::{
     DeliveryInfo, DeployAction, DeployReport, DeployedItem, Diagnostic, JunitCounts, Severity,
     TestBlockInfo, TestContext, TestOutcome,
@@ -28,5 +34,5 @@ pub use error::PluginError;
 pub use grant::{
     Capability, Grant, GrantError, PluginDecl, PluginKind, Policy, SectionInput, effective_grant,
 };
-pub use host::{HostOptions, LogLevel, LogLine, LogSink, PluginHost, Problem, check_plugins};
 pub use inspect::{ComponentInfo, inspect_component, inspect_file};
+pub use loader::{HostOptions, PluginHost, Problem, check_plugins};

@@ -6,162 +6,23 @@
 //! name the rule that stopped the plugin; the Store is dropped afterwards, so a trapped
 //! instance is never reused.
 //!
-//! It does not decide what is granted (grant.rs) nor implement capabilities (capabilities/).
+//! It does not decide what is granted (grant/), nor implement capabilities (capabilities/),
+//! nor define the state it runs with (context.rs).
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::capabilities::template::TemplateRenderer;
+use super::context::{
+    LOG_CAP, Limiter, LogLevel, PluginContext, PluginState, RESULT_CAP, STDIO_CAP,
+};
 use super::delivery::{GUEST_DELIVERY, GUEST_SCRATCH};
 use super::engine::deadline_ticks;
 use super::error::PluginError;
-use super::grant::{Denial, Grant};
-use super::host::{LogLevel, LogLine, LogSink};
-
-/// Captured guest stdout and stderr, each.
-pub const STDIO_CAP: usize = 1 << 20;
-/// Log volume per invocation through `stasis:host/log`.
-pub const LOG_CAP: usize = 1 << 20;
-/// Largest string/list a plugin may return to the host.
-pub const RESULT_CAP: usize = 1 << 20;
-
-/// Everything about a loaded plugin that stays the same across invocations.
-pub(crate) struct PluginContext {
-    pub name: String,
-    pub grant: Grant,
-    /// Host path of the delivery tree.
-    pub delivery_root: PathBuf,
-    /// The delivery tree, for host-side access on the plugin's behalf (cwd, upload sources):
-    /// cap-std refuses `..`, absolute paths and symlinks leading out of it.
-    pub delivery_dir: cap_std::fs::Dir,
-    pub scratch: PathBuf,
-    pub template: Option<Arc<dyn TemplateRenderer>>,
-    pub log: LogSink,
-    pub secrets: Redactor,
-    /// Trust, proxies, timeouts and retries of the `http` and `upload` capabilities.
-    pub net: crate::http::NetSettings,
-}
-
-impl PluginContext {
-    pub fn log(&self, level: LogLevel, message: &str, audit: bool) {
-        (self.log)(&LogLine {
-            plugin: self.name.clone(),
-            level,
-            message: self.secrets.redact(message),
-            audit,
-        });
-    }
-
-    /// Record a denial in the audit log and build the error returned to the guest.
-    pub fn deny(
-        &self,
-        capability: &str,
-        denial: Denial,
-    ) -> super::bindings::host_api::types::CapError {
-        self.log(
-            LogLevel::Warn,
-            &format!(
-                "denied {capability}: {} (grant from {})",
-                denial.0, self.grant.origin
-            ),
-            true,
-        );
-        super::bindings::host_api::types::CapError::Denied(self.secrets.redact(&denial.0))
-    }
-}
-
-/// Secret values, granted by name and read at load, are replaced by `[secret NAME]` (and URL
-/// credentials by `***REDACTED***`) in everything that leaves the host towards the guest or
-/// the log: the one [`crate::redact::Redactor`].
-pub(crate) use crate::redact::Redactor;
-
-/// Memory and instance limits that remember a refused growth, so an out-of-memory trap is
-/// reported as such (a Rust guest would otherwise surface it as `unreachable`).
-pub(crate) struct Limiter {
-    memory: usize,
-    pub oom: bool,
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
-            self.oom = true;
-            return Err(wasmtime::format_err!(
-                "memory limit of {} bytes reached",
-                self.memory
-            ));
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-
-    fn instances(&self) -> usize {
-        // componentize-py output needs more than 32 (toolchain.md pitfall 7).
-        256
-    }
-    fn tables(&self) -> usize {
-        256
-    }
-    fn memories(&self) -> usize {
-        64
-    }
-}
-
-/// The data of one Store.
-pub(crate) struct PluginState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limiter: Limiter,
-    pub ctx: Arc<PluginContext>,
-    pub deadline: Instant,
-    log_bytes: usize,
-    log_dropped: usize,
-}
-
-impl WasiView for PluginState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl PluginState {
-    /// Time left before the invocation's deadline (zero when past it).
-    pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// Account for a log line; false when the per-invocation log cap is reached.
-    pub fn take_log_budget(&mut self, bytes: usize) -> bool {
-        if self.log_bytes + bytes > LOG_CAP {
-            self.log_dropped += 1;
-            return false;
-        }
-        self.log_bytes += bytes;
-        true
-    }
-}
 
 /// Run `call` in a fresh sandbox for the plugin `ctx`.
 pub(crate) fn invoke<T>(
@@ -184,7 +45,7 @@ pub(crate) fn invoke<T>(
         .allow_udp(false)
         .allow_ip_name_lookup(false);
     for k in &ctx.grant.allow_env {
-        if let Ok(v) = std::env::var(k) {
+        if let Some(v) = ctx.env.get(k) {
             b.env(k, v);
         }
     }

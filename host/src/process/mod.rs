@@ -144,7 +144,7 @@ mod duration_text {
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = <String as serde::Deserialize>::deserialize(d)?;
-        crate::config::values::parse_timeout(&text).map_err(serde::de::Error::custom)
+        crate::config::values::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 
     /// The largest whole unit that divides the duration (sub-second parts round up to 1s).
@@ -329,6 +329,8 @@ pub struct Command {
     kill_grace: Duration,
     output_cap: usize,
     secrets: Vec<String>,
+    /// A caller's redactor (e.g. a plugin's, which names each secret); `secrets` are added.
+    named: Option<crate::redact::Redactor>,
 }
 
 impl std::fmt::Debug for Command {
@@ -355,6 +357,7 @@ impl Command {
             kill_grace: DEFAULT_KILL_GRACE,
             output_cap: DEFAULT_OUTPUT_CAP,
             secrets: Vec::new(),
+            named: None,
         }
     }
 
@@ -444,6 +447,21 @@ impl Command {
         self
     }
 
+    /// Redact output and messages with `redactor` (its secrets keep their names), plus any
+    /// values given to [`secrets`](Self::secrets).
+    pub fn redactor(&mut self, redactor: crate::redact::Redactor) -> &mut Self {
+        self.named = Some(redactor);
+        self
+    }
+
+    fn output_redactor(&self) -> crate::redact::Redactor {
+        self.secrets
+            .iter()
+            .fold(self.named.clone().unwrap_or_default(), |r, s| {
+                r.with_value(s.clone())
+            })
+    }
+
     pub fn get_timeout(&self) -> Duration {
         self.timeout
     }
@@ -455,7 +473,7 @@ impl Command {
             .map(|a| a.to_string_lossy())
             .collect::<Vec<_>>()
             .join(" ");
-        redact(&text, &self.secrets)
+        self.output_redactor().redact(&text)
     }
 
     /// [`Command::run`], then [`Output::check`]: a non-zero exit is an error too.
@@ -511,7 +529,8 @@ impl Command {
         let (done_tx, done_rx) = mpsc::channel();
         // Past each cut the buffers keep the longest secret's length, so a secret straddling
         // a cut is seen whole and redacted before the cut is made.
-        let margin = redactor(&self.secrets).margin();
+        let redactor = self.output_redactor();
+        let margin = redactor.margin();
         let out = Capture::spawn(
             child.stdout.take(),
             self.output_cap,
@@ -530,8 +549,8 @@ impl Command {
                 break;
             }
         }
-        let (stdout, t1) = out.take(&self.secrets);
-        let (stderr, t2) = err.take(&self.secrets);
+        let (stdout, t1) = out.take(&redactor);
+        let (stderr, t2) = err.take(&redactor);
         match ended {
             Ended::Exited(status) => Ok(Output {
                 status: ExitStatus {
@@ -693,13 +712,13 @@ impl Capture {
 
     /// What was read so far (a reader still blocked on a pipe held by an escaped descendant is
     /// left behind), redacted.
-    fn take(&self, secrets: &[String]) -> (Vec<u8>, bool) {
+    fn take(&self, redactor: &crate::redact::Redactor) -> (Vec<u8>, bool) {
         let buf = std::mem::replace(
             &mut *self.buf.lock().unwrap_or_else(PoisonError::into_inner),
             CappedBuf::new(2, 0),
         );
         let truncated = buf.truncated();
-        (buf.finish(&redactor(secrets)), truncated)
+        (buf.finish(redactor), truncated)
     }
 }
 

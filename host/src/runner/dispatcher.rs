@@ -1,69 +1,32 @@
 //! The scheduler: runs the pools in upstream order (setup, parallel, serial) with one slot
-//! worker thread per slot, and reacts to events: a job started, a job reaped, an
+//! worker thread per slot (slot.rs), and reacts to events: a job started, a job reaped, an
 //! interrupt, or a timer (timeout, kill grace, status interval). It sleeps in
 //! `recv_timeout` until the next of those, so it costs nothing while jobs run.
 //!
-//! A slot worker parks in `wait4` on its job; the moment it ends, the worker itself
-//! prepares and spawns the pool's next job (work-conserving: upstream waits for whole
-//! batches) and only then reports the ended one. So one job ending never waits for the
-//! dispatcher thread to be scheduled, nor for it to print and record, before the slot is
-//! busy again. Every spawn happens under the pool's [`Gate`], which the dispatcher closes
-//! to stop a pool (fail-fast, interrupt) and which a worker closes itself the moment it
-//! reaps a failed job under `--fail-fast`: no job starts once a stop was decided.
-//!
 //! The dispatcher owns the decisions (outcome, fail-fast, pool failure, timeouts and the
-//! kill grace, what to print and record); the executor starts and reaps processes, `unix`
-//! signals them. If it returns early for any reason, the pool's gate is closed and its live
-//! jobs are killed (see [`AbortGuard`]), so no job outlives a run.
+//! kill grace, what to print and record); the slot workers start the next job and report
+//! (slot.rs), the executor starts and reaps processes, `unix` signals them. If it returns
+//! early for any reason, the pool's gate is closed and its live jobs are killed (see
+//! [`AbortGuard`]), so no job outlives a run.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::console::Console;
 use super::executor::{self, Exited, Launcher, Slot, Started};
 use super::record::{JobRecord, RunRecord, RunStatus, StopReason, Timestamp};
+use super::slot::{
+    AbortGuard, Event, Gate, JOB_RUNNING, JOB_TIMED_OUT, Launch, PoolShared, WORKER_STACK,
+};
 use super::unix;
 use super::{
     Interrupt, Job, JobKind, Outcome, PoolResult, RunOptions, RunSummary, RunnerError, TaskResult,
 };
 use crate::report::{self, PoolRow, PoolRowStatus, TestRow, human_duration};
-
-/// Slot workers only wait, spawn and send; the dispatcher does the heavy lifting.
-const WORKER_STACK: usize = 256 * 1024;
-
-/// Per-job state shared by the dispatcher and the slot worker running it, so a timeout is
-/// only declared for a job not yet reaped (and the worker knows it was declared).
-const JOB_RUNNING: u8 = 0;
-const JOB_TIMED_OUT: u8 = 1;
-const JOB_REAPED: u8 = 2;
-
-pub(crate) enum Event {
-    /// A job's process was spawned (sent after the previous job of the slot's `Exited`).
-    Started {
-        index: usize,
-        position: usize,
-        started: Started,
-    },
-    /// A job's process was reaped; `timed_out` says whether its timeout was declared first.
-    Exited {
-        index: usize,
-        exited: Exited,
-        timed_out: bool,
-    },
-    /// A job could not be started.
-    SpawnFailed {
-        index: usize,
-        position: usize,
-        reason: String,
-    },
-    /// A slot worker ran out of jobs (or was stopped) and is leaving; its last event.
-    WorkerDone,
-    Interrupt,
-}
 
 /// Clears the interrupt's waker when the run ends, however it ends.
 struct WakerGuard<'a>(&'a Interrupt);
@@ -100,7 +63,10 @@ pub(crate) fn run(
     let _waker = WakerGuard(interrupt);
 
     let console = Console::new(opts.console, opts.progress, jobs.len());
-    let launcher = Launcher::new(executor::find_bash(), opts.tmp_dir.clone());
+    let launcher = Launcher::new(
+        executor::find_bash(opts.search_path.as_deref()),
+        opts.tmp_dir.clone(),
+    );
     let states: Vec<AtomicU8> = jobs.iter().map(|_| AtomicU8::new(JOB_RUNNING)).collect();
     let mut run = PoolRun {
         jobs: &jobs,
@@ -270,208 +236,6 @@ struct Running {
     kill_at: Option<Instant>,
     stop_reason: Option<StopReason>,
     next_status: Instant,
-}
-
-/// What a pool's slot workers and its dispatcher share. Every spawn happens while holding
-/// the lock, after checking `stopped`; the dispatcher sets `stopped` under the same lock,
-/// so once it holds the lock again, `live` lists every job that will ever run in the pool.
-#[derive(Default)]
-struct Gate {
-    /// No job of this pool may start any more.
-    stopped: bool,
-    /// The next pool position to hand out.
-    next: usize,
-    /// `(job index, pid)` of every spawned job not yet reaped.
-    live: Vec<(usize, u32)>,
-}
-
-/// Everything a slot worker needs: borrowed from the run, shared by all workers of a pool.
-struct PoolShared<'a> {
-    jobs: &'a [Job],
-    log_paths: &'a [PathBuf],
-    states: &'a [AtomicU8],
-    indices: &'a [usize],
-    launcher: &'a Launcher,
-    interrupt: &'a Interrupt,
-    fail_fast: bool,
-    gate: Mutex<Gate>,
-}
-
-/// The result of trying to start the pool's next job.
-enum Launch {
-    /// Nothing to start: every position was handed out, or the pool is stopping.
-    None,
-    Started {
-        index: usize,
-        position: usize,
-        started: Started,
-    },
-    Failed {
-        index: usize,
-        position: usize,
-        reason: String,
-    },
-}
-
-impl PoolShared<'_> {
-    fn gate(&self) -> MutexGuard<'_, Gate> {
-        // The gate holds plain data; a panicking holder leaves it consistent enough to stop.
-        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn closed(&self, gate: &Gate) -> bool {
-        gate.stopped || self.interrupt.is_triggered()
-    }
-
-    /// Take the pool's next position and start its job: prepare (script, log) outside the
-    /// gate so slots create their logs in parallel, spawn inside it.
-    fn launch(&self, slot: &mut Slot) -> Launch {
-        let position = {
-            let mut gate = self.gate();
-            if self.closed(&gate) || gate.next >= self.indices.len() {
-                return Launch::None;
-            }
-            gate.next += 1;
-            gate.next - 1
-        };
-        let index = self.indices[position];
-        let (job, log_path) = (&self.jobs[index], &self.log_paths[index]);
-        let failed = |reason| {
-            if self.fail_fast {
-                // A job that cannot start fails: under --fail-fast nothing starts after it.
-                self.gate().stopped = true;
-            }
-            Launch::Failed {
-                index,
-                position,
-                reason,
-            }
-        };
-        let prepared = match slot.prepare(self.launcher, job, log_path) {
-            Ok(prepared) => prepared,
-            Err(reason) => return failed(reason),
-        };
-        let mut gate = self.gate();
-        if self.closed(&gate) {
-            drop(gate);
-            // Stopped while this job was being prepared: it never starts, so it keeps no log,
-            // like every other held job.
-            let _ = std::fs::remove_file(log_path);
-            return Launch::None;
-        }
-        self.states[index].store(JOB_RUNNING, Ordering::SeqCst);
-        match self.launcher.spawn(job, prepared, slot, log_path) {
-            Ok(started) => {
-                gate.live.push((index, started.pid));
-                Launch::Started {
-                    index,
-                    position,
-                    started,
-                }
-            }
-            Err(reason) => {
-                drop(gate);
-                failed(reason)
-            }
-        }
-    }
-
-    /// Reap the job `index` (pid `pid`), then start the next one before reporting it.
-    fn reap_and_refill(
-        &self,
-        slot: &mut Slot,
-        index: usize,
-        pid: u32,
-        tx: &Sender<Event>,
-    ) -> Launch {
-        let exited = executor::reap(pid);
-        let timed_out = self.states[index].swap(JOB_REAPED, Ordering::SeqCst) == JOB_TIMED_OUT;
-        let failed = self.fail_fast && {
-            let (code, signal) = match &exited.exit {
-                Ok(exit) => (exit.return_code, exit.signal),
-                Err(_) => (None, None),
-            };
-            // The dispatcher makes the same decision from the same facts when it records
-            // the job; deciding here too closes the gate before the slot refills.
-            self.jobs[index].policy.decide(code, signal, timed_out) == Outcome::Fail
-        };
-        {
-            let mut gate = self.gate();
-            gate.live.retain(|&(i, _)| i != index);
-            if failed {
-                gate.stopped = true;
-            }
-        }
-        let next = self.launch(slot);
-        let _ = tx.send(Event::Exited {
-            index,
-            exited,
-            timed_out,
-        });
-        next
-    }
-
-    /// A slot worker: runs the pool's jobs one after another, starting from `first`.
-    fn work(&self, mut slot: Slot, first: (usize, u32), tx: Sender<Event>) {
-        let (mut index, mut pid) = first;
-        loop {
-            let mut next = self.reap_and_refill(&mut slot, index, pid, &tx);
-            // Report what was started (or failed to start) after the ended job, so the
-            // console reads as upstream's: one job's end, then the next one's start.
-            loop {
-                match next {
-                    Launch::None => {
-                        let _ = tx.send(Event::WorkerDone);
-                        return;
-                    }
-                    Launch::Started {
-                        index: i,
-                        position,
-                        started,
-                    } => {
-                        (index, pid) = (i, started.pid);
-                        let _ = tx.send(Event::Started {
-                            index: i,
-                            position,
-                            started,
-                        });
-                        break;
-                    }
-                    Launch::Failed {
-                        index: i,
-                        position,
-                        reason,
-                    } => {
-                        let _ = tx.send(Event::SpawnFailed {
-                            index: i,
-                            position,
-                            reason,
-                        });
-                        next = self.launch(&mut slot);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Stop the pool for good and SIGKILL every live job (an early return or a panic).
-    fn abort(&self) {
-        let mut gate = self.gate();
-        gate.stopped = true;
-        for &(_, pid) in &gate.live {
-            unix::kill_group(pid, libc::SIGKILL);
-        }
-    }
-}
-
-/// Closes the pool's gate and kills its live jobs if the dispatcher leaves the pool early
-/// (an error or a panic), so the slot workers, which the pool's scope joins, end promptly.
-struct AbortGuard<'s, 'a>(&'s PoolShared<'a>);
-
-impl Drop for AbortGuard<'_, '_> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 struct PoolRun<'a> {
@@ -680,25 +444,12 @@ impl PoolRun<'_> {
         self.running.push(running);
     }
 
-    /// A job that could not be started: it fails right away.
-    fn on_spawn_failed(
-        &mut self,
-        shared: &PoolShared<'_>,
-        pool: &mut PoolState,
-        kind: JobKind,
-        index: usize,
-        position: usize,
-        reason: String,
-    ) -> Result<(), RunnerError> {
+    /// The record of job `index` with what every record says (name, pool, command, cwd, log
+    /// and JUnit paths) and nothing run yet; the callers fill in how the job went.
+    fn job_record(&self, index: usize, outcome: Outcome) -> JobRecord {
         let job = &self.jobs[index];
         let now = Timestamp::now();
-        let outcome = Outcome::Fail;
-        self.console.error(&format!(
-            "{} {} Task failed to start: {reason}",
-            self.ident(index),
-            percent(pool.done, pool.total)
-        ));
-        let rec = JobRecord {
+        JobRecord {
             name: job.name.clone(),
             kind: job.kind,
             pool: job.kind.pool_name().to_string(),
@@ -719,7 +470,30 @@ impl PoolRun<'_> {
             junit_path: job.junit.clone(),
             junit: None,
             junit_warning: None,
+            spawn_error: None,
+        }
+    }
+
+    /// A job that could not be started: it fails right away.
+    fn on_spawn_failed(
+        &mut self,
+        shared: &PoolShared<'_>,
+        pool: &mut PoolState,
+        kind: JobKind,
+        index: usize,
+        position: usize,
+        reason: String,
+    ) -> Result<(), RunnerError> {
+        let job = &self.jobs[index];
+        let outcome = Outcome::Fail;
+        self.console.error(&format!(
+            "{} {} Task failed to start: {reason}",
+            self.ident(index),
+            percent(pool.done, pool.total)
+        ));
+        let rec = JobRecord {
             spawn_error: Some(reason),
+            ..self.job_record(index, outcome)
         };
         self.record.add_job(rec)?;
         self.console.task_done();
@@ -811,11 +585,6 @@ impl PoolRun<'_> {
         }
 
         let rec = JobRecord {
-            name: job.name.clone(),
-            kind: job.kind,
-            pool: job.kind.pool_name().to_string(),
-            command: executor::command_text(job),
-            cwd: job.cwd.clone(),
             pid: Some(pid),
             start_time: Timestamp::from(r.started.start_time),
             end_time: Timestamp::from(exited.end_time),
@@ -824,14 +593,11 @@ impl PoolRun<'_> {
             signal,
             timeout_reached: timed_out,
             stop_reason: r.stop_reason,
-            outcome,
-            log_path: log_path.clone(),
             peak_rss_kb,
             leaked_processes: leaked,
-            junit_path: job.junit.clone(),
             junit,
             junit_warning,
-            spawn_error: None,
+            ..self.job_record(r.index, outcome)
         };
         self.record.add_job(rec)?;
         self.console.task_done();
@@ -975,4 +741,292 @@ impl PoolRun<'_> {
 fn percent(done: usize, total: usize) -> String {
     let pct = (done + 1) as f64 / total.max(1) as f64 * 100.0;
     format!("[{pct:.1}%]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::OutcomePolicy;
+
+    struct World {
+        dir: tempfile::TempDir,
+    }
+
+    impl World {
+        fn new() -> World {
+            World {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn opts(&self, cpu_limit: usize) -> RunOptions {
+            let mut o = RunOptions::new(self.dir.path().join("logs"), self.dir.path().join("tmp"));
+            o.cpu_limit = cpu_limit;
+            o.kill_grace = Duration::from_millis(300);
+            o.console = false;
+            o
+        }
+
+        fn record(&self) -> RunRecord {
+            RunRecord::new(self.dir.path().join("run.json"), "t.ini", "r")
+        }
+
+        fn job(&self, name: &str, kind: JobKind, script: &str) -> Job {
+            Job::new(name, kind, script, self.dir.path())
+        }
+
+        fn run(&self, jobs: Vec<Job>, opts: &RunOptions) -> (RunSummary, RunRecord) {
+            let mut rec = self.record();
+            let summary = run(jobs, opts, &mut rec, &Interrupt::new()).unwrap();
+            (summary, rec)
+        }
+    }
+
+    fn statuses(s: &RunSummary, kind: JobKind) -> Vec<(String, PoolRowStatus)> {
+        s.pools
+            .iter()
+            .filter(|p| p.kind == kind)
+            .flat_map(|p| &p.tasks)
+            .map(|t| (t.name.clone(), t.status))
+            .collect()
+    }
+
+    #[test]
+    fn log_names_must_be_given_and_distinct() {
+        let w = World::new();
+        let o = w.opts(1);
+        let ok = [
+            w.job("a", JobKind::Serial, "true"),
+            w.job("a", JobKind::Setup, "true"),
+        ];
+        let paths = plan_logs(&ok, &o).unwrap();
+        assert_eq!(paths[0], o.logs_dir.join("a.log"));
+        assert_eq!(paths[1], o.logs_dir.join("a-setup.log"));
+        let twice = [
+            w.job("a", JobKind::Serial, "true"),
+            w.job("a", JobKind::Parallel, "true"),
+        ];
+        assert!(matches!(
+            plan_logs(&twice, &o),
+            Err(RunnerError::DuplicateJob { name, .. }) if name == "a"
+        ));
+        let empty = [
+            w.job("a", JobKind::Serial, "true"),
+            w.job("", JobKind::Serial, "true"),
+        ];
+        assert!(matches!(
+            plan_logs(&empty, &o),
+            Err(RunnerError::EmptyJobName { index: 1 })
+        ));
+    }
+
+    #[test]
+    fn progress_counts_the_task_being_reported() {
+        assert_eq!(percent(0, 4), "[25.0%]");
+        assert_eq!(percent(3, 4), "[100.0%]");
+        assert_eq!(percent(0, 3), "[33.3%]");
+        assert_eq!(
+            percent(0, 0),
+            "[100.0%]",
+            "an empty pool does not divide by zero"
+        );
+    }
+
+    #[test]
+    fn pools_run_in_upstream_order_and_tasks_keep_their_order() {
+        let w = World::new();
+        let jobs = vec![
+            w.job("s1", JobKind::Serial, "true"),
+            w.job("p1", JobKind::Parallel, "true"),
+            w.job("u1", JobKind::Setup, "true"),
+            w.job("s2", JobKind::Serial, "true"),
+            w.job("p2", JobKind::Parallel, "true"),
+        ];
+        let (summary, rec) = w.run(jobs, &w.opts(2));
+        assert_eq!((summary.failed, summary.interrupted), (false, false));
+        let kinds: Vec<JobKind> = summary.pools.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, JobKind::ORDER);
+        let names = |k| -> Vec<String> { statuses(&summary, k).into_iter().map(|t| t.0).collect() };
+        assert_eq!(names(JobKind::Parallel), ["p1", "p2"]);
+        assert_eq!(names(JobKind::Serial), ["s1", "s2"]);
+        // The record is in the order jobs ended: every setup before any parallel, every
+        // parallel before any serial; one pool at a time, serial ones in order.
+        let recorded: Vec<&str> = rec.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(recorded[0], "u1");
+        assert_eq!(&recorded[3..], ["s1", "s2"]);
+        assert_eq!(rec.parallelism.cpu_limit, Some(2));
+        for t in summary.pools.iter().flat_map(|p| &p.tasks) {
+            let i = t.record_index.unwrap();
+            assert_eq!(
+                rec.jobs[i].name, t.name,
+                "record_index points at the task's record"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_pool_is_left_out() {
+        let w = World::new();
+        let (summary, _) = w.run(vec![w.job("only", JobKind::Serial, "true")], &w.opts(4));
+        assert_eq!(summary.pools.len(), 1);
+        assert_eq!(summary.pools[0].kind, JobKind::Serial);
+    }
+
+    #[test]
+    fn a_failed_pool_holds_the_later_pools_unless_continue_on_error() {
+        let w = World::new();
+        let jobs = || {
+            vec![
+                w.job("u", JobKind::Setup, "false"),
+                w.job("p", JobKind::Parallel, "true"),
+                w.job("s", JobKind::Serial, "true"),
+            ]
+        };
+        let (summary, rec) = w.run(jobs(), &w.opts(2));
+        assert!(summary.failed && !summary.interrupted);
+        assert_eq!((summary.failed, summary.interrupted), (true, false));
+        assert!(summary.pools[0].started && summary.pools[0].failed);
+        for p in &summary.pools[1..] {
+            assert!(!p.started);
+            assert_eq!(p.tasks[0].status, PoolRowStatus::Hold);
+            assert_eq!(p.tasks[0].outcome, None);
+        }
+        assert_eq!(rec.jobs.len(), 1, "held jobs are not recorded");
+        assert_eq!(rec.status, RunStatus::Fail);
+
+        let mut o = w.opts(2);
+        o.continue_on_error = true;
+        let w2 = World::new();
+        let (summary, rec) = w2.run(jobs(), &o);
+        assert!(!summary.failed, "-C: a failed pool does not fail the run");
+        assert_eq!(summary.failures(), 1);
+        assert!(summary.pools.iter().all(|p| p.started));
+        assert_eq!(rec.jobs.len(), 3);
+    }
+
+    #[test]
+    fn an_ignored_failure_does_not_fail_the_pool() {
+        let w = World::new();
+        let mut j = w.job("flaky", JobKind::Serial, "exit 3");
+        j.policy = OutcomePolicy {
+            ignore_returns: vec![3],
+            ..OutcomePolicy::default()
+        };
+        let (summary, rec) = w.run(vec![j, w.job("next", JobKind::Serial, "true")], &w.opts(1));
+        assert!(!summary.failed);
+        assert_eq!(
+            statuses(&summary, JobKind::Serial),
+            [
+                ("flaky".to_string(), PoolRowStatus::Ignored),
+                ("next".to_string(), PoolRowStatus::Done)
+            ]
+        );
+        assert_eq!(rec.jobs[0].return_code, Some(3));
+    }
+
+    #[test]
+    fn fail_fast_stops_the_run_even_with_continue_on_error() {
+        let w = World::new();
+        let mut o = w.opts(1);
+        o.fail_fast = true;
+        o.continue_on_error = true;
+        let jobs = vec![
+            w.job("bad", JobKind::Serial, "false"),
+            w.job("held", JobKind::Serial, "true"),
+            w.job("p", JobKind::Parallel, "false"),
+        ];
+        let (summary, rec) = w.run(jobs, &o);
+        assert!(summary.failed, "--fail-fast is explicit: it wins over -C");
+        // The parallel pool ran first and failed; the serial pool never started.
+        assert_eq!(summary.pools[0].kind, JobKind::Parallel);
+        assert!(!summary.pools[1].started);
+        assert_eq!(
+            statuses(&summary, JobKind::Serial),
+            [
+                ("bad".to_string(), PoolRowStatus::Hold),
+                ("held".to_string(), PoolRowStatus::Hold)
+            ]
+        );
+        assert_eq!(rec.jobs.len(), 1);
+    }
+
+    #[test]
+    fn fail_fast_terminates_the_running_siblings() {
+        let w = World::new();
+        let mut o = w.opts(2);
+        o.fail_fast = true;
+        let t = Instant::now();
+        let jobs = vec![
+            w.job("slow", JobKind::Parallel, "sleep 30"),
+            w.job("bad", JobKind::Parallel, "sleep 0.2; false"),
+            w.job("never", JobKind::Parallel, "true"),
+        ];
+        let (summary, rec) = w.run(jobs, &o);
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+        assert!(summary.failed);
+        let slow = rec.jobs.iter().find(|j| j.name == "slow").unwrap();
+        assert_eq!(slow.stop_reason, Some(StopReason::FailFast));
+        assert_eq!(slow.signal, Some(libc::SIGTERM));
+        assert_eq!(
+            statuses(&summary, JobKind::Parallel)[2],
+            ("never".to_string(), PoolRowStatus::Hold)
+        );
+    }
+
+    #[test]
+    fn a_timeout_is_declared_killed_and_decided_by_the_policy() {
+        let w = World::new();
+        let mut hung = w.job("hung", JobKind::Serial, "sleep 30");
+        hung.timeout = Some(Duration::from_millis(300));
+        let mut tolerated = w.job("tolerated", JobKind::Serial, "sleep 30");
+        tolerated.timeout = Some(Duration::from_millis(300));
+        tolerated.policy.timeout_ignore = true;
+        let mut quick = w.job("quick", JobKind::Serial, "true");
+        quick.timeout = Some(Duration::from_secs(60));
+        let mut o = w.opts(1);
+        o.continue_on_error = true;
+        let t = Instant::now();
+        let (summary, rec) = w.run(vec![hung, tolerated, quick], &o);
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+        let by = |n: &str| rec.jobs.iter().find(|j| j.name == n).unwrap();
+        assert!(by("hung").timeout_reached);
+        assert_eq!(by("hung").stop_reason, Some(StopReason::Timeout));
+        assert_eq!(by("hung").outcome, Outcome::Fail);
+        assert!(by("hung").duration_ms >= 300);
+        assert_eq!(by("tolerated").outcome, Outcome::FailIgnored);
+        assert!(!by("quick").timeout_reached);
+        assert_eq!(by("quick").outcome, Outcome::Success);
+        assert_eq!(summary.failures(), 1);
+    }
+
+    #[test]
+    fn an_unstartable_job_fails_and_is_recorded() {
+        let w = World::new();
+        let mut j = w.job("nowhere", JobKind::Serial, "true");
+        j.cwd = w.dir.path().join("missing");
+        let (summary, rec) = w.run(vec![j], &w.opts(1));
+        assert!(summary.failed);
+        assert_eq!(summary.pools[0].tasks[0].status, PoolRowStatus::Fail);
+        assert!(rec.jobs[0].spawn_error.is_some());
+        assert_eq!(rec.jobs[0].pid, None);
+    }
+
+    #[test]
+    fn an_interrupt_before_the_run_holds_everything() {
+        let w = World::new();
+        let i = Interrupt::new();
+        i.trigger_with_signal(libc::SIGINT);
+        let mut rec = w.record();
+        let summary = run(
+            vec![w.job("a", JobKind::Serial, "true")],
+            &w.opts(1),
+            &mut rec,
+            &i,
+        )
+        .unwrap();
+        assert!(summary.interrupted && !summary.failed);
+        assert_eq!(summary.interrupt_signal, Some(libc::SIGINT));
+        assert_eq!(summary.pools[0].tasks[0].status, PoolRowStatus::Hold);
+        assert_eq!(rec.status, RunStatus::Interrupted);
+    }
 }

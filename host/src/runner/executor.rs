@@ -73,12 +73,15 @@ pub(crate) fn log_file_name(job: &Job) -> String {
     }
 }
 
-/// Resolve `bash` once per run from stasis's own PATH. An absolute program keeps std on
-/// its posix_spawn fast path even when a job's env changes PATH.
-pub(crate) fn find_bash() -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
+/// Resolve `bash` once per run on `search_path` (the caller's `PATH`), else the system
+/// directories. An absolute program keeps std on its posix_spawn fast path even when a job's
+/// env changes PATH.
+pub(crate) fn find_bash(search_path: Option<&str>) -> PathBuf {
+    search_path
+        .unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
         .map(|dir| dir.join("bash"))
         .find(|p| {
             p.metadata()

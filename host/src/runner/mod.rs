@@ -4,7 +4,8 @@
 //! upstream-compatible console lines and summaries, and records everything in the
 //! [`RunRecord`] (`run.json` + `run.journal.jsonl`).
 //!
-//! Split like nextest's runner: [`dispatcher`] schedules and handles events, [`executor`]
+//! Split like nextest's runner: [`dispatcher`] schedules and handles events, [`slot`] runs
+//! one pool slot's jobs back to back (a worker thread per slot), [`executor`]
 //! starts one process and reaps it, [`unix`] owns process groups, `wait4` and signal
 //! handlers, [`record`] owns the run record. It must not parse configuration, render
 //! templates, clone sources or decide which tests exist: the caller builds the jobs.
@@ -13,6 +14,7 @@ mod console;
 mod dispatcher;
 mod executor;
 pub mod record;
+mod slot;
 mod unix;
 pub(crate) use unix::forward_signals;
 
@@ -35,7 +37,7 @@ pub type CloneRecord = StepRecord;
 pub type StageRecord = StepRecord;
 
 /// Which pool a job runs in. Upstream names the pools `setup`, `parallel` and `serial`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// A test block's `script_setup`: all of them run first, one at a time.
@@ -115,7 +117,7 @@ impl OutcomePolicy {
 
 /// A job's outcome (Litani semantics): `fail_ignored` is shown as a failure but does not
 /// fail the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,
@@ -195,6 +197,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print console lines, task logs and summaries. Tests and benchmarks turn it off.
     pub console: bool,
+    /// The `PATH` `bash` is looked up on (the caller's environment snapshot); without it, the
+    /// system directories.
+    pub search_path: Option<String>,
 }
 
 impl RunOptions {
@@ -215,6 +220,7 @@ impl RunOptions {
             tmp_dir: tmp_dir.into(),
             progress: false,
             console: true,
+            search_path: None,
         }
     }
 }

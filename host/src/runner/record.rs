@@ -1,5 +1,6 @@
 //! The run record: `output/run.json`, the one versioned JSON document every report reads
-//! (schema: `docs/schemas/run-record.schema.json`, prose: `docs/run-record.md`).
+//! (schema: `docs/schemas/run-record.schema.json`, generated from these types by [`json_schema`];
+//! prose: `docs/run-record.md`).
 //!
 //! Updates are O(1) per job: each finished job, clone or stage appends one line to
 //! `run.journal.jsonl` beside `run.json`; the whole record is re-serialised (atomically, via
@@ -14,6 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{JobKind, Outcome};
@@ -92,6 +94,27 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+impl JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "RFC 3339, UTC, with milliseconds.",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$"
+        })
+    }
+}
+
+/// The JSON Schema of `output/run.json`, generated from [`RunRecord`] so it cannot drift from
+/// what is written; published as `docs/schemas/run-record.schema.json` (a unit test below keeps
+/// the file equal to this; `STASIS_UPDATE_SCHEMAS=1` rewrites it).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RunRecord)).unwrap_or_default()
+}
+
 fn millis_between(start: SystemTime, end: SystemTime) -> u64 {
     end.duration_since(start)
         .unwrap_or(Duration::ZERO)
@@ -100,7 +123,7 @@ fn millis_between(start: SystemTime, end: SystemTime) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     InProgress,
@@ -110,7 +133,7 @@ pub enum RunStatus {
 }
 
 /// Why stasis itself stopped a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     Timeout,
@@ -119,16 +142,21 @@ pub enum StopReason {
 }
 
 /// One executed task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct JobRecord {
+    /// The test block name.
+    #[schemars(length(min = 1))]
     pub name: String,
     pub kind: JobKind,
     /// The pool name (`setup`, `parallel`, `serial`).
+    #[schemars(extend("enum" = ["setup", "parallel", "serial"]))]
     pub pool: String,
     /// The script as run (`set -e -x` + the rendered test block script).
     pub command: String,
     pub cwd: PathBuf,
     /// The job's pid, which is also its process group id. `None` if it never started.
+    #[schemars(range(min = 1))]
     pub pid: Option<u32>,
     /// When the process was spawned.
     pub start_time: Timestamp,
@@ -152,7 +180,7 @@ pub struct JobRecord {
 }
 
 /// Status of a clone or stage step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Success,
@@ -161,7 +189,8 @@ pub enum StepStatus {
 }
 
 /// A git clone or a pipeline stage, recorded by the caller beside the jobs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct StepRecord {
     pub name: String,
     pub start_time: Timestamp,
@@ -201,17 +230,21 @@ impl StepRecord {
 }
 
 /// How many jobs ran at once, over time (Litani's `parallelism`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Parallelism {
     pub trace: Vec<TracePoint>,
     pub max_parallelism: usize,
     /// CPUs on the machine.
+    #[schemars(range(min = 1))]
     pub n_proc: usize,
     /// The parallel pool's slot count for this run, once the runner has started.
     pub cpu_limit: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Running jobs after one spawn or reap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct TracePoint {
     pub time: Timestamp,
     pub running: usize,
@@ -247,7 +280,8 @@ impl Parallelism {
 /// stasis's own CPU time and peak RSS (`getrusage(RUSAGE_SELF)`: all of its threads, none of
 /// the jobs or git processes), as of the snapshot that carries it. The final snapshot holds
 /// the whole run's figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ProcessUsage {
     pub user_ms: u64,
     pub system_ms: u64,
@@ -303,8 +337,15 @@ impl Default for Store {
 
 /// The run record. Created by the caller with the delivery's metadata and passed
 /// `&mut` to the runner, which appends jobs.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "stasis run record",
+    description = "output/run.json: what one stasis run did. Written atomically at the start and end of the test run and at most every few seconds in between; output/run.journal.jsonl beside it holds one line per job, clone, stage or status change since the snapshot counted in journal_lines. See docs/run-record.md.",
+    extend("$id" = "https://stasis.invalid/schemas/run-record/1"),
+    deny_unknown_fields
+)]
 pub struct RunRecord {
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     pub stasis_version: String,
     /// The delivery file this run was made from.
@@ -706,5 +747,23 @@ mod tests {
         std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
         let e = RunRecord::load_journal(&path).unwrap_err();
         assert!(matches!(e, RecordError::Version { found: 99, .. }), "{e}");
+    }
+
+    #[test]
+    fn published_schema_is_the_generated_one() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schemas/run-record.schema.json");
+        let generated = serde_json::to_string_pretty(&json_schema()).unwrap() + "\n";
+        if std::env::var_os("STASIS_UPDATE_SCHEMAS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let published = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            published == generated,
+            "docs/schemas/run-record.schema.json differs from the schema generated from \
+             runner::record's types; regenerate it with \
+             `STASIS_UPDATE_SCHEMAS=1 cargo test -p stasis --lib published_schema_is_the_generated_one` \
+             and review the diff"
+        );
     }
 }

@@ -49,7 +49,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     };
     if let Some(first) = out.pip_build.first() {
         // Fail before the tests run when the wheels cannot be built on this machine.
-        let (backend, _) = build::WheelBackend::parse(&plan.settings.wheel_builder);
+        let (backend, _) = build::WheelBackend::for_builder(plan.settings.wheel_builder);
         if backend != build::WheelBackend::Native {
             let test = test_block(plan, &first.test)?;
             let env = snapshot
@@ -104,10 +104,9 @@ fn classify(
     for (spec, verdict) in defer::classify(specs, &names, always_build, exists)? {
         match verdict {
             defer::Verdict::Untested => external.push(spec),
-            defer::Verdict::UseExternal { test } => {
+            defer::Verdict::UseExternal { test, version } => {
                 report.detail.push(format!(
-                    "USE EXTERNAL: {kind} {spec} ([test:{test}], version {})",
-                    defer::wanted_version(&spec)
+                    "USE EXTERNAL: {kind} {spec} ([test:{test}], version {version})"
                 ));
                 external.push(spec);
             }

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use super::StageError;
 use crate::config::values;
 use crate::env::{
-    self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, build, defer, installer, native,
-    pip, spec,
+    self, BasedOn, Engine, EnvSettings, EnvSpec, InstalledEnv, build, installer, native, pip, spec,
 };
-use crate::plan::{Plan, TestBlock};
+use crate::package::PackageSpec;
+use crate::plan::{CondaEngine, Plan, TestBlock};
 use crate::sources::{self, CheckoutOptions, SourceRequest};
 
 /// One package of the delivery and what the defer stage decided for it.
@@ -106,16 +106,14 @@ fn snapshot_map(env: &BTreeMap<String, String>) -> HashMap<String, String> {
 impl EnvState {
     /// Choose the engine the Plan names. Nothing is created yet.
     pub fn new(plan: &Plan, env: &BTreeMap<String, String>) -> Result<Self, StageError> {
-        let kind = env::EngineKind::parse(&plan.conda.engine, "stasis.ini [default] conda_engine")
-            .map_err(failed)?;
         let settings = env_settings(plan, env)?;
-        let engine = match kind {
-            env::EngineKind::System => Engine::System,
-            env::EngineKind::Native => Engine::Native(Box::new(native::NativeEngine::new(
+        let engine = match plan.conda.engine {
+            CondaEngine::System => Engine::System,
+            CondaEngine::Native => Engine::Native(Box::new(native::NativeEngine::new(
                 settings.clone(),
                 snapshot_map(env),
             ))),
-            env::EngineKind::Installer => {
+            CondaEngine::Installer => {
                 let c = &plan.conda;
                 let config = installer::InstallerConfig {
                     baseurl: c.installer_baseurl.clone(),
@@ -245,13 +243,13 @@ impl EnvState {
             .conda
             .pip_packages
             .iter()
-            .map(|p| defer::normalize_name(defer::spec_name(p)))
+            .filter_map(|p| PackageSpec::pip(p).ok().map(|s| s.normalized))
             .collect();
         Ok(yaml
             .pip
             .into_iter()
             .filter(|p| tested_by(plan, p).is_some())
-            .filter(|p| !named.contains(&defer::normalize_name(defer::spec_name(p))))
+            .filter(|p| PackageSpec::pip(p).is_ok_and(|s| !named.contains(&s.normalized)))
             .collect())
     }
 
@@ -319,10 +317,8 @@ pub(super) fn tools_prefix(plan: &Plan) -> PathBuf {
 /// The test block a package spec belongs to (upstream's name match: version and extras
 /// dropped, `.`/`-` → `_`).
 pub fn tested_by<'p>(plan: &'p Plan, spec: &str) -> Option<&'p TestBlock> {
-    let key = defer::test_key(spec);
-    plan.tests
-        .iter()
-        .find(|t| t.name.replace(['.', '-'], "_") == key)
+    let spec = PackageSpec::either(spec).ok()?;
+    plan.tests.iter().find(|t| spec.is_tested_by(&t.name))
 }
 
 pub(super) fn test_block<'p>(plan: &'p Plan, name: &str) -> Result<&'p TestBlock, StageError> {

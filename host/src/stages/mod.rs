@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::plan::{Plan, Stage, StageKind, StageStatus};
+use crate::plan::{CondaEngine, Plan, Stage, StageKind, StageStatus};
 use crate::runner::{RunStatus, StepRecord, StepStatus};
 
 /// What a performed stage reports for the run summary and the run record.
@@ -130,7 +130,7 @@ pub fn schedule(plan: &mut Plan) {
 fn decide(plan: &Plan, kind: StageKind) -> (StageStatus, String) {
     let s = &plan.settings;
     let skip = |why: &str| (StageStatus::Skip, why.to_string());
-    let system = s.conda_engine == "system";
+    let system = s.conda_engine == CondaEngine::System;
     match kind {
         StageKind::Conda
         | StageKind::Defer
@@ -307,11 +307,16 @@ fn run_stage(cx: &mut RunContext<'_>, stage: &Stage) -> StageState {
             };
             (state, facts)
         }
-        Err(_) if cx.interrupt.is_triggered() => (StageState::Interrupted, BTreeMap::new()),
         Err(e) => {
             let msg = cx.redact(&e.to_string());
             cx.events.error(&format!("{}: {msg}", stage.name));
-            (StageState::Failed(msg), BTreeMap::new())
+            // SIGINT/SIGTERM stopped a process the stage started: an interrupt, not a failure.
+            if cx.interrupt.is_triggered() || crate::process::interrupted().is_some() {
+                cx.interrupt.trigger();
+                (StageState::Interrupted, BTreeMap::new())
+            } else {
+                (StageState::Failed(msg), BTreeMap::new())
+            }
         }
     };
     let status = match state {
@@ -351,6 +356,92 @@ pub fn summary_line(state: &StageState) -> String {
 #[cfg(test)]
 mod unit {
     use super::*;
+    use crate::plan::{CondaEngine, Deploy, TemplateJob, TestBlock};
+
+    /// A plan with one test block and one template, every stage wanted.
+    fn plan() -> Plan {
+        let mut p = Plan {
+            tests: vec![TestBlock {
+                name: "pkg".into(),
+                ..TestBlock::default()
+            }],
+            templates: vec![TemplateJob::default()],
+            ..Plan::default()
+        };
+        p.settings.testing = true;
+        p.settings.rewrite = true;
+        p.settings.docker = true;
+        p
+    }
+
+    fn status(p: &Plan, kind: StageKind) -> (StageStatus, String) {
+        decide(p, kind)
+    }
+
+    #[test]
+    fn every_stage_runs_when_configured_and_unconfigured_ones_say_why() {
+        let mut p = plan();
+        schedule(&mut p);
+        let names: Vec<StageKind> = p.stages.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            StageKind::ALL.to_vec(),
+            "run order is the catalogue's"
+        );
+        for kind in [StageKind::Layout, StageKind::Tests, StageKind::Templates] {
+            assert_eq!(status(&p, kind).0, StageStatus::Run, "{kind}");
+        }
+        assert_eq!(
+            status(&p, StageKind::Docker),
+            (StageStatus::Skip, "no [deploy:docker] section".into())
+        );
+        assert_eq!(status(&p, StageKind::Deploy).0, StageStatus::Skip);
+    }
+
+    #[test]
+    fn flags_and_the_system_engine_skip_with_a_reason() {
+        let mut p = plan();
+        p.settings.conda_engine = CondaEngine::System;
+        for kind in [
+            StageKind::Conda,
+            StageKind::Defer,
+            StageKind::Wheels,
+            StageKind::Rewrite,
+        ] {
+            let (s, why) = status(&p, kind);
+            assert_eq!(s, StageStatus::Skip, "{kind}");
+            assert!(why.contains("conda_engine = system"), "{kind}: {why}");
+        }
+        // The release environment still writes the delivery's records.
+        assert_eq!(
+            status(&p, StageKind::ReleaseEnvironment).0,
+            StageStatus::Run
+        );
+        let mut p = plan();
+        p.settings.testing = false;
+        p.settings.rewrite = false;
+        assert_eq!(status(&p, StageKind::Tests).1, "--no-testing");
+        assert_eq!(status(&p, StageKind::Rewrite).1, "--no-rewrite");
+        let mut p = plan();
+        p.tests.clear();
+        p.templates.clear();
+        assert_eq!(status(&p, StageKind::Tests).1, "no [test:*] sections");
+        assert_eq!(status(&p, StageKind::Templates).0, StageStatus::Skip);
+    }
+
+    #[test]
+    fn configured_but_unavailable_stages_are_not_performed_never_silent() {
+        let mut p = plan();
+        p.deploy = Deploy {
+            docker: Some(Default::default()),
+            artifactory: vec![Default::default()],
+            ..Deploy::default()
+        };
+        assert_eq!(status(&p, StageKind::Docker).0, StageStatus::NotPerformed);
+        assert_eq!(status(&p, StageKind::Deploy).0, StageStatus::NotPerformed);
+        p.settings.docker = false;
+        assert_eq!(status(&p, StageKind::Docker).1, "--no-docker");
+    }
 
     #[test]
     fn summary_lines_say_how_a_stage_ended() {

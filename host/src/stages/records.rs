@@ -5,12 +5,30 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::env_state::failed;
-use super::{Events, StageError};
+use super::{Events, StageError, StageReport};
 use crate::plan::Plan;
+
+/// The config dumps and the meta file, added to `report`; every file the report holds is then
+/// listed as written.
+pub(super) fn write_all(
+    plan: &Plan,
+    events: &dyn Events,
+    ctx: &crate::template::Context,
+    report: &mut StageReport,
+) -> Result<(), StageError> {
+    report
+        .outputs
+        .extend(write_config_dumps(plan, events, ctx)?);
+    report.outputs.push(write_meta(plan)?);
+    for p in &report.outputs {
+        report.detail.push(format!("wrote {}", p.display()));
+    }
+    Ok(())
+}
 
 /// `output/config/{release}.ini` (the delivery file as given) and `{release}-rendered.ini`
 /// (every value rendered; secrets the console knows are redacted).
-pub(super) fn write_config_dumps(
+fn write_config_dumps(
     plan: &Plan,
     events: &dyn Events,
     ctx: &crate::template::Context,
@@ -54,7 +72,7 @@ pub(super) fn write_config_dumps(
 }
 
 /// `output/meta/meta-{release}.stasis`: upstream's `key value` lines.
-pub(super) fn write_meta(plan: &Plan) -> Result<PathBuf, StageError> {
+fn write_meta(plan: &Plan) -> Result<PathBuf, StageError> {
     let m = &plan.meta;
     let i = &plan.info;
     let s = &plan.system;

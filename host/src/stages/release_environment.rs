@@ -6,7 +6,8 @@
 
 use super::env_state::{EnvState, failed, tested_by};
 use super::{RunContext, StageError, StageReport, records};
-use crate::env::{Engine, InstalledEnv, defer, export};
+use crate::env::{Engine, export};
+use crate::package::PackageSpec;
 use crate::plan::Plan;
 
 pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
@@ -25,19 +26,17 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         report
             .detail
             .push("conda_engine = system: no environment to export".into());
-        report
-            .outputs
-            .extend(records::write_config_dumps(plan, *events, ctx)?);
-        report.outputs.push(records::write_meta(plan)?);
-        for p in &report.outputs {
-            report.detail.push(format!("wrote {}", p.display()));
-        }
+        records::write_all(plan, *events, ctx, &mut report)?;
         return Ok(report);
     }
     let defer = st.defer.clone().unwrap_or_default();
     let mut pip_specs = defer.pip_external.clone();
     for (d, wheel) in &st.wheels {
-        pip_specs.push(format!("{}=={}", defer::spec_name(&d.spec), wheel.version));
+        pip_specs.push(format!(
+            "{}=={}",
+            PackageSpec::pip(&d.spec).map_err(failed)?.name,
+            wheel.version
+        ));
     }
     let mut conda_specs = defer.conda_external.clone();
     conda_specs.extend(defer.conda_build.iter().map(|d| d.spec.clone()));
@@ -62,7 +61,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let created = st.engine.create(&name, &prefix, &spec);
     st.set_extra_indexes(saved_extra);
     let mut created = created.map_err(failed)?;
-    enforce_conda_versions(&created, &conda_specs)?;
+    created.check_pins(&conda_specs).map_err(failed)?;
     // The local channel of built packages is `@CONDA_CHANNEL@` in the export.
     created.channels.retain(|c| !extra_channels.contains(c));
     report.detail.push(format!(
@@ -110,13 +109,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         .map_err(failed)?;
         report.outputs.extend([y, l]);
     }
-    report
-        .outputs
-        .extend(records::write_config_dumps(plan, *events, ctx)?);
-    report.outputs.push(records::write_meta(plan)?);
-    for p in &report.outputs {
-        report.detail.push(format!("wrote {}", p.display()));
-    }
+    records::write_all(plan, *events, ctx, &mut report)?;
     st.release_env = Some(created);
     Ok(report)
 }
@@ -140,43 +133,4 @@ fn header(st: &EnvState, plan: &Plan) -> export::ReleaseHeader {
         conda_ident,
         conda_build_ident: String::new(),
     }
-}
-
-/// Upstream's conda version enforcement: every `name=version` / `name==version` conda spec of
-/// the delivery must be what the environment holds.
-fn enforce_conda_versions(created: &InstalledEnv, specs: &[String]) -> Result<(), StageError> {
-    for s in specs {
-        let name = s
-            .split(['=', '<', '>', '!', '~', ' ', '['])
-            .next()
-            .unwrap_or_default()
-            .trim();
-        let wanted = s
-            .split_once("==")
-            .or_else(|| s.split_once('='))
-            .map(|(_, v)| v.split(['=', ' ']).next().unwrap_or_default().trim());
-        let (Some(wanted), false) = (wanted, name.is_empty()) else {
-            continue;
-        };
-        if wanted.is_empty() || wanted.contains('*') {
-            continue;
-        }
-        match created.packages.iter().find(|p| p.name == name) {
-            Some(p) if p.version == wanted => {}
-            Some(p) => {
-                return Err(failed(format!(
-                    "environment {}: {s} was asked for but {name} {} is installed",
-                    created.name, p.version
-                )));
-            }
-            None if created.prefix.is_none() => {}
-            None => {
-                return Err(failed(format!(
-                    "environment {}: {s} was asked for but {name} is not installed",
-                    created.name
-                )));
-            }
-        }
-    }
-    Ok(())
 }

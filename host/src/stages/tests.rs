@@ -336,6 +336,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     ropts.pool_status_interval =
         Duration::from_secs(plan.settings.pool_status_interval_seconds.max(1));
     ropts.task_logging = plan.settings.task_logging;
+    ropts.search_path = env.get("PATH").cloned();
     ropts.progress = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let summary = runner::run_jobs_with_interrupt(jobs, &ropts, record, &cx.interrupt)
         .map_err(|e| StageError::Failed(format!("runner: {e}")))?;

@@ -19,7 +19,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         report.detail.push("no deferred pip packages".into());
         return Ok(report);
     }
-    let (backend, warning) = build::WheelBackend::parse(&plan.settings.wheel_builder);
+    let (backend, warning) = build::WheelBackend::for_builder(plan.settings.wheel_builder);
     if let Some(w) = warning {
         report.detail.push(format!("warning: {w}"));
     }

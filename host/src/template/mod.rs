@@ -219,12 +219,8 @@ pub enum TemplateErrorKind {
 }
 
 fn did_you_mean(name: &str, known: &[String]) -> String {
-    known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+    crate::config::schema::did_you_mean(name, known.iter().map(String::as_str))
+        .map(|k| format!(" (did you mean `{k}`?)"))
         .unwrap_or_default()
 }
 

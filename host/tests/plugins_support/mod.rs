@@ -112,6 +112,7 @@ impl World {
                 },
                 ..Default::default()
             },
+            env: std::env::vars().collect(),
         }
     }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::container::{build_manylinux, require_engine};
 use super::{BuildError, PROBE_LIMIT, find_on_path, index_vars, io_err, probe, run};
 use crate::env::defer;
+use crate::plan::WheelBuilder;
 use crate::process::{Command, Timeouts};
 
 /// How wheels are built (`wheel_builder` in stasis.ini).
@@ -23,29 +24,21 @@ pub enum WheelBackend {
 }
 
 impl WheelBackend {
-    /// The backend for a `wheel_builder` value, and a warning to print when the value is not
-    /// one of the real choices. Upstream's default `build` (and anything it does not know)
-    /// falls back to the native builder with a warning — upstream never maps `build` to
-    /// cibuildwheel, whatever the container engine — and so does this.
-    pub fn parse(wheel_builder: &str) -> (WheelBackend, Option<String>) {
-        match wheel_builder.trim() {
-            "native" => (Self::Native, None),
-            "cibuildwheel" => (Self::Cibuildwheel, None),
-            "manylinux" => (Self::Manylinux, None),
-            "" | "build" => (
+    /// The backend for the Plan's `wheel_builder`, and a warning to print for upstream's
+    /// default `build`: it means the native builder (upstream never maps `build` to
+    /// cibuildwheel, whatever the container engine), and the user should choose.
+    pub fn for_builder(builder: WheelBuilder) -> (WheelBackend, Option<String>) {
+        match builder {
+            WheelBuilder::Native => (Self::Native, None),
+            WheelBuilder::Cibuildwheel => (Self::Cibuildwheel, None),
+            WheelBuilder::Manylinux => (Self::Manylinux, None),
+            WheelBuilder::Build => (
                 Self::Native,
                 Some(
                     "wheel_builder = build: building wheels with the native toolchain \
                      (`python -m build`); set wheel_builder = native, cibuildwheel or manylinux"
                         .to_string(),
                 ),
-            ),
-            other => (
-                Self::Native,
-                Some(format!(
-                    "wheel_builder = {other}: unknown builder, falling back to the native \
-                     toolchain (choices: native, cibuildwheel, manylinux)"
-                )),
             ),
         }
     }
@@ -274,24 +267,22 @@ mod tests {
 
     #[test]
     fn wheel_builder_values() {
-        assert_eq!(WheelBackend::parse("native"), (WheelBackend::Native, None));
+        use WheelBuilder as B;
         assert_eq!(
-            WheelBackend::parse("cibuildwheel"),
+            WheelBackend::for_builder(B::Native),
+            (WheelBackend::Native, None)
+        );
+        assert_eq!(
+            WheelBackend::for_builder(B::Cibuildwheel),
             (WheelBackend::Cibuildwheel, None)
         );
         assert_eq!(
-            WheelBackend::parse(" manylinux "),
+            WheelBackend::for_builder(B::Manylinux),
             (WheelBackend::Manylinux, None)
         );
-        let (b, w) = WheelBackend::parse("build");
+        let (b, w) = WheelBackend::for_builder(B::Build);
         assert_eq!(b, WheelBackend::Native);
         assert!(w.unwrap().contains("native"));
-        let (b, w) = WheelBackend::parse("");
-        assert_eq!(b, WheelBackend::Native);
-        assert!(w.is_some());
-        let (b, w) = WheelBackend::parse("setuptools");
-        assert_eq!(b, WheelBackend::Native);
-        assert!(w.unwrap().contains("setuptools"));
     }
 
     #[test]

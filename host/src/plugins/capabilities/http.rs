@@ -17,8 +17,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 use crate::plugins::bindings::host_api::http::{Host, Request, Response};
 use crate::plugins::bindings::host_api::types::{CapError, SecretHeader};
+use crate::plugins::context::{PluginContext, PluginState};
 use crate::plugins::grant::{Denial, Grant};
-use crate::plugins::sandbox::{PluginContext, PluginState};
 
 /// Largest response body handed to a plugin.
 pub const BODY_CAP: usize = 10 << 20;
@@ -221,7 +221,7 @@ impl Host for PluginState {
                 })?;
             if body.len() > BODY_CAP {
                 ctx2.log(
-                    crate::plugins::host::LogLevel::Warn,
+                    crate::plugins::context::LogLevel::Warn,
                     &format!("http response from {final_url} exceeds {BODY_CAP} bytes (rule: response size cap)"),
                     true,
                 );

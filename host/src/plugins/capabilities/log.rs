@@ -2,8 +2,8 @@
 //! invocation. Needs no grant.
 
 use crate::plugins::bindings::host_api::log::{Host, Level};
-use crate::plugins::host::LogLevel;
-use crate::plugins::sandbox::PluginState;
+use crate::plugins::context::LogLevel;
+use crate::plugins::context::PluginState;
 
 impl Host for PluginState {
     fn log(&mut self, level: Level, message: String) {

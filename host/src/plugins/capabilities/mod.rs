@@ -1,6 +1,6 @@
 //! capabilities: the host side of each `stasis:host` interface, one file per interface (as
 //! wasmtime's own `wasi/src/p2/host/*`). Each function checks the grant on every call (via
-//! grant.rs), returns a typed `cap-error` to the guest on refusal (plus an audit log line),
+//! grant/decisions.rs), returns a typed `cap-error` to the guest on refusal (plus an audit log line),
 //! and delegates to plain Rust. They must not widen access: host-side file access goes
 //! through the plugin's cap-std `Dir` of the delivery tree, secrets are attached here and
 //! their values scrubbed from anything returned.
@@ -12,7 +12,7 @@ pub mod template;
 pub mod upload;
 
 use super::bindings::deploy::stasis;
-use super::sandbox::PluginState;
+use super::context::PluginState;
 
 impl stasis::host::types::Host for PluginState {}
 impl stasis::plugin::types::Host for PluginState {}

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::plugins::bindings::host_api::process::{Command, Host, Output};
 use crate::plugins::bindings::host_api::types::CapError;
+use crate::plugins::context::LogLevel;
+use crate::plugins::context::PluginState;
 use crate::plugins::grant::Denial;
-use crate::plugins::host::LogLevel;
-use crate::plugins::sandbox::PluginState;
 use crate::process::ProcessError;
 
 use super::delivery_relative;
@@ -76,13 +76,13 @@ impl Host for PluginState {
 
         let mut c = crate::process::Command::new(&cmd.program, timeout);
         c.args(&cmd.args);
-        if let Some(path) = std::env::var_os("PATH") {
+        if let Some(path) = ctx.env.get("PATH") {
             c.env("PATH", path);
         }
         c.envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .envs(secret_env.iter().map(|(k, v)| (k, v)))
-            // The values are redacted before the output is cut to the cap.
-            .secrets(secret_env.iter().map(|(_, v)| v.clone()))
+            // Secrets are redacted (by name) before the output is cut to the cap.
+            .redactor(ctx.secrets.clone())
             .output_cap(OUTPUT_CAP)
             // Opened through the delivery tree's `Dir`: `..` or a symlink cannot move it out.
             .current_dir_fd(OwnedFd::from(cwd));
@@ -91,11 +91,11 @@ impl Host for PluginState {
         }
         let started = Instant::now();
         match c.run() {
-            // The sandbox's redactor names each secret (`[secret NAME]`) for the plugin.
+            // Already redacted by the sandbox's redactor (`[secret NAME]`), then capped.
             Ok(out) => Ok(Output {
                 status: out.status.code,
-                stdout: ctx.secrets.redact_bytes(&out.stdout),
-                stderr: ctx.secrets.redact_bytes(&out.stderr),
+                stdout: out.stdout,
+                stderr: out.stderr,
                 truncated: out.truncated,
             }),
             Err(ProcessError::TimedOut { .. }) => {

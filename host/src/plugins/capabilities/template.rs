@@ -3,36 +3,12 @@
 //! checked against `allow_env`), and secret values are scrubbed from the result.
 //!
 //! The engine itself lives in `crate::template`; the lead plugs it in through
-//! [`TemplateRenderer`], so this module does not depend on it.
+//! [`TemplateRenderer`](crate::plugins::TemplateRenderer) (defined in context.rs, shared with
+//! the sandbox), so this module does not depend on it.
 
 use crate::plugins::bindings::host_api::template::Host;
 use crate::plugins::bindings::host_api::types::CapError;
-use crate::plugins::host::LogLevel;
-use crate::plugins::sandbox::{PluginState, RESULT_CAP};
-
-/// Text rendered by the delivery's template engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedText {
-    pub text: String,
-    pub warnings: Vec<String>,
-}
-
-/// The delivery's template engine, as plugins see it.
-pub trait TemplateRenderer: Send + Sync {
-    fn render(&self, template: &str) -> Result<RenderedText, String>;
-}
-
-impl<F> TemplateRenderer for F
-where
-    F: Fn(&str) -> Result<String, String> + Send + Sync,
-{
-    fn render(&self, template: &str) -> Result<RenderedText, String> {
-        Ok(RenderedText {
-            text: self(template)?,
-            warnings: Vec::new(),
-        })
-    }
-}
+use crate::plugins::context::{LogLevel, PluginState, RESULT_CAP};
 
 /// Env var names a template refers to with `env:NAME`.
 fn env_refs(template: &str) -> Vec<&str> {

@@ -12,10 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::plugins::bindings::host_api::types::CapError;
 use crate::plugins::bindings::host_api::upload::{Host, Receipt, UploadRequest};
-use crate::plugins::cache::hex;
+use crate::plugins::context::LogLevel;
+use crate::plugins::context::PluginState;
 use crate::plugins::grant::Denial;
-use crate::plugins::host::LogLevel;
-use crate::plugins::sandbox::PluginState;
 
 use super::delivery_relative;
 use super::http::{build_headers, checked_client, classify};
@@ -145,5 +144,9 @@ fn checksums(file: &mut std::fs::File) -> std::io::Result<(String, String, u64)>
         s1.update(&buf[..n]);
         total += n as u64;
     }
-    Ok((hex(&s256.finalize()), hex(&s1.finalize()), total))
+    Ok((
+        hex::encode(s256.finalize()),
+        hex::encode(s1.finalize()),
+        total,
+    ))
 }

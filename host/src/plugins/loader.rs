@@ -1,4 +1,4 @@
-//! host: [`PluginHost`], the hook points the pipeline calls (`format`, `validate`,
+//! loader: [`PluginHost`], the hook points the pipeline calls (`format`, `validate`,
 //! `transform_tests`, `after_stage`, `run_test_strategy`, `plan_deploy`, `deploy`), and
 //! loading: read each component, check its sha256 pin, compile it through the cache, check
 //! its world and imports against its grant, and keep one `InstancePre` per plugin. A plugin
@@ -14,7 +14,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::bindings::{deploy, formatter, rule, strategy, wit};
 use super::cache::{CacheOutcome, CompileCache, FileStamp, sha256_hex};
-use super::capabilities::template::TemplateRenderer;
+use super::context::{
+    LogLevel, LogLine, LogSink, PluginContext, PluginState, Redactor, TemplateRenderer,
+};
 use super::delivery::{
     DeliveryInfo, DeployAction, DeployReport, Diagnostic, Severity, TestBlockInfo, TestContext,
     TestOutcome,
@@ -25,29 +27,7 @@ use super::grant::{
     Grant, GrantError, PluginDecl, PluginKind, Policy, SectionInput, effective_grant,
 };
 use super::inspect::{ComponentInfo, component_header, describe, gate};
-use super::sandbox::{PluginContext, PluginState, Redactor, cap_result, invoke};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-/// One line for the host log: from a plugin (its log, stdout, stderr) or about it (audit).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    pub plugin: String,
-    pub level: LogLevel,
-    /// Secret values already replaced by `[secret NAME]`.
-    pub message: String,
-    /// True for capability denials and limit hits.
-    pub audit: bool,
-}
-
-pub type LogSink = Arc<dyn Fn(&LogLine) + Send + Sync>;
+use super::sandbox::{cap_result, invoke};
 
 /// Things the pipeline provides to plugins.
 #[derive(Clone)]
@@ -56,6 +36,9 @@ pub struct HostOptions {
     pub log: LogSink,
     /// Trust, proxies, timeouts and retries of the `http` and `upload` capabilities.
     pub net: crate::http::NetSettings,
+    /// The caller's snapshot of the process environment: the only source of granted secrets,
+    /// `allow_env` values and the `PATH` granted programs are found on.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Default for HostOptions {
@@ -67,6 +50,7 @@ impl Default for HostOptions {
                 eprintln!("[plugin {}{tag}] {:?}: {}", l.plugin, l.level, l.message);
             }),
             net: crate::http::NetSettings::default(),
+            env: BTreeMap::new(),
         }
     }
 }
@@ -233,8 +217,11 @@ impl PluginHost {
         p.ctx.delivery_root.clone()
     }
 
-    /// Expand `%spec` with the formatter plugin that provides it.
-    pub fn format(&self, spec: char, delivery: &DeliveryInfo) -> Result<String, PluginError> {
+    /// The formatter plugin that provides `%spec`, with its pre-instance.
+    fn formatter(
+        &self,
+        spec: char,
+    ) -> Result<(&Loaded, &formatter::ReleaseFormatterPre<PluginState>), PluginError> {
         let name = self
             .specifiers
             .iter()
@@ -245,6 +232,12 @@ impl PluginHost {
         let Entry::Formatter(pre) = &p.entry else {
             return Err(PluginError::NoSpecifier { spec });
         };
+        Ok((p, pre))
+    }
+
+    /// Expand `%spec` with the formatter plugin that provides it.
+    pub fn format(&self, spec: char, delivery: &DeliveryInfo) -> Result<String, PluginError> {
+        let (p, pre) = self.formatter(spec)?;
         let d = delivery.to_wit(&self.root(p));
         let r = invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;
@@ -267,16 +260,7 @@ impl PluginHost {
         delivery: &DeliveryInfo,
         n: u32,
     ) -> Result<std::time::Duration, PluginError> {
-        let name = self
-            .specifiers
-            .iter()
-            .find(|(c, _, _)| *c == spec)
-            .map(|(_, n, _)| n.clone())
-            .ok_or(PluginError::NoSpecifier { spec })?;
-        let p = self.find(PluginKind::ReleaseFormatter, &name)?;
-        let Entry::Formatter(pre) = &p.entry else {
-            return Err(PluginError::NoSpecifier { spec });
-        };
+        let (p, pre) = self.formatter(spec)?;
         let d = delivery.to_wit(&self.root(p));
         invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;
@@ -615,9 +599,15 @@ fn load_one(
     let delivery_dir =
         cap_std::fs::Dir::open_ambient_dir(delivery_root, cap_std::ambient_authority())
             .map_err(|e| setup(format!("delivery tree {}: {e}", delivery_root.display())))?;
-    // TODO(issue 9, one snapshot): the granted secrets still come from the process
-    // environment here; they belong in the environment snapshot the loader is given.
-    let secrets = Redactor::from_env(&grant.secrets, |k| std::env::var(k).ok());
+    let secrets = Redactor::from_env(&grant.secrets, |k| options.env.get(k).cloned());
+    // What of the snapshot the plugin may see: its `allow_env` variables (guest environment)
+    // and `PATH` (where granted programs are found).
+    let env = options
+        .env
+        .iter()
+        .filter(|(k, _)| *k == "PATH" || grant.allow_env.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Ok(Loaded {
         ctx: Arc::new(PluginContext {
             name: grant.name.clone(),
@@ -629,6 +619,7 @@ fn load_one(
             log: options.log.clone(),
             net: options.net.clone(),
             secrets,
+            env,
         }),
         entry,
         info,

@@ -1,0 +1,166 @@
+//! `[plugin:NAME]` sections of the mission and the delivery, as written, with component paths
+//! made absolute and `sha256 = @plugins.lock` pins looked up.
+
+use std::path::{Path, PathBuf};
+
+use super::Resolver;
+use crate::config::IniFile;
+use crate::plan::{PluginOrigin, PluginSection};
+
+impl Resolver<'_> {
+    pub(super) fn plugins(&mut self) -> Vec<PluginSection> {
+        let mut out = Vec::new();
+        let files: Vec<(&IniFile, PluginOrigin, PathBuf)> = self
+            .loaded
+            .mission
+            .iter()
+            .map(|m| (&m.ini, PluginOrigin::Mission, m.dir.clone()))
+            .chain(std::iter::once((
+                &self.loaded.delivery,
+                PluginOrigin::Delivery,
+                self.loaded
+                    .delivery
+                    .path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            )))
+            .collect();
+        for (f, origin, dir) in files {
+            for sec in f.sections_with_prefix("plugin:") {
+                let component = sec.get("component").map(|e| e.value.trim().to_string());
+                let mut entries = Vec::new();
+                for e in &sec.entries {
+                    let value = match (e.key.as_str(), e.value.trim().strip_prefix('@')) {
+                        ("sha256", Some(lock)) => {
+                            match pin_from_lock(&dir.join(lock), component.as_deref().unwrap_or(""))
+                            {
+                                Ok(pin) => pin,
+                                Err(msg) => {
+                                    let key = format!("[{}] sha256", sec.name);
+                                    self.diags.error_at(&f.path, e.line, &key, msg);
+                                    e.value.clone()
+                                }
+                            }
+                        }
+                        // Components are relative to the ini that declares them.
+                        ("component", _) => {
+                            let p = dir.join(e.value.trim());
+                            std::path::absolute(&p).unwrap_or(p).display().to_string()
+                        }
+                        _ => e.value.clone(),
+                    };
+                    entries.push((e.key.clone(), value, e.line));
+                }
+                out.push(PluginSection {
+                    name: sec.name["plugin:".len()..].trim().to_string(),
+                    file: f.path.clone(),
+                    line: sec.line,
+                    dir: dir.clone(),
+                    origin,
+                    entries,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// `sha256 = @plugins.lock`: the pin of `component` (by file name) in a lock file written by
+/// scripts/build-plugins (`file.wasm = <sha256>` lines, `#` comments).
+fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(lock).map_err(|e| {
+        format!(
+            "lock file {}: {e} (run scripts/build-plugins)",
+            lock.display()
+        )
+    })?;
+    let file = Path::new(component)
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == file)
+        .map(|(_, v)| v.trim().to_string())
+        .ok_or_else(|| format!("lock file {} has no entry for {file}", lock.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{World, errors};
+    use super::pin_from_lock;
+    use crate::plan::PluginOrigin;
+
+    #[test]
+    fn plugin_sections_keep_their_origin_and_absolute_components() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("plugins.lock");
+        std::fs::write(&lock, format!("# pins\nrules.wasm = {}\n", "ab".repeat(32))).unwrap();
+        let mut w = World::new()
+            .with_mission("\n[plugin:rules]\nkind = mission-rule\ncomponent = rules.wasm\nsha256 = @plugins.lock\n")
+            .with_delivery("\n[plugin:fmt]\nkind = release-formatter\ncomponent = fmt.wasm\n");
+        w.mission_dir = dir.path().to_path_buf();
+        let (plan, diags) = w.resolve();
+        assert!(errors(&diags).is_empty(), "{:?}", diags.items);
+        let rules = &plan.plugins[0];
+        assert_eq!(
+            (rules.name.as_str(), rules.origin),
+            ("rules", PluginOrigin::Mission)
+        );
+        let value = |k: &str| {
+            rules
+                .entries
+                .iter()
+                .find(|e| e.0 == k)
+                .map(|e| e.1.clone())
+                .unwrap()
+        };
+        assert_eq!(value("sha256"), "ab".repeat(32));
+        assert_eq!(
+            value("component"),
+            dir.path().join("rules.wasm").display().to_string()
+        );
+        let fmt = &plan.plugins[1];
+        assert_eq!(
+            (fmt.name.as_str(), fmt.origin),
+            ("fmt", PluginOrigin::Delivery)
+        );
+        assert_eq!(fmt.entries[1].1, "/work/fmt.wasm");
+        assert!(plan.plugin_policy.is_none());
+    }
+
+    #[test]
+    fn a_pin_missing_from_the_lock_is_an_error_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("plugins.lock");
+        std::fs::write(&lock, "other.wasm = 00\n").unwrap();
+        assert!(
+            pin_from_lock(&lock, "x/rules.wasm")
+                .unwrap_err()
+                .contains("no entry for rules.wasm")
+        );
+        assert_eq!(pin_from_lock(&lock, "other.wasm").unwrap(), "00");
+        let (_, diags) = World::new()
+            .with_delivery(
+                "\n[plugin:r]\nkind = mission-rule\ncomponent = r.wasm\nsha256 = @missing.lock\n",
+            )
+            .resolve();
+        assert_eq!(errors(&diags), [(17, "[plugin:r] sha256".to_string())]);
+    }
+
+    #[test]
+    fn the_operator_policy_is_kept_with_origin_system() {
+        let plan = World::new()
+            .with_system("[plugins]\nrequire_sha256 = yes\n")
+            .plan();
+        let p = plan.plugin_policy.unwrap();
+        assert_eq!(p.origin, PluginOrigin::System);
+        assert_eq!(
+            p.entries,
+            [("require_sha256".to_string(), "yes".to_string(), 2)]
+        );
+    }
+}

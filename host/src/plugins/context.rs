@@ -1,0 +1,202 @@
+//! context: the state every part of the plugin host shares, and nothing else: the log types
+//! ([`LogLine`], [`LogSink`]), the template seam ([`TemplateRenderer`]), a loaded plugin's
+//! fixed context ([`PluginContext`] with its secret [`Redactor`]) and the per-invocation Store
+//! data ([`PluginState`]) with its limits. The loader, the sandbox and the capabilities all
+//! import it; it imports none of them, so the module graph inside `plugins/` stays acyclic
+//! (context ← sandbox, capabilities ← loader).
+//!
+//! It must not run plugins (sandbox.rs), load them (loader.rs) or implement a capability.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::host_api::types::CapError;
+use super::grant::{Denial, Grant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One line for the host log: from a plugin (its log, stdout, stderr) or about it (audit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub plugin: String,
+    pub level: LogLevel,
+    /// Secret values already replaced by `[secret NAME]`.
+    pub message: String,
+    /// True for capability denials and limit hits.
+    pub audit: bool,
+}
+
+pub type LogSink = Arc<dyn Fn(&LogLine) + Send + Sync>;
+
+/// Text rendered by the delivery's template engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedText {
+    pub text: String,
+    pub warnings: Vec<String>,
+}
+
+/// The delivery's template engine, as plugins see it.
+pub trait TemplateRenderer: Send + Sync {
+    fn render(&self, template: &str) -> Result<RenderedText, String>;
+}
+
+impl<F> TemplateRenderer for F
+where
+    F: Fn(&str) -> Result<String, String> + Send + Sync,
+{
+    fn render(&self, template: &str) -> Result<RenderedText, String> {
+        Ok(RenderedText {
+            text: self(template)?,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+/// Captured guest stdout and stderr, each.
+pub const STDIO_CAP: usize = 1 << 20;
+/// Log volume per invocation through `stasis:host/log`.
+pub const LOG_CAP: usize = 1 << 20;
+/// Largest string/list a plugin may return to the host.
+pub const RESULT_CAP: usize = 1 << 20;
+
+/// Everything about a loaded plugin that stays the same across invocations.
+pub(crate) struct PluginContext {
+    pub name: String,
+    pub grant: Grant,
+    /// Host path of the delivery tree.
+    pub delivery_root: PathBuf,
+    /// The delivery tree, for host-side access on the plugin's behalf (cwd, upload sources):
+    /// cap-std refuses `..`, absolute paths and symlinks leading out of it.
+    pub delivery_dir: cap_std::fs::Dir,
+    pub scratch: PathBuf,
+    pub template: Option<Arc<dyn TemplateRenderer>>,
+    pub log: LogSink,
+    pub secrets: Redactor,
+    /// Trust, proxies, timeouts and retries of the `http` and `upload` capabilities.
+    pub net: crate::http::NetSettings,
+    /// The granted part of the environment snapshot: `allow_env` variables and `PATH`.
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+impl PluginContext {
+    pub fn log(&self, level: LogLevel, message: &str, audit: bool) {
+        (self.log)(&LogLine {
+            plugin: self.name.clone(),
+            level,
+            message: self.secrets.redact(message),
+            audit,
+        });
+    }
+
+    /// Record a denial in the audit log and build the error returned to the guest.
+    pub fn deny(&self, capability: &str, denial: Denial) -> CapError {
+        self.log(
+            LogLevel::Warn,
+            &format!(
+                "denied {capability}: {} (grant from {})",
+                denial.0, self.grant.origin
+            ),
+            true,
+        );
+        CapError::Denied(self.secrets.redact(&denial.0))
+    }
+}
+
+/// Secret values, granted by name and read at load, are replaced by `[secret NAME]` (and URL
+/// credentials by `***REDACTED***`) in everything that leaves the host towards the guest or
+/// the log: the one [`crate::redact::Redactor`].
+pub(crate) use crate::redact::Redactor;
+
+/// Memory and instance limits that remember a refused growth, so an out-of-memory trap is
+/// reported as such (a Rust guest would otherwise surface it as `unreachable`).
+pub(crate) struct Limiter {
+    pub(super) memory: usize,
+    pub oom: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.oom = true;
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes reached",
+                self.memory
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+
+    fn instances(&self) -> usize {
+        // componentize-py output needs more than 32 (toolchain.md pitfall 7).
+        256
+    }
+    fn tables(&self) -> usize {
+        256
+    }
+    fn memories(&self) -> usize {
+        64
+    }
+}
+
+/// The data of one Store.
+pub(crate) struct PluginState {
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) limiter: Limiter,
+    pub ctx: Arc<PluginContext>,
+    pub deadline: Instant,
+    pub(super) log_bytes: usize,
+    pub(super) log_dropped: usize,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl PluginState {
+    /// Time left before the invocation's deadline (zero when past it).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Account for a log line; false when the per-invocation log cap is reached.
+    pub fn take_log_budget(&mut self, bytes: usize) -> bool {
+        if self.log_bytes + bytes > LOG_CAP {
+            self.log_dropped += 1;
+            return false;
+        }
+        self.log_bytes += bytes;
+        true
+    }
+}

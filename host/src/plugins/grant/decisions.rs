@@ -1,0 +1,450 @@
+//! decisions: every answer about what a plugin may do. [`effective_grant`] combines a
+//! mission's and a delivery's declaration under the operator's policy (a delivery may narrow,
+//! never widen; the policy clamps both), and [`Grant`]'s `check_*` methods answer the questions
+//! capabilities ask on every call: may this program run with these arguments, may this URL be
+//! fetched, may this env var or secret be used.
+//!
+//! It never parses ini text (declarations.rs) and never performs the call it allows.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::GrantError;
+use super::declarations::{PluginDecl, Policy};
+use super::kinds::{Capability, PluginKind};
+use super::patterns::{CommandRule, DirGrant, HostPattern};
+
+/// What a plugin may do, final: the declaration(s) narrowed and clamped by policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub name: String,
+    pub kind: PluginKind,
+    pub component: PathBuf,
+    pub sha256: Option<String>,
+    pub allow_commands: Vec<CommandRule>,
+    pub allow_hosts: Vec<HostPattern>,
+    /// From the operator's policy; checked before `allow_hosts` and always wins.
+    pub deny_hosts: Vec<HostPattern>,
+    pub allow_env: Vec<String>,
+    pub secrets: Vec<String>,
+    pub memory: u64,
+    pub timeout: Duration,
+    pub dirs: Vec<DirGrant>,
+    /// `file:line` of the declaration that supplied the grant (the delivery's if any).
+    pub origin: String,
+}
+
+/// Why a capability call was refused: the rule that refused it, for the guest and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial(pub String);
+
+impl Grant {
+    /// Is `cap` granted at all (for the load-time import check)?
+    pub fn grants(&self, cap: Capability) -> bool {
+        match cap {
+            Capability::Log | Capability::Template => true,
+            Capability::Process => !self.allow_commands.is_empty(),
+            Capability::Http | Capability::Upload => !self.allow_hosts.is_empty(),
+        }
+    }
+
+    pub fn check_command(&self, program: &str, args: &[String]) -> Result<(), Denial> {
+        if self.allow_commands.iter().any(|r| r.allows(program, args)) {
+            return Ok(());
+        }
+        if self.allow_commands.iter().any(|r| r.program == program) {
+            let allowed: Vec<String> = self
+                .allow_commands
+                .iter()
+                .filter(|r| r.program == program)
+                .map(|r| r.to_string())
+                .collect();
+            return Err(Denial(format!(
+                "arguments {args:?} of {program:?} match no allow_commands pattern ({})",
+                allowed.join("; ")
+            )));
+        }
+        Err(Denial(format!(
+            "program {program:?} is not in allow_commands"
+        )))
+    }
+
+    pub fn check_url(&self, url: &url::Url) -> Result<(), Denial> {
+        let shown = format!(
+            "{}://{}:{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default()
+                .map(|p| p.to_string())
+                .unwrap_or_default()
+        );
+        if let Some(d) = self.deny_hosts.iter().find(|p| p.matches(url)) {
+            return Err(Denial(format!(
+                "{shown} is denied by the operator (deny_hosts {d})"
+            )));
+        }
+        if self.allow_hosts.iter().any(|p| p.matches(url)) {
+            return Ok(());
+        }
+        Err(Denial(format!("{shown} is not in allow_hosts")))
+    }
+
+    pub fn check_env(&self, key: &str) -> Result<(), Denial> {
+        if self.secrets.iter().any(|s| s == key) {
+            return Err(Denial(format!(
+                "{key} is a secret: name it in `secrets`, the host attaches its value"
+            )));
+        }
+        if self.allow_env.iter().any(|k| k == key) {
+            Ok(())
+        } else {
+            Err(Denial(format!("env var {key} is not in allow_env")))
+        }
+    }
+
+    pub fn check_secret(&self, name: &str) -> Result<(), Denial> {
+        if self.secrets.iter().any(|s| s == name) {
+            Ok(())
+        } else {
+            Err(Denial(format!("secret {name} is not in secrets")))
+        }
+    }
+}
+
+/// Combine a mission's and a delivery's declaration of one plugin under the operator's
+/// policy. The delivery may only narrow; a widening is an error naming the key.
+pub fn effective_grant(
+    mission: Option<&PluginDecl>,
+    delivery: Option<&PluginDecl>,
+    policy: &Policy,
+) -> Result<Grant, GrantError> {
+    let (base, over) = match (mission, delivery) {
+        (Some(m), d) => (m, d),
+        (None, Some(d)) => (d, None),
+        (None, None) => {
+            return Err(GrantError {
+                file: PathBuf::new(),
+                line: 0,
+                section: "plugin:?".into(),
+                key: String::new(),
+                message: "no declaration given".into(),
+            });
+        }
+    };
+    let mut g = Grant {
+        name: base.name.clone(),
+        kind: base.kind,
+        component: base.component.clone().ok_or_else(|| {
+            base.key_error(
+                "component",
+                "missing: the path of the .wasm component".into(),
+            )
+        })?,
+        sha256: base.sha256.clone(),
+        allow_commands: base.allow_commands.clone().unwrap_or_default(),
+        allow_hosts: base.allow_hosts.clone().unwrap_or_default(),
+        deny_hosts: policy.deny_hosts.clone(),
+        allow_env: base.allow_env.clone().unwrap_or_default(),
+        secrets: base.secrets.clone().unwrap_or_default(),
+        memory: base
+            .memory
+            .unwrap_or(base.kind.default_memory().min(policy.max_memory)),
+        timeout: base
+            .timeout
+            .unwrap_or(base.kind.default_timeout().min(policy.max_timeout)),
+        dirs: base.dirs.clone().unwrap_or_default(),
+        origin: format!("{}:{}", base.file.display(), base.line),
+    };
+    let mut limit_src = base;
+    if let Some(d) = over {
+        narrow(&mut g, d, &mut limit_src)?;
+    }
+    if g.memory > policy.max_memory {
+        return Err(limit_src.key_error(
+            "memory",
+            format!(
+                "{} exceeds the operator's max_memory of {} (stasis.ini [plugins])",
+                show_size(g.memory),
+                show_size(policy.max_memory)
+            ),
+        ));
+    }
+    if g.timeout > policy.max_timeout {
+        return Err(limit_src.key_error(
+            "timeout",
+            format!(
+                "{} exceeds the operator's max_timeout of {} (stasis.ini [plugins])",
+                humantime::format_duration(g.timeout),
+                humantime::format_duration(policy.max_timeout)
+            ),
+        ));
+    }
+    if policy.require_sha256 && g.sha256.is_none() {
+        let src = over.unwrap_or(base);
+        return Err(src.key_error(
+            "sha256",
+            "missing: the operator requires a sha256 pin for every plugin (stasis.ini [plugins] require_sha256)".into(),
+        ));
+    }
+    Ok(g)
+}
+
+fn narrow<'a>(
+    g: &mut Grant,
+    d: &'a PluginDecl,
+    limit_src: &mut &'a PluginDecl,
+) -> Result<(), GrantError> {
+    let widen =
+        |key: &str, what: String| d.key_error(key, format!("widens the mission's grant: {what}"));
+    if d.kind != g.kind {
+        return Err(d.key_error(
+            "kind",
+            format!("{} differs from the mission's {}", d.kind, g.kind),
+        ));
+    }
+    if let Some(c) = &d.component
+        && *c != g.component
+    {
+        return Err(widen(
+            "component",
+            format!(
+                "{} is not the mission's {}",
+                c.display(),
+                g.component.display()
+            ),
+        ));
+    }
+    if let Some(s) = &d.sha256 {
+        match &g.sha256 {
+            Some(m) if m != s => {
+                return Err(widen(
+                    "sha256",
+                    format!("pin {s} differs from the mission's {m}"),
+                ));
+            }
+            _ => g.sha256 = Some(s.clone()),
+        }
+    }
+    if let Some(cmds) = &d.allow_commands {
+        if let Some(c) = cmds
+            .iter()
+            .find(|c| !g.allow_commands.iter().any(|m| c.within(m)))
+        {
+            return Err(widen(
+                "allow_commands",
+                format!("{c:?} is not allowed by the mission", c = c.to_string()),
+            ));
+        }
+        g.allow_commands = cmds.clone();
+    }
+    if let Some(hosts) = &d.allow_hosts {
+        if let Some(h) = hosts
+            .iter()
+            .find(|h| !g.allow_hosts.iter().any(|m| h.within(m)))
+        {
+            return Err(widen(
+                "allow_hosts",
+                format!("{h} is not allowed by the mission"),
+            ));
+        }
+        g.allow_hosts = hosts.clone();
+    }
+    for (key, mine, theirs) in [
+        ("allow_env", &d.allow_env, &mut g.allow_env),
+        ("secrets", &d.secrets, &mut g.secrets),
+    ] {
+        if let Some(names) = mine {
+            if let Some(n) = names.iter().find(|n| !theirs.contains(n)) {
+                return Err(widen(key, format!("{n} is not granted by the mission")));
+            }
+            *theirs = names.clone();
+        }
+    }
+    if let Some(m) = d.memory {
+        if m > g.memory {
+            return Err(widen(
+                "memory",
+                format!("{} > the mission's {}", show_size(m), show_size(g.memory)),
+            ));
+        }
+        g.memory = m;
+        *limit_src = d;
+    }
+    if let Some(t) = d.timeout {
+        if t > g.timeout {
+            return Err(widen(
+                "timeout",
+                format!(
+                    "{} > the mission's {}",
+                    humantime::format_duration(t),
+                    humantime::format_duration(g.timeout)
+                ),
+            ));
+        }
+        g.timeout = t;
+    }
+    if let Some(dirs) = &d.dirs {
+        if let Some(x) = dirs.iter().find(|x| {
+            !g.dirs
+                .iter()
+                .any(|m| m.host == x.host && m.guest == x.guest && (m.writable || !x.writable))
+        }) {
+            return Err(widen(
+                "dirs",
+                format!(
+                    "{}:{} is not granted by the mission",
+                    x.host.display(),
+                    x.guest
+                ),
+            ));
+        }
+        g.dirs = dirs.clone();
+    }
+    g.origin = format!("{}:{}", d.file.display(), d.line);
+    Ok(())
+}
+
+pub(crate) fn show_size(n: u64) -> String {
+    if n.is_multiple_of(1 << 30) {
+        format!("{}G", n >> 30)
+    } else if n.is_multiple_of(1 << 20) {
+        format!("{}M", n >> 20)
+    } else if n.is_multiple_of(1 << 10) {
+        format!("{}K", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::SectionInput;
+    use super::super::fixtures::{mission, section};
+    use super::*;
+
+    #[test]
+    fn command_patterns() {
+        let g = effective_grant(Some(&mission()), None, &Policy::default()).unwrap();
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(g.check_command("git", &a(&["clone", "x"])).is_ok());
+        assert!(g.check_command("pytest", &a(&[])).is_ok());
+        assert!(g.check_command("pytest", &a(&["-x", "tests/"])).is_ok());
+        assert!(g.check_command("echo", &a(&["hello", "world"])).is_ok());
+        assert!(g.check_command("echo", &a(&["hello"])).is_err());
+        assert!(g.check_command("echo", &a(&["bye", "world"])).is_err());
+        assert!(g.check_command("echo", &a(&["hello", "a", "b"])).is_err());
+        let e = g.check_command("sh", &a(&["-c", "true"])).unwrap_err();
+        assert!(e.0.contains("not in allow_commands"));
+    }
+
+    #[test]
+    fn host_patterns() {
+        let mut g = effective_grant(Some(&mission()), None, &Policy::default()).unwrap();
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(g.check_url(&u("https://api.github.com/repos")).is_ok());
+        assert!(g.check_url(&u("https://api.github.com:8443/")).is_err());
+        assert!(g.check_url(&u("http://api.github.com/")).is_err());
+        assert!(g.check_url(&u("http://127.0.0.1:9999/x")).is_ok());
+        assert!(g.check_url(&u("http://localhost:9999/x")).is_err());
+        g.deny_hosts = vec![HostPattern::parse("*://127.0.0.1:*").unwrap()];
+        assert!(
+            g.check_url(&u("http://127.0.0.1:9999/x"))
+                .unwrap_err()
+                .0
+                .contains("operator")
+        );
+        let w = HostPattern::parse("https://*.example.com").unwrap();
+        assert!(w.matches(&u("https://a.b.example.com/")));
+        assert!(!w.matches(&u("https://example.com.evil.net/")));
+        assert!(!w.matches(&u("https://evilexample.com/")));
+        assert!(HostPattern::parse("https://ex*ample.com").is_err());
+        assert!(HostPattern::parse("https://x.com/path").is_err());
+    }
+
+    #[test]
+    fn delivery_may_narrow() {
+        let m = mission();
+        let d = PluginDecl::from_section(&section(
+            "plugin:rules",
+            &[
+                ("kind", "test-strategy"),
+                ("allow_commands", "git"),
+                ("allow_hosts", "http://127.0.0.1:8080"),
+                ("memory", "64M"),
+                ("secrets", ""),
+            ],
+        ))
+        .unwrap();
+        let g = effective_grant(Some(&m), Some(&d), &Policy::default()).unwrap();
+        assert_eq!(g.allow_commands.len(), 1);
+        assert_eq!(g.memory, 64 << 20);
+        assert!(g.secrets.is_empty());
+        assert_eq!(g.timeout, Duration::from_secs(30));
+        assert_eq!(g.allow_env.len(), 2, "unset keys inherit the mission's");
+    }
+
+    #[test]
+    fn delivery_may_not_widen() {
+        let m = mission();
+        for (key, value) in [
+            ("allow_commands", "bash"),
+            ("allow_commands", "git **\necho **"),
+            ("allow_hosts", "https://evil.example:443"),
+            ("allow_env", "PATH"),
+            ("secrets", "AWS_KEY"),
+            ("memory", "1G"),
+            ("timeout", "1h"),
+            ("component", "other.wasm"),
+        ] {
+            let d = PluginDecl::from_section(&section(
+                "plugin:rules",
+                &[("kind", "test-strategy"), (key, value)],
+            ))
+            .unwrap();
+            let e = effective_grant(Some(&m), Some(&d), &Policy::default()).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.message.contains("widens"), "{e}");
+            assert_eq!(e.line, 12);
+        }
+    }
+
+    #[test]
+    fn policy_clamps_and_requires() {
+        let p = Policy::from_section(Some(&SectionInput {
+            file: "/etc/stasis.ini".into(),
+            name: "plugins".into(),
+            line: 1,
+            entries: vec![
+                ("require_sha256".into(), "yes".into(), 2),
+                ("max_memory".into(), "100M".into(), 3),
+                ("deny_hosts".into(), "https://*.evil.example".into(), 4),
+            ],
+        }))
+        .unwrap();
+        let e = effective_grant(Some(&mission()), None, &p).unwrap_err();
+        assert_eq!(e.key, "memory");
+        assert!(e.message.contains("max_memory"));
+        let mut m = mission();
+        m.memory = None;
+        let e = effective_grant(Some(&m), None, &p).unwrap_err();
+        assert_eq!(e.key, "sha256");
+        m.sha256 = Some("ab".repeat(32));
+        let g = effective_grant(Some(&m), None, &p).unwrap();
+        assert_eq!(
+            g.memory,
+            100 << 20,
+            "the default is clamped to the operator's max"
+        );
+        assert_eq!(g.deny_hosts.len(), 1);
+        let e = Policy::from_section(Some(&SectionInput {
+            file: "/etc/stasis.ini".into(),
+            name: "plugins".into(),
+            line: 1,
+            entries: vec![("max_memry".into(), "1G".into(), 7)],
+        }))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (7, "max_memry"));
+    }
+}

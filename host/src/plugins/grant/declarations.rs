@@ -1,0 +1,361 @@
+//! declarations: what the ini files say. A `[plugin:NAME]` section of a mission or delivery
+//! becomes a [`PluginDecl`] (unwritten keys stay `None` so a delivery inherits the mission's),
+//! and stasis.ini's `[plugins]` section becomes the operator's [`Policy`]. Every error names
+//! file, line, section and key.
+//!
+//! It only parses; combining declarations into a grant is decisions.rs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::kinds::PluginKind;
+use super::patterns::{CommandRule, DirGrant, HostPattern};
+use super::{GrantError, SectionInput};
+use crate::config::values::parse_duration;
+
+/// A parsed `[plugin:NAME]` section. `None` fields were not written, so a delivery's
+/// declaration inherits the mission's value for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginDecl {
+    pub name: String,
+    pub file: PathBuf,
+    pub line: u32,
+    pub kind: PluginKind,
+    /// Resolved against the ini's folder.
+    pub component: Option<PathBuf>,
+    /// Lower-case hex.
+    pub sha256: Option<String>,
+    pub allow_commands: Option<Vec<CommandRule>>,
+    pub allow_hosts: Option<Vec<HostPattern>>,
+    pub allow_env: Option<Vec<String>>,
+    pub secrets: Option<Vec<String>>,
+    pub memory: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub dirs: Option<Vec<DirGrant>>,
+    /// Line of each key, for errors found after parsing (narrowing, policy).
+    pub key_lines: BTreeMap<String, u32>,
+}
+
+/// The keys of a `[plugin:NAME]` section: one list, shared with the config schema.
+const DECL_KEYS: &[&str] = crate::config::schema::PLUGIN_KEYS;
+
+impl PluginDecl {
+    /// Parse a `[plugin:NAME]` section.
+    pub fn from_section(s: &SectionInput) -> Result<PluginDecl, GrantError> {
+        let err = |line: u32, key: &str, message: String| GrantError {
+            file: s.file.clone(),
+            line,
+            section: s.name.clone(),
+            key: key.to_string(),
+            message,
+        };
+        let name = s
+            .name
+            .strip_prefix("plugin:")
+            .ok_or_else(|| err(s.line, "", "not a [plugin:NAME] section".into()))?
+            .trim()
+            .to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(err(
+                s.line,
+                "",
+                format!("plugin name {name:?} must be letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        let base = s.file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut kind = None;
+        let mut d = PluginDecl {
+            name,
+            file: s.file.clone(),
+            line: s.line,
+            kind: PluginKind::MissionRule,
+            component: None,
+            sha256: None,
+            allow_commands: None,
+            allow_hosts: None,
+            allow_env: None,
+            secrets: None,
+            memory: None,
+            timeout: None,
+            dirs: None,
+            key_lines: BTreeMap::new(),
+        };
+        for (key, value, line) in &s.entries {
+            let key = key.trim();
+            let value = value.trim();
+            let e = |m: String| err(*line, key, m);
+            if d.key_lines.insert(key.to_string(), *line).is_some() {
+                return Err(e("given twice".into()));
+            }
+            match key {
+                "kind" => {
+                    kind = Some(PluginKind::parse(value).ok_or_else(|| {
+                        e(format!(
+                            "{value:?} is not one of release-formatter, mission-rule, test-strategy, deploy-target"
+                        ))
+                    })?)
+                }
+                "component" => {
+                    if value.is_empty() {
+                        return Err(e("empty".into()));
+                    }
+                    d.component = Some(base.join(value));
+                }
+                "sha256" => {
+                    let v = value.to_ascii_lowercase();
+                    if v.len() != 64 || !v.chars().all(|c| c.is_ascii_hexdigit()) {
+                        return Err(e(format!("{value:?} is not 64 hex digits")));
+                    }
+                    d.sha256 = Some(v);
+                }
+                "allow_commands" => {
+                    d.allow_commands = Some(
+                        value
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(CommandRule::parse)
+                            .collect::<Result<_, _>>()
+                            .map_err(e)?,
+                    )
+                }
+                "allow_hosts" => {
+                    d.allow_hosts = Some(
+                        list_words(value)
+                            .map(HostPattern::parse)
+                            .collect::<Result<_, _>>()
+                            .map_err(e)?,
+                    )
+                }
+                "allow_env" | "secrets" => {
+                    let names: Vec<String> = list_words(value).map(str::to_string).collect();
+                    if let Some(bad) = names.iter().find(|n| !is_env_name(n)) {
+                        return Err(e(format!("{bad:?} is not an environment variable name")));
+                    }
+                    if key == "allow_env" {
+                        d.allow_env = Some(names);
+                    } else {
+                        d.secrets = Some(names);
+                    }
+                }
+                "memory" => d.memory = Some(parse_size(value).map_err(e)?),
+                "timeout" => d.timeout = Some(parse_duration(value).map_err(e)?),
+                "dirs" => {
+                    d.dirs = Some(
+                        value
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(|l| DirGrant::parse(l, &base))
+                            .collect::<Result<_, _>>()
+                            .map_err(e)?,
+                    )
+                }
+                "description" => {}
+                other => {
+                    let hint = strsim_hint(other, DECL_KEYS);
+                    return Err(e(format!("unknown key{hint}")));
+                }
+            }
+        }
+        d.kind = kind.ok_or_else(|| {
+            err(
+                s.line,
+                "kind",
+                "missing (release-formatter, mission-rule, test-strategy or deploy-target)".into(),
+            )
+        })?;
+        if let (Some(env), Some(secrets)) = (&d.allow_env, &d.secrets)
+            && let Some(both) = env.iter().find(|n| secrets.contains(n))
+        {
+            let line = d.key_lines.get("allow_env").copied().unwrap_or(s.line);
+            return Err(err(
+                line,
+                "allow_env",
+                format!(
+                    "{both} is a secret: secrets are attached by the host and never readable as environment"
+                ),
+            ));
+        }
+        Ok(d)
+    }
+
+    pub(super) fn key_error(&self, key: &str, message: String) -> GrantError {
+        GrantError {
+            file: self.file.clone(),
+            line: self.key_lines.get(key).copied().unwrap_or(self.line),
+            section: format!("plugin:{}", self.name),
+            key: key.to_string(),
+            message,
+        }
+    }
+}
+
+/// ` (did you mean KEY?)` for a likely typo of a known key, by the config's one typo rule.
+fn strsim_hint(key: &str, known: &[&str]) -> String {
+    crate::config::schema::did_you_mean(key, known.iter().copied())
+        .map(|k| format!(" (did you mean {k}?)"))
+        .unwrap_or_default()
+}
+
+fn list_words(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+}
+
+fn is_env_name(n: &str) -> bool {
+    !n.is_empty()
+        && !n.starts_with(|c: char| c.is_ascii_digit())
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `64M`, `1G`, `512K`, `65536` (bytes). Binary units.
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let (num, mult) = match v.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&v[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&v[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&v[..i], 1 << 30),
+        _ => (v, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{v:?} is not a size like 64M, 1G or 512K"))
+}
+
+/// The operator's `[plugins]` policy in stasis.ini.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub require_sha256: bool,
+    pub max_memory: u64,
+    pub max_timeout: Duration,
+    pub deny_hosts: Vec<HostPattern>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            require_sha256: false,
+            max_memory: 1 << 30,
+            max_timeout: Duration::from_secs(2 * 60 * 60),
+            deny_hosts: Vec::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// Read `[plugins]`; `None` (no such section) gives the defaults.
+    pub fn from_section(s: Option<&SectionInput>) -> Result<Policy, GrantError> {
+        let mut p = Policy::default();
+        let Some(s) = s else { return Ok(p) };
+        for (key, value, line) in &s.entries {
+            let e = |m: String| GrantError {
+                file: s.file.clone(),
+                line: *line,
+                section: s.name.clone(),
+                key: key.clone(),
+                message: m,
+            };
+            let value = value.trim();
+            match key.trim() {
+                "require_sha256" => {
+                    p.require_sha256 = match value.to_ascii_lowercase().as_str() {
+                        "true" | "yes" | "1" | "on" => true,
+                        "false" | "no" | "0" | "off" => false,
+                        _ => return Err(e(format!("{value:?} is not true or false"))),
+                    }
+                }
+                "max_memory" => p.max_memory = parse_size(value).map_err(e)?,
+                "max_timeout" => p.max_timeout = parse_duration(value).map_err(e)?,
+                "deny_hosts" => {
+                    p.deny_hosts = list_words(value)
+                        .map(HostPattern::parse)
+                        .collect::<Result<_, _>>()
+                        .map_err(e)?
+                }
+                other => {
+                    let hint = strsim_hint(
+                        other,
+                        &["require_sha256", "max_memory", "max_timeout", "deny_hosts"],
+                    );
+                    return Err(e(format!("unknown key{hint}")));
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::fixtures::{mission, section};
+    use super::*;
+
+    #[test]
+    fn parses_a_declaration() {
+        let d = mission();
+        assert_eq!(d.name, "rules");
+        assert_eq!(d.kind, PluginKind::TestStrategy);
+        assert_eq!(d.component.as_deref(), Some(Path::new("/m/hst/rules.wasm")));
+        assert_eq!(d.memory, Some(128 << 20));
+        assert_eq!(d.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(d.allow_env.as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = PluginDecl::from_section(&section(
+            "plugin:x",
+            &[("kind", "mission-rule"), ("timeout", "10")],
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (12, "timeout"));
+        assert!(
+            e.to_string()
+                .starts_with("/m/hst/hst.ini:12: [plugin:x] timeout:"),
+            "{e}"
+        );
+        let e = PluginDecl::from_section(&section("plugin:x", &[("kind", "rule")])).unwrap_err();
+        assert_eq!(e.key, "kind");
+        let e = PluginDecl::from_section(&section(
+            "plugin:x",
+            &[("kind", "mission-rule"), ("allow_host", "x")],
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("did you mean allow_hosts"), "{e}");
+        let e = PluginDecl::from_section(&section(
+            "plugin:x",
+            &[
+                ("kind", "mission-rule"),
+                ("allow_env", "TOKEN"),
+                ("secrets", "TOKEN"),
+            ],
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "allow_env");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+}
