@@ -277,6 +277,93 @@ fn sigint_during_environment_creation_leaves_no_process_and_exits_130() {
     assert!(err.contains("SIGINT"), "{err}");
 }
 
+/// In-process work (rattler fetching repodata from a channel that never answers) cannot be
+/// stopped from outside: the first SIGINT says so, a second one ends stasis at once with 130.
+#[test]
+fn a_second_sigint_ends_stasis_during_in_process_work() {
+    let server = Server::hanging();
+    let tmp = tempfile::tempdir().unwrap();
+    let sysini = tmp.path().join("stasis.ini");
+    std::fs::write(&sysini, "[default]\nconda_engine = native\n").unwrap();
+    let delivery = tmp.path().join("d.ini");
+    std::fs::write(
+        &delivery,
+        format!(
+            "[meta]\nmission = generic\nname = native\nversion = 1.0\nrc = 1\npython = 3.12\n\n\
+             [conda]\ninstaller_name = Miniforge3\ninstaller_version = 24.3.0-0\n\
+             installer_platform = Linux\ninstaller_arch = x86_64\n\
+             conda_channels = http://127.0.0.1:{}/channel\nconda_packages = demo\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let mut child = stasis(&tmp.path().join("root"), &sysini, &delivery)
+        .env("STASIS_DOWNLOAD_TIMEOUT", "300")
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut s = seen.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        })
+    };
+    let wait_for = |what: &str, within: Duration| {
+        let until = Instant::now() + within;
+        while !seen.lock().unwrap().contains(what) {
+            assert!(
+                Instant::now() < until,
+                "no {what:?} within {within:?}:\n{}",
+                seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The channel accepted the repodata request and never answers.
+    wait_for("environments:", Duration::from_secs(60));
+    let until = Instant::now() + Duration::from_secs(30);
+    while server.accepted() == 0 {
+        assert!(Instant::now() < until, "the channel was never asked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: signalling the stasis process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    wait_for("send it again to exit now", Duration::from_secs(5));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first SIGINT ended stasis"
+    );
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let until = Instant::now() + SLACK;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("stasis did not exit after a second SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", seen.lock().unwrap());
+    assert!(seen.lock().unwrap().contains("exiting now"));
+}
+
 #[test]
 fn a_hung_installer_is_stopped_by_the_conda_timeout_from_stasis_ini() {
     let tmp = tempfile::tempdir().unwrap();

@@ -269,6 +269,15 @@ pub(crate) fn forward_signals(listener: Listener) -> io::Result<SignalGuard> {
     Ok(SignalGuard { id })
 }
 
+/// `SIGINT` / `SIGTERM`, as a user who pressed Ctrl-C or ran `kill` knows them.
+fn forwarded_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => signal_name(signal),
+    }
+}
+
 fn install() -> io::Result<Forwarder> {
     // std's pipe is close-on-exec, so job processes never inherit it.
     let (mut reader, writer) = io::pipe()?;
@@ -285,13 +294,29 @@ fn install() -> io::Result<Forwarder> {
         .name("stasis-signals".into())
         .spawn(move || {
             let mut byte = [0u8; 1];
+            let mut received = 0u32;
             // A 0 byte is the shutdown sentinel written by the last guard.
             while let Ok(1) = reader.read(&mut byte) {
                 if byte[0] == 0 {
                     break;
                 }
+                let signal = i32::from(byte[0]);
+                received += 1;
                 for (_, listener) in lock(&LISTENERS).iter() {
-                    listener(i32::from(byte[0]));
+                    listener(signal);
+                }
+                // Work inside stasis (a solve, a download) cannot be stopped from outside: the
+                // first signal stops every process and lets the current step end; a second
+                // one ends stasis at once, after its process groups were told to stop.
+                if received == 1 {
+                    eprintln!(
+                        "stasis: {}: stopping after the current step (send it again to exit now)",
+                        forwarded_name(signal)
+                    );
+                } else {
+                    eprintln!("stasis: {}: exiting now", forwarded_name(signal));
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    std::process::exit(128 + signal);
                 }
             }
         })?;
