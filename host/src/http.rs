@@ -457,23 +457,23 @@ pub fn send_retrying(
     let result = net.retry.run(|n| match build().send() {
         Ok(resp) if retryable_status(resp.status()) => Attempt::Retry(Failure::Answer(resp)),
         Ok(resp) => Attempt::Done((resp, n)),
-        Err(e) => {
-            let reason = crate::redact::redact_url_credentials(&error_chain(&e));
-            match untrusted_reason(&e) {
-                Some(why) => Attempt::Stop(Failure::Error {
-                    reason: crate::redact::redact_url_credentials(&why),
-                    untrusted: true,
-                }),
-                None if retryable_error(&e) => Attempt::Retry(Failure::Error {
-                    reason,
+        Err(e) => match untrusted_reason(&e) {
+            Some(why) => Attempt::Stop(Failure::Error {
+                reason: crate::redact::redact_url_credentials(&why),
+                untrusted: true,
+            }),
+            None => {
+                let failure = Failure::Error {
+                    reason: crate::redact::redact_url_credentials(&error_chain(&e)),
                     untrusted: false,
-                }),
-                None => Attempt::Stop(Failure::Error {
-                    reason,
-                    untrusted: false,
-                }),
+                };
+                if retryable_error(&e) {
+                    Attempt::Retry(failure)
+                } else {
+                    Attempt::Stop(failure)
+                }
             }
-        }
+        },
     });
     let gave_up = match result {
         Ok(done) => return Ok(done),

@@ -177,8 +177,9 @@ impl PackageSpec {
     }
 
     /// This spec names a `[test:NAME]` block called `test_name`.
+    /// Compared without allocating: it runs for every spec against every test block.
     pub fn is_tested_by(&self, test_name: &str) -> bool {
-        self.test_key() == test_key(test_name)
+        key_chars(&self.name).eq(key_chars(test_name))
     }
 
     /// The version to build when this tested package is built for the host: the pin, else
@@ -190,7 +191,15 @@ impl PackageSpec {
 
 /// Upstream's `[test:NAME]` key of a name: lowercase, `.` and `-` become `_`.
 pub fn test_key(name: &str) -> String {
-    name.trim().to_lowercase().replace(['.', '-'], "_")
+    key_chars(name).collect()
+}
+
+/// The characters of [`test_key`]: trimmed, lowercase, `.` and `-` as `_`.
+fn key_chars(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.trim()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if matches!(c, '.' | '-') { '_' } else { c })
 }
 
 /// PEP 503 normalisation of a distribution name (lowercase, runs of `-`, `_`, `.` become one

@@ -32,6 +32,7 @@ pub const SECRET_VARS: &[&str] = &[
     "STASIS_JF_SSH_PASSPHRASE",
 ];
 
+#[derive(Clone)]
 struct Secret {
     name: Option<String>,
     value: String,
@@ -101,22 +102,11 @@ impl Redactor {
         self.push(None, value.into())
     }
 
-    fn push(self, name: Option<String>, value: String) -> Self {
-        if value.is_empty() {
-            return self;
+    fn push(mut self, name: Option<String>, value: String) -> Self {
+        if !value.is_empty() {
+            Arc::make_mut(&mut self.secrets).push(Secret { name, value });
         }
-        let mut secrets: Vec<Secret> = self
-            .secrets
-            .iter()
-            .map(|s| Secret {
-                name: s.name.clone(),
-                value: s.value.clone(),
-            })
-            .collect();
-        secrets.push(Secret { name, value });
-        Self {
-            secrets: Arc::new(secrets),
-        }
+        self
     }
 
     /// The value of the secret called `name`, for the one place that must send it (a header).

@@ -10,6 +10,7 @@ use crate::redact::Redactor;
 
 pub use crate::redact::SECRET_VARS;
 
+#[derive(Clone)]
 pub struct Console {
     colour: bool,
     redactor: Redactor,
@@ -26,12 +27,6 @@ impl Console {
         let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let redactor = Redactor::from_env(SECRET_VARS, |k| std::env::var(k).ok());
         Console { colour, redactor }
-    }
-
-    /// The redactor this console applies, to share with what runs under it (process output,
-    /// records).
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
     }
 
     /// Replace every known secret value with `[secret NAME]` and URL credentials with

@@ -185,26 +185,30 @@ pub fn main() -> i32 {
         }
     };
     let console = Console::new();
+    // The one snapshot of the process environment everything below the CLI works from.
+    let env = env_snapshot();
     match cli.command {
         Some(Command::Plan {
             delivery_file,
             json,
-        }) => cmd_plan(&console, &delivery_file, &cli.opts, json),
+        }) => cmd_plan(&console, &env, &delivery_file, &cli.opts, json),
         Some(Command::Render {
             delivery_file,
             template,
-        }) => cmd_render(&console, &delivery_file, &cli.opts, &template),
+        }) => cmd_render(&console, &env, &delivery_file, &cli.opts, &template),
         Some(Command::TestStrategy {
             plan,
             block,
             checkout,
             junit,
             basetemp,
-        }) => run::test_strategy(&console, &plan, &block, &checkout, &junit, &basetemp),
-        Some(Command::Plugin { command }) => cmd_plugin(&console, command, &cli.opts),
-        Some(Command::Check { delivery_file }) => cmd_check(&console, &delivery_file, &cli.opts),
+        }) => run::test_strategy(&console, &env, &plan, &block, &checkout, &junit, &basetemp),
+        Some(Command::Plugin { command }) => cmd_plugin(&console, &env, command, &cli.opts),
+        Some(Command::Check { delivery_file }) => {
+            cmd_check(&console, &env, &delivery_file, &cli.opts)
+        }
         None => match cli.delivery_file {
-            Some(f) => run::run(&console, &f, &cli.opts),
+            Some(f) => run::run(&console, &env, &f, &cli.opts),
             None => {
                 console.error("a DELIVERY_FILE is required");
                 eprintln!("usage: stasis [OPTIONS] DELIVERY_FILE | stasis <plan|check|render> ...");
@@ -287,6 +291,7 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
 /// Load and resolve; print diagnostics. `Err(exit code)` when the configuration is unusable.
 pub fn load_plan(
     console: &Console,
+    env: &BTreeMap<String, String>,
     delivery_file: &Path,
     opts: &RunOpts,
 ) -> Result<(Plan, Diagnostics), i32> {
@@ -303,7 +308,6 @@ pub fn load_plan(
         );
     }
     let mut diags = Diagnostics::default();
-    let env = env_snapshot();
     let sysconfdir = env.get("STASIS_SYSCONFDIR").map(String::as_str);
     let loaded = match config::load(
         delivery_file,
@@ -319,7 +323,7 @@ pub fn load_plan(
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let input = PlanInput {
-        env,
+        env: env.clone(),
         cwd,
         python: opts.python.clone(),
         settings,
@@ -329,8 +333,12 @@ pub fn load_plan(
         // Resolve-time hooks see an empty stand-in for the delivery tree: nothing is written.
         match plan::hooks::stand_in_tree() {
             Ok(tree) => {
-                match plan::hooks::load_for_tree(&plan, tree.path(), &input.env, plugin_log_sink())
-                {
+                match plan::hooks::load_for_tree(
+                    &plan,
+                    tree.path(),
+                    &input.env,
+                    plugin_log_sink(console),
+                ) {
                     Ok(Some(host)) => {
                         plan::hooks::apply(&host, &mut plan, &loaded, &input, &mut diags)
                     }
@@ -350,9 +358,9 @@ pub fn load_plan(
 }
 
 /// Plugin log lines go to the console.
-pub fn plugin_log_sink() -> crate::plugins::LogSink {
-    std::sync::Arc::new(|l: &crate::plugins::LogLine| {
-        let console = Console::new();
+pub fn plugin_log_sink(console: &Console) -> crate::plugins::LogSink {
+    let console = console.clone();
+    std::sync::Arc::new(move |l: &crate::plugins::LogLine| {
         let tag = if l.audit { "audit: " } else { "" };
         console.info(&format!("[plugin {}] {tag}{}", l.plugin, l.message));
     })
@@ -364,8 +372,14 @@ fn print_diagnostics(console: &Console, diags: &Diagnostics) {
     }
 }
 
-fn cmd_plan(console: &Console, file: &Path, opts: &RunOpts, json: bool) -> i32 {
-    let (plan, diags) = match load_plan(console, file, opts) {
+fn cmd_plan(
+    console: &Console,
+    env: &BTreeMap<String, String>,
+    file: &Path,
+    opts: &RunOpts,
+    json: bool,
+) -> i32 {
+    let (plan, diags) = match load_plan(console, env, file, opts) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -392,8 +406,14 @@ fn cmd_plan(console: &Console, file: &Path, opts: &RunOpts, json: bool) -> i32 {
     EXIT_OK
 }
 
-fn cmd_render(console: &Console, file: &Path, opts: &RunOpts, tpl: &str) -> i32 {
-    let (plan, diags) = match load_plan(console, file, opts) {
+fn cmd_render(
+    console: &Console,
+    env: &BTreeMap<String, String>,
+    file: &Path,
+    opts: &RunOpts,
+    tpl: &str,
+) -> i32 {
+    let (plan, diags) = match load_plan(console, env, file, opts) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -401,7 +421,7 @@ fn cmd_render(console: &Console, file: &Path, opts: &RunOpts, tpl: &str) -> i32 
     if diags.has_errors() {
         return EXIT_USAGE;
     }
-    let ctx = plan.template_context(&env_snapshot());
+    let ctx = plan.template_context(env);
     match crate::template::render_str(tpl, &ctx) {
         Ok(r) => {
             for w in &r.warnings {
@@ -417,8 +437,13 @@ fn cmd_render(console: &Console, file: &Path, opts: &RunOpts, tpl: &str) -> i32 
     }
 }
 
-fn cmd_check(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
-    let (_plan, diags) = match load_plan(console, file, opts) {
+fn cmd_check(
+    console: &Console,
+    env: &BTreeMap<String, String>,
+    file: &Path,
+    opts: &RunOpts,
+) -> i32 {
+    let (_plan, diags) = match load_plan(console, env, file, opts) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -440,11 +465,16 @@ fn cmd_check(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
     }
 }
 
-fn cmd_plugin(console: &Console, cmd: plugin::PluginCommand, opts: &RunOpts) -> i32 {
-    let cache = plan::hooks::component_cache_dir(&env_snapshot());
+fn cmd_plugin(
+    console: &Console,
+    env: &BTreeMap<String, String>,
+    cmd: plugin::PluginCommand,
+    opts: &RunOpts,
+) -> i32 {
+    let cache = plan::hooks::component_cache_dir(env);
     match cmd {
         plugin::PluginCommand::Check { delivery_file } => {
-            let (plan, diags) = match load_plan(console, &delivery_file, opts) {
+            let (plan, diags) = match load_plan(console, env, &delivery_file, opts) {
                 Ok(p) => p,
                 Err(code) => return code,
             };

@@ -2,12 +2,11 @@
 //! run reports and map its typed outcome to the exit code ([`exit_code`], the one rule). Also
 //! the human form of `stasis plan` and the `__test-strategy` task.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{
-    Console, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunOpts, env_snapshot, load_plan,
-};
+use super::{Console, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunOpts, load_plan};
 use crate::plan::{CondaEngine, Plan, Stage, StageStatus};
 use crate::runner::RunStatus;
 use crate::stages::{self, RunError, RunOutcome};
@@ -46,8 +45,8 @@ pub fn exit_code(result: &Result<RunOutcome, RunError>) -> i32 {
     }
 }
 
-pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
-    let (plan, diags) = match load_plan(console, file, opts) {
+pub fn run(console: &Console, env: &BTreeMap<String, String>, file: &Path, opts: &RunOpts) -> i32 {
+    let (plan, diags) = match load_plan(console, env, file, opts) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -68,8 +67,7 @@ pub fn run(console: &Console, file: &Path, opts: &RunOpts) -> i32 {
         "Delivery {} (mission {}), release {}",
         plan.info.build_name, plan.meta.mission, plan.info.release_name
     ));
-    let env = env_snapshot();
-    let result = stages::run_delivery(&plan, &env, console, super::plugin_log_sink());
+    let result = stages::run_delivery(&plan, env, console, super::plugin_log_sink(console));
     match &result {
         Ok(outcome) => {
             console.step("Summary");
@@ -199,13 +197,13 @@ pub fn describe_plan(plan: &Plan) -> String {
 /// code, so the runner supervises it like any other task.
 pub fn test_strategy(
     console: &Console,
+    env: &BTreeMap<String, String>,
     plan_file: &Path,
     block: &str,
     checkout: &Path,
     junit: &Path,
     basetemp: &Path,
 ) -> i32 {
-    let env = env_snapshot();
     let plan: Result<Plan, String> = std::fs::read(plan_file)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
@@ -218,7 +216,7 @@ pub fn test_strategy(
     };
     // The serialized Plan shows proxy credentials redacted; the values come from the
     // environment this task inherited from the run.
-    match crate::http::NetSettings::from_env(&env) {
+    match crate::http::NetSettings::from_env(env) {
         Ok(net) => plan.settings.net = net,
         Err(e) => {
             console.error(&e.to_string());
@@ -239,8 +237,8 @@ pub fn test_strategy(
     let host = match crate::plan::hooks::load_for_tree(
         &plan,
         &plan.storage.root,
-        &env,
-        super::plugin_log_sink(),
+        env,
+        super::plugin_log_sink(console),
     ) {
         Ok(Some(h)) => h,
         Ok(None) => {

@@ -176,12 +176,6 @@ impl Engine {
 /// URL, file or command it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("{key} = {value:?}: expected {expected}")]
-    BadSetting {
-        key: String,
-        value: String,
-        expected: &'static str,
-    },
     #[error("based_on {location}: {reason}")]
     BasedOn { location: String, reason: String },
     #[error(transparent)]
@@ -251,8 +245,6 @@ pub enum EnvError {
         #[source]
         source: std::io::Error,
     },
-    #[error("environment {env}: prefix {prefix} is incomplete (no completion marker); recreate it")]
-    Incomplete { env: String, prefix: PathBuf },
 }
 
 /// A download that failed after its retries stays a [`EnvError::Download`] (callers match on

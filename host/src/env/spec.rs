@@ -215,7 +215,7 @@ pub fn write_env_yaml(
 /// the same string, quoted otherwise). A value that would need a multi-line block scalar is
 /// written double-quoted instead (a JSON string is a valid YAML double-quoted scalar), so it
 /// stays on its list item's line.
-pub fn yaml_scalar(s: &str) -> String {
+fn yaml_scalar(s: &str) -> String {
     match serde_yaml_ng::to_string(s) {
         Ok(t) if !t.trim_end_matches('\n').contains('\n') => t.trim_end_matches('\n').to_string(),
         _ => serde_json::Value::from(s).to_string(),

@@ -108,6 +108,9 @@ pub fn load_for_tree(
     env: &std::collections::BTreeMap<String, String>,
     log: Arc<dyn Fn(&LogLine) + Send + Sync>,
 ) -> Result<Option<PluginHost>, Vec<String>> {
+    if plan.plugins.is_empty() {
+        return Ok(None);
+    }
     let scratch = scratch_root(plan);
     let scratch = if scratch.starts_with(tree) || tree == plan.storage.root {
         scratch
@@ -124,7 +127,7 @@ pub fn load_for_tree(
 }
 
 /// [`load_for_tree`] with the directories given.
-pub fn load(
+fn load(
     plan: &Plan,
     cache_dir: &Path,
     delivery_tree: &Path,
@@ -243,11 +246,7 @@ pub fn apply(
                 plugins::Severity::Error => Severity::Error,
                 _ => Severity::Warning,
             };
-            let key = match (&d.section, &d.key) {
-                (Some(s), Some(k)) => format!("[{s}] {k}"),
-                (Some(s), None) => format!("[{s}]"),
-                _ => String::new(),
-            };
+            let key = d.place();
             let line = d
                 .section
                 .as_deref()

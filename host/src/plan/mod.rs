@@ -406,7 +406,7 @@ impl Plan {
             .map(|t| template::Secret::new(t.clone()));
         template::Context {
             vars: self.variables.clone(),
-            env: template::EnvSource::Map(env_map),
+            env: template::EnvSource(env_map),
             tests: self
                 .tests
                 .iter()
@@ -430,10 +430,6 @@ impl Plan {
             },
             notes_repo_filter: "spacetelescope/".to_string(),
         }
-    }
-
-    pub fn stage(&self, kind: StageKind) -> Option<&Stage> {
-        self.stages.iter().find(|s| s.name == kind)
     }
 }
 

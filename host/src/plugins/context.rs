@@ -1,6 +1,6 @@
 //! context: the state every part of the plugin host shares, and nothing else: the log types
 //! ([`LogLine`], [`LogSink`]), the template seam ([`TemplateRenderer`]), a loaded plugin's
-//! fixed context ([`PluginContext`] with its secret [`Redactor`]) and the per-invocation Store
+//! fixed context ([`PluginContext`] with its secret [`crate::redact::Redactor`]) and the per-invocation Store
 //! data ([`PluginState`]) with its limits. The loader, the sandbox and the capabilities all
 //! import it; it imports none of them, so the module graph inside `plugins/` stays acyclic
 //! (context ← sandbox, capabilities ← loader).
@@ -83,7 +83,7 @@ pub(crate) struct PluginContext {
     pub scratch: PathBuf,
     pub template: Option<Arc<dyn TemplateRenderer>>,
     pub log: LogSink,
-    pub secrets: Redactor,
+    pub secrets: crate::redact::Redactor,
     /// Trust, proxies, timeouts and retries of the `http` and `upload` capabilities.
     pub net: crate::http::NetSettings,
     /// The granted part of the environment snapshot: `allow_env` variables and `PATH`.
@@ -113,11 +113,6 @@ impl PluginContext {
         CapError::Denied(self.secrets.redact(&denial.0))
     }
 }
-
-/// Secret values, granted by name and read at load, are replaced by `[secret NAME]` (and URL
-/// credentials by `***REDACTED***`) in everything that leaves the host towards the guest or
-/// the log: the one [`crate::redact::Redactor`].
-pub(crate) use crate::redact::Redactor;
 
 /// Memory and instance limits that remember a refused growth, so an out-of-memory trap is
 /// reported as such (a Rust guest would otherwise surface it as `unreachable`).

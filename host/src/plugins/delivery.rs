@@ -214,6 +214,15 @@ impl TestOutcome {
 }
 
 impl Diagnostic {
+    /// Where the finding points, as the ini shows it: `[section] key`, `[section]`, or empty.
+    pub fn place(&self) -> String {
+        match (&self.section, &self.key) {
+            (Some(s), Some(k)) => format!("[{s}] {k}"),
+            (Some(s), None) => format!("[{s}]"),
+            _ => String::new(),
+        }
+    }
+
     pub(crate) fn from_wit(plugin: &str, d: wit::Diagnostic) -> Diagnostic {
         Diagnostic {
             plugin: plugin.to_string(),

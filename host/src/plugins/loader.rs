@@ -14,9 +14,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::bindings::{deploy, formatter, rule, strategy, wit};
 use super::cache::{CacheOutcome, CompileCache, FileStamp, sha256_hex};
-use super::context::{
-    LogLevel, LogLine, LogSink, PluginContext, PluginState, Redactor, TemplateRenderer,
-};
+use super::context::{LogLevel, LogLine, LogSink, PluginContext, PluginState, TemplateRenderer};
 use super::delivery::{
     DeliveryInfo, DeployAction, DeployReport, Diagnostic, Severity, TestBlockInfo, TestContext,
     TestOutcome,
@@ -28,6 +26,7 @@ use super::grant::{
 };
 use super::inspect::{ComponentInfo, component_header, describe, gate};
 use super::sandbox::{cap_result, invoke};
+use crate::redact::Redactor;
 
 /// Things the pipeline provides to plugins.
 #[derive(Clone)]

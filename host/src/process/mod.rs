@@ -44,9 +44,6 @@ pub const DEFAULT_OUTPUT_CAP: usize = 4 << 20;
 /// worth hanging for.
 pub const PIPE_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
-/// What replaces a secret in captured output and messages.
-pub const REDACTED: &str = "***REDACTED***";
-
 /// The signal that interrupted stasis while a supervised process ran (0 = none).
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
@@ -58,18 +55,6 @@ pub fn interrupted() -> Option<i32> {
         0 => None,
         s => Some(s),
     }
-}
-
-/// The one redaction seam of this module: [`crate::redact::Redactor`] with the command's
-/// secret values (URL credentials are always hidden).
-pub fn redact(text: &str, secrets: &[String]) -> String {
-    redactor(secrets).redact(text)
-}
-
-fn redactor(secrets: &[String]) -> crate::redact::Redactor {
-    secrets.iter().fold(crate::redact::Redactor::new(), |r, s| {
-        r.with_value(s.clone())
-    })
 }
 
 /// Timeouts per kind of program, from stasis.ini `[timeouts]` (see docs/environments.md).
@@ -149,7 +134,7 @@ mod duration_text {
 
     /// The largest whole unit that divides the duration (sub-second parts round up to 1s).
     pub fn format(d: Duration) -> String {
-        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        let secs = crate::config::values::whole_seconds(d);
         match secs {
             0 => "1s".to_string(),
             s if s % 3600 == 0 => format!("{}h", s / 3600),
@@ -183,7 +168,7 @@ pub enum ProcessError {
     },
     #[error(
         "`{command}` was stopped because stasis received {} ({})",
-        signal_label(*signal),
+        unix::forwarded_name(*signal),
         unix::signal_name(*signal)
     )]
     Interrupted { command: String, signal: i32 },
@@ -210,28 +195,6 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
-}
-
-impl ProcessError {
-    /// The command as shown in the message (program and arguments, redacted).
-    pub fn command(&self) -> &str {
-        match self {
-            ProcessError::Spawn { command, .. }
-            | ProcessError::TimedOut { command, .. }
-            | ProcessError::Interrupted { command, .. }
-            | ProcessError::Killed { command, .. }
-            | ProcessError::Failed { command, .. }
-            | ProcessError::Io { command, .. } => command,
-        }
-    }
-}
-
-fn signal_label(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGINT => "SIGINT",
-        libc::SIGTERM => "SIGTERM",
-        _ => "a signal",
-    }
 }
 
 fn tail_suffix(stderr: &str) -> String {
@@ -462,18 +425,18 @@ impl Command {
             })
     }
 
-    pub fn get_timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Program and arguments as shown in messages, redacted (never the environment).
     pub fn shown(&self) -> String {
+        self.shown_with(&self.output_redactor())
+    }
+
+    fn shown_with(&self, redactor: &crate::redact::Redactor) -> String {
         let text = std::iter::once(&self.program)
             .chain(&self.args)
             .map(|a| a.to_string_lossy())
             .collect::<Vec<_>>()
             .join(" ");
-        self.output_redactor().redact(&text)
+        redactor.redact(&text)
     }
 
     /// [`Command::run`], then [`Output::check`]: a non-zero exit is an error too.
@@ -485,7 +448,9 @@ impl Command {
     /// own, whatever its exit status; `Err` when it could not start, timed out or was stopped
     /// by an interrupt of stasis (its whole group is gone by then).
     pub fn run(&mut self) -> Result<Output, ProcessError> {
-        let command = self.shown();
+        // One redactor for the command line, the output and every message of this run.
+        let redactor = self.output_redactor();
+        let command = self.shown_with(&redactor);
         if let Some(signal) = interrupted() {
             return Err(ProcessError::Interrupted { command, signal });
         }
@@ -529,7 +494,6 @@ impl Command {
         let (done_tx, done_rx) = mpsc::channel();
         // Past each cut the buffers keep the longest secret's length, so a secret straddling
         // a cut is seen whole and redacted before the cut is made.
-        let redactor = self.output_redactor();
         let margin = redactor.margin();
         let out = Capture::spawn(
             child.stdout.take(),

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::redact::{REDACTED, Redactor};
 
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
@@ -87,18 +88,18 @@ fn a_long_output_is_capped_through_the_api() {
 
 #[test]
 fn redaction_covers_url_credentials_and_secret_values() {
-    let secrets = vec!["hunter2-token".to_string(), "abc".to_string()];
+    let secrets = ["hunter2-token".to_string(), "abc".to_string()];
+    let redactor = secrets
+        .iter()
+        .fold(Redactor::new(), |r, s| r.with_value(s.clone()));
     assert_eq!(
-        redact(
-            "clone https://me:pw@h/x.git with hunter2-token abc",
-            &secrets
-        ),
+        redactor.redact("clone https://me:pw@h/x.git with hunter2-token abc"),
         "clone https://***REDACTED***@h/x.git with ***REDACTED*** abc"
     );
     let binary = vec![
         0xff, b'h', b'u', b'n', b't', b'e', b'r', b'2', b'-', b't', b'o', b'k', b'e', b'n', 0xfe,
     ];
-    let out = redactor(&secrets).redact_bytes(&binary);
+    let out = redactor.redact_bytes(&binary);
     assert_eq!(out, [&[0xff][..], REDACTED.as_bytes(), &[0xfe]].concat());
 }
 

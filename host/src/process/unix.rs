@@ -270,7 +270,7 @@ pub(crate) fn forward_signals(listener: Listener) -> io::Result<SignalGuard> {
 }
 
 /// `SIGINT` / `SIGTERM`, as a user who pressed Ctrl-C or ran `kill` knows them.
-fn forwarded_name(signal: i32) -> &'static str {
+pub(crate) fn forwarded_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",

@@ -140,7 +140,7 @@ pub(crate) fn run(
     if let Some(c) = credentials {
         cmd.env("STASIS_GIT_USERNAME", &c.username)
             .env("STASIS_GIT_PASSWORD", c.password.as_deref().unwrap_or(""));
-        cmd.secrets(secret_of(c));
+        cmd.secrets([secret_of(c)]);
     }
 
     let out = cmd.run().map_err(|e| match e {
@@ -166,6 +166,6 @@ pub(crate) fn run(
 
 /// The secret among the credentials: the password, or a bare token used as user name (a user
 /// name beside a password is not secret).
-fn secret_of(c: &Credentials) -> Option<String> {
-    Some(c.password.clone().unwrap_or_else(|| c.username.clone()))
+fn secret_of(c: &Credentials) -> String {
+    c.password.clone().unwrap_or_else(|| c.username.clone())
 }

@@ -113,11 +113,9 @@ impl<'a> RunContext<'a> {
                         Severity::Warning => "warning",
                         Severity::Error => "error",
                     };
-                    let place = match (&d.section, &d.key) {
-                        (Some(s), Some(k)) => format!(" [{s}] {k}:"),
-                        (Some(s), None) => format!(" [{s}]:"),
-                        (None, Some(k)) => format!(" {k}:"),
-                        (None, None) => String::new(),
+                    let place = match d.place() {
+                        p if p.is_empty() => p,
+                        p => format!(" {p}:"),
                     };
                     format!(
                         "[plugin {}] after {stage}: {severity}:{place} {}",

@@ -311,8 +311,8 @@ fn run_stage(cx: &mut RunContext<'_>, stage: &Stage) -> StageState {
             let msg = cx.redact(&e.to_string());
             cx.events.error(&format!("{}: {msg}", stage.name));
             // SIGINT/SIGTERM stopped a process the stage started: an interrupt, not a failure.
+            // (`run_delivery` triggers the run's interrupt for an interrupted stage.)
             if cx.interrupt.is_triggered() || crate::process::interrupted().is_some() {
-                cx.interrupt.trigger();
                 (StageState::Interrupted, BTreeMap::new())
             } else {
                 (StageState::Failed(msg), BTreeMap::new())

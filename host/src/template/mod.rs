@@ -24,23 +24,13 @@ pub use syntax::Template;
 
 /// Where `{{ env:NAME }}` reads from: a snapshot the caller made (the CLI's snapshot of the
 /// process environment plus the delivery's exports and `[runtime]`). Empty by default.
-#[derive(Debug, Clone)]
-pub enum EnvSource {
-    Map(BTreeMap<String, String>),
-}
-
-impl Default for EnvSource {
-    fn default() -> Self {
-        EnvSource::Map(BTreeMap::new())
-    }
-}
+#[derive(Debug, Clone, Default)]
+pub struct EnvSource(pub BTreeMap<String, String>);
 
 impl EnvSource {
     /// The value of `name`, or `None` when unset.
     pub fn get(&self, name: &str) -> Option<String> {
-        match self {
-            EnvSource::Map(map) => map.get(name).cloned(),
-        }
+        self.0.get(name).cloned()
     }
 }
 

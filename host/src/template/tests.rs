@@ -18,7 +18,7 @@ fn ctx(vars: &[(&str, &str)]) -> Context {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        env: EnvSource::Map(BTreeMap::new()),
+        env: EnvSource(BTreeMap::new()),
         ..Context::default()
     }
 }
@@ -40,7 +40,7 @@ fn upstream_hello_message() {
 #[test]
 fn env_reads_the_context_source() {
     let mut c = ctx(&[]);
-    c.env = EnvSource::Map(BTreeMap::from([("HELLO".to_string(), "world".to_string())]));
+    c.env = EnvSource(BTreeMap::from([("HELLO".to_string(), "world".to_string())]));
     assert_eq!(render_ok("{{ env:HELLO }}!", &c).text, "world!");
     assert_eq!(render_ok("[{{ env:NOPE }}]", &c).text, "[]");
     assert_eq!(render_ok("{{ env : HE LLO }}", &c).text, "world");
@@ -541,7 +541,7 @@ fn secrets_are_redacted_and_env_token_lookup() {
     assert_eq!(format!("{s} {s:?}"), "***REDACTED*** ***REDACTED***");
     assert_eq!(s.expose(), "100 dollars");
     let env = |pairs: &[(&str, &str)]| {
-        EnvSource::Map(
+        EnvSource(
             pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

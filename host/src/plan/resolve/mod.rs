@@ -160,7 +160,7 @@ impl Resolver<'_> {
         }
         let mut ctx = template::Context {
             vars: self.vars.clone(),
-            env: template::EnvSource::Map(self.env.clone()),
+            env: template::EnvSource(self.env.clone()),
             strict: self.input.settings.strict,
             ..Default::default()
         };

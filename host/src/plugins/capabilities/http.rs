@@ -177,19 +177,17 @@ impl Host for PluginState {
                 },
                 _ => ctx2.net.retry,
             };
+            // One client per call; each attempt gets what is left of the call's time.
+            let client = checked_client(&ctx2.net, &ctx2.grant, timeout, with_secrets)?;
             let resp = retry
                 .run_until(Some(deadline), |_, _, _| {}, |_| {
                     let left = deadline.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
                         return Attempt::Stop(Err(CapError::Timeout));
                     }
-                    let client =
-                        match checked_client(&ctx2.net, &ctx2.grant, timeout.min(left), with_secrets)
-                        {
-                            Ok(c) => c,
-                            Err(e) => return Attempt::Stop(Err(e)),
-                        };
-                    let mut rb = client.request(method.clone(), url.clone());
+                    let mut rb = client
+                        .request(method.clone(), url.clone())
+                        .timeout(timeout.min(left));
                     rb = rb.headers(headers.clone());
                     if let Some(b) = &body {
                         rb = rb.body(b.clone());

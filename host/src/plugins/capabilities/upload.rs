@@ -77,6 +77,13 @@ impl Host for PluginState {
                     false,
                 );
             };
+            // One client per call; each attempt gets what is left of the call's time.
+            let client = checked_client(
+                &ctx2.net,
+                &ctx2.grant,
+                deadline.saturating_duration_since(std::time::Instant::now()),
+                with_secrets,
+            )?;
             let mut made = 0;
             let resp = retry
                 .run_until(Some(deadline), log_retry, |n| {
@@ -85,11 +92,6 @@ impl Host for PluginState {
                     if remaining.is_zero() {
                         return Attempt::Stop(Err(CapError::Timeout));
                     }
-                    let client =
-                        match checked_client(&ctx2.net, &ctx2.grant, remaining, with_secrets) {
-                            Ok(c) => c,
-                            Err(e) => return Attempt::Stop(Err(e)),
-                        };
                     let body = file
                         .rewind()
                         .and_then(|()| file.try_clone())
@@ -104,6 +106,7 @@ impl Host for PluginState {
                     };
                     let sent = client
                         .put(url.clone())
+                        .timeout(remaining)
                         .headers(headers.clone())
                         .body(body)
                         .send();
