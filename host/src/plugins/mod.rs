@@ -23,7 +23,7 @@ pub mod inspect;
 mod loader;
 mod sandbox;
 
-pub use cache::{CacheOutcome, CompileCache, FileStamp};
+pub use cache::{CacheOutcome, CompileCache, FileStamp, sha256_hex};
 pub use context::{LogLevel, LogLine, LogSink, RenderedText, TemplateRenderer};
 pub use delivery::{
     DeliveryInfo, DeployAction, DeployReport, DeployedItem, Diagnostic, JunitCounts, Severity,

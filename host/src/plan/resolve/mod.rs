@@ -283,6 +283,7 @@ mod fixture {
                 sysconf: SysConf {
                     config_file: None,
                     root: self.root.clone(),
+                    searched: Vec::new(),
                 },
                 system: parse(Path::new("/etc/stasis/stasis.ini"), &self.system),
                 delivery: parse(Path::new("/work/demo.ini"), &self.delivery),
