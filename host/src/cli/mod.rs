@@ -6,6 +6,7 @@
 mod console;
 pub mod plugin;
 pub mod plugin_new;
+pub mod report;
 mod run;
 
 pub use console::Console;
@@ -90,6 +91,8 @@ pub enum Command {
     },
     /// Validate the delivery, its mission and stasis.ini; print every problem.
     Check { delivery_file: PathBuf },
+    /// Render a run's report (HTML, merged junit.xml, summary.md) from its run record.
+    Report(report::ReportArgs),
 }
 
 /// Upstream's options (reference §4), shared by the run and the subcommands.
@@ -207,6 +210,7 @@ pub fn main() -> i32 {
         Some(Command::Check { delivery_file }) => {
             cmd_check(&console, &env, &delivery_file, &cli.opts)
         }
+        Some(Command::Report(args)) => report::run(&console, &env, args),
         None => match cli.delivery_file {
             Some(f) => run::run(&console, &env, &f, &cli.opts),
             None => {
