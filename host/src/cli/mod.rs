@@ -4,6 +4,7 @@
 //! list comes from the Plan.
 
 mod console;
+pub mod index;
 pub mod plugin;
 pub mod plugin_new;
 pub mod report;
@@ -93,6 +94,8 @@ pub enum Command {
     Check { delivery_file: PathBuf },
     /// Render a run's report (HTML, merged junit.xml, summary.md) from its run record.
     Report(report::ReportArgs),
+    /// Index delivery roots as upstream's stasis_indexer does (READMEs, latest links, results).
+    Index(index::IndexArgs),
 }
 
 /// Upstream's options (reference §4), shared by the run and the subcommands.
@@ -179,6 +182,9 @@ pub struct RunOpts {
 
 /// Parse the process arguments and run. Returns the exit code.
 pub fn main() -> i32 {
+    if index::invoked_as_indexer() {
+        return index::indexer_main(&Console::new(), &env_snapshot());
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -211,6 +217,7 @@ pub fn main() -> i32 {
             cmd_check(&console, &env, &delivery_file, &cli.opts)
         }
         Some(Command::Report(args)) => report::run(&console, &env, args),
+        Some(Command::Index(args)) => index::run(&console, &env, args, &cli.opts),
         None => match cli.delivery_file {
             Some(f) => run::run(&console, &env, &f, &cli.opts),
             None => {

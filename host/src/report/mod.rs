@@ -6,11 +6,14 @@
 //!   the HTML report (live while the run goes, through a record observer), the merged
 //!   `junit.xml` and the `summary.md` for `$GITHUB_STEP_SUMMARY`. These read the run record
 //!   (`crate::runner::RunRecord`) and the files it names, and sit above `runner`.
+//! - `index`: `stasis index`, upstream's indexer over delivery trees (meta files, results XML);
+//!   above `env` (it uses the one conda channel indexer).
 //!
 //! Nothing here runs a program, reads the delivery's ini files or writes the run record (the
 //! runner owns it).
 
 pub mod html;
+pub mod index;
 pub mod junit;
 pub mod junit_out;
 pub mod live;
