@@ -5,9 +5,11 @@
 
 mod console;
 mod help;
+pub mod index;
 pub mod plugin;
 mod plugin_build;
 pub mod plugin_new;
+pub mod report;
 mod run;
 
 pub use console::Console;
@@ -153,6 +155,10 @@ pub enum Command {
         #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Render a run's report (HTML, merged junit.xml, summary.md) from its run record.
+    Report(report::ReportArgs),
+    /// Index delivery roots as upstream's stasis_indexer does (READMEs, latest links, results).
+    Index(index::IndexArgs),
 }
 
 /// Where the configuration comes from: the options of the subcommands that read a delivery
@@ -295,6 +301,9 @@ impl RunOpts {
 
 /// Parse the process arguments and run. Returns the exit code.
 pub fn main() -> i32 {
+    if index::invoked_as_indexer() {
+        return index::indexer_main(&Console::new(), &env_snapshot());
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -346,6 +355,8 @@ pub fn main() -> i32 {
         ),
         Some(Command::Completions { shell }) => help::completions(shell),
         Some(Command::Man { out_dir }) => help::man(&console, out_dir.as_deref()),
+        Some(Command::Report(args)) => report::run(&console, &env, args),
+        Some(Command::Index(args)) => index::run(&console, &env, args, &cli.opts),
         None => match cli.delivery_file {
             Some(f) => run::run(&console, &env, &f, &cli.opts),
             None => {

@@ -29,6 +29,38 @@ impl stages::Events for Console {
     }
 }
 
+/// The console plus the live HTML report (`output/report/`) that follows the run record.
+struct RunEvents<'a> {
+    console: &'a Console,
+    env: &'a BTreeMap<String, String>,
+    report_dir: std::path::PathBuf,
+}
+
+impl stages::Events for RunEvents<'_> {
+    fn stage_started(&self, stage: &Stage) {
+        stages::Events::stage_started(self.console, stage)
+    }
+    fn detail(&self, msg: &str) {
+        self.console.info(msg);
+    }
+    fn warn(&self, msg: &str) {
+        self.console.warn(msg);
+    }
+    fn error(&self, msg: &str) {
+        self.console.error(msg);
+    }
+    fn redact(&self, text: &str) -> String {
+        self.console.redact(text)
+    }
+    fn record_observer(&self) -> Option<Box<dyn crate::runner::RecordObserver>> {
+        Some(super::report::live_observer(
+            self.console,
+            self.env,
+            self.report_dir.clone(),
+        ))
+    }
+}
+
 /// The exit code of a run: 0 success, 1 a failed run (a stage failed, tests failed without
 /// `-C`, `--fail-fast` stopped the tests, or the release exists), 2 a configuration the run
 /// cannot perform, 130 interrupted.
@@ -67,7 +99,12 @@ pub fn run(console: &Console, env: &BTreeMap<String, String>, file: &Path, opts:
         "Delivery {} (mission {}), release {}",
         plan.info.build_name, plan.meta.mission, plan.info.release_name
     ));
-    let result = stages::run_delivery(&plan, env, console, super::plugin_log_sink(console));
+    let events = RunEvents {
+        console,
+        env,
+        report_dir: plan.storage.output_dir.join("report"),
+    };
+    let result = stages::run_delivery(&plan, env, &events, super::plugin_log_sink(console));
     match &result {
         Ok(outcome) => {
             console.step("Summary");
@@ -80,6 +117,10 @@ pub fn run(console: &Console, env: &BTreeMap<String, String>, file: &Path, opts:
             }
             if let Some(path) = &outcome.record {
                 console.info(&format!("run record: {}", path.display()));
+                let report = events.report_dir.join("index.html");
+                if report.is_file() {
+                    console.info(&format!("report: {}", report.display()));
+                }
             }
             match outcome.status {
                 RunStatus::Success => console.step("Done!"),

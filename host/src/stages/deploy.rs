@@ -25,6 +25,8 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     };
     let info = hooks::delivery_info(plan);
     let mut failures = Vec::new();
+    // What went where, for the run record (the HTML report's "Deployed" table).
+    let mut deployed = Vec::new();
     for t in &plan.deploy.targets {
         let section = format!("[deploy:{}]", t.name);
         match host.plan_deploy(&t.plugin, &t.entries, &info) {
@@ -52,11 +54,15 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
                     report
                         .detail
                         .push(format!("  {} -> {}", item.subject, item.location));
+                    deployed.push(serde_json::json!({
+                        "target": t.name, "subject": item.subject, "location": item.location,
+                    }));
                 }
             }
             Err(e) => failures.push(format!("{}:{}: {section}: {e}", t.file.display(), t.line)),
         }
     }
+    report.record.insert("deployed".into(), deployed.into());
     if failures.is_empty() {
         Ok(report)
     } else {

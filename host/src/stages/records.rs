@@ -89,9 +89,10 @@ fn write_meta(plan: &Plan) -> Result<PathBuf, StageError> {
         ("codename", m.codename.clone()),
         (
             "platform",
+            // Upstream's word order (delivery.h DELIVERY_PLATFORM_*): the indexer reads word 3.
             format!(
                 "{} {} {} {}",
-                s.platform, s.conda_platform, s.release_platform, s.conda_subdir
+                s.platform, s.conda_subdir, s.conda_platform, s.release_platform
             ),
         ),
         ("arch", s.arch.clone()),
