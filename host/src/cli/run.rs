@@ -215,6 +215,7 @@ pub fn describe_plan(plan: &Plan) -> String {
             pool,
             if t.disable { ", script disabled" } else { "" }
         );
+        let _ = writeln!(s, "  {:<24} version_source: {}", "", version_origin(t));
     }
     let _ = writeln!(s, "templates ({})", plan.templates.len());
     for t in &plan.templates {
@@ -228,6 +229,19 @@ pub fn describe_plan(plan: &Plan) -> String {
             StageStatus::NotPerformed => format!("not performed ({})", st.reason),
         };
         let _ = writeln!(s, "  {:<20} {status}", st.name.name());
+    }
+    s
+}
+
+/// Where a test block's version comes from, in words: the source word of the Plan, then the
+/// package list entry that decided it or the block's own version it replaced.
+fn version_origin(t: &crate::plan::TestBlock) -> String {
+    let mut s = t.version_source.to_string();
+    if let Some(spec) = &t.version_spec {
+        let _ = write!(s, " (`{spec}`)");
+    }
+    if let Some(w) = &t.version_written {
+        let _ = write!(s, ", overrides the block's version `{w}`");
     }
     s
 }

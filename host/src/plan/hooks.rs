@@ -287,7 +287,10 @@ fn merge_tests(old: &[TestBlock], new: Vec<TestBlockInfo>) -> Vec<TestBlock> {
                     ..Default::default()
                 });
             t.name = n.name;
-            t.version = n.version;
+            if t.version != n.version {
+                t.version = n.version;
+                t.version_source = super::VersionSource::Plugin;
+            }
             t.repository = n.repository;
             t.script = n.script;
             t.script_setup = n.script_setup;

@@ -244,13 +244,41 @@ pub struct OutcomePolicy {
     pub timeout_ignore: bool,
 }
 
+closed_set! {
+    /// Where a test block's version comes from (upstream's `delivery_defer_packages`: a package
+    /// the delivery lists decides the version its `[test:NAME]` block checks out and tests).
+    pub enum VersionSource {
+        /// The test block's own `version` (its package is not in the delivery's lists).
+        #[default]
+        TestBlock = "test-block",
+        /// The version in the delivery's `pip_packages` entry for the package.
+        DeliveredPip = "delivered-pip",
+        /// The version in the delivery's `conda_packages` entry for the package.
+        DeliveredConda = "delivered-conda",
+        /// `HEAD`: the package is listed without a version, or nothing names a version.
+        Head = "head",
+        /// A mission-rules plugin's `transform-tests` changed it.
+        Plugin = "plugin",
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TestBlock {
     pub name: String,
     pub file: PathBuf,
     pub line: u32,
     pub repository: String,
+    /// The version checked out, tested, built and recorded; empty means `HEAD`.
     pub version: String,
+    /// Where [`TestBlock::version`] comes from.
+    #[serde(default)]
+    pub version_source: VersionSource,
+    /// The delivery's package list entry that decided the version (`astropy==7.0`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_spec: Option<String>,
+    /// The block's own `version` when a package list entry overrides it (warned about).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_written: Option<String>,
     pub parallel: bool,
     pub disable: bool,
     pub timeout_seconds: Option<u64>,

@@ -97,7 +97,8 @@ pub fn resolve_with(
         "\nset +x; mamba activate ${CONDA_DEFAULT_ENV}; set -x\n".into(),
     );
     let runtime = r.runtime();
-    let tests = r.tests();
+    let mut tests = r.tests();
+    r.delivered_versions(&conda, &mut tests);
     let templates = r.templates();
     let plugins = r.plugins();
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
