@@ -698,3 +698,123 @@ fn a_compile_cache_entry_tampered_after_it_was_vouched_for_is_still_rejected() {
         w.audit_lines()
     );
 }
+
+/// Finding: a plugin without any grant read a token through the `template` capability,
+/// because the capability's `env:` scan and the engine disagreed on what a reference is.
+/// Now the engine's parser decides for both; every spelling the engine reads as `env:` is
+/// checked, and the network functions need an `http` grant.
+#[test]
+fn template_cannot_read_env_or_reach_the_network_without_a_grant() {
+    let w = World::new();
+    let value = "tmpl-t0ken-9191";
+    // SAFETY: a name only this test uses.
+    unsafe { std::env::set_var("STASIS_TEST_TMPL_TOKEN", value) };
+    let server = routes_server();
+    let mut ctx = template_context();
+    ctx.github.api_url = server.url("");
+    ctx.github.token = Some(stasis::template::Secret::new(value));
+    let mut options = w.options();
+    options.template = Some(std::sync::Arc::new(stasis::plugins::ContextRenderer(ctx)));
+    // No grant at all beyond what every plugin gets.
+    let mut h = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+    h.allow_commands = vec![CommandRule::parse("echo hello *").unwrap()];
+    h.allow_hosts = vec![HostPattern::parse("http://127.0.0.1:1").unwrap()];
+    let host = PluginHost::load_with(
+        vec![h],
+        &Default::default(),
+        &shared_cache(),
+        &w.delivery,
+        &w.scratch,
+        options,
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let before = w.snapshot();
+    for spelling in [
+        "{{ env:STASIS_TEST_TMPL_TOKEN }}",
+        "{{ env: STASIS_TEST_TMPL_TOKEN }}",
+        "{{env:\tSTASIS_TEST_TMPL_TOKEN}}",
+        "{{ e nv:STASIS_TEST_TMPL_TOKEN }}",
+        "{{ env:STASIS_TEST_TMPL _TOKEN }}",
+        "x {{ meta.name }} {{ env :STASIS_TEST_TMPL_TOKEN }}",
+    ] {
+        let e = case(&host, &[("case", "template"), ("arg", spelling)]).unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("denied: env var STASIS_TEST_TMPL_TOKEN is not in allow_env"),
+            "{spelling}: {s}"
+        );
+        assert!(!s.contains(value), "{spelling}: {s}");
+    }
+    // The same parser still renders what is allowed.
+    assert_eq!(
+        case(&host, &[("case", "template"), ("arg", "n={{ meta.name }}")]).unwrap(),
+        "n=demo"
+    );
+    // Network functions: no http grant for the API, so no request is made.
+    for call in [
+        "{{ func:get_github_release_notes(o/r, v1, v0) }}",
+        "{{ func:get_github_release_notes_auto() }}",
+    ] {
+        let e = case(&host, &[("case", "template"), ("arg", call)]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("denied: func:get_github_release_notes"),
+            "{call}: {e}"
+        );
+    }
+    // A function that writes into a test checkout: never.
+    let e = case(
+        &host,
+        &[("case", "template"), ("arg", "{{ func:tox_run(a, b) }}")],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("denied: func:tox_run"), "{e}");
+    assert!(server.seen().is_empty(), "a template reached the network");
+    let audits = w.audit_lines();
+    assert!(
+        audits
+            .iter()
+            .any(|l| l.contains("denied template") && l.contains("(grant from test.ini:1)")),
+        "{audits:?}"
+    );
+    assert!(!w.log_text().contains(value), "the token reached the log");
+    still_fine(&w, &host, &before);
+}
+
+/// With an http grant for the API and the token named in `secrets`, the same call goes out.
+#[test]
+fn template_network_functions_follow_the_http_grant() {
+    let w = World::new();
+    let server = routes_server();
+    let mut ctx = template_context();
+    ctx.github.api_url = server.url("");
+    ctx.github.token = Some(stasis::template::Secret::new("tok-5151"));
+    let mut options = w.options();
+    options.template = Some(std::sync::Arc::new(stasis::plugins::ContextRenderer(ctx)));
+    let load = |secrets: Vec<String>| {
+        let mut h = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+        h.allow_commands = vec![CommandRule::parse("echo hello *").unwrap()];
+        h.allow_hosts =
+            vec![HostPattern::parse(&format!("http://127.0.0.1:{}", server.port)).unwrap()];
+        h.secrets = secrets;
+        PluginHost::load_with(
+            vec![h],
+            &Default::default(),
+            &shared_cache(),
+            &w.delivery,
+            &w.scratch,
+            options.clone(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    };
+    let call = "{{ func:get_github_release_notes(o/r, v1, v0) }}";
+    let e = case(&load(vec![]), &[("case", "template"), ("arg", call)]).unwrap_err();
+    assert!(e.to_string().contains("GitHub token"), "{e}");
+    assert!(server.seen().is_empty());
+    // Granted: the request is made (the test server answers 404, so the function fails).
+    let r = case(
+        &load(vec!["STASIS_GH_TOKEN".into()]),
+        &[("case", "template"), ("arg", call)],
+    );
+    assert!(!server.seen().is_empty(), "{r:?}");
+}

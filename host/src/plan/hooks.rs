@@ -11,7 +11,6 @@ use std::time::Duration;
 use super::{Plan, PluginOrigin, TestBlock};
 use crate::config::{Diagnostics, Severity};
 use crate::plugins::{self, DeliveryInfo, HostOptions, LogLine, PluginHost, Policy, TestBlockInfo};
-use crate::template;
 
 /// The `[plugin:*]` sections as the plugin layer reads them: (mission, delivery, policy).
 pub fn sections(
@@ -168,14 +167,10 @@ fn load(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let ctx = plan.template_context(env);
-    let renderer = move |src: &str| -> Result<String, String> {
-        template::render_str(src, &ctx)
-            .map(|r| r.text)
-            .map_err(|e| e.to_string())
-    };
     let options = HostOptions {
-        template: Some(Arc::new(renderer)),
+        template: Some(Arc::new(plugins::ContextRenderer(
+            plan.template_context(env),
+        ))),
         log,
         net: plan.settings.net.clone(),
         env: env.clone(),
