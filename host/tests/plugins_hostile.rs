@@ -818,3 +818,96 @@ fn template_network_functions_follow_the_http_grant() {
     );
     assert!(!server.seen().is_empty(), "{r:?}");
 }
+
+/// Finding: a compiled entry of one component was made to run in place of another, pinned
+/// component, because the entry's MAC did not bind the component's sha256. Now it binds the
+/// sha256, the engine hash and the entry's name, and entries are opened without following
+/// symlinks: a copied, renamed or linked entry is rejected, logged and recompiled.
+#[test]
+fn a_compile_cache_entry_cannot_stand_in_for_another_component() {
+    use sha2::Digest;
+    let w = World::new();
+    let cache = w.tmp.path().join("cache");
+    let sha =
+        |p: &std::path::Path| format!("{:x}", sha2::Sha256::digest(std::fs::read(p).unwrap()));
+    let (rule_sha, fmt_sha) = (sha(&guests().rule), sha(&guests().formatter));
+    let load = || {
+        let mut r = grant("rule", PluginKind::MissionRule, &guests().rule);
+        r.sha256 = Some(rule_sha.clone());
+        let mut f = grant("fmt", PluginKind::ReleaseFormatter, &guests().formatter);
+        f.sha256 = Some(fmt_sha.clone());
+        PluginHost::load_with(
+            vec![r, f],
+            &Default::default(),
+            &cache,
+            &w.delivery,
+            &w.scratch,
+            w.options(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    };
+    drop(load());
+    let entry_of = |sha: &str| {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                n.starts_with(sha) && n.ends_with(".cwasm")
+            })
+            .expect("a cache entry")
+    };
+    let (rule_entry, fmt_entry) = (entry_of(&rule_sha), entry_of(&fmt_sha));
+    // Copied over: a valid entry of our own cache, under the other component's name.
+    std::fs::copy(&rule_entry, &fmt_entry).unwrap();
+    let n = w.audit_lines().len();
+    let host = load();
+    assert_eq!(host.format('X', &delivery()).unwrap(), "x-demo-1.0");
+    assert!(
+        w.audit_lines()[n..]
+            .iter()
+            .any(|l| l.contains("failed authentication") && l.contains("rule: cache integrity")),
+        "{:?}",
+        w.audit_lines()
+    );
+    drop(host);
+    // Linked over: the entry is a symlink to the other component's entry.
+    std::fs::remove_file(&fmt_entry).unwrap();
+    std::os::unix::fs::symlink(&rule_entry, &fmt_entry).unwrap();
+    let n = w.audit_lines().len();
+    let host = load();
+    assert_eq!(host.format('X', &delivery()).unwrap(), "x-demo-1.0");
+    assert!(
+        w.audit_lines()[n..]
+            .iter()
+            .any(|l| l.contains("rule: cache integrity")),
+        "{:?}",
+        w.audit_lines()
+    );
+    assert!(!std::fs::symlink_metadata(&fmt_entry).unwrap().is_symlink());
+}
+
+/// A compile cache dir other users can write to is refused, naming the path.
+#[test]
+fn a_shared_compile_cache_dir_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let cache = w.tmp.path().join("shared-cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let errs = PluginHost::load_with(
+        vec![grant("rule", PluginKind::MissionRule, &guests().rule)],
+        &Default::default(),
+        &cache,
+        &w.delivery,
+        &w.scratch,
+        w.options(),
+    )
+    .err()
+    .expect("refused");
+    let e = errs[0].to_string();
+    assert!(
+        e.contains(&cache.display().to_string()) && e.contains("refused"),
+        "{e}"
+    );
+}

@@ -93,9 +93,15 @@ pub fn test_info(t: &TestBlock) -> TestBlockInfo {
 }
 
 /// Where compiled plugin components are cached: `$XDG_CACHE_HOME/stasis/components`, else
-/// `~/.cache/stasis/components` (from the environment snapshot `env`).
+/// `~/.cache/stasis/components` (from the environment snapshot `env`). With neither set the
+/// path is empty and loading a plugin is refused: compiled code is trusted completely, so it
+/// never comes from a directory shared with other users (no `/tmp` fallback).
 pub fn component_cache_dir(env: &std::collections::BTreeMap<String, String>) -> PathBuf {
-    super::cache_home(env).join("stasis").join("components")
+    let set = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("XDG_CACHE_HOME")
+        .or_else(|| set("HOME").map(|h| h.join(".cache")))
+        .map(|c| c.join("stasis").join("components"))
+        .unwrap_or_default()
 }
 
 /// Load every plugin the delivery and its mission declare, with `tree` mounted read-only as
