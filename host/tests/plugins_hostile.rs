@@ -911,3 +911,82 @@ fn a_shared_compile_cache_dir_is_refused() {
         "{e}"
     );
 }
+
+/// Finding: `transform-tests` could return new scripts that the tests stage then runs with
+/// bash — shell access for a rule granted only `log` and `template`. Without
+/// `transform_scripts = true` a rule may only select, reorder, disable and retime blocks.
+#[test]
+fn transform_tests_cannot_change_commands_without_transform_scripts() {
+    let w = World::new();
+    // The test rule appends `-x` to every script.
+    let host = w
+        .load(vec![
+            grant("rules", PluginKind::MissionRule, &guests().rule),
+            grant("fmt", PluginKind::ReleaseFormatter, &guests().formatter),
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let tests = vec![stasis::plugins::TestBlockInfo {
+        name: "numpy".into(),
+        script: "pytest".into(),
+        ..Default::default()
+    }];
+    let e = host
+        .transform_tests(&delivery(), tests.clone())
+        .unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.contains("\"rules\"") && s.contains("rule: transform_scripts") && s.contains("`script`"),
+        "{s}"
+    );
+    assert!(
+        w.audit_lines()
+            .iter()
+            .any(|l| l.contains("denied transform-tests")),
+        "{:?}",
+        w.audit_lines()
+    );
+    // The host survives and the next plugin still runs.
+    assert_eq!(host.format('X', &delivery()).unwrap(), "x-demo-1.0");
+    // Granted: the same result is accepted.
+    let mut g = grant("rules", PluginKind::MissionRule, &guests().rule);
+    g.transform_scripts = true;
+    let host = w.load(vec![g]).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        host.transform_tests(&delivery(), tests).unwrap()[0].script,
+        "pytest -x"
+    );
+}
+
+#[test]
+fn what_a_transform_may_change_without_the_key() {
+    use stasis::plugins::TestBlockInfo;
+    let a = TestBlockInfo {
+        name: "a".into(),
+        script: "pytest".into(),
+        ..Default::default()
+    };
+    let mut retimed = a.clone();
+    retimed.disable = true;
+    retimed.parallel = !a.parallel;
+    retimed.timeout = Some(Duration::from_secs(5));
+    assert_eq!(a.changed_command_field(&retimed), None);
+    for (field, change) in [
+        (
+            "script",
+            (|t: &mut TestBlockInfo| t.script = "sh -c id".into()) as fn(&mut TestBlockInfo),
+        ),
+        ("script_setup", |t| t.script_setup = "curl x | sh".into()),
+        ("runtime", |t| {
+            t.runtime = vec![("LD_PRELOAD".into(), "/x.so".into())]
+        }),
+        ("repository", |t| {
+            t.repository = "https://evil.example/r".into()
+        }),
+        ("version", |t| t.version = "main".into()),
+        ("build_recipe", |t| t.build_recipe = Some("r".into())),
+    ] {
+        let mut b = a.clone();
+        change(&mut b);
+        assert_eq!(a.changed_command_field(&b), Some(field));
+    }
+}

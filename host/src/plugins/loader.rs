@@ -14,7 +14,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::bindings::{deploy, formatter, rule, strategy, wit};
 use super::cache::{CacheOutcome, CompileCache, FileStamp, sha256_hex};
-use super::context::{LogLevel, LogLine, LogSink, PluginContext, PluginState, TemplateRenderer};
+use super::context::{
+    LogLevel, LogLine, LogSink, PluginContext, PluginState, RESULT_CAP, TemplateRenderer,
+};
 use super::delivery::{
     DeliveryInfo, DeployAction, DeployReport, Diagnostic, Severity, TestBlockInfo, TestContext,
     TestOutcome,
@@ -318,7 +320,10 @@ impl PluginHost {
         out
     }
 
-    /// Let each mission rule rewrite the test blocks, in declaration order.
+    /// Let each mission rule rewrite the test blocks, in declaration order. Without
+    /// `transform_scripts = true` a rule may only select, reorder, disable and retime blocks
+    /// (`disable`, `parallel`, `timeout`): a new block or a changed command, runtime,
+    /// repository, version or recipe is refused with an error naming the plugin and the rule.
     pub fn transform_tests(
         &self,
         delivery: &DeliveryInfo,
@@ -333,20 +338,25 @@ impl PluginHost {
                 let r = inst
                     .stasis_plugin_rule()
                     .call_transform_tests(&mut *store, &d, &input)?;
-                if let Ok(t) = &r {
-                    cap_result(
-                        t.iter()
-                            .map(|t| t.script.len() + t.script_setup.len())
-                            .sum(),
-                    )?;
-                }
                 Ok(r)
             })?;
-            tests = r
+            let out: Vec<TestBlockInfo> = r
                 .map_err(|e| domain(&p.ctx.name, e))?
                 .into_iter()
                 .map(TestBlockInfo::from_wit)
                 .collect();
+            let size = out.iter().map(TestBlockInfo::text_size).sum();
+            if size > RESULT_CAP {
+                return Err(PluginError::ResultTooLarge {
+                    plugin: p.ctx.name.clone(),
+                    size,
+                    cap: RESULT_CAP,
+                });
+            }
+            if !p.ctx.grant.transform_scripts {
+                check_transform(&p.ctx, &tests, &out)?;
+            }
+            tests = out;
         }
         Ok(tests)
     }
@@ -451,6 +461,47 @@ impl PluginHost {
         r.map(DeployReport::from_wit)
             .map_err(|e| domain(&p.ctx.name, e))
     }
+}
+
+/// A `transform-tests` result without `transform_scripts`: every block must be one of the
+/// input's (by name, each at most once) with the same commands, environment and sources.
+fn check_transform(
+    ctx: &PluginContext,
+    before: &[TestBlockInfo],
+    after: &[TestBlockInfo],
+) -> Result<(), PluginError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for t in after {
+        let what = match before.iter().find(|b| b.name == t.name) {
+            _ if !seen.insert(t.name.as_str()) => {
+                Some(format!("returned test block {:?} twice", t.name))
+            }
+            None => Some(format!("added test block {:?}", t.name)),
+            Some(b) => b
+                .changed_command_field(t)
+                .map(|f| format!("changed `{f}` of test block {:?}", t.name)),
+        };
+        if let Some(what) = what {
+            let message = format!(
+                "transform-tests {what}; without transform_scripts = true a rule may only select, reorder, disable and retime test blocks"
+            );
+            ctx.log(
+                LogLevel::Warn,
+                &format!(
+                    "denied transform-tests: {message} (grant from {})",
+                    ctx.grant.origin
+                ),
+                true,
+            );
+            return Err(PluginError::Denied {
+                plugin: ctx.name.clone(),
+                rule: "transform_scripts",
+                message,
+                origin: ctx.grant.origin.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn domain(plugin: &str, e: wit::PluginError) -> PluginError {
