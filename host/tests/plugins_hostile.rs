@@ -217,7 +217,12 @@ fn the_delivery_tree_is_read_only_and_scratch_is_not() {
         case(&host, &[("case", "write"), ("arg", "/scratch/note.txt")]).unwrap(),
         "wrote /scratch/note.txt"
     );
-    assert!(w.scratch.join("hostile/note.txt").exists());
+    assert!(
+        host.scratch_dir("hostile")
+            .unwrap()
+            .join("note.txt")
+            .exists()
+    );
     still_fine(&w, &host, &before);
 }
 
@@ -989,4 +994,77 @@ fn what_a_transform_may_change_without_the_key() {
         change(&mut b);
         assert_eq!(a.changed_command_field(&b), Some(field));
     }
+}
+
+/// Finding: the scratch dir sat inside the delivery tree (where a granted `git` or `pytest`
+/// would pick up planted hooks or `conftest.py`), every plugin could read every other's, and
+/// names like `..` were accepted. Now each plugin's scratch is private (0700), outside the
+/// delivery tree, invisible to other plugins, and removed with the host.
+#[test]
+fn scratch_is_private_per_plugin_outside_the_tree_and_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let mut a = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+    a.allow_commands = vec![CommandRule::parse("echo hello *").unwrap()];
+    a.allow_hosts = vec![HostPattern::parse("http://127.0.0.1:1").unwrap()];
+    let mut b = a.clone();
+    b.name = "other".into();
+    let host = w.load(vec![a, b]).unwrap_or_else(|e| panic!("{e:?}"));
+    let mine = host.scratch_dir("hostile").unwrap().to_path_buf();
+    let theirs = host.scratch_dir("other").unwrap().to_path_buf();
+    assert!(!mine.starts_with(&w.delivery) && !theirs.starts_with(&w.delivery));
+    for d in [&mine, &theirs, &host.scratch_root().to_path_buf()] {
+        let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+    // The other plugin writes into its scratch; this one sees only its own.
+    host.deploy(
+        "other",
+        &section(&[("case", "write"), ("arg", "/scratch/planted.py")]),
+        &delivery(),
+    )
+    .unwrap();
+    assert!(theirs.join("planted.py").exists());
+    assert_eq!(
+        case(&host, &[("case", "list"), ("arg", "/scratch")]).unwrap(),
+        ""
+    );
+    let e = case(
+        &host,
+        &[
+            ("case", "read"),
+            ("arg", &theirs.join("planted.py").display().to_string()),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("\"hostile\""), "{e}");
+    let root = host.scratch_root().to_path_buf();
+    drop(host);
+    assert!(!root.exists(), "scratch dirs outlived the host");
+    // Names that are not plain words are refused before anything is created.
+    for bad in ["..", ".", "a/b", "-x"] {
+        let mut g = grant("hostile", PluginKind::MissionRule, &guests().rule);
+        g.name = bad.into();
+        let errs = w.load(vec![g]).err().expect("refused");
+        assert!(
+            errs[0].to_string().contains("plugin name"),
+            "{bad}: {}",
+            errs[0]
+        );
+    }
+    // A scratch root other users can write to is refused.
+    let shared = w.tmp.path().join("shared-state");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let errs = PluginHost::load_with(
+        vec![grant("rule", PluginKind::MissionRule, &guests().rule)],
+        &Default::default(),
+        &shared_cache(),
+        &w.delivery,
+        &shared,
+        w.options(),
+    )
+    .err()
+    .expect("refused");
+    assert!(errs[0].to_string().contains("refused"), "{}", errs[0]);
 }

@@ -106,7 +106,7 @@ pub fn component_cache_dir(env: &std::collections::BTreeMap<String, String>) -> 
 
 /// Load every plugin the delivery and its mission declare, with `tree` mounted read-only as
 /// the delivery tree: the real root during a run, an empty stand-in for `plan`/`check` (so
-/// they write nothing to the release; the stand-in then holds the scratch directories too).
+/// they write nothing to the release). Scratch directories live under [`scratch_root`].
 pub fn load_for_tree(
     plan: &Plan,
     tree: &Path,
@@ -116,18 +116,7 @@ pub fn load_for_tree(
     if plan.plugins.is_empty() {
         return Ok(None);
     }
-    let scratch = scratch_root(plan);
-    let scratch = if scratch.starts_with(tree) || tree == plan.storage.root {
-        scratch
-    } else {
-        tree.join(".scratch")
-    };
-    if let Err(e) = std::fs::create_dir_all(&scratch) {
-        return Err(vec![format!(
-            "plugin scratch dir {}: {e}",
-            scratch.display()
-        )]);
-    }
+    let scratch = scratch_root(env);
     load(plan, &plan.settings.plugin_cache, tree, &scratch, env, log)
 }
 
@@ -308,7 +297,15 @@ pub fn stand_in_tree() -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix("stasis-plan-").tempdir()
 }
 
-/// Scratch root for plugins of this run.
-pub fn scratch_root(plan: &Plan) -> PathBuf {
-    plan.storage.tmpdir.join("plugins")
+/// Where plugins' scratch directories live: `$XDG_STATE_HOME/stasis/plugins`, else
+/// `~/.local/state/stasis/plugins` (from the environment snapshot), outside every delivery
+/// tree. The plugin host makes a private (0700) directory per run and per plugin inside it
+/// and removes them when it is dropped. Empty when neither variable is set: loading a
+/// plugin is then refused rather than falling back to a directory shared between users.
+pub fn scratch_root(env: &std::collections::BTreeMap<String, String>) -> PathBuf {
+    let set = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("XDG_STATE_HOME")
+        .or_else(|| set("HOME").map(|h| h.join(".local").join("state")))
+        .map(|s| s.join("stasis").join("plugins"))
+        .unwrap_or_default()
 }

@@ -137,7 +137,7 @@ fn read_nofollow(path: &Path) -> std::io::Result<(Vec<u8>, FileStamp, bool)> {
 
 /// The directory must be ours alone: a real directory, owned by the effective user, not
 /// writable by group or others (else another user could plant entries or a key).
-fn check_private_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn check_private_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
     if !m.file_type().is_dir() {

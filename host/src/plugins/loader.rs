@@ -74,11 +74,16 @@ pub struct PluginHost {
     engine: EngineHandle,
     plugins: Vec<Loaded>,
     specifiers: Vec<(char, String, String)>,
+    /// This host's private scratch dir (0700) holding one dir per plugin; removed on drop.
+    /// Declared last so the plugins' contexts are dropped before it goes.
+    scratch: tempfile::TempDir,
 }
 
 impl PluginHost {
-    /// Load every granted plugin. `delivery_tree` is `{STASIS_ROOT}/{build_name}` (mounted
-    /// read-only at /delivery); each plugin gets `scratch_root/NAME` read-write at /scratch.
+    /// Load every granted plugin. `delivery_tree` is mounted read-only at /delivery; each
+    /// plugin gets its own private dir read-write at /scratch, inside a private dir this host
+    /// makes under `scratch_root` (which must not be shared with other users; created 0700)
+    /// and removes when it is dropped.
     pub fn load(
         grants: Vec<Grant>,
         policy: &Policy,
@@ -118,10 +123,18 @@ impl PluginHost {
         let delivery_root = delivery_tree
             .canonicalize()
             .map_err(|e| fatal(format!("delivery tree {}: {e}", delivery_tree.display())))?;
+        let scratch = private_scratch(scratch_root).map_err(fatal)?;
         let mut errors = Vec::new();
         let mut plugins = Vec::new();
         let mut seen = BTreeMap::new();
         for g in grants {
+            if let Err(why) = super::grant::check_plugin_name(&g.name) {
+                errors.push(PluginError::Setup {
+                    plugin: g.name.clone(),
+                    message: why,
+                });
+                continue;
+            }
             if seen.insert(g.name.clone(), ()).is_some() {
                 errors.push(PluginError::Setup {
                     plugin: g.name.clone(),
@@ -135,7 +148,7 @@ impl PluginHost {
                 &linker,
                 g,
                 &delivery_root,
-                scratch_root,
+                scratch.path(),
                 &options,
             ) {
                 Ok(p) => plugins.push(p),
@@ -146,6 +159,7 @@ impl PluginHost {
             engine,
             plugins,
             specifiers: Vec::new(),
+            scratch,
         };
         host.collect_specifiers(&mut errors);
         if errors.is_empty() {
@@ -194,6 +208,19 @@ impl PluginHost {
         self.plugins
             .iter()
             .map(|p| (p.ctx.name.as_str(), p.ctx.grant.kind, &p.info))
+    }
+
+    /// The host path of a loaded plugin's scratch dir (its `/scratch`).
+    pub fn scratch_dir(&self, plugin: &str) -> Option<&Path> {
+        self.plugins
+            .iter()
+            .find(|p| p.ctx.name == plugin)
+            .map(|p| p.ctx.scratch.as_path())
+    }
+
+    /// This host's scratch dir (one dir per plugin inside; removed when the host is dropped).
+    pub fn scratch_root(&self) -> &Path {
+        self.scratch.path()
     }
 
     /// `%X` specifiers provided by release-formatter plugins: (spec, plugin name).
@@ -504,6 +531,30 @@ fn check_transform(
     Ok(())
 }
 
+/// A fresh private (0700) dir for one host's scratch dirs, under `root`, which must itself be
+/// private to this user (created 0700 when missing). No fallback when `root` is empty.
+fn private_scratch(root: &Path) -> Result<tempfile::TempDir, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    if root.as_os_str().is_empty() || !root.is_absolute() {
+        return Err(format!(
+            "no state directory for plugin scratch dirs ({:?}): set XDG_STATE_HOME or HOME (stasis does not fall back to a directory shared between users)",
+            root
+        ));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(|e| format!("plugin scratch root {}: {e}", root.display()))?;
+    super::cache::check_private_dir(root)
+        .map_err(|why| format!("plugin scratch root {}: refused: {why}", root.display()))?;
+    tempfile::Builder::new()
+        .prefix("run-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in(root)
+        .map_err(|e| format!("plugin scratch root {}: {e}", root.display()))
+}
+
 fn domain(plugin: &str, e: wit::PluginError) -> PluginError {
     let (kind, message) = match e {
         wit::PluginError::InvalidInput(m) => ("invalid input", m),
@@ -644,8 +695,13 @@ fn load_one(
         }
     };
     let scratch = scratch_root.join(&grant.name);
-    std::fs::create_dir_all(&scratch)
-        .map_err(|e| setup(format!("scratch dir {}: {e}", scratch.display())))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&scratch)
+            .map_err(|e| setup(format!("scratch dir {}: {e}", scratch.display())))?;
+    }
     let delivery_dir =
         cap_std::fs::Dir::open_ambient_dir(delivery_root, cap_std::ambient_authority())
             .map_err(|e| setup(format!("delivery tree {}: {e}", delivery_root.display())))?;
