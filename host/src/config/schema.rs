@@ -94,6 +94,10 @@ pub const PLUGIN_KEYS: &[&str] = &[
     "timeout",
     "dirs",
     "description",
+    "transform_scripts",
+    "unconfined",
+    "process_read",
+    "process_write",
 ];
 pub const SYSTEM_DEFAULT_KEYS: &[&str] = &[
     "continue_on_error",

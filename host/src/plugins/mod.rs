@@ -24,7 +24,9 @@ mod loader;
 mod sandbox;
 
 pub use cache::{CacheOutcome, CompileCache, FileStamp, sha256_hex};
-pub use context::{LogLevel, LogLine, LogSink, RenderedText, TemplateRenderer};
+pub use context::{
+    ContextRenderer, LogLevel, LogLine, LogSink, NetworkUse, RenderedText, TemplateRenderer,
+};
 pub use delivery::{
     DeliveryInfo, DeployAction, DeployReport, DeployedItem, Diagnostic, JunitCounts, Severity,
     TestBlockInfo, TestContext, TestOutcome,

@@ -82,6 +82,11 @@ impl Stasis {
             .env(
                 "XDG_CACHE_HOME",
                 workspace().join("target/stasis-test-cache"),
+            )
+            // Plugin scratch dirs (one private dir per run inside, removed at its end).
+            .env(
+                "XDG_STATE_HOME",
+                workspace().join("target/stasis-test-state"),
             );
         for k in SCRUBBED {
             cmd.env_remove(k);

@@ -30,6 +30,18 @@ pub struct Grant {
     pub memory: u64,
     pub timeout: Duration,
     pub dirs: Vec<DirGrant>,
+    /// `transform_scripts = true`: the plugin's `transform-tests` may change what the tests
+    /// stage runs (scripts, runtime, repository, version, recipe) and add blocks. Without it
+    /// it may only select, reorder, disable and retime blocks.
+    pub transform_scripts: bool,
+    /// Programs (named in `allow_commands`) that run without the Landlock confinement, e.g. a
+    /// container engine: `unconfined = podman`. Shown to the reviewer as a widening.
+    pub unconfined: Vec<String>,
+    /// Extra host paths granted programs may read (`process_read`) and write
+    /// (`process_write`) under their confinement, besides the system dirs, the delivery tree
+    /// (read) and the plugin's scratch (read-write).
+    pub process_read: Vec<PathBuf>,
+    pub process_write: Vec<PathBuf>,
     /// `file:line` of the declaration that supplied the grant (the delivery's if any).
     pub origin: String,
 }
@@ -39,6 +51,30 @@ pub struct Grant {
 pub struct Denial(pub String);
 
 impl Grant {
+    /// A grant of nothing but the kind's defaults (the always-granted `log` and `template`),
+    /// for callers that build grants in code (tests, benchmarks).
+    pub fn new(name: &str, kind: PluginKind, component: &std::path::Path) -> Grant {
+        Grant {
+            name: name.into(),
+            kind,
+            component: component.to_path_buf(),
+            sha256: None,
+            allow_commands: Vec::new(),
+            allow_hosts: Vec::new(),
+            deny_hosts: Vec::new(),
+            allow_env: Vec::new(),
+            secrets: Vec::new(),
+            memory: kind.default_memory(),
+            timeout: kind.default_timeout(),
+            dirs: Vec::new(),
+            transform_scripts: false,
+            unconfined: Vec::new(),
+            process_read: Vec::new(),
+            process_write: Vec::new(),
+            origin: String::new(),
+        }
+    }
+
     /// Is `cap` granted at all (for the load-time import check)?
     pub fn grants(&self, cap: Capability) -> bool {
         match cap {
@@ -102,6 +138,39 @@ impl Grant {
         }
     }
 
+    /// May a template call the network function `name`, which would reach `net` (`None`: the
+    /// renderer has no network)? Only when `allow_hosts` admits the URL (and `deny_hosts`
+    /// does not), and, when the operator's GitHub token would be sent, the grant names that
+    /// token in `secrets`.
+    pub fn check_template_network(
+        &self,
+        name: &str,
+        net: Option<&crate::plugins::context::NetworkUse>,
+    ) -> Result<(), Denial> {
+        let Some(net) = net else {
+            return Err(Denial(format!(
+                "func:{name} calls the network, which this template engine has no access to"
+            )));
+        };
+        self.check_url(&net.url).map_err(|Denial(why)| {
+            Denial(format!(
+                "func:{name} calls the network ({}): {why}",
+                net.url
+            ))
+        })?;
+        if net.token
+            && !self
+                .secrets
+                .iter()
+                .any(|s| s == "STASIS_GH_TOKEN" || s == "GITHUB_TOKEN")
+        {
+            return Err(Denial(format!(
+                "func:{name} would send the operator's GitHub token: name STASIS_GH_TOKEN or GITHUB_TOKEN in secrets"
+            )));
+        }
+        Ok(())
+    }
+
     pub fn check_secret(&self, name: &str) -> Result<(), Denial> {
         if self.secrets.iter().any(|s| s == name) {
             Ok(())
@@ -153,6 +222,10 @@ pub fn effective_grant(
             .timeout
             .unwrap_or(base.kind.default_timeout().min(policy.max_timeout)),
         dirs: base.dirs.clone().unwrap_or_default(),
+        transform_scripts: base.transform_scripts.unwrap_or(false),
+        unconfined: base.unconfined.clone().unwrap_or_default(),
+        process_read: base.process_read.clone().unwrap_or_default(),
+        process_write: base.process_write.clone().unwrap_or_default(),
         origin: format!("{}:{}", base.file.display(), base.line),
     };
     let mut limit_src = base;
@@ -299,6 +372,41 @@ fn narrow<'a>(
             ));
         }
         g.dirs = dirs.clone();
+    }
+    if let Some(t) = d.transform_scripts {
+        if t && !g.transform_scripts {
+            return Err(widen(
+                "transform_scripts",
+                "true, the mission's is false".into(),
+            ));
+        }
+        g.transform_scripts = t;
+    }
+    if let Some(u) = &d.unconfined {
+        if let Some(p) = u.iter().find(|p| !g.unconfined.contains(p)) {
+            return Err(widen(
+                "unconfined",
+                format!("{p} is not unconfined by the mission"),
+            ));
+        }
+        g.unconfined = u.clone();
+    }
+    for (key, mine, theirs) in [
+        ("process_read", &d.process_read, &mut g.process_read),
+        ("process_write", &d.process_write, &mut g.process_write),
+    ] {
+        if let Some(paths) = mine {
+            if let Some(p) = paths
+                .iter()
+                .find(|p| !theirs.iter().any(|m| p.starts_with(m)))
+            {
+                return Err(widen(
+                    key,
+                    format!("{} is not within the mission's paths", p.display()),
+                ));
+            }
+            *theirs = paths.clone();
+        }
     }
     g.origin = format!("{}:{}", d.file.display(), d.line);
     Ok(())
