@@ -3,9 +3,11 @@
 //! failed, 2 usage or configuration errors, 130 interrupted. Owns no pipeline logic: the stage
 //! list comes from the Plan.
 
+pub mod ci;
 mod console;
 pub mod plugin;
 pub mod plugin_new;
+pub mod report_merge;
 mod run;
 
 pub use console::Console;
@@ -90,6 +92,16 @@ pub enum Command {
     },
     /// Validate the delivery, its mission and stasis.ini; print every problem.
     Check { delivery_file: PathBuf },
+    /// Fan the delivery out over GitLab or GitHub runners (docs/scale-out.md).
+    Ci {
+        #[command(subcommand)]
+        command: ci::CiCommand,
+    },
+    /// Reports over run records (`report merge`: join CI fragments into one record).
+    Report {
+        #[command(subcommand)]
+        command: report_merge::ReportCommand,
+    },
 }
 
 /// Upstream's options (reference §4), shared by the run and the subcommands.
@@ -204,6 +216,8 @@ pub fn main() -> i32 {
             basetemp,
         }) => run::test_strategy(&console, &env, &plan, &block, &checkout, &junit, &basetemp),
         Some(Command::Plugin { command }) => cmd_plugin(&console, &env, command, &cli.opts),
+        Some(Command::Ci { command }) => ci::run(&console, &env, command, &cli.opts),
+        Some(Command::Report { command }) => report_merge::run(&console, command),
         Some(Command::Check { delivery_file }) => {
             cmd_check(&console, &env, &delivery_file, &cli.opts)
         }

@@ -6,6 +6,7 @@
 //! owned by [`crate::runner`].
 
 pub mod junit;
+pub mod merge;
 pub mod summary;
 
 pub use junit::{JunitCounts, JunitError, parse_junit};
