@@ -63,8 +63,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CiError + '_ {
 fn ci_identity(env: &BTreeMap<String, String>) -> (Option<String>, Option<String>) {
     let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
     match super::platform(env) {
-        "gitlab" => (get("CI_JOB_NAME"), get("CI_RUNNER_DESCRIPTION")),
-        "github" => (get("GITHUB_JOB"), get("RUNNER_NAME")),
+        "gitlab" => (
+            get("CI_JOB_NAME"),
+            get("CI_RUNNER_DESCRIPTION").or_else(|| get("HOSTNAME")),
+        ),
+        "github" => (get("GITHUB_JOB"), get("RUNNER_NAME").or_else(|| get("HOSTNAME"))),
         _ => (None, get("HOSTNAME")),
     }
 }
@@ -96,7 +99,17 @@ pub fn run_job(cx: &JobContext<'_>, name: &str) -> Result<JobResult, CiError> {
         plan = super::rebase_plan(&plan, &root, &own)?;
     }
     let started = SystemTime::now();
-    let result = stages::run_delivery(&plan, cx.env, cx.events, cx.plugin_log.clone());
+    let held = match job.role {
+        JobRole::Serial if !plan.settings.continue_on_error => failed_parallel_jobs(cx),
+        _ => Vec::new(),
+    };
+    let result = if held.is_empty() {
+        stages::run_delivery(&plan, cx.env, cx.events, cx.plugin_log.clone())
+    } else {
+        // Upstream holds the serial pool after a failed parallel pool (`-C` runs it): the job
+        // runs nothing and says why, so the merged record shows the blocks as not run.
+        Err(RunError::Config(String::new()))
+    };
     let ended = SystemTime::now();
 
     let dir = cx.ci_dir.join("jobs").join(&job.slug);
@@ -116,12 +129,23 @@ pub fn run_job(cx: &JobContext<'_>, name: &str) -> Result<JobResult, CiError> {
                 false,
             ),
         },
+        Err(_) if !held.is_empty() => (
+            empty_record(&plan, &dir),
+            Some(format!(
+                "not run: the parallel job(s) {} failed (upstream holds the serial pool; -C runs it)",
+                held.join(", ")
+            )),
+            false,
+        ),
         Err(e) => (
             empty_record(&plan, &dir),
             Some(e.to_string()),
             matches!(e, RunError::Config(_)),
         ),
     };
+    if let (Some(e), false) = (&error, held.is_empty()) {
+        cx.events.error(e);
+    }
     let mut status = match (&result, &error) {
         (Ok(o), None) => o.status,
         _ => RunStatus::Fail,
@@ -181,6 +205,24 @@ pub fn run_job(cx: &JobContext<'_>, name: &str) -> Result<JobResult, CiError> {
         fragment,
         config_error,
     })
+}
+
+/// The parallel test jobs whose fragments are missing or not successful (the serial job runs
+/// after them, with their artifacts).
+fn failed_parallel_jobs(cx: &JobContext<'_>) -> Vec<String> {
+    cx.ci
+        .layout
+        .of(JobRole::Tests)
+        .filter(|j| {
+            let f = cx.ci_dir.join("jobs").join(&j.slug).join("run.json");
+            std::fs::read(&f)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(String::from))
+                .is_none_or(|s| s != "success")
+        })
+        .map(|j| j.name.clone())
+        .collect()
 }
 
 fn empty_record(plan: &Plan, dir: &Path) -> RunRecord {

@@ -200,9 +200,11 @@ fn gitlab(layout: &Layout, opts: &GenerateOptions) -> Result<String, super::CiEr
                     j.insert("stage".into(), GL_TESTS.into());
                     j.insert("needs".into(), json!(["setup"]));
                 } else {
-                    // After every job of the earlier stages, but only the setup's artifacts.
+                    // After every job of the earlier stages, with their artifacts: the job
+                    // reads the parallel jobs' fragments and runs nothing when one failed (the
+                    // runner's rule), so it always starts and the record says why.
                     j.insert("stage".into(), GL_SERIAL.into());
-                    j.insert("dependencies".into(), json!(["setup"]));
+                    j.insert("when".into(), "always".into());
                 }
                 j.insert(
                     "script".into(),
@@ -316,6 +318,11 @@ fn download_setup() -> Value {
     json!({"uses": DOWNLOAD, "with": {"name": SETUP_ARTIFACT, "path": CI_DIR}})
 }
 
+/// Every job's own artifact, each into `stasis-ci/jobs/<slug>/` (the artifact's name).
+fn download_jobs() -> Value {
+    json!({"uses": DOWNLOAD, "with": {"pattern": "job-*", "path": format!("{CI_DIR}/jobs")}})
+}
+
 fn upload_own(name: &str, slug_expr: &str) -> Value {
     json!({
         "if": "always()",
@@ -371,12 +378,14 @@ fn github(layout: &Layout, opts: &GenerateOptions) -> Result<String, super::CiEr
             JobRole::Serial => {
                 j.insert("name".into(), job.name.clone().into());
                 j.insert("needs".into(), strings(&after_tests));
+                j.insert("if".into(), "${{ always() }}".into());
                 github_runner(&mut j, &job.runner);
                 j.insert(
                     "steps".into(),
                     json!([
                         checkout(),
                         download_setup(),
+                        download_jobs(),
                         {"run": run_job_command(job, layout, opts, &job.name)},
                         upload_own(&job.slug, &job.slug)
                     ]),
@@ -401,10 +410,7 @@ fn github(layout: &Layout, opts: &GenerateOptions) -> Result<String, super::CiEr
                             "continue-on-error": true,
                             "with": {"name": SETUP_ARTIFACT, "path": CI_DIR}
                         },
-                        {
-                            "uses": DOWNLOAD,
-                            "with": {"pattern": "job-*", "path": format!("{CI_DIR}/jobs")}
-                        },
+                        download_jobs(),
                         {"run": merge_command()},
                         {
                             "if": "always()",

@@ -56,6 +56,9 @@ pub fn run(console: &Console, cmd: ReportCommand) -> i32 {
         }
     }
     let plan_missing = plan.is_some() && expected.is_none();
+    // Absolute, so the merged record's log and JUnit paths do not depend on where it is read.
+    let base = std::env::current_dir().unwrap_or_default();
+    let records: Vec<PathBuf> = records.iter().map(|r| base.join(r)).collect();
     match merge::merge(&records, expected.as_deref(), &output) {
         Ok(s) => {
             for j in &s.jobs {
