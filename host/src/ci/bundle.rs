@@ -67,7 +67,10 @@ fn ci_identity(env: &BTreeMap<String, String>) -> (Option<String>, Option<String
             get("CI_JOB_NAME"),
             get("CI_RUNNER_DESCRIPTION").or_else(|| get("HOSTNAME")),
         ),
-        "github" => (get("GITHUB_JOB"), get("RUNNER_NAME").or_else(|| get("HOSTNAME"))),
+        "github" => (
+            get("GITHUB_JOB"),
+            get("RUNNER_NAME").or_else(|| get("HOSTNAME")),
+        ),
         _ => (None, get("HOSTNAME")),
     }
 }
