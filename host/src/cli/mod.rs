@@ -3,6 +3,7 @@
 //! failed, 2 usage or configuration errors, 130 interrupted. Owns no pipeline logic: the stage
 //! list comes from the Plan.
 
+pub mod ci;
 mod console;
 mod help;
 pub mod index;
@@ -10,6 +11,7 @@ pub mod plugin;
 mod plugin_build;
 pub mod plugin_new;
 pub mod report;
+pub mod report_merge;
 mod run;
 
 pub use console::Console;
@@ -159,6 +161,11 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Index delivery roots as upstream's stasis_indexer does (READMEs, latest links, results).
     Index(index::IndexArgs),
+    /// Fan the delivery out over GitLab or GitHub runners (docs/scale-out.md).
+    Ci {
+        #[command(subcommand)]
+        command: ci::CiCommand,
+    },
 }
 
 /// Where the configuration comes from: the options of the subcommands that read a delivery
@@ -357,6 +364,7 @@ pub fn main() -> i32 {
         Some(Command::Man { out_dir }) => help::man(&console, out_dir.as_deref()),
         Some(Command::Report(args)) => report::run(&console, &env, args),
         Some(Command::Index(args)) => index::run(&console, &env, args, &cli.opts),
+        Some(Command::Ci { command }) => ci::run(&console, &env, command, &cli.opts),
         None => match cli.delivery_file {
             Some(f) => run::run(&console, &env, &f, &cli.opts),
             None => {

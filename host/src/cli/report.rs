@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::Args;
 
 use super::{Console, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::redact::Redactor;
@@ -27,8 +27,7 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ReportCommand {}
+pub use super::report_merge::ReportCommand;
 
 /// The report directory of a record at `record`: `report/` beside it.
 pub fn default_dir(record: &Path) -> PathBuf {
@@ -63,7 +62,7 @@ pub fn live_observer(
 
 pub fn run(console: &Console, env: &BTreeMap<String, String>, args: ReportArgs) -> i32 {
     if let Some(command) = args.command {
-        match command {}
+        return super::report_merge::run(console, command);
     }
     let Some(record_path) = args.record else {
         console.error("stasis report: a RUN.json is required");

@@ -4,6 +4,7 @@
 //! from reading the process environment snapshot it is given: it runs nothing, creates nothing and
 //! needs no network. Later steps take every value from the Plan and never re-read the ini files.
 
+pub mod ci;
 pub mod hooks;
 mod resolve;
 pub mod stage;
@@ -125,6 +126,9 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// Every `{{ name }}` template variable and its value.
     pub variables: BTreeMap<String, String>,
+    /// `[ci]` / `[ci:mapping:NAME]`: runners of the jobs `stasis ci generate` writes.
+    #[serde(default)]
+    pub ci: ci::CiConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]

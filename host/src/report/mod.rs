@@ -18,6 +18,7 @@ pub mod junit;
 pub mod junit_out;
 pub mod live;
 pub mod markdown;
+pub mod merge;
 pub mod summary;
 pub mod view;
 

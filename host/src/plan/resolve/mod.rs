@@ -141,6 +141,7 @@ pub fn resolve_with(
         // Scheduled by `stages::schedule` once the plan is complete (after the plugin hooks).
         stages: Vec::new(),
         variables: r.vars,
+        ci: Default::default(),
     }
 }
 
