@@ -27,7 +27,7 @@ pub use cache::{CacheOutcome, CompileCache, FileStamp};
 pub use context::{LogLevel, LogLine, LogSink, RenderedText, TemplateRenderer};
 pub use delivery::{
     DeliveryInfo, DeployAction, DeployReport, DeployedItem, Diagnostic, JunitCounts, Severity,
-    TestBlockInfo, TestContext, TestOutcome,
+    GUEST_DELIVERY, TestBlockInfo, TestContext, TestOutcome,
 };
 pub use engine::new_engine;
 pub use error::PluginError;

@@ -99,7 +99,7 @@ pub fn resolve_with(
     let runtime = r.runtime();
     let tests = r.tests();
     let templates = r.templates();
-    let plugins = r.plugins();
+    let plugins = r.plugins(&deploy);
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),
         file: loaded.system.path.clone(),

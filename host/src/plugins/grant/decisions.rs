@@ -30,6 +30,12 @@ pub struct Grant {
     pub memory: u64,
     pub timeout: Duration,
     pub dirs: Vec<DirGrant>,
+    /// Directories of the delivery tree (relative to its root) the `context` and `pipeline`
+    /// capabilities may write in.
+    pub write_dirs: Vec<PathBuf>,
+    /// Programs of `allow_commands` that run without the `process` confinement (a container
+    /// engine needs its own storage, namespaces and network): shown to the reviewer.
+    pub unconfined: Vec<String>,
     /// `file:line` of the declaration that supplied the grant (the delivery's if any).
     pub origin: String,
 }
@@ -45,6 +51,8 @@ impl Grant {
             Capability::Log | Capability::Template => true,
             Capability::Process => !self.allow_commands.is_empty(),
             Capability::Http | Capability::Upload => !self.allow_hosts.is_empty(),
+            Capability::Context => !self.write_dirs.is_empty(),
+            Capability::Pipeline => !self.allow_commands.is_empty(),
         }
     }
 
@@ -102,6 +110,26 @@ impl Grant {
         }
     }
 
+    /// May the plugin write at `rel` (relative to the delivery root, no `..`)?
+    pub fn check_write(&self, rel: &std::path::Path) -> Result<(), Denial> {
+        if self.write_dirs.iter().any(|d| rel.starts_with(d)) {
+            return Ok(());
+        }
+        Err(Denial(format!(
+            "{} is not inside a write_dirs directory ({})",
+            rel.display(),
+            if self.write_dirs.is_empty() {
+                "none granted".to_string()
+            } else {
+                self.write_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )))
+    }
+
     pub fn check_secret(&self, name: &str) -> Result<(), Denial> {
         if self.secrets.iter().any(|s| s == name) {
             Ok(())
@@ -153,6 +181,8 @@ pub fn effective_grant(
             .timeout
             .unwrap_or(base.kind.default_timeout().min(policy.max_timeout)),
         dirs: base.dirs.clone().unwrap_or_default(),
+        write_dirs: base.write_dirs.clone().unwrap_or_default(),
+        unconfined: base.unconfined.clone().unwrap_or_default(),
         origin: format!("{}:{}", base.file.display(), base.line),
     };
     let mut limit_src = base;
@@ -177,6 +207,17 @@ pub fn effective_grant(
                 humantime::format_duration(g.timeout),
                 humantime::format_duration(policy.max_timeout)
             ),
+        ));
+    }
+    if let Some(p) = g
+        .unconfined
+        .iter()
+        .find(|p| !g.allow_commands.iter().any(|r| r.program == **p))
+    {
+        let src = over.filter(|d| d.unconfined.is_some()).unwrap_or(base);
+        return Err(src.key_error(
+            "unconfined",
+            format!("{p} is not a program of allow_commands"),
         ));
     }
     if policy.require_sha256 && g.sha256.is_none() {
@@ -249,9 +290,22 @@ fn narrow<'a>(
         }
         g.allow_hosts = hosts.clone();
     }
+    if let Some(dirs) = &d.write_dirs {
+        if let Some(x) = dirs
+            .iter()
+            .find(|x| !g.write_dirs.iter().any(|m| x.starts_with(m)))
+        {
+            return Err(widen(
+                "write_dirs",
+                format!("{} is not granted by the mission", x.display()),
+            ));
+        }
+        g.write_dirs = dirs.clone();
+    }
     for (key, mine, theirs) in [
         ("allow_env", &d.allow_env, &mut g.allow_env),
         ("secrets", &d.secrets, &mut g.secrets),
+        ("unconfined", &d.unconfined, &mut g.unconfined),
     ] {
         if let Some(names) = mine {
             if let Some(n) = names.iter().find(|n| !theirs.contains(n)) {

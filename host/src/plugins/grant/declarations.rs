@@ -33,6 +33,10 @@ pub struct PluginDecl {
     pub memory: Option<u64>,
     pub timeout: Option<Duration>,
     pub dirs: Option<Vec<DirGrant>>,
+    /// Delivery-relative directories the plugin may write in (`context`, `pipeline`).
+    pub write_dirs: Option<Vec<PathBuf>>,
+    /// Programs that run without the `process` confinement.
+    pub unconfined: Option<Vec<String>>,
     /// Line of each key, for errors found after parsing (narrowing, policy).
     pub key_lines: BTreeMap<String, u32>,
 }
@@ -83,6 +87,8 @@ impl PluginDecl {
             memory: None,
             timeout: None,
             dirs: None,
+            write_dirs: None,
+            unconfined: None,
             key_lines: BTreeMap::new(),
         };
         for (key, value, line) in &s.entries {
@@ -156,6 +162,17 @@ impl PluginDecl {
                             .map_err(e)?,
                     )
                 }
+                "write_dirs" => {
+                    d.write_dirs = Some(
+                        list_words(value)
+                            .map(write_dir)
+                            .collect::<Result<_, _>>()
+                            .map_err(e)?,
+                    )
+                }
+                "unconfined" => {
+                    d.unconfined = Some(list_words(value).map(str::to_string).collect())
+                }
                 "description" => {}
                 other => {
                     let hint = strsim_hint(other, DECL_KEYS);
@@ -201,6 +218,21 @@ fn strsim_hint(key: &str, known: &[&str]) -> String {
     crate::config::schema::did_you_mean(key, known.iter().copied())
         .map(|k| format!(" (did you mean {k}?)"))
         .unwrap_or_default()
+}
+
+/// A `write_dirs` entry: a plain path inside the delivery tree (no `..`, not absolute).
+fn write_dir(word: &str) -> Result<PathBuf, String> {
+    let p = Path::new(word.trim_end_matches('/'));
+    if p.as_os_str().is_empty()
+        || !p
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "{word:?} must be a directory relative to the delivery root, without `..`"
+        ));
+    }
+    Ok(p.to_path_buf())
 }
 
 fn list_words(value: &str) -> impl Iterator<Item = &str> {
