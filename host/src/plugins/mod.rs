@@ -26,8 +26,8 @@ mod sandbox;
 pub use cache::{CacheOutcome, CompileCache, FileStamp};
 pub use context::{LogLevel, LogLine, LogSink, RenderedText, TemplateRenderer};
 pub use delivery::{
-    DeliveryInfo, DeployAction, DeployReport, DeployedItem, Diagnostic, JunitCounts, Severity,
-    GUEST_DELIVERY, TestBlockInfo, TestContext, TestOutcome,
+    DeliveryInfo, DeployAction, DeployReport, DeployedItem, Diagnostic, GUEST_DELIVERY,
+    JunitCounts, Severity, TestBlockInfo, TestContext, TestOutcome,
 };
 pub use engine::new_engine;
 pub use error::PluginError;

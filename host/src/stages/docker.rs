@@ -30,9 +30,10 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         .plan_deploy(&docker.plugin, &docker.entries, &info)
         .map_err(fail)?;
     for a in &actions {
-        report
-            .detail
-            .push(format!("plan: {} {} -> {}", a.verb, a.subject, a.destination));
+        report.detail.push(format!(
+            "plan: {} {} -> {}",
+            a.verb, a.subject, a.destination
+        ));
     }
     let done = host
         .deploy(&docker.plugin, &docker.entries, &info)

@@ -19,28 +19,25 @@ impl Resolver<'_> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let files: Vec<(&IniFile, PluginOrigin, PathBuf)> = std::iter::once((
-            &self.loaded.system,
-            PluginOrigin::System,
-            system_dir,
-        ))
-        .chain(
-            self.loaded
-                .mission
-                .iter()
-                .map(|m| (&m.ini, PluginOrigin::Mission, m.dir.clone())),
-        )
-            .chain(std::iter::once((
-                &self.loaded.delivery,
-                PluginOrigin::Delivery,
-                self.loaded
-                    .delivery
-                    .path
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-            )))
-            .collect();
+        let files: Vec<(&IniFile, PluginOrigin, PathBuf)> =
+            std::iter::once((&self.loaded.system, PluginOrigin::System, system_dir))
+                .chain(
+                    self.loaded
+                        .mission
+                        .iter()
+                        .map(|m| (&m.ini, PluginOrigin::Mission, m.dir.clone())),
+                )
+                .chain(std::iter::once((
+                    &self.loaded.delivery,
+                    PluginOrigin::Delivery,
+                    self.loaded
+                        .delivery
+                        .path
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
+                )))
+                .collect();
         let used: Vec<&str> = deploy
             .docker
             .iter()

@@ -31,7 +31,9 @@ impl Host for PluginState {
         let ctx = self.ctx.clone();
         let deny = |d: Denial| ctx.deny("pipeline", d);
         if req.steps.is_empty() {
-            return Err(CapError::Invalid("a pipeline needs at least one step".into()));
+            return Err(CapError::Invalid(
+                "a pipeline needs at least one step".into(),
+            ));
         }
         if req.stdin.is_some() && req.stdin_file.is_some() {
             return Err(CapError::Invalid(
