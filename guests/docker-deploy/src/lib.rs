@@ -301,19 +301,15 @@ fn build(
     layout: &Layout,
     env: &[(String, String)],
 ) -> Result<(), PluginError> {
-    let args = s.build_args(engine);
-    let out = run(engine.program(), &args, Some(&layout.context), None, env)
-        .map_err(|e| failed("building the image", e))?;
-    if !out.success() {
-        return Err(PluginError::Failed(format!(
-            "`{} {}` exited with {:?}:\n{}",
-            engine.program(),
-            args.join(" "),
-            out.status,
-            tail(&out.stderr_text())
-        )));
-    }
-    Ok(())
+    // The base image may come from a registry that wants the same credentials as the push.
+    authenticated(
+        s,
+        engine,
+        &s.build_args(engine),
+        layout,
+        env,
+        "building the image",
+    )
 }
 
 fn test_image(
@@ -455,8 +451,6 @@ fn step(program: &str, args: Vec<String>, env: &[(String, String)]) -> pipeline:
     }
 }
 
-/// Push one tag. With the registry secrets granted and set, the host writes a private auth
-/// file from them (`REGISTRY_AUTH_FILE`); without them the engine's own login is used.
 fn push(
     s: &Settings,
     engine: Engine,
@@ -464,14 +458,35 @@ fn push(
     layout: &Layout,
     env: &[(String, String)],
 ) -> Result<(), PluginError> {
-    let args = s.push_args(engine, tag);
-    let registry = tag.split('/').next().unwrap_or_default().to_string();
-    let auth = pipeline::SecretFile {
-        env: "REGISTRY_AUTH_FILE".into(),
-        template: format!(
-            "{{\"auths\":{{\"{registry}\":{{\"auth\":\"${{basic:{USER_SECRET}:{PASSWORD_SECRET}}}\"}}}}}}"
-        ),
-    };
+    authenticated(
+        s,
+        engine,
+        &s.push_args(engine, tag),
+        layout,
+        env,
+        &format!("pushing {tag}"),
+    )?;
+    log::info(format!("pushed {tag}"));
+    Ok(())
+}
+
+/// Run the engine with the registry credentials: with the secrets `STASIS_REGISTRY_USER` and
+/// `STASIS_REGISTRY_PASSWORD` granted and set, the host writes a private auth file for every
+/// registry the section names (`REGISTRY_AUTH_FILE`, read by buildah and podman); otherwise
+/// the engine's own login (or `REGISTRY_AUTH_FILE` from the environment) is used.
+fn authenticated(
+    s: &Settings,
+    engine: Engine,
+    args: &[String],
+    layout: &Layout,
+    env: &[(String, String)],
+    what: &str,
+) -> Result<(), PluginError> {
+    let auths: Vec<String> = s
+        .registries()
+        .iter()
+        .map(|r| format!("\"{r}\":{{\"auth\":\"${{basic:{USER_SECRET}:{PASSWORD_SECRET}}}\"}}"))
+        .collect();
     let env_without_auth: Vec<(String, String)> = env
         .iter()
         .filter(|(k, _)| k != "REGISTRY_AUTH_FILE")
@@ -479,7 +494,7 @@ fn push(
         .collect();
     let request =
         |secret_files: Vec<pipeline::SecretFile>, env: &[(String, String)]| pipeline::Request {
-            steps: vec![step(engine.program(), args.clone(), env)],
+            steps: vec![step(engine.program(), args.to_vec(), env)],
             cwd: Some(layout.context.clone()),
             stdin: None,
             stdin_file: None,
@@ -487,34 +502,39 @@ fn push(
             secret_files,
             timeout_ms: None,
         };
-    let out = match pipeline::run(&request(vec![auth], &env_without_auth)) {
-        Ok(out) => out,
-        // No registry credentials in stasis's environment (or not granted): the engine's own.
-        Err(CapError::Failed(m)) if m.contains("not set") => {
-            log::info(format!(
-                "pushing {tag} without {USER_SECRET}/{PASSWORD_SECRET} (not set)"
-            ));
-            pipeline::run(&request(Vec::new(), env)).map_err(|e| failed("push", e))?
+    let out = if auths.is_empty() || engine == Engine::Docker {
+        pipeline::run(&request(Vec::new(), env))
+    } else {
+        let auth = pipeline::SecretFile {
+            env: "REGISTRY_AUTH_FILE".into(),
+            template: format!("{{\"auths\":{{{}}}}}", auths.join(",")),
+        };
+        match pipeline::run(&request(vec![auth], &env_without_auth)) {
+            // No registry credentials in stasis's environment, or not granted.
+            Err(CapError::Failed(m)) if m.contains("not set") => {
+                log::info(format!(
+                    "{what} without {USER_SECRET}/{PASSWORD_SECRET} (not set)"
+                ));
+                pipeline::run(&request(Vec::new(), env))
+            }
+            Err(CapError::Denied(m)) => {
+                log::info(format!("{what} without stasis's registry secrets ({m})"));
+                pipeline::run(&request(Vec::new(), env))
+            }
+            other => other,
         }
-        Err(CapError::Denied(m)) => {
-            log::info(format!(
-                "pushing {tag} without stasis's registry secrets ({m})"
-            ));
-            pipeline::run(&request(Vec::new(), env)).map_err(|e| failed("push", e))?
-        }
-        Err(e) => return Err(failed(&format!("pushing {tag}"), e)),
-    };
+    }
+    .map_err(|e| failed(what, e))?;
     let st = &out.steps[0];
     if st.status != Some(0) {
         return Err(PluginError::Failed(format!(
-            "pushing {tag}: `{} {}` exited with {:?}:\n{}",
+            "{what}: `{} {}` exited with {:?}:\n{}",
             engine.program(),
             args.join(" "),
             st.status,
             tail(&String::from_utf8_lossy(&st.stderr))
         )));
     }
-    log::info(format!("pushed {tag}"));
     Ok(())
 }
 

@@ -25,6 +25,8 @@ impl Engine {
 /// A `[deploy:docker]` section, read.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `registry`, as written (lowercased).
+    pub registry: String,
     /// None = `auto`.
     pub engine: Option<Engine>,
     /// buildah's `--isolation` (default `chroot`: works without a container runtime).
@@ -82,6 +84,7 @@ impl Settings {
         let push = bool_value("push", section.get("push"), false)?;
         let tls_verify = bool_value("tls_verify", section.get("tls_verify"), true)?;
         Ok(Settings {
+            registry: registry.to_ascii_lowercase(),
             engine,
             isolation: section
                 .get("isolation")
@@ -144,6 +147,22 @@ impl Settings {
             .map(str::to_string);
         let program = words.next()?;
         Some((program, words.collect()))
+    }
+
+    /// The registries the section names: `registry` and those of the tags, each once.
+    pub fn registries(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let named = self
+            .tags
+            .iter()
+            .filter(|t| names_registry(t))
+            .filter_map(|t| t.split('/').next().map(str::to_string));
+        for r in std::iter::once(self.registry.clone()).chain(named) {
+            if !r.is_empty() && !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        out
     }
 
     /// Tags that name a registry: a first component with a `.` or `:`, or `localhost`.

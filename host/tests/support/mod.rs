@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod git;
+pub mod registry;
 pub mod server;
 pub mod tls;
 
