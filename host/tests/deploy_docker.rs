@@ -306,3 +306,27 @@ fn plan_shows_the_docker_binding_and_its_grant() {
             .any(|p| p["name"] == "docker" && p["origin"] == "system")
     );
 }
+
+#[test]
+fn a_delivery_narrowing_write_dirs_denies_the_archive_and_fails_the_stage() {
+    let w = World::new();
+    let mut delivery_text = std::fs::read_to_string(
+        w.delivery(&section(&w.registry.host(), "buildah", "    true"), 16),
+    )
+    .unwrap();
+    // The delivery keeps the build context but takes away the archive directory.
+    delivery_text.push_str("\n[plugin:docker]\nkind = deploy-target\nwrite_dirs = build/docker\n");
+    let delivery = w.path("narrow.ini");
+    std::fs::write(&delivery, delivery_text).unwrap();
+    let run = w.stasis().arg(&delivery).output();
+    let out = all_output(&run);
+    assert_eq!(run.code(), Some(1), "{out}");
+    assert!(
+        out.contains("output/packages/docker/demo:1.0.0.1-py312.tar.zst is not inside a write_dirs directory (build/docker)"),
+        "{out}"
+    );
+    let archives: Vec<_> = std::fs::read_dir(w.output("output/packages/docker"))
+        .unwrap()
+        .collect();
+    assert!(archives.is_empty(), "{archives:?}");
+}
