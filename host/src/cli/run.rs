@@ -221,6 +221,7 @@ pub fn describe_plan(plan: &Plan) -> String {
     for t in &plan.templates {
         let _ = writeln!(s, "  {} -> {}", t.source.display(), t.destination.display());
     }
+    describe_deploy(&mut s, plan);
     let _ = writeln!(s, "stages");
     for st in &plan.stages {
         let status = match st.status {
@@ -244,6 +245,73 @@ fn version_origin(t: &crate::plan::TestBlock) -> String {
         let _ = write!(s, ", overrides the block's version `{w}`");
     }
     s
+}
+
+/// The deploy sections and the grant of the plugin serving each (what a reviewer approves:
+/// programs, hosts, secrets, where it may write).
+fn describe_deploy(s: &mut String, plan: &Plan) {
+    let bound: Vec<(String, &str)> = plan
+        .deploy
+        .docker
+        .iter()
+        .map(|d| ("[deploy:docker]".to_string(), d.plugin.as_str()))
+        .chain(
+            plan.deploy
+                .targets
+                .iter()
+                .map(|t| (format!("[deploy:{}]", t.name), t.plugin.as_str())),
+        )
+        .collect();
+    if bound.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "deploy");
+    for (section, name) in bound {
+        let Some(p) = plan.plugins.iter().find(|p| p.name == name) else {
+            let _ = writeln!(s, "  {section} -> plugin {name} (not declared)");
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "  {section} -> plugin {name} ({}:{}, {})",
+            p.file.display(),
+            p.line,
+            p.origin
+        );
+        for (key, label) in [
+            ("component", "component"),
+            ("allow_commands", "programs"),
+            ("unconfined", "unconfined"),
+            ("allow_hosts", "hosts"),
+            ("secrets", "secrets"),
+            ("allow_env", "env"),
+            ("write_dirs", "writes"),
+            ("timeout", "timeout"),
+        ] {
+            let value = p
+                .entries
+                .iter()
+                .find(|e| e.0 == key)
+                .map(|e| {
+                    // Command rules are lines (a program and its argument patterns); the
+                    // other keys are lists of words.
+                    let items: Vec<&str> = if key == "allow_commands" {
+                        e.1.split('\n').collect()
+                    } else {
+                        e.1.split(|c: char| c == ',' || c.is_whitespace()).collect()
+                    };
+                    items
+                        .into_iter()
+                        .map(str::trim)
+                        .filter(|w| !w.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "none".into());
+            let _ = writeln!(s, "      {label:<11} {value}");
+        }
+    }
 }
 
 /// `stasis __test-strategy`: the task a `strategy = NAME` test block runs. It reads the run's

@@ -37,11 +37,11 @@ pub fn sections(
         .plugin_policy
         .as_ref()
         .map(|p| to_input(p, "plugins".into()));
-    (
-        of(PluginOrigin::Mission),
-        of(PluginOrigin::Delivery),
-        policy,
-    )
+    // stasis.ini's declarations (the shipped deploy targets) are a base like the mission's:
+    // the delivery may narrow them (plan::resolve keeps only those no mission redeclares).
+    let mut base: Vec<plugins::SectionInput> = of(PluginOrigin::System);
+    base.extend(of(PluginOrigin::Mission));
+    (base, of(PluginOrigin::Delivery), policy)
 }
 
 /// What a plugin sees of the delivery.
@@ -68,6 +68,8 @@ pub fn delivery_info(plan: &Plan) -> DeliveryInfo {
             ("wheel_artifact_dir", &s.wheel_artifact_dir),
             ("build_sources_dir", &s.build_sources_dir),
             ("build_docker_dir", &s.build_docker_dir),
+            ("build_dir", &s.build_dir),
+            ("docker_artifact_dir", &s.docker_artifact_dir),
             ("logs_dir", &s.logs_dir),
         ]
         .into_iter()

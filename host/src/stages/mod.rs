@@ -16,6 +16,7 @@ pub mod conda;
 pub mod conda_recipes;
 pub mod defer;
 pub mod deploy;
+pub mod docker;
 pub mod environments;
 pub mod layout;
 pub mod release_environment;
@@ -150,10 +151,16 @@ fn decide(plan: &Plan, kind: StageKind) -> (StageStatus, String) {
         }
         StageKind::Docker if plan.deploy.docker.is_none() => skip("no [deploy:docker] section"),
         StageKind::Docker if !s.docker => skip("--no-docker"),
-        StageKind::Docker => (
-            StageStatus::NotPerformed,
-            "not available in this version of stasis".into(),
-        ),
+        StageKind::Docker => match &plan.deploy.docker {
+            Some(d) if !plan.plugins.iter().any(|p| p.name == d.plugin) => (
+                StageStatus::NotPerformed,
+                format!(
+                    "no deploy-target plugin {:?} is declared (stasis.ini ships [plugin:docker])",
+                    d.plugin
+                ),
+            ),
+            _ => (StageStatus::Run, String::new()),
+        },
         StageKind::Deploy
             if plan.deploy.artifactory.is_empty() && plan.deploy.targets.is_empty() =>
         {
@@ -180,9 +187,7 @@ fn perform(kind: StageKind, cx: &mut RunContext<'_>) -> Result<StageReport, Stag
         StageKind::Wheels => wheels::run(cx),
         StageKind::ReleaseEnvironment => release_environment::run(cx),
         StageKind::Templates => templates::run(cx),
-        StageKind::Docker => Err(StageError::Failed(
-            "the docker stage is not available in this version of stasis".into(),
-        )),
+        StageKind::Docker => docker::run(cx),
         StageKind::Rewrite => rewrite::run(cx),
         StageKind::Deploy => deploy::run(cx),
     }

@@ -13,6 +13,7 @@ pub mod browser;
 pub mod cli;
 pub mod docs;
 pub mod git;
+pub mod registry;
 pub mod server;
 pub mod tls;
 

@@ -92,6 +92,9 @@ pub mod deploy_target {
             "stasis:host/upload@1.0.0": crate::bindings::common::stasis::host::upload,
             "stasis:host/template@1.0.0": crate::bindings::common::stasis::host::template,
             "stasis:plugin/types@1.0.0": crate::bindings::common::stasis::plugin::types,
+            // Only deploy targets import these: generated here, not in `common`.
+            "stasis:host/context@1.0.0": generate,
+            "stasis:host/pipeline@1.0.0": generate,
         },
         pub_export_macro: true,
         export_macro_name: "export",

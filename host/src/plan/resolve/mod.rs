@@ -100,7 +100,7 @@ pub fn resolve_with(
     let mut tests = r.tests();
     r.delivered_versions(&conda, &mut tests);
     let templates = r.templates();
-    let plugins = r.plugins();
+    let plugins = r.plugins(&deploy);
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),
         file: loaded.system.path.clone(),

@@ -42,6 +42,9 @@ pub struct Grant {
     /// (read) and the plugin's scratch (read-write).
     pub process_read: Vec<PathBuf>,
     pub process_write: Vec<PathBuf>,
+    /// Directories of the delivery tree (relative to its root) the `context` and `pipeline`
+    /// capabilities may write in.
+    pub write_dirs: Vec<PathBuf>,
     /// `file:line` of the declaration that supplied the grant (the delivery's if any).
     pub origin: String,
 }
@@ -71,6 +74,7 @@ impl Grant {
             unconfined: Vec::new(),
             process_read: Vec::new(),
             process_write: Vec::new(),
+            write_dirs: Vec::new(),
             origin: String::new(),
         }
     }
@@ -81,6 +85,8 @@ impl Grant {
             Capability::Log | Capability::Template => true,
             Capability::Process => !self.allow_commands.is_empty(),
             Capability::Http | Capability::Upload => !self.allow_hosts.is_empty(),
+            Capability::Context => !self.write_dirs.is_empty(),
+            Capability::Pipeline => !self.allow_commands.is_empty(),
         }
     }
 
@@ -171,6 +177,26 @@ impl Grant {
         Ok(())
     }
 
+    /// May the plugin write at `rel` (relative to the delivery root, no `..`)?
+    pub fn check_write(&self, rel: &std::path::Path) -> Result<(), Denial> {
+        if self.write_dirs.iter().any(|d| rel.starts_with(d)) {
+            return Ok(());
+        }
+        Err(Denial(format!(
+            "{} is not inside a write_dirs directory ({})",
+            rel.display(),
+            if self.write_dirs.is_empty() {
+                "none granted".to_string()
+            } else {
+                self.write_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )))
+    }
+
     pub fn check_secret(&self, name: &str) -> Result<(), Denial> {
         if self.secrets.iter().any(|s| s == name) {
             Ok(())
@@ -226,6 +252,7 @@ pub fn effective_grant(
         unconfined: base.unconfined.clone().unwrap_or_default(),
         process_read: base.process_read.clone().unwrap_or_default(),
         process_write: base.process_write.clone().unwrap_or_default(),
+        write_dirs: base.write_dirs.clone().unwrap_or_default(),
         origin: format!("{}:{}", base.file.display(), base.line),
     };
     let mut limit_src = base;
@@ -250,6 +277,17 @@ pub fn effective_grant(
                 humantime::format_duration(g.timeout),
                 humantime::format_duration(policy.max_timeout)
             ),
+        ));
+    }
+    if let Some(p) = g
+        .unconfined
+        .iter()
+        .find(|p| !g.allow_commands.iter().any(|r| r.program == **p))
+    {
+        let src = over.filter(|d| d.unconfined.is_some()).unwrap_or(base);
+        return Err(src.key_error(
+            "unconfined",
+            format!("{p} is not a program of allow_commands"),
         ));
     }
     if policy.require_sha256 && g.sha256.is_none() {
@@ -322,9 +360,22 @@ fn narrow<'a>(
         }
         g.allow_hosts = hosts.clone();
     }
+    if let Some(dirs) = &d.write_dirs {
+        if let Some(x) = dirs
+            .iter()
+            .find(|x| !g.write_dirs.iter().any(|m| x.starts_with(m)))
+        {
+            return Err(widen(
+                "write_dirs",
+                format!("{} is not granted by the mission", x.display()),
+            ));
+        }
+        g.write_dirs = dirs.clone();
+    }
     for (key, mine, theirs) in [
         ("allow_env", &d.allow_env, &mut g.allow_env),
         ("secrets", &d.secrets, &mut g.secrets),
+        ("unconfined", &d.unconfined, &mut g.unconfined),
     ] {
         if let Some(names) = mine {
             if let Some(n) = names.iter().find(|n| !theirs.contains(n)) {
@@ -426,6 +477,7 @@ pub(crate) fn show_size(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::time::Duration;
 
     use super::super::SectionInput;
@@ -469,6 +521,58 @@ mod tests {
         assert!(!w.matches(&u("https://evilexample.com/")));
         assert!(HostPattern::parse("https://ex*ample.com").is_err());
         assert!(HostPattern::parse("https://x.com/path").is_err());
+    }
+
+    #[test]
+    fn write_dirs_and_unconfined_are_checked_and_only_narrowed() {
+        let base = PluginDecl::from_section(&section(
+            "plugin:docker",
+            &[
+                ("kind", "deploy-target"),
+                ("component", "d.wasm"),
+                ("allow_commands", "buildah\nzstd"),
+                ("unconfined", "buildah"),
+                ("write_dirs", "build/docker output/packages/docker/"),
+            ],
+        ))
+        .unwrap();
+        let g = effective_grant(Some(&base), None, &Policy::default()).unwrap();
+        assert!(g.grants(Capability::Context) && g.grants(Capability::Pipeline));
+        assert_eq!(g.unconfined, ["buildah"]);
+        assert!(g.check_write(Path::new("build/docker/x/Dockerfile")).is_ok());
+        assert!(g.check_write(Path::new("output/packages/docker/a.tar")).is_ok());
+        assert!(g.check_write(Path::new("output/packages/conda/a")).is_err());
+        assert!(g.check_write(Path::new("build/dockerfile")).is_err());
+        let narrow = |k: &str, v: &str| {
+            let d = PluginDecl::from_section(&section(
+                "plugin:docker",
+                &[("kind", "deploy-target"), (k, v)],
+            ))
+                .map_err(|e| e.to_string())?;
+            effective_grant(Some(&base), Some(&d), &Policy::default()).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            narrow("write_dirs", "build/docker/sub").unwrap().write_dirs,
+            [Path::new("build/docker/sub")]
+        );
+        assert!(narrow("write_dirs", "build").unwrap_err().contains("widens"));
+        assert!(narrow("unconfined", "zstd").unwrap_err().contains("widens"));
+        assert!(narrow("unconfined", "").unwrap().unconfined.is_empty());
+        for bad in ["../x", "/abs", "a/../b"] {
+            assert!(narrow("write_dirs", bad).unwrap_err().contains("without `..`"));
+        }
+        let unlisted = PluginDecl::from_section(&section(
+            "plugin:docker",
+            &[
+                ("kind", "deploy-target"),
+                ("component", "d.wasm"),
+                ("allow_commands", "zstd"),
+                ("unconfined", "buildah"),
+            ],
+        ))
+        .unwrap();
+        let e = effective_grant(Some(&unlisted), None, &Policy::default()).unwrap_err();
+        assert!(e.to_string().contains("buildah is not a program of allow_commands"), "{e}");
     }
 
     #[test]
