@@ -10,6 +10,7 @@ pub mod log;
 pub mod process;
 pub mod template;
 pub mod upload;
+mod batch;
 
 use super::bindings::deploy::stasis;
 use super::context::PluginState;
