@@ -53,6 +53,7 @@ static BUILTIN: &[(&str, &str)] = builtin!(
     "mission/roman/readme.md.in",
     "mission/roman/release_notes.md.in",
     "mission/roman/Dockerfile.in",
+    "deploy/targets.ini",
 );
 
 impl SysConf {

@@ -11,6 +11,7 @@
 
 mod conda;
 mod deploy;
+mod deploy_defaults;
 mod meta;
 mod names;
 mod plugins;
@@ -91,7 +92,8 @@ pub fn resolve_with(
     let storage = r.storage(&info, &settings);
     r.fill_storage_vars(&storage);
     let conda = r.conda(&settings);
-    let deploy = r.deploy();
+    let mut deploy = r.deploy();
+    r.bind_artifactory(&mut deploy, &settings, &info);
     r.vars.insert(
         "workaround.conda_reactivate".into(),
         "\nset +x; mamba activate ${CONDA_DEFAULT_ENV}; set -x\n".into(),
@@ -99,7 +101,8 @@ pub fn resolve_with(
     let runtime = r.runtime();
     let tests = r.tests();
     let templates = r.templates();
-    let plugins = r.plugins();
+    let mut plugins = r.plugins();
+    r.default_deploy_plugins(&mut plugins, &deploy);
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),
         file: loaded.system.path.clone(),
