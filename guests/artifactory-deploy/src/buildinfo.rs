@@ -158,9 +158,14 @@ mod tests {
     #[test]
     fn environment_drops_secret_looking_names() {
         let env = environment(
-            [("PATH", "/bin"), ("MY_TOKEN", "x"), ("db_Password", "y"), ("HOME", "/h")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
+            [
+                ("PATH", "/bin"),
+                ("MY_TOKEN", "x"),
+                ("db_Password", "y"),
+                ("HOME", "/h"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         assert_eq!(
             env,

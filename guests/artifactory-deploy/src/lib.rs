@@ -33,6 +33,9 @@ const TOKEN_SECRET: &str = "STASIS_JF_ACCESS_TOKEN";
 const PASSWORD_SECRET: &str = "STASIS_JF_PASSWORD";
 /// Where the build-info being collected lives between sections (jf: `.jfrog/…/builds`).
 const BUILD_INFO_FILE: &str = "/scratch/artifactory-build-info.json";
+/// Left by a section whose uploads failed: no build-info is published for the run (upstream
+/// publishes only when every upload succeeded).
+const FAILED_MARK: &str = "/scratch/artifactory-build-info.failed";
 
 struct Artifactory;
 
@@ -86,6 +89,24 @@ impl DeployTarget for Artifactory {
                     .collect(),
             });
         }
+        if target.first_section {
+            let _ = fs::remove_file(FAILED_MARK);
+            let _ = fs::remove_file(BUILD_INFO_FILE);
+        }
+        let result = target.upload(&files);
+        if result.is_err() && target.build_info != BuildInfo::Off {
+            let _ = fs::write(FAILED_MARK, "an upload failed\n");
+        }
+        result
+    }
+}
+
+stasis_sdk::export_deploy_target!(Artifactory);
+
+impl Target {
+    /// Upload `files`, then collect or publish the build-info.
+    fn upload(&self, files: &[File]) -> Result<DeployReport, PluginError> {
+        let target = self;
         let credential = target.credential()?;
         target.ping(&credential)?;
         let mut batch = Batch::new()
@@ -97,7 +118,7 @@ impl DeployTarget for Artifactory {
         if target.explode {
             batch = batch.header("X-Explode-Archive", "true");
         }
-        for f in &files {
+        for f in files {
             batch = batch.item(&f.guest, target.upload_url(&f.remote));
         }
         let results = if batch.is_empty() {
@@ -183,7 +204,12 @@ impl DeployTarget for Artifactory {
                     })
                 };
                 info.add(artifacts);
-                if target.build_info == BuildInfo::Publish {
+                if target.build_info == BuildInfo::Publish && fs::metadata(FAILED_MARK).is_ok() {
+                    let _ = fs::remove_file(FAILED_MARK);
+                    let _ = fs::remove_file(BUILD_INFO_FILE);
+                    log::warn("an earlier section's uploads failed: no build-info is published");
+                    summary.push_str("; build-info not published (an earlier section failed)");
+                } else if target.build_info == BuildInfo::Publish {
                     info.properties = buildinfo::environment(std::env::vars());
                     target.publish(&info, &credential)?;
                     let _ = fs::remove_file(BUILD_INFO_FILE);
@@ -201,8 +227,6 @@ impl DeployTarget for Artifactory {
         Ok(DeployReport { summary, items })
     }
 }
-
-stasis_sdk::export_deploy_target!(Artifactory);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BuildInfo {
@@ -325,7 +349,11 @@ impl Target {
         if lines.is_empty() {
             return Err(PluginError::InvalidInput("files: required".into()));
         }
-        let dest = section.require("dest")?.trim().trim_start_matches('/').to_string();
+        let dest = section
+            .require("dest")?
+            .trim()
+            .trim_start_matches('/')
+            .to_string();
         let exclusions = section
             .get("exclusions")
             .unwrap_or("")
@@ -337,7 +365,9 @@ impl Target {
             match section.get(key).map(str::trim).filter(|v| !v.is_empty()) {
                 None => Ok(default),
                 Some(v) => v.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(|| {
-                    PluginError::InvalidInput(format!("{key} = {v:?}: give a number from 0 to {max}"))
+                    PluginError::InvalidInput(format!(
+                        "{key} = {v:?}: give a number from 0 to {max}"
+                    ))
                 }),
             }
         };
@@ -438,7 +468,12 @@ impl Target {
 
     /// The URL a file lives at (no build properties).
     fn url_of(&self, remote: &str) -> String {
-        format!("{}/{}/{}", self.url, encode_path(&self.repo), encode_path(remote))
+        format!(
+            "{}/{}/{}",
+            self.url,
+            encode_path(&self.repo),
+            encode_path(remote)
+        )
     }
 
     /// The URL it is PUT to: with jf's build properties (keys sorted, values escaped).
@@ -457,7 +492,9 @@ impl Target {
     /// A build-info artifact's path: the target path without the repository key.
     fn path_in_repo(&self, remote: &str) -> String {
         let full = format!("{}/{}", self.repo, remote);
-        full.split_once('/').map(|(_, p)| p.to_string()).unwrap_or(full)
+        full.split_once('/')
+            .map(|(_, p)| p.to_string())
+            .unwrap_or(full)
     }
 
     /// Every file the `files` lines select, in line order then path order, each once.
@@ -492,7 +529,9 @@ impl Target {
                 }
                 Ok(_) => {}
                 Err(_) => {
-                    log::warn(format!("files: {line:?}: {base} does not exist; nothing to upload"));
+                    log::warn(format!(
+                        "files: {line:?}: {base} does not exist; nothing to upload"
+                    ));
                 }
             }
             let matcher = Pattern::new(if pattern.is_empty() { "*" } else { &pattern });
@@ -501,8 +540,7 @@ impl Target {
                 .filter(|(_, rel)| matcher.matches(rel))
                 .filter(|(guest, rel)| {
                     !self.exclusions.iter().any(|x| {
-                        x.matches(rel)
-                            || delivery.host_path(guest).is_some_and(|h| x.matches(&h))
+                        x.matches(rel) || delivery.host_path(guest).is_some_and(|h| x.matches(&h))
                     })
                 })
                 .collect();
@@ -586,7 +624,10 @@ fn walk(
 /// Percent-encode a path, keeping `/` and RFC 3986 unreserved characters (so `;`, which
 /// starts Artifactory's matrix parameters, is `%3B`).
 fn encode_path(path: &str) -> String {
-    path.split('/').map(encode_query).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(encode_query)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Go's `url.QueryEscape` minus the space-as-plus rule: unreserved characters stay.
@@ -628,7 +669,10 @@ mod tests {
 
     fn section(pairs: &[(&str, &str)]) -> Section {
         let mut entries: Vec<(String, String)> = vec![
-            ("artifactory_url".into(), "http://jf.example/artifactory/".into()),
+            (
+                "artifactory_url".into(),
+                "http://jf.example/artifactory/".into(),
+            ),
             ("repo".into(), "generic".into()),
         ];
         entries.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -645,14 +689,21 @@ mod tests {
             split_line("output/delivery/*.yml"),
             ("output/delivery".into(), "*.yml".into())
         );
-        assert_eq!(split_line("out/a*/b/*.whl"), ("out".into(), "a*/b/*.whl".into()));
+        assert_eq!(
+            split_line("out/a*/b/*.whl"),
+            ("out".into(), "a*/b/*.whl".into())
+        );
         assert_eq!(split_line("out/x.yml"), ("out/x.yml".into(), String::new()));
     }
 
     #[test]
     fn urls_carry_escaped_paths_and_sorted_build_properties() {
         let t = Target::from_section(
-            &section(&[("files", "a/*"), ("dest", "m/b/"), ("started_ms", "1700000000000")]),
+            &section(&[
+                ("files", "a/*"),
+                ("dest", "m/b/"),
+                ("started_ms", "1700000000000"),
+            ]),
             &delivery("/delivery"),
         )
         .unwrap();
@@ -679,12 +730,25 @@ mod tests {
     fn section_errors() {
         let d = delivery("/delivery");
         for (bad, want) in [
-            (vec![("files", "a/*"), ("dest", "x/"), ("regexp", "true")], "regexp"),
-            (vec![("files", "a/*"), ("dest", "x/"), ("spec", "s.json")], "spec"),
-            (vec![("dest", "x/")], "files"),
-            (vec![("files", "a/*"), ("dest", "x/"), ("retries", "99")], "retries"),
             (
-                vec![("files", "a/*"), ("dest", "x/"), ("retry_wait_time", "soon")],
+                vec![("files", "a/*"), ("dest", "x/"), ("regexp", "true")],
+                "regexp",
+            ),
+            (
+                vec![("files", "a/*"), ("dest", "x/"), ("spec", "s.json")],
+                "spec",
+            ),
+            (vec![("dest", "x/")], "files"),
+            (
+                vec![("files", "a/*"), ("dest", "x/"), ("retries", "99")],
+                "retries",
+            ),
+            (
+                vec![
+                    ("files", "a/*"),
+                    ("dest", "x/"),
+                    ("retry_wait_time", "soon"),
+                ],
                 "retry_wait_time",
             ),
         ] {
@@ -712,7 +776,11 @@ mod tests {
         let d = delivery(&r);
         let remote = |pairs: &[(&str, &str)]| -> Vec<String> {
             let t = Target::from_section(&section(pairs), &d).unwrap();
-            t.collect(&d).unwrap().into_iter().map(|f| f.remote).collect()
+            t.collect(&d)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.remote)
+                .collect()
         };
         assert_eq!(
             remote(&[("files", "output/**"), ("dest", "m/b/")]),
@@ -729,15 +797,27 @@ mod tests {
             ["y/a.yml", "y/sub/b.yml"]
         );
         assert_eq!(
-            remote(&[("files", "output/delivery/*.yml"), ("dest", "y/"), ("recursive", "false")]),
+            remote(&[
+                ("files", "output/delivery/*.yml"),
+                ("dest", "y/"),
+                ("recursive", "false")
+            ]),
             ["y/a.yml"]
         );
         assert_eq!(
-            remote(&[("files", "output/delivery/*"), ("dest", "f/"), ("flat", "true"), ("exclusions", "*.md;sub/*")]),
+            remote(&[
+                ("files", "output/delivery/*"),
+                ("dest", "f/"),
+                ("flat", "true"),
+                ("exclusions", "*.md;sub/*")
+            ]),
             ["f/a.yml"]
         );
         assert_eq!(
-            remote(&[("files", "output/delivery/a.yml"), ("dest", "one/renamed.yml")]),
+            remote(&[
+                ("files", "output/delivery/a.yml"),
+                ("dest", "one/renamed.yml")
+            ]),
             ["one/renamed.yml"]
         );
         let many = Target::from_section(&section(&[("files", "output/**"), ("dest", "nodir")]), &d)

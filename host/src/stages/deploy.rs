@@ -7,7 +7,8 @@ use super::{RunContext, StageError, StageReport};
 use crate::plan::hooks;
 
 /// Why `[deploy:artifactory:*]` sections are not performed when no URL is configured.
-pub const NO_ARTIFACTORY_URL: &str = "no Artifactory URL: set STASIS_JF_ARTIFACTORY_URL or [deploy:artifactory] url in stasis.ini";
+pub const NO_ARTIFACTORY_URL: &str =
+    "no Artifactory URL: set STASIS_JF_ARTIFACTORY_URL or [deploy:artifactory] url in stasis.ini";
 
 pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let plan = cx.plan;

@@ -162,10 +162,9 @@ fn decide(plan: &Plan, kind: StageKind) -> (StageStatus, String) {
         StageKind::Deploy if plan.deploy.targets.is_empty() && !s.artifactory => {
             skip("--no-artifactory")
         }
-        StageKind::Deploy if plan.deploy.targets.is_empty() => (
-            StageStatus::NotPerformed,
-            deploy::NO_ARTIFACTORY_URL.into(),
-        ),
+        StageKind::Deploy if plan.deploy.targets.is_empty() => {
+            (StageStatus::NotPerformed, deploy::NO_ARTIFACTORY_URL.into())
+        }
         _ => (StageStatus::Run, String::new()),
     }
 }

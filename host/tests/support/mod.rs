@@ -7,6 +7,7 @@
 //! Nothing here mocks stasis code: these are the real programs and servers the tests drive.
 #![allow(dead_code)]
 
+pub mod artifactory;
 pub mod cli;
 pub mod git;
 pub mod server;

@@ -104,7 +104,9 @@ impl Resolver<'_> {
                 .map(|s| (system.path.clone(), s.clone()));
             let from_defaults = || {
                 let ini = self.loaded.sysconf.read_ini(DEFAULTS).ok()?;
-                let s = ini.section(&format!("plugin:{ARTIFACTORY_PLUGIN}"))?.clone();
+                let s = ini
+                    .section(&format!("plugin:{ARTIFACTORY_PLUGIN}"))?
+                    .clone();
                 Some((ini.path.clone(), s))
             };
             let Some((path, sec)) = from_system.or_else(from_defaults) else {
@@ -112,7 +114,7 @@ impl Resolver<'_> {
                     &self.delivery().path.clone(),
                     0,
                     "[deploy:artifactory:*]",
-                    &format!(
+                    format!(
                         "no [plugin:{ARTIFACTORY_PLUGIN}] declaration: neither stasis.ini nor {} has one",
                         self.loaded.sysconf.path_of(DEFAULTS).display()
                     ),
@@ -160,9 +162,10 @@ impl Resolver<'_> {
                 u.port_or_known_default().unwrap_or(0)
             )
         });
-        for p in plugins.iter_mut().filter(|p| {
-            p.name == ARTIFACTORY_PLUGIN && p.origin != PluginOrigin::Delivery
-        }) {
+        for p in plugins
+            .iter_mut()
+            .filter(|p| p.name == ARTIFACTORY_PLUGIN && p.origin != PluginOrigin::Delivery)
+        {
             if let Some(origin) = &origin
                 && !p.entries.iter().any(|e| e.0 == "allow_hosts")
             {

@@ -234,7 +234,13 @@ fn one(sh: &Shared<'_>, job: &Job) -> Result<BatchReceipt, CapError> {
         // 404: the server does not hold this content yet. jf also falls back to a plain
         // upload on any other refusal of a checksum deploy.
     }
-    let resp = put(sh, &job.url, headers, Some((&mut file, sums.bytes)), &mut used)?;
+    let resp = put(
+        sh,
+        &job.url,
+        headers,
+        Some((&mut file, sums.bytes)),
+        &mut used,
+    )?;
     let status = resp.status();
     let location = resp.url().clone();
     if !status.is_success() {

@@ -5,12 +5,12 @@
 //! through the plugin's cap-std `Dir` of the delivery tree, secrets are attached here and
 //! their values scrubbed from anything returned.
 
+mod batch;
 pub mod http;
 pub mod log;
 pub mod process;
 pub mod template;
 pub mod upload;
-mod batch;
 
 use super::bindings::deploy::stasis;
 use super::context::PluginState;

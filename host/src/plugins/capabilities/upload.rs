@@ -13,8 +13,8 @@ use std::io::{Read, Seek};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::plugins::bindings::host_api::types::CapError;
 use crate::plugins::bindings::host_api::http::{Request, Response};
+use crate::plugins::bindings::host_api::types::CapError;
 use crate::plugins::bindings::host_api::upload::{
     BatchReceipt, BatchRequest, Credential, Host, Receipt, UploadRequest,
 };
