@@ -26,10 +26,15 @@ pub fn sections(
         line: p.line,
         entries: p.entries.clone(),
     };
+    // Default declarations (origin system: stasis.ini or the sysconf's deploy/targets.ini)
+    // stand where a mission's would: a delivery may narrow them.
     let of = |origin: PluginOrigin| {
         plan.plugins
             .iter()
-            .filter(|p| p.origin == origin)
+            .filter(|p| {
+                p.origin == origin
+                    || (origin == PluginOrigin::Mission && p.origin == PluginOrigin::System)
+            })
             .map(|p| to_input(p, format!("plugin:{}", p.name)))
             .collect()
     };

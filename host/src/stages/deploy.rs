@@ -1,19 +1,29 @@
 //! The `deploy` stage: every `[deploy:NAME]` section served by a deploy-target plugin
-//! (`plugin = NAME`) is planned, then deployed, with the delivery tree mounted read-only.
-//! Artifactory (`jf`) uploads and docker pushes are not performed by this version; the
-//! stage's report says so instead of skipping them silently.
+//! (`plugin = NAME`, or bound by default: `[deploy:artifactory:NAME]` → `artifactory`) is
+//! planned, then deployed, with the delivery tree mounted read-only. Artifactory sections
+//! left unbound (`--no-artifactory`, no Artifactory URL) are reported, never skipped silently.
 
 use super::{RunContext, StageError, StageReport};
 use crate::plan::hooks;
+
+/// Why `[deploy:artifactory:*]` sections are not performed when no URL is configured.
+pub const NO_ARTIFACTORY_URL: &str =
+    "no Artifactory URL: set STASIS_JF_ARTIFACTORY_URL or [deploy:artifactory] url in stasis.ini";
 
 pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let plan = cx.plan;
     let mut report = StageReport::default();
     for a in &plan.deploy.artifactory {
-        report.detail.push(format!(
-            "[deploy:{}] not performed: Artifactory uploads are not available in this version",
-            a.name
-        ));
+        if !plan.deploy.targets.iter().any(|t| t.name == a.name) {
+            let why = if plan.settings.artifactory {
+                NO_ARTIFACTORY_URL
+            } else {
+                "--no-artifactory"
+            };
+            report
+                .detail
+                .push(format!("[deploy:{}] not performed: {why}", a.name));
+        }
     }
     if plan.deploy.targets.is_empty() {
         return Ok(report);

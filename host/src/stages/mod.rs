@@ -166,10 +166,12 @@ fn decide(plan: &Plan, kind: StageKind) -> (StageStatus, String) {
         {
             skip("no [deploy:*] upload sections")
         }
-        StageKind::Deploy if plan.deploy.targets.is_empty() => (
-            StageStatus::NotPerformed,
-            "Artifactory uploads are not available in this version of stasis".into(),
-        ),
+        StageKind::Deploy if plan.deploy.targets.is_empty() && !s.artifactory => {
+            skip("--no-artifactory")
+        }
+        StageKind::Deploy if plan.deploy.targets.is_empty() => {
+            (StageStatus::NotPerformed, deploy::NO_ARTIFACTORY_URL.into())
+        }
         _ => (StageStatus::Run, String::new()),
     }
 }
@@ -376,6 +378,7 @@ mod unit {
         p.settings.testing = true;
         p.settings.rewrite = true;
         p.settings.docker = true;
+        p.settings.artifactory = true;
         p
     }
 
@@ -443,9 +446,18 @@ mod unit {
             ..Deploy::default()
         };
         assert_eq!(status(&p, StageKind::Docker).0, StageStatus::NotPerformed);
-        assert_eq!(status(&p, StageKind::Deploy).0, StageStatus::NotPerformed);
+        // Artifactory sections without a URL are not bound to their plugin.
+        assert_eq!(
+            status(&p, StageKind::Deploy),
+            (StageStatus::NotPerformed, deploy::NO_ARTIFACTORY_URL.into())
+        );
         p.settings.docker = false;
         assert_eq!(status(&p, StageKind::Docker).1, "--no-docker");
+        p.settings.artifactory = false;
+        assert_eq!(
+            status(&p, StageKind::Deploy),
+            (StageStatus::Skip, "--no-artifactory".into())
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod artifactory;
 pub mod cli;
 pub mod docs;
 pub mod git;

@@ -11,6 +11,7 @@
 
 mod conda;
 mod deploy;
+mod deploy_defaults;
 mod meta;
 mod names;
 mod plugins;
@@ -91,7 +92,8 @@ pub fn resolve_with(
     let storage = r.storage(&info, &settings);
     r.fill_storage_vars(&storage);
     let conda = r.conda(&settings);
-    let deploy = r.deploy();
+    let mut deploy = r.deploy();
+    r.bind_artifactory(&mut deploy, &settings, &info);
     r.vars.insert(
         "workaround.conda_reactivate".into(),
         "\nset +x; mamba activate ${CONDA_DEFAULT_ENV}; set -x\n".into(),
@@ -100,7 +102,8 @@ pub fn resolve_with(
     let mut tests = r.tests();
     r.delivered_versions(&conda, &mut tests);
     let templates = r.templates();
-    let plugins = r.plugins(&deploy);
+    let mut plugins = r.plugins(&deploy);
+    r.default_deploy_plugins(&mut plugins, &deploy);
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),
         file: loaded.system.path.clone(),

@@ -101,7 +101,7 @@ impl Resolver<'_> {
 
 /// `sha256 = @plugins.lock`: the pin of `component` (by file name) in a lock file written by
 /// scripts/build-plugins (`file.wasm = <sha256>` lines, `#` comments).
-fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
+pub(super) fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(lock).map_err(|e| {
         format!(
             "lock file {}: {e} (run scripts/build-plugins)",

@@ -6,6 +6,7 @@
 //! their values scrubbed from anything returned.
 
 pub mod context;
+mod batch;
 pub mod http;
 pub mod log;
 pub mod pipeline;
