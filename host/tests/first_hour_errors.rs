@@ -79,15 +79,21 @@ fn an_unknown_mission_lists_the_missions_and_where_stasis_looked() {
     );
 }
 
+/// `stasis plugin new --lang LANG mission-rule rule` in `dir`; returns the root for builds.
+fn new_rule_project(dir: &Path, lang: &str) -> std::path::PathBuf {
+    let root = dir.join("root");
+    let out = Stasis::new(&root)
+        .current_dir(dir)
+        .args(["plugin", "new", "--lang", lang, "mission-rule", "rule"])
+        .output();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    root
+}
+
 #[test]
 fn a_rust_plugin_build_without_the_wasm_target_says_how_to_install_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    let out = Stasis::new(&root)
-        .current_dir(tmp.path())
-        .args(["plugin", "new", "--lang", "rust", "mission-rule", "rule"])
-        .output();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let root = new_rule_project(tmp.path(), "rust");
     // A Rust toolchain without wasm32-wasip2: a rustc whose sysroot has no such target (a
     // stand-in for the external rustc, as on a machine where only the host target is there).
     let sysroot = tmp
@@ -119,12 +125,7 @@ fn a_rust_plugin_build_without_the_wasm_target_says_how_to_install_it() {
 #[test]
 fn a_python_plugin_build_without_componentize_py_says_how_to_get_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    let out = Stasis::new(&root)
-        .current_dir(tmp.path())
-        .args(["plugin", "new", "--lang", "python", "mission-rule", "rule"])
-        .output();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let root = new_rule_project(tmp.path(), "python");
     let out = Stasis::new(&root)
         .current_dir(&tmp.path().join("rule"))
         .env_remove("COMPONENTIZE_PY")
