@@ -136,7 +136,13 @@ fn scripts_install_lays_out_a_prefix_that_runs_the_hst_mission_outside_the_check
         std::fs::read_link(prefix.join("bin/stasis_indexer")).unwrap(),
         PathBuf::from("stasis")
     );
+    // What etc/'s .gitignore files exclude (componentize-py output) is not installed.
     assert!(!prefix.join("etc/stasis/mission/jwst/.gitignore").exists());
+    assert!(
+        !prefix
+            .join("etc/stasis/mission/jwst/jwst_rules.wasm")
+            .exists()
+    );
     let man = std::fs::read_to_string(prefix.join("share/man/man1/stasis.1")).unwrap();
     assert!(
         man.contains("fail\\-fast"),

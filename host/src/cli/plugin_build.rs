@@ -34,8 +34,9 @@ pub enum BuildError {
     NoRust { rustc: String, why: String },
     #[error(
         "componentize-py not found (looked at $COMPONENTIZE_PY, {venv} and PATH); it builds Python plugins: \
-         `python3 -m venv .venv && .venv/bin/pip install -r requirements.txt` in the project \
-         (or `pip install componentize-py=={COMPONENTIZE_PY_VERSION}`), then run `stasis plugin build` again"
+         `pip install componentize-py=={COMPONENTIZE_PY_VERSION}` (in a venv on PATH, or the project's \
+         `.venv`; the plugin's own imports go in the project's .venv: `.venv/bin/pip install -r requirements.txt`), \
+         then run `stasis plugin build` again"
     )]
     NoComponentizePy { venv: String },
     #[error("{0}")]

@@ -229,13 +229,16 @@ fn python_files(
         ),
         (
             "requirements.txt".to_string(),
-            format!("componentize-py==0.25.1\n{requirement}\n"),
+            format!(
+                "# What the plugin imports; componentize-py bundles it into the component.\n{requirement}\n"
+            ),
         ),
         (
             "README.md".to_string(),
             format!(
                 "# {name}\n\nA stasis {kind} plugin in Python.\n\n```sh\n\
-                 python3 -m venv .venv && .venv/bin/pip install -r requirements.txt\n\
+                 pip install componentize-py==0.25.1       # the build tool, once (in a venv of your tools)\n\
+                 python3 -m venv .venv && .venv/bin/pip install -r requirements.txt   # the SDK\n\
                  stasis plugin build        # componentize-py -d wit -w stasis:plugin/{kind}@1.0.0 componentize app, then {name}.wasm + plugins.lock\n\
                  stasis plugin inspect {name}.wasm\n```\n\n\
                  See docs/plugins/python.md in the stasis repository.\n"

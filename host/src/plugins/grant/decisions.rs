@@ -292,9 +292,21 @@ pub fn effective_grant(
     }
     if policy.require_sha256 && g.sha256.is_none() {
         let src = over.unwrap_or(base);
+        // The line to add, with the digest of the component as it is now (read only on this
+        // error path): what `stasis plugin inspect` would print.
+        let line = match std::fs::read(&g.component) {
+            Ok(bytes) => format!("sha256 = {}", crate::plugins::sha256_hex(&bytes)),
+            Err(_) => "sha256 = <the sha256 `stasis plugin inspect COMPONENT` prints>".into(),
+        };
         return Err(src.key_error(
             "sha256",
-            "missing: the operator requires a sha256 pin for every plugin (stasis.ini [plugins] require_sha256)".into(),
+            format!(
+                "missing: the operator requires a sha256 pin for every plugin (stasis.ini [plugins] \
+                 require_sha256); add this line to [plugin:{}] in {}:\n    {line}\n\
+                 (or `sha256 = @plugins.lock` with the lock `stasis plugin build` writes)",
+                g.name,
+                src.file.display()
+            ),
         ));
     }
     Ok(g)
