@@ -128,6 +128,8 @@ fn main() {
         memory: 64 << 20,
         timeout: Duration::from_secs(60),
         dirs: vec![],
+        write_dirs: vec![],
+        unconfined: vec![],
         origin: "bench".into(),
     };
     let quiet = HostOptions {

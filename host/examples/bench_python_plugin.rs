@@ -43,6 +43,8 @@ fn main() {
         memory: 256 << 20,
         timeout: Duration::from_secs(60),
         dirs: vec![],
+        write_dirs: vec![],
+        unconfined: vec![],
         origin: "bench".into(),
     };
     let quiet = HostOptions {

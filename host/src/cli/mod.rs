@@ -510,6 +510,11 @@ fn cmd_plugin(
                 }
             }
         }
-        other => plugin::run(other, &cache),
+        plugin::PluginCommand::Inspect { file } => plugin::inspect_with_defaults(
+            &file,
+            &cache,
+            opts.config.as_deref(),
+            env.get("STASIS_SYSCONFDIR").map(String::as_str),
+        ),
     }
 }

@@ -203,6 +203,8 @@ pub fn grant(name: &str, kind: PluginKind, component: &Path) -> Grant {
         memory: 64 << 20,
         timeout: Duration::from_secs(5),
         dirs: Vec::new(),
+        write_dirs: Vec::new(),
+        unconfined: Vec::new(),
         origin: "test.ini:1".into(),
     }
 }
