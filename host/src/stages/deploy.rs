@@ -1,7 +1,7 @@
 //! The `deploy` stage: every `[deploy:NAME]` section served by a deploy-target plugin
 //! (`plugin = NAME`) is planned, then deployed, with the delivery tree mounted read-only.
-//! Artifactory (`jf`) uploads and docker pushes are not performed by this version; the
-//! stage's report says so instead of skipping them silently.
+//! Artifactory (`jf`) uploads are not performed by this version; the stage's report says so
+//! instead of skipping them silently. (`[deploy:docker]` is the `docker` stage's.)
 
 use super::{RunContext, StageError, StageReport};
 use crate::plan::hooks;
