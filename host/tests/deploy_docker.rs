@@ -197,7 +197,10 @@ fn an_image_is_built_tested_saved_and_pushed_with_credentials_from_the_environme
         "the package is hard-linked into the build context, not copied"
     );
     assert!(w.output("build/docker/demo-1.0.0-1-py312.yml").is_file());
-    assert!(w.output("build/docker/packages/wheels/demo-1.0.0-py3-none-any.whl").is_file());
+    assert!(
+        w.output("build/docker/packages/wheels/demo-1.0.0-py3-none-any.whl")
+            .is_file()
+    );
 
     // Upstream's archive name: the first tag's bare name + .tar + the compressor's suffix,
     // and it is a zstd-compressed docker-archive.
@@ -296,7 +299,12 @@ fn plan_shows_the_docker_binding_and_its_grant() {
     }
     assert!(out.contains("docker               run"), "{out}");
     // `plan --json` carries the binding for the run.
-    let json = w.stasis().args(["plan", "--json"]).arg(&delivery).output().json();
+    let json = w
+        .stasis()
+        .args(["plan", "--json"])
+        .arg(&delivery)
+        .output()
+        .json();
     assert_eq!(json["deploy"]["docker"]["plugin"], "docker");
     assert!(
         json["plugins"]
@@ -329,4 +337,30 @@ fn a_delivery_narrowing_write_dirs_denies_the_archive_and_fails_the_stage() {
         .unwrap()
         .collect();
     assert!(archives.is_empty(), "{archives:?}");
+}
+
+#[test]
+fn plugin_inspect_shows_the_shipped_component_and_its_default_grant() {
+    let root = tempfile::tempdir().unwrap();
+    let component = workspace().join("etc/deploy/docker_deploy.wasm");
+    let run = Stasis::new(root.path())
+        .args(["plugin", "inspect"])
+        .arg(&component)
+        .output();
+    let out = all_output(&run);
+    assert_eq!(run.code(), Some(0), "{out}");
+    for needle in [
+        "world:     stasis:plugin/deploy-target@1.0.0",
+        "stasis:host/context@1.0.0",
+        "stasis:host/pipeline@1.0.0",
+        "default grant: [plugin:docker] in ",
+        "allow_commands  buildah podman docker zstd xz gzip bzip2",
+        "unconfined      buildah podman docker",
+        "write_dirs      build/docker output/packages/docker",
+        "secrets         STASIS_REGISTRY_USER STASIS_REGISTRY_PASSWORD",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    // No host is granted: registries are reached by the engine, not by the plugin.
+    assert!(!out.contains("allow_hosts     "), "{out}");
 }

@@ -147,7 +147,12 @@ pub fn dispatch(
             }
         }
         PluginCommand::Build { dir } => plugin_build::build(console, env, &dir, &cache),
-        PluginCommand::Inspect { file } => inspect(&file, &cache),
+        PluginCommand::Inspect { file } => inspect_with_defaults(
+            &file,
+            &cache,
+            top.config.as_deref(),
+            env.get("STASIS_SYSCONFDIR").map(String::as_str),
+        ),
     }
 }
 
@@ -238,4 +243,46 @@ pub fn check(
 /// Accepted `kind` values, for `plugin new` argument checking.
 pub fn kinds() -> impl Iterator<Item = &'static str> {
     PluginKind::ALL.into_iter().map(PluginKind::as_str)
+}
+
+/// `stasis plugin inspect FILE`, plus the declarations stasis.ini makes of that component
+/// (the shipped deploy targets' default grants: what runs unless an operator changes it).
+pub fn inspect_with_defaults(
+    file: &Path,
+    cache_dir: &Path,
+    config_file: Option<&Path>,
+    sysconfdir: Option<&str>,
+) -> i32 {
+    let code = inspect(file, cache_dir);
+    if code != 0 {
+        return code;
+    }
+    let Ok(sys) = crate::config::SysConf::discover(config_file, sysconfdir) else {
+        return code;
+    };
+    let Ok(ini) = sys.read_ini("stasis.ini") else {
+        return code;
+    };
+    let base = ini.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let same = |c: &str| {
+        let declared = base.join(c.trim());
+        matches!((declared.canonicalize(), file.canonicalize()), (Ok(a), Ok(b)) if a == b)
+    };
+    for sec in ini.sections_with_prefix("plugin:") {
+        if !sec.get("component").is_some_and(|e| same(&e.value)) {
+            continue;
+        }
+        println!();
+        println!(
+            "default grant: [{}] in {}:{} (replace it there to change it)",
+            sec.name,
+            ini.path.display(),
+            sec.line
+        );
+        for e in &sec.entries {
+            let value: Vec<&str> = e.value.split_whitespace().collect();
+            println!("  {:<15} {}", e.key, value.join(" "));
+        }
+    }
+    code
 }

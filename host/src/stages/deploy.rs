@@ -2,6 +2,7 @@
 //! (`plugin = NAME`, or bound by default: `[deploy:artifactory:NAME]` → `artifactory`) is
 //! planned, then deployed, with the delivery tree mounted read-only. Artifactory sections
 //! left unbound (`--no-artifactory`, no Artifactory URL) are reported, never skipped silently.
+//! (`[deploy:docker]` is the `docker` stage's.)
 
 use super::{RunContext, StageError, StageReport};
 use crate::plan::hooks;

@@ -6,8 +6,6 @@
 //! container-specific lives in the plugin; this stage only calls it, records what it reports
 //! and names the section on failure. It must not run container tools itself.
 
-use std::path::PathBuf;
-
 use super::{RunContext, StageError, StageReport};
 use crate::plan::hooks;
 use crate::plugins::GUEST_DELIVERY;
@@ -63,6 +61,6 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         .record
         .insert("summary".into(), done.summary.clone().into());
     report.record.insert("items".into(), items.into());
-    report.outputs.sort_by(|a: &PathBuf, b| a.cmp(b));
+    report.outputs.sort();
     Ok(report)
 }

@@ -185,6 +185,36 @@ mod tests {
     }
 
     #[test]
+    fn stasis_ini_plugins_join_the_plan_only_when_a_deploy_section_uses_them() {
+        let system = "[plugin:docker]\nkind = deploy-target\ncomponent = deploy/d.wasm\n\n[plugin:other]\nkind = deploy-target\ncomponent = o.wasm\n";
+        let without = World::new().with_system(system).plan();
+        assert!(without.plugins.is_empty(), "{:?}", without.plugins);
+        let with = World::new()
+            .with_system(system)
+            .with_delivery("\n[deploy:docker]\ntags = x:1\n")
+            .plan();
+        let names: Vec<_> = with
+            .plugins
+            .iter()
+            .map(|p| (p.name.as_str(), p.origin))
+            .collect();
+        assert_eq!(names, [("docker", PluginOrigin::System)]);
+        assert_eq!(with.deploy.docker.unwrap().plugin, "docker");
+        // A mission's declaration of the same name replaces the operator's.
+        let mission = World::new()
+            .with_system(system)
+            .with_mission("\n[plugin:docker]\nkind = deploy-target\ncomponent = mine.wasm\n")
+            .with_delivery("\n[deploy:docker]\nplugin = docker\n")
+            .plan();
+        let names: Vec<_> = mission
+            .plugins
+            .iter()
+            .map(|p| (p.name.as_str(), p.origin))
+            .collect();
+        assert_eq!(names, [("docker", PluginOrigin::Mission)]);
+    }
+
+    #[test]
     fn the_operator_policy_is_kept_with_origin_system() {
         let plan = World::new()
             .with_system("[plugins]\nrequire_sha256 = yes\n")
