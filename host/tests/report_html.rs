@@ -315,3 +315,61 @@ fn a_report_directory_without_data_says_so() {
     assert!(dom.contains("data-state=\"no-data\""), "{dom}");
     assert!(dom.contains("data/index.js could not be loaded"), "{dom}");
 }
+
+#[test]
+fn the_report_is_live_while_the_run_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let repo = Repo::init(&src);
+    repo.write("README", "x\n").commit("one");
+    let ini = tmp.path().join("live.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[meta]\nmission = generic\nname = live\nversion = 1.0\nrc = 1\npython = 3.12\n\
+             [conda]\ninstaller_name = Miniforge3\ninstaller_version = 24.3.0-0\n\
+             installer_platform = Linux\ninstaller_arch = x86_64\n\n\
+             [test:quick]\nrepository = {0}\nscript =\n    true\n\n\
+             [test:slow]\nrepository = {0}\nscript =\n    sleep 4\n",
+            src.display()
+        ),
+    )
+    .unwrap();
+    let sysini = tmp.path().join("stasis.ini");
+    std::fs::write(&sysini, "[default]\nconda_engine = system\n").unwrap();
+    let root = tmp.path().join("root");
+    let mut child = Stasis::new(&root)
+        .config(&sysini)
+        .args(["-l", "2"])
+        .arg(&ini)
+        .command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let report = root.join("live-1.0/output/report");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // The quick task's file appears while the slow one still runs.
+    while !report.join("data/job-00000.js").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no task file appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "stasis ended first");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let index = std::fs::read_to_string(report.join("data/index.js")).unwrap();
+    assert!(
+        index.contains("\"live\":true") && index.contains("\"status\":\"in_progress\""),
+        "{index}"
+    );
+    assert!(index.contains("\"name\":\"quick\""), "{index}");
+    if let Some(browser) = Browser::find() {
+        let dom = browser.dump_dom(&report.join("index.html"));
+        assert!(dom.contains("data-state=\"live\""), "{dom}");
+        assert!(dom.contains("live: refreshing every"), "{dom}");
+    }
+    assert!(child.wait().unwrap().success());
+    let index = std::fs::read_to_string(report.join("data/index.js")).unwrap();
+    assert!(index.contains("\"live\":false") && index.contains("\"name\":\"slow\""));
+}

@@ -189,6 +189,18 @@ fn missing_and_truncated_results_and_logs_are_named() {
     record
         .add_job(job(&out, "nolog", Outcome::Success, None))
         .unwrap();
+    // What the deploy stage records about what went where.
+    let deploy = StepRecord::new(
+        "deploy",
+        SystemTime::now(),
+        SystemTime::now(),
+        StepStatus::Success,
+    )
+    .with_detail(
+        "deployed",
+        serde_json::json!([{"target": "site", "subject": "rel.yml", "location": "https://example.invalid/rel.yml"}]),
+    );
+    record.add_stage(deploy).unwrap();
     record.finish(RunStatus::Fail).unwrap();
 
     let (index, md, stderr) = report(&out.join("run.json"), &tmp.path().join("r"));
@@ -210,6 +222,10 @@ fn missing_and_truncated_results_and_logs_are_named() {
         );
     }
     assert!(md.contains("### What is missing"), "{md}");
+    assert!(
+        index.contains(r#""deployed":[{"target":"site","subject":"rel.yml","location":"https://example.invalid/rel.yml"}]"#),
+        "{index}"
+    );
     // The failed tasks still show, as failures of the task itself.
     assert!(
         md.contains("| gone | FAILED | (the task) | task exited 1 |"),

@@ -200,8 +200,6 @@ pub struct JobRow {
     pub junit_warning: Option<String>,
     pub log: FileLink,
     pub junit: Option<FileLink>,
-    /// Extra facts about where the task ran (a merged record's CI job and runner).
-    pub place: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -297,7 +295,6 @@ fn job_row(record: &RunRecord, id: usize, job: &JobRecord, opts: &ViewOptions) -
             .junit_path
             .as_ref()
             .map(|p| FileLink::new(&opts.report_dir, p)),
-        place: None,
     }
 }
 

@@ -73,8 +73,8 @@ pub struct IndexOutcome {
 }
 
 /// Copy `src` into `dst` (merging): files by content, symlinks as symlinks, directories named
-/// in [`COPY_EXCLUDES`] skipped at any depth.
-fn copy_tree(src: &Path, dst: &Path) -> Result<(), IndexError> {
+/// in `excludes` skipped at any depth.
+fn copy_tree(src: &Path, dst: &Path, excludes: &[&str]) -> Result<(), IndexError> {
     std::fs::create_dir_all(dst).map_err(io(dst))?;
     for entry in std::fs::read_dir(src).map_err(io(src))? {
         let entry = entry.map_err(io(src))?;
@@ -88,13 +88,13 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), IndexError> {
             }
             std::os::unix::fs::symlink(&target, &to).map_err(io(&to))?;
         } else if kind.is_dir() {
-            if COPY_EXCLUDES.contains(&entry.file_name().to_string_lossy().as_ref()) {
+            if excludes.contains(&entry.file_name().to_string_lossy().as_ref()) {
                 continue;
             }
             if to.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
                 remove_any(&to)?;
             }
-            copy_tree(&from, &to)?;
+            copy_tree(&from, &to, excludes)?;
         } else {
             if to.symlink_metadata().is_ok_and(|m| m.is_dir()) {
                 remove_any(&to)?;
@@ -214,39 +214,7 @@ fn publish(work: &Path, dest: &Path) -> Result<(), IndexError> {
         }
         remove_any(&dest.join(name))?;
     }
-    for name in sorted_names(work)? {
-        let from = work.join(&name);
-        let to = dest.join(&name);
-        let meta = from.symlink_metadata().map_err(io(&from))?;
-        if meta.is_dir() {
-            copy_tree_all(&from, &to)?;
-        } else if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&from).map_err(io(&from))?;
-            std::os::unix::fs::symlink(&target, &to).map_err(io(&to))?;
-        } else {
-            std::fs::copy(&from, &to).map_err(io(&from))?;
-        }
-    }
-    Ok(())
-}
-
-/// Like [`copy_tree`] without the excludes (the work directory has none left).
-fn copy_tree_all(src: &Path, dst: &Path) -> Result<(), IndexError> {
-    std::fs::create_dir_all(dst).map_err(io(dst))?;
-    for name in sorted_names(src)? {
-        let from = src.join(&name);
-        let to = dst.join(&name);
-        let meta = from.symlink_metadata().map_err(io(&from))?;
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&from).map_err(io(&from))?;
-            std::os::unix::fs::symlink(&target, &to).map_err(io(&to))?;
-        } else if meta.is_dir() {
-            copy_tree_all(&from, &to)?;
-        } else {
-            std::fs::copy(&from, &to).map_err(io(&from))?;
-        }
-    }
-    Ok(())
+    copy_tree(work, dest, &[])
 }
 
 /// Index the roots into `opts.destdir`. `say` gets progress lines (and `TREE` with
@@ -273,7 +241,7 @@ pub fn index(opts: &IndexOptions, say: &dyn Fn(&str)) -> Result<IndexOutcome, In
             _ => root.clone(),
         };
         say(&format!("combining {}", src.display()));
-        copy_tree(&src, work)?;
+        copy_tree(&src, work, COPY_EXCLUDES)?;
     }
     let conda = work.join("packages/conda");
     let wheels = work.join("packages/wheels");

@@ -85,7 +85,7 @@ mod tests {
             None,
         );
         assert!(
-            html.contains("<table>") && html.contains("<td>1</td>"),
+            html.contains("<table>") && html.contains(">1</td>"),
             "{html}"
         );
         assert!(html.contains("href=\"results-foo.html\""), "{html}");
