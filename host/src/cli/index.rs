@@ -13,9 +13,15 @@ use clap::{Args, Parser};
 use super::{Console, EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunOpts};
 use crate::report::index::{self, IndexError, IndexOptions};
 
-/// `stasis index` (`-v` and `-U` are stasis's global options).
+/// `stasis index` and `stasis_indexer`: upstream's options.
 #[derive(Debug, Args)]
 pub struct IndexArgs {
+    /// List every file of the indexed tree.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Unbuffered output (accepted for upstream's scripts; stasis's output is line-buffered).
+    #[arg(short = 'U', long = "unbuffered")]
+    pub unbuffered: bool,
     /// Where the indexed tree is written.
     #[arg(
         short = 'd',
@@ -45,12 +51,6 @@ pub struct IndexArgs {
 struct IndexerCli {
     #[command(flatten)]
     args: IndexArgs,
-    /// List every file of the indexed tree.
-    #[arg(short = 'v', long = "verbose")]
-    verbose: bool,
-    /// Unbuffered output.
-    #[arg(short = 'U', long = "unbuffered")]
-    unbuffered: bool,
 }
 
 /// Was stasis started under the name `stasis_indexer`?
@@ -72,7 +72,8 @@ pub fn indexer_main(console: &Console, env: &BTreeMap<String, String>) -> i32 {
             return code;
         }
     };
-    run_index(console, env, cli.args, cli.verbose)
+    let verbose = cli.args.verbose;
+    run_index(console, env, cli.args, verbose)
 }
 
 /// `stasis index ...`.
@@ -82,7 +83,8 @@ pub fn run(
     args: IndexArgs,
     opts: &RunOpts,
 ) -> i32 {
-    run_index(console, env, args, opts.verbose > 0)
+    let verbose = args.verbose || opts.verbose > 0;
+    run_index(console, env, args, verbose)
 }
 
 fn run_index(
