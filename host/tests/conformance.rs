@@ -704,9 +704,11 @@ fn generic_ini_is_delivered_offline_as_upstream_would() {
 }
 
 #[test]
-#[ignore = "issue 10 req 6: based_on's pip pins (gbo.yml: firewatch==0.0.3, tweakwcs==0.8.7) \
-            are installed in the same pip call as the delivery's own (firewatch==0.0.4): \
-            ResolutionImpossible; upstream installs the delivery's specs over based_on's"]
+#[ignore = "issue 10 req 6: (a) based_on's pip pins (gbo.yml: firewatch==0.0.3) go into the \
+            same pip call as the delivery's own (firewatch==0.0.4): ResolutionImpossible, where \
+            upstream installs the delivery's specs over based_on's; (b) the built \
+            stsci.imagestats wheel sits in wheels/stsci.imagestats/ only, pip looks for \
+            wheels/stsci-imagestats/ (PEP 503)"]
 fn gbo_ini_builds_stsci_imagestats_from_head_over_based_on() {
     let w = world();
     let d = w.deliver(&GBO);
@@ -725,8 +727,7 @@ fn gbo_ini_builds_stsci_imagestats_from_head_over_based_on() {
 }
 
 #[test]
-#[ignore = "issue 10 req 6: based_on's pip pins (gbo.yml) conflict with the delivery's own in \
-            one pip call (see gbo_ini_builds_stsci_imagestats_from_head_over_based_on)"]
+#[ignore = "issue 10 req 6: as gbo_ini_builds_stsci_imagestats_from_head_over_based_on"]
 fn gbo_ng_ini_is_the_next_release_of_gbo() {
     let w = world();
     let d = w.deliver(&GBO_NG);
