@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use support::cli::{Run, Stasis};
-use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::conda::{Channel, Pkg, pip_pkg, python_with_scripts_pkg};
 use support::git::Repo;
 use support::server::{Response, Server};
 use support::{pyindex, upstream};
@@ -167,20 +167,12 @@ fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let www = tmp.path().join("www");
 
-    // The channel: what base.yml / gbo.yml name. pip's `bin/pip` runs the environment's
-    // python, as conda's pip package does, so a test script's `pip install` lands there.
+    // The channel: what base.yml / gbo.yml name; python and pip as conda's own behave for a
+    // test script's `pip install` and the commands it installs.
     let mut ch = Channel::new(&www.join("chan"));
-    // The stand-in python keeps pip's console scripts (pytest, firewatch) in its virtualenv's
-    // bin; its activation script puts that directory on PATH, where a conda python has them.
-    ch.add(
-        python_wrapper_pkg(&format!("{PYTHON}.0"))
-            .activate_script("export PATH=\"$CONDA_PREFIX/lib/stasis-pyvenv/bin:$PATH\"\n"),
-    )
-    .add(Pkg::new("pip", "24.0").exe(
-        "bin/pip",
-        "#!/bin/sh\nexec \"$(dirname \"$0\")/python\" -m pip \"$@\"\n",
-    ))
-    .add(Pkg::new("setuptools", "70.0"));
+    ch.add(python_with_scripts_pkg(&format!("{PYTHON}.0")))
+        .add(pip_pkg("24.0"))
+        .add(Pkg::new("setuptools", "70.0"));
     ch.write().unwrap();
 
     // The index: the wheelhouse (pytest, setuptools, build) and the delivered versions of the
@@ -333,28 +325,10 @@ fn run_record(d: &Delivered) -> serde_json::Value {
     serde_json::from_str(&read(&d.root.join("output/run.json"))).expect("run.json")
 }
 
-/// `(tests, failures + errors)` of a JUnit file.
+/// `(tests, failures + errors)` of a JUnit file, read by stasis's own JUnit reader.
 fn junit_counts(path: &Path) -> (u64, u64) {
-    let xml = read(path);
-    let attr = |tag: &str, key: &str| -> u64 {
-        let start = xml
-            .find(&format!("<{tag} "))
-            .unwrap_or_else(|| panic!("{xml}"));
-        let rest = &xml[start..];
-        let end = rest.find('>').expect("tag end");
-        let head = &rest[..end];
-        let k = format!(" {key}=\"");
-        let i = head.find(&k).unwrap_or_else(|| panic!("{key} in {head}")) + k.len();
-        head[i..]
-            .split('"')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{key} in {head}"))
-    };
-    (
-        attr("testsuite", "tests"),
-        attr("testsuite", "failures") + attr("testsuite", "errors"),
-    )
+    let c = stasis::report::junit::parse_junit(path).unwrap_or_else(|e| panic!("{e}"));
+    (c.tests, c.failures + c.errors)
 }
 
 /// Every file under `dir`, relative, sorted.
