@@ -431,7 +431,7 @@ fn assert_upstream_output(w: &World, d: &Delivered, meta: &Meta, junit: &[(&str,
     assert!(!yml.contains("@PIP_ARGUMENTS@") && !yml.contains("@CONDA_CHANNEL@"));
 
     // The README: upstream's template and its URLs (its release notes need the tested
-    // versions: gbo_ini_tests_the_delivered_versions).
+    // versions: assert_tested_the_delivered_versions).
     let readme = read(&delivery.join(format!("README-{release}.md")));
     assert!(readme.starts_with(&format!("# {release}\n")), "{readme}");
     assert!(
@@ -457,7 +457,7 @@ fn assert_upstream_output(w: &World, d: &Delivered, meta: &Meta, junit: &[(&str,
         "{rendered}"
     );
 
-    // The meta file exists under upstream's name (its format: meta_file_has_upstreams_format).
+    // The meta file exists under upstream's name (its format: assert_meta_file).
     assert!(
         root.join(format!("output/meta/meta-{release}.stasis"))
             .is_file(),
@@ -675,6 +675,8 @@ fn generic_ini_is_delivered_offline_as_upstream_would() {
     assert_eq!(firewatch["return_code"], 0, "{firewatch}");
     // Nothing was deferred, so nothing asked for a build.
     assert!(!log(&d).contains("BUILD FOR HOST"), "{}", log(&d));
+    assert_tested_the_delivered_versions(&w, &d);
+    assert_meta_file(&d, &GENERIC);
 }
 
 #[test]
@@ -711,11 +713,7 @@ fn gbo_ng_ini_is_the_next_release_of_gbo() {
 /// Upstream's `delivery_defer_packages`: a tested package listed as `name==X.Y.Z` is tested
 /// at `X.Y.Z`; `get_github_release_notes_auto()` then asks for the notes of (X.Y.Z, HEAD) of
 /// every spacetelescope/ test block.
-#[test]
-#[ignore = "issue 10 req 1: a test block's version comes from the delivery's pip spec \
-            (stasis tests HEAD; its release notes skip blocks without a version)"]
-fn generic_ini_tests_the_delivered_versions() {
-    let w = world();
+fn assert_tested_the_delivered_versions(w: &World, d: &Delivered) {
     let plan = w
         .stasis()
         .args(["plan", "--json", "--python", PYTHON])
@@ -736,13 +734,8 @@ fn generic_ini_tests_the_delivered_versions() {
     assert_eq!(versions["firewatch"], "0.0.4", "{plan}");
     assert_eq!(versions["tweakwcs"], "0.9.0", "{plan}");
 
-    let d = w.deliver(&GENERIC);
-    assert_eq!(d.run.code(), Some(0), "{}", log(&d));
-    assert_eq!(
-        checkout_commit(&d, "firewatch"),
-        w.repos["firewatch"].tagged
-    );
-    assert_eq!(checkout_commit(&d, "tweakwcs"), w.repos["tweakwcs"].tagged);
+    assert_eq!(checkout_commit(d, "firewatch"), w.repos["firewatch"].tagged);
+    assert_eq!(checkout_commit(d, "tweakwcs"), w.repos["tweakwcs"].tagged);
     let readme = read(
         &d.root
             .join(format!("output/delivery/README-{}.md", d.release)),
@@ -809,13 +802,4 @@ fn assert_meta_file(d: &Delivered, meta: &Meta) {
     );
     assert!(lines[1].starts_with("stasis_version_branch "), "{body}");
     assert_eq!(lines[2..], upstream_meta_file(meta, &d.release), "{body}");
-}
-
-#[test]
-#[ignore = "issue 10 req 3: the meta file's lines, order and platform words are upstream's"]
-fn meta_file_has_upstreams_format() {
-    let w = world();
-    let d = w.deliver(&GENERIC);
-    assert_eq!(d.run.code(), Some(0), "{}", log(&d));
-    assert_meta_file(&d, &GENERIC);
 }

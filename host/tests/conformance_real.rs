@@ -220,9 +220,11 @@ fn assert_tested_at_the_release(w: &World, d: &Delivered) {
     assert!(yml.contains("      - stsci.tools==4.3.1\n"), "{yml}");
 }
 
-/// The variant that runs green before issue 10 req 1: the test block also says
-/// `version = 4.3.1`.
+/// The same delivery with `version = 4.3.1` also in the test block (what ran green before
+/// issue 10 req 1 landed; the block's version and the pip spec agree, so nothing is overridden).
 #[test]
+#[ignore = "the pinned-block variant of stsci_tools_is_tested_at_the_version_its_pip_spec_delivers \
+            (another minute of CI for what that test covers); run with --include-ignored"]
 fn stsci_tools_pinned_in_its_test_block_is_tested_at_its_release_tag() {
     let w = world();
     let body = std::fs::read_to_string(fixture()).unwrap();
@@ -241,7 +243,6 @@ fn stsci_tools_pinned_in_its_test_block_is_tested_at_its_release_tag() {
 /// The delivery as a release team writes it: `stsci.tools==4.3.1` in `pip_packages`, no
 /// `version` in the test block. Upstream tests 4.3.1.
 #[test]
-#[ignore = "issue 10 req 1: the test block's version comes from the pip spec (stasis tests HEAD)"]
 fn stsci_tools_is_tested_at_the_version_its_pip_spec_delivers() {
     let w = world();
     let d = w.deliver(&fixture());

@@ -197,7 +197,10 @@ fn an_image_is_built_tested_saved_and_pushed_with_credentials_from_the_environme
         "the package is hard-linked into the build context, not copied"
     );
     assert!(w.output("build/docker/demo-1.0.0-1-py312.yml").is_file());
-    assert!(w.output("build/docker/packages/wheels/demo-1.0.0-py3-none-any.whl").is_file());
+    assert!(
+        w.output("build/docker/packages/wheels/demo-1.0.0-py3-none-any.whl")
+            .is_file()
+    );
 
     // Upstream's archive name: the first tag's bare name + .tar + the compressor's suffix,
     // and it is a zstd-compressed docker-archive.
@@ -296,7 +299,12 @@ fn plan_shows_the_docker_binding_and_its_grant() {
     }
     assert!(out.contains("docker               run"), "{out}");
     // `plan --json` carries the binding for the run.
-    let json = w.stasis().args(["plan", "--json"]).arg(&delivery).output().json();
+    let json = w
+        .stasis()
+        .args(["plan", "--json"])
+        .arg(&delivery)
+        .output()
+        .json();
     assert_eq!(json["deploy"]["docker"]["plugin"], "docker");
     assert!(
         json["plugins"]

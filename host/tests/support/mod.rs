@@ -9,8 +9,8 @@
 //! Nothing here mocks stasis code: these are the real programs and servers the tests drive.
 #![allow(dead_code)]
 
-pub mod browser;
 pub mod artifactory;
+pub mod browser;
 pub mod cli;
 pub mod docs;
 pub mod git;

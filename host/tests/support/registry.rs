@@ -114,7 +114,11 @@ impl Registry {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let mut tags: Vec<String> = v["tags"]
             .as_array()
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         tags.sort();
         tags
@@ -205,8 +209,7 @@ impl BuildahStore {
         }
         std::fs::write(bin.join("bash"), "#!/bin/sh\nexec /bin/sh \"$@\"\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(bin.join("bash"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(bin.join("bash"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let ctx = dir.join("base-context");
         std::fs::create_dir_all(&ctx).unwrap();
         let tar = Command::new("tar")

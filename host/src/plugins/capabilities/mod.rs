@@ -5,8 +5,8 @@
 //! through the plugin's cap-std `Dir` of the delivery tree, secrets are attached here and
 //! their values scrubbed from anything returned.
 
-pub mod context;
 mod batch;
+pub mod context;
 pub mod http;
 pub mod log;
 pub mod pipeline;

@@ -551,8 +551,14 @@ mod tests {
         let g = effective_grant(Some(&base), None, &Policy::default()).unwrap();
         assert!(g.grants(Capability::Context) && g.grants(Capability::Pipeline));
         assert_eq!(g.unconfined, ["buildah"]);
-        assert!(g.check_write(Path::new("build/docker/x/Dockerfile")).is_ok());
-        assert!(g.check_write(Path::new("output/packages/docker/a.tar")).is_ok());
+        assert!(
+            g.check_write(Path::new("build/docker/x/Dockerfile"))
+                .is_ok()
+        );
+        assert!(
+            g.check_write(Path::new("output/packages/docker/a.tar"))
+                .is_ok()
+        );
         assert!(g.check_write(Path::new("output/packages/conda/a")).is_err());
         assert!(g.check_write(Path::new("build/dockerfile")).is_err());
         let narrow = |k: &str, v: &str| {
@@ -560,18 +566,26 @@ mod tests {
                 "plugin:docker",
                 &[("kind", "deploy-target"), (k, v)],
             ))
-                .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
             effective_grant(Some(&base), Some(&d), &Policy::default()).map_err(|e| e.to_string())
         };
         assert_eq!(
             narrow("write_dirs", "build/docker/sub").unwrap().write_dirs,
             [Path::new("build/docker/sub")]
         );
-        assert!(narrow("write_dirs", "build").unwrap_err().contains("widens"));
+        assert!(
+            narrow("write_dirs", "build")
+                .unwrap_err()
+                .contains("widens")
+        );
         assert!(narrow("unconfined", "zstd").unwrap_err().contains("widens"));
         assert!(narrow("unconfined", "").unwrap().unconfined.is_empty());
         for bad in ["../x", "/abs", "a/../b"] {
-            assert!(narrow("write_dirs", bad).unwrap_err().contains("without `..`"));
+            assert!(
+                narrow("write_dirs", bad)
+                    .unwrap_err()
+                    .contains("without `..`")
+            );
         }
         let unlisted = PluginDecl::from_section(&section(
             "plugin:docker",
@@ -584,7 +598,11 @@ mod tests {
         ))
         .unwrap();
         let e = effective_grant(Some(&unlisted), None, &Policy::default()).unwrap_err();
-        assert!(e.to_string().contains("buildah is not a program of allow_commands"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("buildah is not a program of allow_commands"),
+            "{e}"
+        );
     }
 
     #[test]
