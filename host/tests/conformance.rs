@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use support::cli::{Run, Stasis};
-use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::conda::{Channel, Pkg, pip_pkg, python_with_scripts_pkg};
 use support::git::Repo;
 use support::server::{Response, Server};
 use support::{pyindex, upstream};
@@ -167,20 +167,12 @@ fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let www = tmp.path().join("www");
 
-    // The channel: what base.yml / gbo.yml name. pip's `bin/pip` runs the environment's
-    // python, as conda's pip package does, so a test script's `pip install` lands there.
+    // The channel: what base.yml / gbo.yml name; python and pip as conda's own behave for a
+    // test script's `pip install` and the commands it installs.
     let mut ch = Channel::new(&www.join("chan"));
-    // The stand-in python keeps pip's console scripts (pytest, firewatch) in its virtualenv's
-    // bin; its activation script puts that directory on PATH, where a conda python has them.
-    ch.add(
-        python_wrapper_pkg(&format!("{PYTHON}.0"))
-            .activate_script("export PATH=\"$CONDA_PREFIX/lib/stasis-pyvenv/bin:$PATH\"\n"),
-    )
-    .add(Pkg::new("pip", "24.0").exe(
-        "bin/pip",
-        "#!/bin/sh\nexec \"$(dirname \"$0\")/python\" -m pip \"$@\"\n",
-    ))
-    .add(Pkg::new("setuptools", "70.0"));
+    ch.add(python_with_scripts_pkg(&format!("{PYTHON}.0")))
+        .add(pip_pkg("24.0"))
+        .add(Pkg::new("setuptools", "70.0"));
     ch.write().unwrap();
 
     // The index: the wheelhouse (pytest, setuptools, build) and the delivered versions of the
@@ -333,28 +325,10 @@ fn run_record(d: &Delivered) -> serde_json::Value {
     serde_json::from_str(&read(&d.root.join("output/run.json"))).expect("run.json")
 }
 
-/// `(tests, failures + errors)` of a JUnit file.
+/// `(tests, failures + errors)` of a JUnit file, read by stasis's own JUnit reader.
 fn junit_counts(path: &Path) -> (u64, u64) {
-    let xml = read(path);
-    let attr = |tag: &str, key: &str| -> u64 {
-        let start = xml
-            .find(&format!("<{tag} "))
-            .unwrap_or_else(|| panic!("{xml}"));
-        let rest = &xml[start..];
-        let end = rest.find('>').expect("tag end");
-        let head = &rest[..end];
-        let k = format!(" {key}=\"");
-        let i = head.find(&k).unwrap_or_else(|| panic!("{key} in {head}")) + k.len();
-        head[i..]
-            .split('"')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{key} in {head}"))
-    };
-    (
-        attr("testsuite", "tests"),
-        attr("testsuite", "failures") + attr("testsuite", "errors"),
-    )
+    let c = stasis::report::junit::parse_junit(path).unwrap_or_else(|e| panic!("{e}"));
+    (c.tests, c.failures + c.errors)
 }
 
 /// Every file under `dir`, relative, sorted.
@@ -457,7 +431,7 @@ fn assert_upstream_output(w: &World, d: &Delivered, meta: &Meta, junit: &[(&str,
     assert!(!yml.contains("@PIP_ARGUMENTS@") && !yml.contains("@CONDA_CHANNEL@"));
 
     // The README: upstream's template and its URLs (its release notes need the tested
-    // versions: gbo_ini_tests_the_delivered_versions).
+    // versions: assert_tested_the_delivered_versions).
     let readme = read(&delivery.join(format!("README-{release}.md")));
     assert!(readme.starts_with(&format!("# {release}\n")), "{readme}");
     assert!(
@@ -483,7 +457,7 @@ fn assert_upstream_output(w: &World, d: &Delivered, meta: &Meta, junit: &[(&str,
         "{rendered}"
     );
 
-    // The meta file exists under upstream's name (its format: meta_file_has_upstreams_format).
+    // The meta file exists under upstream's name (its format: assert_meta_file).
     assert!(
         root.join(format!("output/meta/meta-{release}.stasis"))
             .is_file(),
@@ -701,12 +675,11 @@ fn generic_ini_is_delivered_offline_as_upstream_would() {
     assert_eq!(firewatch["return_code"], 0, "{firewatch}");
     // Nothing was deferred, so nothing asked for a build.
     assert!(!log(&d).contains("BUILD FOR HOST"), "{}", log(&d));
+    assert_tested_the_delivered_versions(&w, &d);
+    assert_meta_file(&d, &GENERIC);
 }
 
 #[test]
-#[ignore = "issue 10 req 6: based_on's pip pins (gbo.yml: firewatch==0.0.3, tweakwcs==0.8.7) \
-            are installed in the same pip call as the delivery's own (firewatch==0.0.4): \
-            ResolutionImpossible; upstream installs the delivery's specs over based_on's"]
 fn gbo_ini_builds_stsci_imagestats_from_head_over_based_on() {
     let w = world();
     let d = w.deliver(&GBO);
@@ -725,8 +698,6 @@ fn gbo_ini_builds_stsci_imagestats_from_head_over_based_on() {
 }
 
 #[test]
-#[ignore = "issue 10 req 6: based_on's pip pins (gbo.yml) conflict with the delivery's own in \
-            one pip call (see gbo_ini_builds_stsci_imagestats_from_head_over_based_on)"]
 fn gbo_ng_ini_is_the_next_release_of_gbo() {
     let w = world();
     let d = w.deliver(&GBO_NG);
@@ -736,11 +707,7 @@ fn gbo_ng_ini_is_the_next_release_of_gbo() {
 /// Upstream's `delivery_defer_packages`: a tested package listed as `name==X.Y.Z` is tested
 /// at `X.Y.Z`; `get_github_release_notes_auto()` then asks for the notes of (X.Y.Z, HEAD) of
 /// every spacetelescope/ test block.
-#[test]
-#[ignore = "issue 10 req 1: a test block's version comes from the delivery's pip spec \
-            (stasis tests HEAD; its release notes skip blocks without a version)"]
-fn generic_ini_tests_the_delivered_versions() {
-    let w = world();
+fn assert_tested_the_delivered_versions(w: &World, d: &Delivered) {
     let plan = w
         .stasis()
         .args(["plan", "--json", "--python", PYTHON])
@@ -761,13 +728,8 @@ fn generic_ini_tests_the_delivered_versions() {
     assert_eq!(versions["firewatch"], "0.0.4", "{plan}");
     assert_eq!(versions["tweakwcs"], "0.9.0", "{plan}");
 
-    let d = w.deliver(&GENERIC);
-    assert_eq!(d.run.code(), Some(0), "{}", log(&d));
-    assert_eq!(
-        checkout_commit(&d, "firewatch"),
-        w.repos["firewatch"].tagged
-    );
-    assert_eq!(checkout_commit(&d, "tweakwcs"), w.repos["tweakwcs"].tagged);
+    assert_eq!(checkout_commit(d, "firewatch"), w.repos["firewatch"].tagged);
+    assert_eq!(checkout_commit(d, "tweakwcs"), w.repos["tweakwcs"].tagged);
     let readme = read(
         &d.root
             .join(format!("output/delivery/README-{}.md", d.release)),
@@ -834,13 +796,4 @@ fn assert_meta_file(d: &Delivered, meta: &Meta) {
     );
     assert!(lines[1].starts_with("stasis_version_branch "), "{body}");
     assert_eq!(lines[2..], upstream_meta_file(meta, &d.release), "{body}");
-}
-
-#[test]
-#[ignore = "issue 10 req 3: the meta file's lines, order and platform words are upstream's"]
-fn meta_file_has_upstreams_format() {
-    let w = world();
-    let d = w.deliver(&GENERIC);
-    assert_eq!(d.run.code(), Some(0), "{}", log(&d));
-    assert_meta_file(&d, &GENERIC);
 }

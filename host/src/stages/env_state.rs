@@ -226,6 +226,14 @@ impl EnvState {
         let base_tested = self.base_tested_pip(plan)?;
         spec.pip
             .retain(|p| !base_tested.contains(p) || pip_specs.contains(p));
+        let named: Vec<String> = pip_specs
+            .iter()
+            .filter_map(|p| PackageSpec::pip(p).ok().map(|s| s.normalized))
+            .collect();
+        spec.pip.retain(|p| {
+            pip_specs.contains(p)
+                || PackageSpec::pip(p).map_or(true, |s| !named.contains(&s.normalized))
+        });
         let mut seen = std::collections::HashSet::new();
         spec.pip.retain(|p| seen.insert(p.clone()));
         Ok(spec)
