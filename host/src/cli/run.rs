@@ -179,6 +179,7 @@ pub fn describe_plan(plan: &Plan) -> String {
     for t in &plan.templates {
         let _ = writeln!(s, "  {} -> {}", t.source.display(), t.destination.display());
     }
+    s.push_str(&crate::ci::mapping::describe(plan));
     let _ = writeln!(s, "stages");
     for st in &plan.stages {
         let status = match st.status {

@@ -9,6 +9,7 @@
 //! entry points, the resolver's state and the helpers every section uses (rendering a value,
 //! reading a boolean).
 
+mod ci;
 mod conda;
 mod deploy;
 mod meta;
@@ -100,6 +101,7 @@ pub fn resolve_with(
     let tests = r.tests();
     let templates = r.templates();
     let plugins = r.plugins();
+    let ci = r.ci();
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),
         file: loaded.system.path.clone(),
@@ -140,7 +142,7 @@ pub fn resolve_with(
         // Scheduled by `stages::schedule` once the plan is complete (after the plugin hooks).
         stages: Vec::new(),
         variables: r.vars,
-        ci: Default::default(),
+        ci,
     }
 }
 
