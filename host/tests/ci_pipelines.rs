@@ -808,3 +808,30 @@ fn runner_mapping_reaches_both_pipelines_and_stasis_plan() {
     );
     assert_eq!(gh["jobs"]["serial"]["timeout-minutes"], 120);
 }
+
+/// The parent pipeline of docs/scale-out.md (the child form) is valid GitLab CI, and triggers
+/// the artifact `ci generate` writes.
+#[test]
+fn the_documented_parent_pipeline_is_valid_gitlab_ci() {
+    let doc = std::fs::read_to_string(workspace().join("docs/scale-out.md")).unwrap();
+    let start = doc
+        .find("```yaml\nstages: [generate, delivery]")
+        .expect("the parent snippet in docs/scale-out.md")
+        + "```yaml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let parent = yaml_as_json(&doc[start..end]);
+    validate(
+        &vendored_schema("gitlab-ci.json"),
+        &parent,
+        "the documented parent pipeline",
+    );
+    let trigger = &parent["stasis-delivery"]["trigger"];
+    assert_eq!(trigger["strategy"], "depend");
+    let artifact = trigger["include"][0]["artifact"].as_str().unwrap();
+    let script = parent["stasis-generate"]["script"][0].as_str().unwrap();
+    assert!(
+        script.starts_with("stasis ci generate --target gitlab")
+            && script.ends_with(&format!("-o {artifact}")),
+        "{script}"
+    );
+}
