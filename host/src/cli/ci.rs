@@ -258,6 +258,16 @@ pub fn run(
                     Err(e) => return report_error(console, &e),
                 },
             };
+            let mut ci = ci;
+            // The CI plan shows proxy credentials redacted; this job's values come from its own
+            // environment, as for a `__test-strategy` task.
+            match crate::http::NetSettings::from_env(env) {
+                Ok(net) => ci.plan.settings.net = net,
+                Err(e) => {
+                    console.error(&e.to_string());
+                    return EXIT_USAGE;
+                }
+            }
             let ci_dir = plan_file
                 .parent()
                 .map(Path::to_path_buf)
@@ -268,7 +278,14 @@ pub fn run(
             let base = cwd();
             let ci_dir = base.join(dir.unwrap_or_else(|| PathBuf::from("stasis-ci-reproduce")));
             match bundle::prepare_reproduction(&base.join(&bundle), &base, &ci_dir) {
-                Ok((ci, job, plan_file)) => {
+                Ok((mut ci, job, plan_file)) => {
+                    match crate::http::NetSettings::from_env(env) {
+                        Ok(net) => ci.plan.settings.net = net,
+                        Err(e) => {
+                            console.error(&e.to_string());
+                            return EXIT_USAGE;
+                        }
+                    }
                     console.step(&format!(
                         "reproducing job {} ({} test block(s){}) from {}",
                         job.job,
