@@ -25,3 +25,10 @@ pub mod template;
 pub fn version() -> &'static str {
     concat!(env!("CARGO_PKG_VERSION"))
 }
+
+/// The git revision stasis was built from (`git describe --always --dirty --long --tags`;
+/// empty outside a git checkout): what upstream's `STASIS_VERSION_BRANCH` slot carries in the
+/// meta file and the release header.
+pub fn revision() -> &'static str {
+    env!("STASIS_GIT_DESCRIBE")
+}

@@ -33,6 +33,9 @@ pub enum CiCommand {
         /// Default: the delivery's `[ci] deploy_on`, else protected.
         #[arg(long = "deploy-on", value_name = "WHEN")]
         deploy_on: Option<String>,
+        /// The options a run takes (`-c`, `-C`, `--test`, …); the setup job repeats them.
+        #[command(flatten)]
+        opts: RunOpts,
     },
     /// Run one job of a generated pipeline from its predecessors' artifacts.
     RunJob {
@@ -52,6 +55,9 @@ pub enum CiCommand {
         deploy_on: Option<String>,
         /// setup: the delivery file to resolve.
         delivery_file: Option<PathBuf>,
+        /// setup: the options the delivery is resolved with.
+        #[command(flatten)]
+        opts: RunOpts,
     },
     /// Re-run a job locally from its reproduction bundle (`stasis-ci/jobs/<job>/bundle`).
     Reproduce {
@@ -160,7 +166,9 @@ pub fn run(
             output,
             group_size,
             deploy_on: d,
+            opts: sub,
         } => {
+            let opts = &opts.merged(sub);
             let Some(target) = Target::parse(&target) else {
                 console.error(&format!("--target {target}: use gitlab or github"));
                 return EXIT_USAGE;
@@ -210,7 +218,9 @@ pub fn run(
             group_size,
             deploy_on: d,
             delivery_file,
+            opts: sub,
         } => {
+            let opts = &opts.merged(sub);
             let base = cwd();
             let plan_file = base.join(&plan);
             let ci = match (&delivery_file, name.as_str()) {

@@ -1,9 +1,10 @@
 //! plugin_new: `stasis plugin new --lang rust|python KIND NAME` — writes a plugin project
-//! that builds to a component on its own (Rust: `cargo build --target wasm32-wasip2`;
-//! Python: `componentize-py ... componentize app`). Owns only the project templates, which are
-//! embedded from `sdk/` and `wit/` at compile time; it must not touch the plugin engine or any
-//! ini file. A Rust project depends on the stasis SDK by absolute path (there is no published
-//! crate yet); a Python project gets a copy of the WIT and of the helper module.
+//! that builds to a component on its own (`stasis plugin build`, or by hand: Rust
+//! `cargo build --target wasm32-wasip2`; Python `componentize-py ... componentize app`). Owns
+//! only the project templates, which are embedded from `sdk/` and `wit/` at compile time; it
+//! must not touch the plugin engine or any ini file. A project depends on the stasis SDK by
+//! version (`stasis-sdk` on crates.io / PyPI, the version of this stasis), or on a local SDK
+//! (`--sdk-path` crate directory, `--sdk-wheel` file); a Python project also gets the WIT.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,19 @@ pub const KINDS: [&str; 4] = [
     "deploy-target",
 ];
 
-/// Where the Rust SDK was when this binary was built; `STASIS_SDK_PATH` overrides it.
-const BUILT_SDK_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk/rust");
+/// The SDK version a generated project depends on: the SDKs are versioned with stasis.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Which stasis SDK a generated project depends on.
+#[derive(Debug, Clone)]
+pub enum Sdk {
+    /// `stasis-sdk = "VERSION"` / `stasis-sdk==VERSION` from the registry.
+    Published,
+    /// Rust: the stasis-sdk crate in this directory (a path dependency).
+    Path(PathBuf),
+    /// Python: this stasis-sdk wheel file.
+    Wheel(PathBuf),
+}
 
 const RUST_CARGO_TOML: &str = include_str!("../../../sdk/rust/templates/Cargo.toml.in");
 const RUST_TEMPLATES: [&str; 4] = [
@@ -31,7 +43,6 @@ const PYTHON_TEMPLATES: [&str; 4] = [
     include_str!("../../../sdk/python/templates/test-strategy.py"),
     include_str!("../../../sdk/python/templates/deploy-target.py"),
 ];
-const PYTHON_SDK: &str = include_str!("../../../sdk/python/stasis_sdk.py");
 
 /// The WIT a Python project builds against, as `wit/` inside the project.
 const WIT_FILES: [(&str, &str); 8] = [
@@ -63,22 +74,13 @@ const WIT_FILES: [(&str, &str); 8] = [
     ),
 ];
 
-/// Write a new plugin project `dest/NAME` and return its path. The Rust SDK path comes from
-/// `STASIS_SDK_PATH` or, failing that, from where the SDK was when stasis was built.
-pub fn new_project(lang: &str, kind: &str, name: &str, dest: &Path) -> Result<PathBuf, String> {
-    let sdk = std::env::var_os("STASIS_SDK_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(BUILT_SDK_PATH));
-    new_project_with_sdk(lang, kind, name, dest, &sdk)
-}
-
-/// [`new_project`] with an explicit Rust SDK directory (the one holding stasis-sdk's Cargo.toml).
-pub fn new_project_with_sdk(
+/// Write a new plugin project `dest/NAME` and return its path.
+pub fn new_project(
     lang: &str,
     kind: &str,
     name: &str,
     dest: &Path,
-    sdk: &Path,
+    sdk: &Sdk,
 ) -> Result<PathBuf, String> {
     let index = KINDS.iter().position(|k| *k == kind).ok_or_else(|| {
         format!(
@@ -94,10 +96,16 @@ pub fn new_project_with_sdk(
             project.display()
         ));
     }
-    let files = match lang {
-        "rust" => rust_files(index, name, sdk)?,
-        "python" => python_files(index, kind, name),
-        other => return Err(format!("unknown language {other:?}: use rust or python")),
+    let files = match (lang, sdk) {
+        ("rust", Sdk::Wheel(_)) => {
+            return Err("--sdk-wheel is for Python projects; use --sdk-path DIR for Rust".into());
+        }
+        ("python", Sdk::Path(_)) => {
+            return Err("--sdk-path is for Rust projects; use --sdk-wheel FILE for Python".into());
+        }
+        ("rust", _) => rust_files(index, name, sdk)?,
+        ("python", _) => python_files(index, kind, name, sdk)?,
+        (other, _) => return Err(format!("unknown language {other:?}: use rust or python")),
     };
     for (relative, text) in files {
         let path = project.join(&relative);
@@ -109,6 +117,20 @@ pub fn new_project_with_sdk(
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(project)
+}
+
+/// An absolute, UTF-8 path that can sit in a TOML or requirements string.
+fn quotable(path: &Path, what: &str) -> Result<String, String> {
+    let abs = std::path::absolute(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let text = abs
+        .to_str()
+        .ok_or_else(|| format!("{what} {} is not UTF-8", abs.display()))?;
+    if text.contains(['"', '\\', '\n']) {
+        return Err(format!(
+            "{what} {text:?} holds a quote, backslash or newline"
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// A name that is a valid crate name, Python-friendly file stem and ini section name.
@@ -140,54 +162,85 @@ fn type_name(name: &str) -> String {
         .collect()
 }
 
-fn rust_files(index: usize, name: &str, sdk: &Path) -> Result<Vec<(String, String)>, String> {
-    let sdk = std::path::absolute(sdk).map_err(|e| format!("SDK path {}: {e}", sdk.display()))?;
-    if !sdk.join("Cargo.toml").is_file() {
-        return Err(format!(
-            "no stasis SDK at {} (set STASIS_SDK_PATH to the sdk/rust folder of a stasis checkout)",
-            sdk.display()
-        ));
-    }
-    let sdk_text = sdk
-        .to_str()
-        .ok_or_else(|| format!("SDK path {} is not UTF-8", sdk.display()))?;
-    if sdk_text.contains(['"', '\\']) {
-        return Err(format!("SDK path {sdk_text:?} holds a quote or backslash"));
-    }
+fn rust_files(index: usize, name: &str, sdk: &Sdk) -> Result<Vec<(String, String)>, String> {
+    let dependency = match sdk {
+        Sdk::Path(dir) => {
+            if !dir.join("Cargo.toml").is_file() {
+                return Err(format!(
+                    "--sdk-path {}: no Cargo.toml there (give the directory of the stasis-sdk crate, e.g. sdk/rust of a stasis checkout)",
+                    dir.display()
+                ));
+            }
+            format!("{{ path = \"{}\" }}", quotable(dir, "--sdk-path")?)
+        }
+        _ => format!("\"{SDK_VERSION}\""),
+    };
+    let kind = KINDS[index];
     let fill = |text: &str| {
         text.replace("@NAME@", name)
             .replace("@TYPE@", &type_name(name))
-            .replace("@SDK_PATH@", sdk_text)
+            .replace("@KIND@", kind)
+            .replace("@SDK_DEPENDENCY@", &dependency)
     };
-    let artifact = name.replace('-', "_");
     Ok(vec![
         ("Cargo.toml".into(), fill(RUST_CARGO_TOML)),
         ("src/lib.rs".into(), fill(RUST_TEMPLATES[index])),
         (
             "README.md".into(),
             format!(
-                "# {name}\n\nA stasis {kind} plugin.\n\n```sh\nrustup target add wasm32-wasip2\n\
-                 cargo build --target wasm32-wasip2 --release\n\
-                 stasis plugin inspect target/wasm32-wasip2/release/{artifact}.wasm\n```\n\n\
-                 See docs/plugins/rust.md in the stasis repository.\n",
-                kind = KINDS[index]
+                "# {name}\n\nA stasis {kind} plugin in Rust.\n\n```sh\nrustup target add wasm32-wasip2\n\
+                 stasis plugin build        # cargo build --release --target wasm32-wasip2, then {name}.wasm + plugins.lock\n\
+                 stasis plugin inspect {name}.wasm\n```\n\n\
+                 Declare it in a mission or delivery ini with the `[plugin:{name}]` section \
+                 `stasis plugin build` prints. See docs/plugins/rust.md in the stasis repository.\n"
             ),
         ),
         (".gitignore".into(), "/target\n".into()),
     ])
 }
 
-fn python_files(index: usize, kind: &str, name: &str) -> Vec<(String, String)> {
+fn python_files(
+    index: usize,
+    kind: &str,
+    name: &str,
+    sdk: &Sdk,
+) -> Result<Vec<(String, String)>, String> {
+    let requirement = match sdk {
+        Sdk::Wheel(file) => {
+            if !file.is_file() {
+                return Err(format!("--sdk-wheel {}: no such file", file.display()));
+            }
+            quotable(file, "--sdk-wheel")?
+        }
+        _ => format!("stasis-sdk=={SDK_VERSION}"),
+    };
     let app = PYTHON_TEMPLATES[index].replace("@NAME@", name);
     let mut files = vec![
         ("app.py".to_string(), app),
-        ("stasis_sdk.py".to_string(), PYTHON_SDK.to_string()),
+        (
+            "pyproject.toml".to_string(),
+            format!(
+                "[project]\nname = \"{name}\"\nversion = \"0.1.0\"\nrequires-python = \">=3.10\"\n\
+                 # componentize-py bundles these into the component.\n\
+                 dependencies = [\"stasis-sdk=={SDK_VERSION}\"]\n\n\
+                 [tool.stasis]\n# The plugin kind: the world `stasis plugin build` targets.\n\
+                 kind = \"{kind}\"\n"
+            ),
+        ),
+        (
+            "requirements.txt".to_string(),
+            format!(
+                "# What the plugin imports; componentize-py bundles it into the component.\n{requirement}\n"
+            ),
+        ),
         (
             "README.md".to_string(),
             format!(
                 "# {name}\n\nA stasis {kind} plugin in Python.\n\n```sh\n\
-                 python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1\n\
-                 .venv/bin/componentize-py -d wit -w stasis:plugin/{kind}@1.0.0 componentize app -o {name}.wasm\n```\n\n\
+                 pip install componentize-py==0.25.1       # the build tool, once (in a venv of your tools)\n\
+                 python3 -m venv .venv && .venv/bin/pip install -r requirements.txt   # the SDK\n\
+                 stasis plugin build        # componentize-py -d wit -w stasis:plugin/{kind}@1.0.0 componentize app, then {name}.wasm + plugins.lock\n\
+                 stasis plugin inspect {name}.wasm\n```\n\n\
                  See docs/plugins/python.md in the stasis repository.\n"
             ),
         ),
@@ -201,74 +254,104 @@ fn python_files(index: usize, kind: &str, name: &str) -> Vec<(String, String)> {
             .iter()
             .map(|(path, text)| (format!("wit/{path}"), (*text).to_string())),
     );
-    files
+    Ok(files)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sdk() -> PathBuf {
-        PathBuf::from(BUILT_SDK_PATH)
+    fn sdk_dir() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk/rust"))
     }
 
     #[test]
     fn bad_inputs_are_refused_with_reasons() {
         let dir = tempfile::tempdir().unwrap();
-        let e = new_project_with_sdk("go", "mission-rule", "x", dir.path(), &sdk()).unwrap_err();
+        let published = Sdk::Published;
+        let e = new_project("go", "mission-rule", "x", dir.path(), &published).unwrap_err();
         assert!(e.contains("rust or python"), "{e}");
-        let e = new_project_with_sdk("rust", "linter", "x", dir.path(), &sdk()).unwrap_err();
+        let e = new_project("rust", "linter", "x", dir.path(), &published).unwrap_err();
         assert!(e.contains("mission-rule"), "{e}");
-        let e =
-            new_project_with_sdk("rust", "mission-rule", "../x", dir.path(), &sdk()).unwrap_err();
+        let e = new_project("rust", "mission-rule", "../x", dir.path(), &published).unwrap_err();
         assert!(e.contains("lowercase"), "{e}");
-        let e = new_project_with_sdk(
-            "rust",
-            "mission-rule",
-            "x",
-            dir.path(),
-            &dir.path().join("nope"),
-        )
-        .unwrap_err();
-        assert!(e.contains("STASIS_SDK_PATH"), "{e}");
-        new_project_with_sdk("python", "mission-rule", "x", dir.path(), &sdk()).unwrap();
-        let e =
-            new_project_with_sdk("python", "mission-rule", "x", dir.path(), &sdk()).unwrap_err();
+        let nope = Sdk::Path(dir.path().join("nope"));
+        let e = new_project("rust", "mission-rule", "x", dir.path(), &nope).unwrap_err();
+        assert!(
+            e.contains("--sdk-path") && e.contains("no Cargo.toml"),
+            "{e}"
+        );
+        let e = new_project("python", "mission-rule", "x", dir.path(), &nope).unwrap_err();
+        assert!(e.contains("--sdk-wheel"), "{e}");
+        new_project("python", "mission-rule", "x", dir.path(), &published).unwrap();
+        let e = new_project("python", "mission-rule", "x", dir.path(), &published).unwrap_err();
         assert!(e.contains("already exists"), "{e}");
     }
 
     #[test]
-    fn rust_project_points_at_the_sdk_and_names_its_type() {
+    fn a_rust_project_depends_on_the_sdk_by_version_or_by_the_path_given() {
         let dir = tempfile::tempdir().unwrap();
-        let project =
-            new_project_with_sdk("rust", "deploy-target", "my-dav", dir.path(), &sdk()).unwrap();
+        let project = new_project(
+            "rust",
+            "deploy-target",
+            "my-dav",
+            dir.path(),
+            &Sdk::Published,
+        )
+        .unwrap();
         let cargo = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
-        let sdk_abs = std::path::absolute(sdk()).unwrap();
         assert!(
-            cargo.contains(&format!("path = \"{}\"", sdk_abs.display())),
+            cargo.contains(&format!("stasis-sdk = \"{SDK_VERSION}\"")),
             "{cargo}"
         );
+        assert!(cargo.contains("kind = \"deploy-target\""), "{cargo}");
         let lib = std::fs::read_to_string(project.join("src/lib.rs")).unwrap();
         assert!(
             lib.contains("stasis_sdk::export_deploy_target!(MyDav);"),
             "{lib}"
         );
         assert!(!lib.contains('@'), "unfilled placeholder in {lib}");
+        let local = new_project(
+            "rust",
+            "mission-rule",
+            "local",
+            dir.path(),
+            &Sdk::Path(sdk_dir()),
+        )
+        .unwrap();
+        let cargo = std::fs::read_to_string(local.join("Cargo.toml")).unwrap();
+        let abs = std::path::absolute(sdk_dir()).unwrap();
+        assert!(
+            cargo.contains(&format!("stasis-sdk = {{ path = \"{}\" }}", abs.display())),
+            "{cargo}"
+        );
     }
 
     #[test]
-    fn python_project_carries_wit_and_helper() {
+    fn python_project_carries_wit_and_requires_the_sdk() {
         let dir = tempfile::tempdir().unwrap();
-        let project =
-            new_project_with_sdk("python", "test-strategy", "runner", dir.path(), &sdk()).unwrap();
+        let project = new_project(
+            "python",
+            "test-strategy",
+            "runner",
+            dir.path(),
+            &Sdk::Published,
+        )
+        .unwrap();
         for file in [
             "app.py",
-            "stasis_sdk.py",
+            "pyproject.toml",
             "wit/worlds.wit",
             "wit/deps/host/process.wit",
         ] {
             assert!(project.join(file).is_file(), "{file} missing");
         }
+        assert!(
+            !project.join("stasis_sdk.py").exists(),
+            "the SDK is a dependency, not a copy"
+        );
+        let req = std::fs::read_to_string(project.join("requirements.txt")).unwrap();
+        assert!(req.contains(&format!("stasis-sdk=={SDK_VERSION}")), "{req}");
         let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
         assert!(
             readme.contains("-w stasis:plugin/test-strategy@1.0.0"),
@@ -276,6 +359,6 @@ mod tests {
         );
     }
 
-    // The generated projects are built to components, through the real binary, by
-    // host/tests/plugin_new.rs (one kind per language).
+    // The generated projects are built to components, through the real binary and from outside
+    // the checkout against the packaged SDKs, by host/tests/plugin_new.rs.
 }

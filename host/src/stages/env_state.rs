@@ -380,6 +380,16 @@ pub(super) fn checkout_one(
     test: &TestBlock,
     dir: &Path,
 ) -> Result<PathBuf, StageError> {
+    checkout_described(plan, env, test, dir).map(|r| r.dest)
+}
+
+/// [`checkout_one`] with what the checkout found (its `git describe`, commit, …).
+pub(super) fn checkout_described(
+    plan: &Plan,
+    env: &BTreeMap<String, String>,
+    test: &TestBlock,
+    dir: &Path,
+) -> Result<sources::CheckoutResult, StageError> {
     let requests = vec![SourceRequest {
         test: test.name.clone(),
         repository: test.repository.clone(),
@@ -397,5 +407,5 @@ pub(super) fn checkout_one(
         .into_iter()
         .next()
         .ok_or_else(|| failed(format!("{}: nothing to check out", origin(test))))?;
-    result.map(|r| r.dest).map_err(failed)
+    result.map_err(failed)
 }

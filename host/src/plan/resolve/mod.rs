@@ -12,6 +12,7 @@
 mod ci;
 mod conda;
 mod deploy;
+mod deploy_defaults;
 mod meta;
 mod names;
 mod plugins;
@@ -92,15 +93,18 @@ pub fn resolve_with(
     let storage = r.storage(&info, &settings);
     r.fill_storage_vars(&storage);
     let conda = r.conda(&settings);
-    let deploy = r.deploy();
+    let mut deploy = r.deploy();
+    r.bind_artifactory(&mut deploy, &settings, &info);
     r.vars.insert(
         "workaround.conda_reactivate".into(),
         "\nset +x; mamba activate ${CONDA_DEFAULT_ENV}; set -x\n".into(),
     );
     let runtime = r.runtime();
-    let tests = r.tests();
+    let mut tests = r.tests();
+    r.delivered_versions(&conda, &mut tests);
     let templates = r.templates();
-    let plugins = r.plugins();
+    let mut plugins = r.plugins(&deploy);
+    r.default_deploy_plugins(&mut plugins, &deploy);
     let ci = r.ci();
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),
@@ -286,6 +290,7 @@ mod fixture {
                 sysconf: SysConf {
                     config_file: None,
                     root: self.root.clone(),
+                    searched: Vec::new(),
                 },
                 system: parse(Path::new("/etc/stasis/stasis.ini"), &self.system),
                 delivery: parse(Path::new("/work/demo.ini"), &self.delivery),
