@@ -17,6 +17,10 @@ use crate::runner::RunStatus;
 #[derive(Debug, Subcommand)]
 pub enum CiCommand {
     /// Write a GitLab or GitHub pipeline that fans the delivery's test blocks out over runners.
+    #[command(after_help = "Examples:\n  \
+        stasis ci generate --target gitlab -c stasis.ini delivery.ini -o stasis-ci/pipeline.yml\n  \
+        stasis ci generate --target github delivery.ini --group-size 10 -o .github/workflows/stasis.yml\n\n\
+        See docs/scale-out.md for the parent pipeline and the runner mapping.")]
     Generate {
         /// gitlab (a .gitlab-ci.yml, also usable as a dynamic child pipeline) or github (a
         /// workflow).
@@ -38,6 +42,9 @@ pub enum CiCommand {
         opts: RunOpts,
     },
     /// Run one job of a generated pipeline from its predecessors' artifacts.
+    #[command(after_help = "Examples (as the generated pipeline calls it):\n  \
+        stasis ci run-job setup --plan stasis-ci/plan.json --layout HEX -c stasis.ini delivery.ini\n  \
+        stasis ci run-job test:astropy --plan stasis-ci/plan.json")]
     RunJob {
         /// The job's name in the pipeline (setup, test:NAME, tests:serial, deploy, …).
         name: String,
@@ -60,6 +67,10 @@ pub enum CiCommand {
         opts: RunOpts,
     },
     /// Re-run a job locally from its reproduction bundle (`stasis-ci/jobs/<job>/bundle`).
+    #[command(
+        after_help = "Example, in a checkout of the pipeline's commit with the job's artifacts:\n  \
+        stasis ci reproduce stasis-ci/jobs/job-test-astropy/bundle"
+    )]
     Reproduce {
         bundle: PathBuf,
         /// The CI directory of the reproduction (default `stasis-ci-reproduce`).
