@@ -734,3 +734,104 @@ fn merge_reports_missing_and_unreadable_fragments() {
     assert_eq!(v["status"], "fail");
     assert_eq!(v["jobs"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn runner_mapping_reaches_both_pipelines_and_stasis_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = project(tmp.path(), 3);
+    let ini = "[default]\nconda_engine = system\n\
+        [ci]\ntags = linux\nrunner = x\n\
+        [ci:mapping:serial]\nparallel = false\ntags = exclusive\ntimeout = 2h\n\
+        [ci:mapping:big]\nmatch = b01\ntags = large\nruns_on = ubuntu-22.04\nimage = registry.example/stasis:1\n\
+        variables =\n    PIP_CACHE_DIR=/cache/pip\n";
+    std::fs::write(dir.join("stasis.ini"), ini).unwrap();
+
+    let plan = stasis_in(&dir, &dir)
+        .args(["plan", "-c", "stasis.ini", "d.ini"])
+        .output();
+    assert_eq!(plan.code(), Some(0), "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains("[ci] runner") && plan.stderr.contains("unknown key"),
+        "{}",
+        plan.stderr
+    );
+    for line in [
+        "rule serial",
+        "rule big",
+        "b01",
+        "[big] tags large; runs-on ubuntu-22.04",
+        "s1",
+    ] {
+        assert!(
+            plan.stdout.contains(line),
+            "{line:?} missing from:\n{}",
+            plan.stdout
+        );
+    }
+    assert!(
+        plan.stdout
+            .contains("[serial] tags exclusive; timeout 120m"),
+        "{}",
+        plan.stdout
+    );
+
+    let gl = yaml_as_json(&generate(&dir, "gitlab", "gl.yml"));
+    validate(
+        &vendored_schema("gitlab-ci.json"),
+        &gl,
+        "the mapped .gitlab-ci.yml",
+    );
+    assert_eq!(gl["test:b00"]["tags"], serde_json::json!(["linux"]));
+    assert_eq!(gl["test:b01"]["tags"], serde_json::json!(["large"]));
+    assert_eq!(gl["test:b01"]["image"], "registry.example/stasis:1");
+    assert_eq!(gl["test:b01"]["variables"]["PIP_CACHE_DIR"], "/cache/pip");
+    assert_eq!(gl["tests:serial"]["tags"], serde_json::json!(["exclusive"]));
+    assert_eq!(gl["tests:serial"]["timeout"], "120 minutes");
+
+    let gh_text = generate(&dir, "github", "gh.yml");
+    assert_eq!(
+        actionlint(&gh_text, tmp.path()),
+        Vec::<serde_json::Value>::new()
+    );
+    let gh = yaml_as_json(&gh_text);
+    validate(
+        &vendored_schema("github-workflows.json"),
+        &gh,
+        "the mapped workflow",
+    );
+    // One matrix per runner: b00 and b02 on the default, b01 on its own.
+    assert_eq!(gh["jobs"]["tests-1"]["runs-on"], "ubuntu-latest");
+    assert_eq!(gh["jobs"]["tests-2"]["runs-on"], "ubuntu-22.04");
+    assert_eq!(
+        gh["jobs"]["tests-2"]["container"],
+        "registry.example/stasis:1"
+    );
+    assert_eq!(gh["jobs"]["serial"]["timeout-minutes"], 120);
+}
+
+/// The parent pipeline of docs/scale-out.md (the child form) is valid GitLab CI, and triggers
+/// the artifact `ci generate` writes.
+#[test]
+fn the_documented_parent_pipeline_is_valid_gitlab_ci() {
+    let doc = std::fs::read_to_string(workspace().join("docs/scale-out.md")).unwrap();
+    let start = doc
+        .find("```yaml\nstages: [generate, delivery]")
+        .expect("the parent snippet in docs/scale-out.md")
+        + "```yaml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let parent = yaml_as_json(&doc[start..end]);
+    validate(
+        &vendored_schema("gitlab-ci.json"),
+        &parent,
+        "the documented parent pipeline",
+    );
+    let trigger = &parent["stasis-delivery"]["trigger"];
+    assert_eq!(trigger["strategy"], "depend");
+    let artifact = trigger["include"][0]["artifact"].as_str().unwrap();
+    let script = parent["stasis-generate"]["script"][0].as_str().unwrap();
+    assert!(
+        script.starts_with("stasis ci generate --target gitlab")
+            && script.ends_with(&format!("-o {artifact}")),
+        "{script}"
+    );
+}

@@ -4,8 +4,8 @@
 //! file order, and returns the first match or all matches merged (`mapping_mode`). Pure: it
 //! reads nothing and knows no CI engine's syntax (the generators in `generate.rs` do).
 
-use crate::plan::TestBlock;
 use crate::plan::ci::{CiConfig, MappingMode, MappingRule, Runner};
+use crate::plan::{Plan, TestBlock};
 
 impl MappingRule {
     fn matches(&self, t: &TestBlock) -> bool {
@@ -44,6 +44,78 @@ impl CiConfig {
         }
         (runner, used)
     }
+}
+
+/// One line for a runner, for `stasis plan`.
+fn runner_line(r: &Runner) -> String {
+    let mut parts = Vec::new();
+    if !r.tags.is_empty() {
+        parts.push(format!("tags {}", r.tags.join(",")));
+    }
+    if !r.runs_on.is_empty() {
+        parts.push(format!("runs-on {}", r.runs_on.join(",")));
+    }
+    if let Some(i) = &r.image {
+        parts.push(format!("image {i}"));
+    }
+    if let Some(m) = r.timeout_minutes {
+        parts.push(format!("timeout {m}m"));
+    }
+    if !r.variables.is_empty() {
+        let keys: Vec<&str> = r.variables.keys().map(String::as_str).collect();
+        parts.push(format!("variables {}", keys.join(",")));
+    }
+    if parts.is_empty() {
+        "the CI engine's default runner".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The `ci` part of `stasis plan`: the default runner, the rules, and each test block's
+/// runner. Empty when the delivery and stasis.ini configure no `[ci]`.
+pub fn describe(plan: &Plan) -> String {
+    use std::fmt::Write as _;
+    let ci = &plan.ci;
+    if *ci == CiConfig::default() {
+        return String::new();
+    }
+    let mode = match ci.mapping_mode {
+        MappingMode::First => "first match",
+        MappingMode::Merge => "matches merged",
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "ci (runner mapping: {mode}; deploy on {:?})",
+        ci.deploy_on
+    );
+    let _ = writeln!(s, "  default runner           {}", runner_line(&ci.runner));
+    for rule in &ci.mappings {
+        let mut cond: Vec<String> = Vec::new();
+        if !rule.names.is_empty() {
+            cond.push(format!("match {}", rule.names.join(" ")));
+        }
+        cond.extend(rule.attributes.iter().map(|(k, v)| format!("{k} = {v}")));
+        let _ = writeln!(
+            s,
+            "  rule {:<19} {} ({}) -> {}",
+            rule.name,
+            cond.join(", "),
+            rule.origin,
+            runner_line(&rule.runner)
+        );
+    }
+    for t in &plan.tests {
+        let (r, used) = ci.runner_for(t);
+        let by = if used.is_empty() {
+            "default".to_string()
+        } else {
+            used.join("+")
+        };
+        let _ = writeln!(s, "  {:<24} [{by}] {}", t.name, runner_line(&r));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@ use crate::runner::RunStatus;
 #[derive(Debug, Subcommand)]
 pub enum CiCommand {
     /// Write a GitLab or GitHub pipeline that fans the delivery's test blocks out over runners.
+    #[command(after_help = "Examples:\n  \
+        stasis ci generate --target gitlab -c stasis.ini delivery.ini -o stasis-ci/pipeline.yml\n  \
+        stasis ci generate --target github delivery.ini --group-size 10 -o .github/workflows/stasis.yml\n\n\
+        See docs/scale-out.md for the parent pipeline and the runner mapping.")]
     Generate {
         /// gitlab (a .gitlab-ci.yml, also usable as a dynamic child pipeline) or github (a
         /// workflow).
@@ -33,8 +37,14 @@ pub enum CiCommand {
         /// Default: the delivery's `[ci] deploy_on`, else protected.
         #[arg(long = "deploy-on", value_name = "WHEN")]
         deploy_on: Option<String>,
+        /// The options a run takes (`-c`, `-C`, `--test`, …); the setup job repeats them.
+        #[command(flatten)]
+        opts: RunOpts,
     },
     /// Run one job of a generated pipeline from its predecessors' artifacts.
+    #[command(after_help = "Examples (as the generated pipeline calls it):\n  \
+        stasis ci run-job setup --plan stasis-ci/plan.json --layout HEX -c stasis.ini delivery.ini\n  \
+        stasis ci run-job test:astropy --plan stasis-ci/plan.json")]
     RunJob {
         /// The job's name in the pipeline (setup, test:NAME, tests:serial, deploy, …).
         name: String,
@@ -52,8 +62,15 @@ pub enum CiCommand {
         deploy_on: Option<String>,
         /// setup: the delivery file to resolve.
         delivery_file: Option<PathBuf>,
+        /// setup: the options the delivery is resolved with.
+        #[command(flatten)]
+        opts: RunOpts,
     },
     /// Re-run a job locally from its reproduction bundle (`stasis-ci/jobs/<job>/bundle`).
+    #[command(
+        after_help = "Example, in a checkout of the pipeline's commit with the job's artifacts:\n  \
+        stasis ci reproduce stasis-ci/jobs/job-test-astropy/bundle"
+    )]
     Reproduce {
         bundle: PathBuf,
         /// The CI directory of the reproduction (default `stasis-ci-reproduce`).
@@ -160,7 +177,9 @@ pub fn run(
             output,
             group_size,
             deploy_on: d,
+            opts: sub,
         } => {
+            let opts = &opts.merged(sub);
             let Some(target) = Target::parse(&target) else {
                 console.error(&format!("--target {target}: use gitlab or github"));
                 return EXIT_USAGE;
@@ -210,7 +229,9 @@ pub fn run(
             group_size,
             deploy_on: d,
             delivery_file,
+            opts: sub,
         } => {
+            let opts = &opts.merged(sub);
             let base = cwd();
             let plan_file = base.join(&plan);
             let ci = match (&delivery_file, name.as_str()) {
@@ -258,6 +279,16 @@ pub fn run(
                     Err(e) => return report_error(console, &e),
                 },
             };
+            let mut ci = ci;
+            // The CI plan shows proxy credentials redacted; this job's values come from its own
+            // environment, as for a `__test-strategy` task.
+            match crate::http::NetSettings::from_env(env) {
+                Ok(net) => ci.plan.settings.net = net,
+                Err(e) => {
+                    console.error(&e.to_string());
+                    return EXIT_USAGE;
+                }
+            }
             let ci_dir = plan_file
                 .parent()
                 .map(Path::to_path_buf)
@@ -268,7 +299,14 @@ pub fn run(
             let base = cwd();
             let ci_dir = base.join(dir.unwrap_or_else(|| PathBuf::from("stasis-ci-reproduce")));
             match bundle::prepare_reproduction(&base.join(&bundle), &base, &ci_dir) {
-                Ok((ci, job, plan_file)) => {
+                Ok((mut ci, job, plan_file)) => {
+                    match crate::http::NetSettings::from_env(env) {
+                        Ok(net) => ci.plan.settings.net = net,
+                        Err(e) => {
+                            console.error(&e.to_string());
+                            return EXIT_USAGE;
+                        }
+                    }
                     console.step(&format!(
                         "reproducing job {} ({} test block(s){}) from {}",
                         job.job,

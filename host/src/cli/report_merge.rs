@@ -13,6 +13,8 @@ use crate::runner::RunStatus;
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Merge run-record fragments (one per CI job) into one run record.
+    #[command(after_help = "Example (the report job of a generated pipeline):\n  \
+        stasis report merge --plan stasis-ci/plan.json -o stasis-ci/merged/run.json stasis-ci/jobs/*/run.json")]
     Merge {
         /// The fragments (`stasis-ci/jobs/*/run.json`).
         records: Vec<PathBuf>,

@@ -222,6 +222,7 @@ pub fn describe_plan(plan: &Plan) -> String {
         let _ = writeln!(s, "  {} -> {}", t.source.display(), t.destination.display());
     }
     describe_deploy(&mut s, plan);
+    s.push_str(&crate::ci::mapping::describe(plan));
     let _ = writeln!(s, "stages");
     for st in &plan.stages {
         let status = match st.status {

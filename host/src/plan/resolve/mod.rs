@@ -9,6 +9,7 @@
 //! entry points, the resolver's state and the helpers every section uses (rendering a value,
 //! reading a boolean).
 
+mod ci;
 mod conda;
 mod deploy;
 mod deploy_defaults;
@@ -104,6 +105,7 @@ pub fn resolve_with(
     let templates = r.templates();
     let mut plugins = r.plugins(&deploy);
     r.default_deploy_plugins(&mut plugins, &deploy);
+    let ci = r.ci();
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),
         file: loaded.system.path.clone(),
@@ -144,7 +146,7 @@ pub fn resolve_with(
         // Scheduled by `stages::schedule` once the plan is complete (after the plugin hooks).
         stages: Vec::new(),
         variables: r.vars,
-        ci: Default::default(),
+        ci,
     }
 }
 
