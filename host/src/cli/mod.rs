@@ -259,7 +259,8 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
         continue_on_error: opts.continue_on_error,
         fail_fast: opts.fail_fast,
         cpu_limit,
-        parallel: !opts.no_parallel,
+        // Upstream: `-l N` with N <= 1 also turns parallelism off (every test in the serial pool).
+        parallel: !opts.no_parallel && opts.cpu_limit.is_none_or(|n| n > 1),
         testing: !opts.no_testing,
         docker: !opts.no_docker,
         artifactory: !opts.no_artifactory,

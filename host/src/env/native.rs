@@ -21,7 +21,8 @@ use rattler_conda_types::{
 use rattler_networking::LazyClient;
 
 use crate::http::Attempt;
-use rattler_repodata_gateway::Gateway;
+use rattler_repodata_gateway::fetch::CacheAction;
+use rattler_repodata_gateway::{Gateway, SourceConfig};
 use rattler_solve::{SolveError, SolverImpl, SolverTask, resolvo};
 use url::Url;
 
@@ -37,6 +38,9 @@ pub struct NativeEngine {
     pub settings: EnvSettings,
     /// Environment the activation is computed on top of (normally the process environment).
     pub base_env: HashMap<String, String>,
+    /// Fetch every channel's repodata again instead of trusting the cache
+    /// (`--update-base` for the tools environment: the newest versions are solved for).
+    refresh_repodata: bool,
 }
 
 /// Whether `prefix` holds an environment whose creation finished.
@@ -48,7 +52,18 @@ impl NativeEngine {
     /// An engine using `settings`; commands start from `base_env` (the caller's snapshot of
     /// the process environment).
     pub fn new(settings: EnvSettings, base_env: HashMap<String, String>) -> Self {
-        Self { settings, base_env }
+        Self {
+            settings,
+            base_env,
+            refresh_repodata: false,
+        }
+    }
+
+    /// This engine, fetching repodata afresh (bypassing the repodata cache) for every solve:
+    /// upstream's `mamba update --all` of the base, for an environment solved from scratch.
+    pub fn refreshing_repodata(mut self) -> Self {
+        self.refresh_repodata = true;
+        self
     }
 
     /// Create environment `name` at `prefix` (replacing an existing environment there):
@@ -153,11 +168,20 @@ impl NativeEngine {
         let client = net.rattler_client()?;
         let result = net.retry.run_async(|_| async {
             // A fresh gateway per attempt: a failed fetch must not be remembered.
-            let gateway = Gateway::builder()
+            let mut builder = Gateway::builder()
                 .with_cache_dir(repodata_cache(&self.settings.package_cache))
                 .with_package_cache(PackageCache::new(&self.settings.package_cache))
-                .with_client(LazyClient::from(client.clone()))
-                .finish();
+                .with_client(LazyClient::from(client.clone()));
+            if self.refresh_repodata {
+                builder = builder.with_channel_config(rattler_repodata_gateway::ChannelConfig {
+                    default: SourceConfig {
+                        cache_action: CacheAction::NoCache,
+                        ..SourceConfig::default()
+                    },
+                    ..rattler_repodata_gateway::ChannelConfig::default()
+                });
+            }
+            let gateway = builder.finish();
             let query = gateway
                 .query(
                     channels.iter().cloned(),

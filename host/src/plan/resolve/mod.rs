@@ -251,6 +251,9 @@ mod fixture {
                     cwd: PathBuf::from("/work"),
                     // What the CLI passes without flags.
                     settings: Settings {
+                        artifactory: true,
+                        artifactory_upload: true,
+                        artifactory_build_info: true,
                         testing: true,
                         docker: true,
                         rewrite: true,
