@@ -3,6 +3,7 @@
 //! failed, 2 usage or configuration errors, 130 interrupted. Owns no pipeline logic: the stage
 //! list comes from the Plan.
 
+mod conda_shim;
 mod console;
 pub mod plugin;
 pub mod plugin_new;
@@ -90,6 +91,16 @@ pub enum Command {
     },
     /// Validate the delivery, its mission and stasis.ini; print every problem.
     Check { delivery_file: PathBuf },
+    /// `conda` / `mamba` inside the native engine's environments (what their shims run).
+    #[command(name = "__conda", hide = true)]
+    CondaShim {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "as", default_value = "conda")]
+        tool: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Upstream's options (reference §4), shared by the run and the subcommands.
@@ -204,6 +215,9 @@ pub fn main() -> i32 {
             basetemp,
         }) => run::test_strategy(&console, &env, &plan, &block, &checkout, &junit, &basetemp),
         Some(Command::Plugin { command }) => cmd_plugin(&console, &env, command, &cli.opts),
+        Some(Command::CondaShim { config, tool, args }) => {
+            conda_shim::run(&console, &env, &config, &tool, &args)
+        }
         Some(Command::Check { delivery_file }) => {
             cmd_check(&console, &env, &delivery_file, &cli.opts)
         }

@@ -120,6 +120,83 @@ impl NativeEngine {
         }))
     }
 
+    /// `conda install SPEC…` into the existing environment at `prefix` (what the `conda` /
+    /// `mamba` commands of native environments do): solve `specs` together with every package
+    /// already installed (kept where they fit: they are the solve's locked packages), then
+    /// apply the difference in place. Returns the names installed or changed.
+    pub fn install_into(
+        &self,
+        name: &str,
+        prefix: &Path,
+        channels: &[String],
+        specs: &[String],
+    ) -> Result<Vec<String>, EnvError> {
+        let channels = parse_channels(name, channels)?;
+        let wanted = parse_specs(name, specs)?;
+        let installed: Vec<PrefixRecord> =
+            PrefixRecord::collect_from_prefix(prefix).map_err(|e| EnvError::io(prefix, e))?;
+        let locked: Vec<RepoDataRecord> = installed
+            .iter()
+            .map(|r| r.repodata_record.clone())
+            .collect();
+        let new_names: BTreeSet<String> = wanted
+            .iter()
+            .filter_map(|s| s.name.as_exact().map(|n| n.as_normalized().to_string()))
+            .collect();
+        let mut all = wanted.clone();
+        for r in &installed {
+            let n = rec_name(r);
+            if !new_names.contains(&n)
+                && let Ok(s) = MatchSpec::from_str(&n, ParseStrictness::Lenient)
+            {
+                all.push(s);
+            }
+        }
+        let records = block_on(name, async {
+            let repodata = self.fetch_repodata(name, &channels, &all, true).await?;
+            let task = SolverTask {
+                virtual_packages: virtual_packages(),
+                specs: all.clone(),
+                locked_packages: locked.iter().collect(),
+                ..SolverTask::from_iter(repodata.iter())
+            };
+            resolvo::Solver
+                .solve(task)
+                .map(|s| s.records)
+                .map_err(|e| EnvError::Unsolvable {
+                    env: name.to_string(),
+                    specs: specs.join(", "),
+                    message: e.to_string(),
+                })
+        })??;
+        let before: BTreeSet<String> = installed
+            .iter()
+            .map(|r| r.repodata_record.url.to_string())
+            .collect();
+        let changed: Vec<String> = records
+            .iter()
+            .filter(|r| !before.contains(&r.url.to_string()))
+            .map(|r| {
+                format!(
+                    "{}-{}-{}",
+                    r.package_record.name.as_normalized(),
+                    r.package_record.version,
+                    r.package_record.build
+                )
+            })
+            .collect();
+        let installer = Installer::new()
+            .with_package_cache(PackageCache::new(&self.settings.package_cache))
+            .with_download_client(LazyClient::from(self.settings.net.rattler_client()?))
+            .with_target_platform(Subdir::current().unwrap_or(Subdir::Linux64))
+            .with_installed_packages(installed)
+            .with_execute_link_scripts(true)
+            .with_requested_specs(wanted);
+        block_on(name, installer.install(prefix, records))?
+            .map_err(|e| install_error(name, prefix, &e))?;
+        Ok(changed)
+    }
+
     async fn solve(
         &self,
         name: &str,
