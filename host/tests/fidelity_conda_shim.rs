@@ -62,6 +62,21 @@ fn conda_and_mamba_in_test_scripts_work_under_the_native_engine() {
         ),
     )
     .unwrap();
+    // `check` names the choice, at the first line calling conda (the script's first line, 17).
+    let out = Stasis::new(&dir.join("root"))
+        .config(&sysini)
+        .arg("check")
+        .arg(&delivery)
+        .output();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.lines().any(|l| l.starts_with(&format!(
+            "note: {}:17: [test:pkg] script: calls conda/mamba; conda_engine = native: the test tasks get stasis's own `conda` and `mamba`",
+            delivery.display()
+        ))),
+        "{}",
+        out.stderr
+    );
     let out = Stasis::new(&dir.join("root"))
         .env("STASIS_DOWNLOAD_RETRY_MAX", "1")
         .config(&sysini)

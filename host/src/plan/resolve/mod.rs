@@ -99,6 +99,7 @@ pub fn resolve_with(
     let runtime = r.runtime();
     let mut tests = r.tests();
     r.delivered_versions(&conda, &mut tests);
+    r.conda_commands(settings.conda_engine, &tests);
     let templates = r.templates();
     let plugins = r.plugins();
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
