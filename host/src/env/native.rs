@@ -185,16 +185,21 @@ impl NativeEngine {
                 )
             })
             .collect();
-        let installer = Installer::new()
-            .with_package_cache(PackageCache::new(&self.settings.package_cache))
-            .with_download_client(LazyClient::from(self.settings.net.rattler_client()?))
-            .with_target_platform(Subdir::current().unwrap_or(Subdir::Linux64))
-            .with_installed_packages(installed)
-            .with_execute_link_scripts(true)
-            .with_requested_specs(wanted);
+        let installer = self.installer(wanted)?.with_installed_packages(installed);
         block_on(name, installer.install(prefix, records))?
             .map_err(|e| install_error(name, prefix, &e))?;
         Ok(changed)
+    }
+
+    /// rattler's installer as every install here uses it: the shared package cache, the
+    /// configured client, the host platform, link scripts run, `requested` recorded.
+    fn installer(&self, requested: Vec<MatchSpec>) -> Result<Installer, EnvError> {
+        Ok(Installer::new()
+            .with_package_cache(PackageCache::new(&self.settings.package_cache))
+            .with_download_client(LazyClient::from(self.settings.net.rattler_client()?))
+            .with_target_platform(Subdir::current().unwrap_or(Subdir::Linux64))
+            .with_execute_link_scripts(true)
+            .with_requested_specs(requested))
     }
 
     async fn solve(
@@ -294,13 +299,9 @@ impl NativeEngine {
     ) -> Result<(), EnvError> {
         let staging = staging_dir(prefix)?;
         remove_env_dir(name, &staging)?;
-        let installer = Installer::new()
-            .with_package_cache(PackageCache::new(&self.settings.package_cache))
-            .with_download_client(LazyClient::from(self.settings.net.rattler_client()?))
-            .with_target_platform(Subdir::current().unwrap_or(Subdir::Linux64))
-            .with_alternative_target_prefix(prefix)
-            .with_execute_link_scripts(true)
-            .with_requested_specs(requested.to_vec());
+        let installer = self
+            .installer(requested.to_vec())?
+            .with_alternative_target_prefix(prefix);
         let result = block_on(name, installer.install(&staging, records))?;
         if let Err(e) = result {
             // Leave nothing that could pass for an environment.
