@@ -120,15 +120,10 @@ fn main() {
         kind: PluginKind::ReleaseFormatter,
         component: wasm.clone(),
         sha256: Some(sha.clone()),
-        allow_commands: vec![],
-        allow_hosts: vec![],
-        deny_hosts: vec![],
-        allow_env: vec![],
-        secrets: vec![],
         memory: 64 << 20,
         timeout: Duration::from_secs(60),
-        dirs: vec![],
         origin: "bench".into(),
+        ..Grant::new("bench", PluginKind::ReleaseFormatter, &wasm)
     };
     let quiet = HostOptions {
         log: std::sync::Arc::new(|_: &stasis::plugins::LogLine| {}),

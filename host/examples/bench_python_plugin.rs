@@ -35,15 +35,10 @@ fn main() {
         kind: PluginKind::MissionRule,
         component: wasm.clone(),
         sha256: None,
-        allow_commands: vec![],
-        allow_hosts: vec![],
-        deny_hosts: vec![],
-        allow_env: vec![],
-        secrets: vec![],
         memory: 256 << 20,
         timeout: Duration::from_secs(60),
-        dirs: vec![],
         origin: "bench".into(),
+        ..Grant::new("bench", PluginKind::ReleaseFormatter, &wasm)
     };
     let quiet = HostOptions {
         log: std::sync::Arc::new(|_: &stasis::plugins::LogLine| {}),

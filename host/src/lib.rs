@@ -5,6 +5,7 @@
 //! `env`, `sources`, `runner` → `stages` → `cli`. See ARCHITECTURE.md.
 
 pub mod atomic;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod env;

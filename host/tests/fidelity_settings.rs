@@ -1,7 +1,7 @@
 //! Upstream fidelity, issue 10 requirement 4: no upstream option or key is accepted and then
 //! ignored. `-v`/`-vv` show commands and timings, `-U` reaches the children, `-l 1` runs the
 //! parallel pool serially, `--update-base` updates the base, `script` is required only when
-//! testing, `--no-artifactory*` say that no upload is configured, and `check` names every key
+//! testing, and `check` names every key
 //! it ignores with its file and line. Real binary, real git repositories.
 
 mod support;
@@ -180,30 +180,6 @@ fn script_is_required_only_when_testing() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let out = w.stasis().arg("--no-testing").arg(&f).output();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-}
-
-#[test]
-fn no_artifactory_flags_say_that_no_upload_is_configured() {
-    let w = world();
-    for flag in [
-        "--no-artifactory",
-        "--no-artifactory-upload",
-        "--no-artifactory-build-info",
-    ] {
-        let out = w.stasis().args([flag, "check"]).arg(&w.delivery).output();
-        assert_eq!(out.code(), Some(0), "{}", out.stderr);
-        assert!(
-            out.stderr
-                .lines()
-                .any(|l| l.starts_with("warning: <command line>: ")
-                    && l.contains(flag)
-                    && l.contains("no Artifactory upload is configured")),
-            "{flag}: {}",
-            out.stderr
-        );
-    }
-    let out = w.stasis().arg("check").arg(&w.delivery).output();
-    assert!(!out.stderr.contains("Artifactory"), "{}", out.stderr);
 }
 
 #[test]

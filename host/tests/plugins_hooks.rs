@@ -93,13 +93,10 @@ fn two_formatters_claiming_one_specifier_is_an_error() {
 #[test]
 fn mission_rule_hooks() {
     let w = World::new();
-    let host = w
-        .load(vec![grant(
-            "rules",
-            PluginKind::MissionRule,
-            &guests().rule,
-        )])
-        .unwrap();
+    // This rule appends `-x` to every script: a change of commands, which needs the key.
+    let mut g = grant("rules", PluginKind::MissionRule, &guests().rule);
+    g.transform_scripts = true;
+    let host = w.load(vec![g]).unwrap();
     let d = host.validate(&delivery());
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].plugin, "rules");

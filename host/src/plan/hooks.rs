@@ -11,7 +11,6 @@ use std::time::Duration;
 use super::{Plan, PluginOrigin, TestBlock};
 use crate::config::{Diagnostics, Severity};
 use crate::plugins::{self, DeliveryInfo, HostOptions, LogLine, PluginHost, Policy, TestBlockInfo};
-use crate::template;
 
 /// The `[plugin:*]` sections as the plugin layer reads them: (mission, delivery, policy).
 pub fn sections(
@@ -27,10 +26,15 @@ pub fn sections(
         line: p.line,
         entries: p.entries.clone(),
     };
+    // Default declarations (origin system: stasis.ini or the sysconf's deploy/targets.ini)
+    // stand where a mission's would: a delivery may narrow them.
     let of = |origin: PluginOrigin| {
         plan.plugins
             .iter()
-            .filter(|p| p.origin == origin)
+            .filter(|p| {
+                p.origin == origin
+                    || (origin == PluginOrigin::Mission && p.origin == PluginOrigin::System)
+            })
             .map(|p| to_input(p, format!("plugin:{}", p.name)))
             .collect()
     };
@@ -38,11 +42,11 @@ pub fn sections(
         .plugin_policy
         .as_ref()
         .map(|p| to_input(p, "plugins".into()));
-    (
-        of(PluginOrigin::Mission),
-        of(PluginOrigin::Delivery),
-        policy,
-    )
+    // stasis.ini's declarations (the shipped deploy targets) are a base like the mission's:
+    // the delivery may narrow them (plan::resolve keeps only those no mission redeclares).
+    let mut base: Vec<plugins::SectionInput> = of(PluginOrigin::System);
+    base.extend(of(PluginOrigin::Mission));
+    (base, of(PluginOrigin::Delivery), policy)
 }
 
 /// What a plugin sees of the delivery.
@@ -69,6 +73,8 @@ pub fn delivery_info(plan: &Plan) -> DeliveryInfo {
             ("wheel_artifact_dir", &s.wheel_artifact_dir),
             ("build_sources_dir", &s.build_sources_dir),
             ("build_docker_dir", &s.build_docker_dir),
+            ("build_dir", &s.build_dir),
+            ("docker_artifact_dir", &s.docker_artifact_dir),
             ("logs_dir", &s.logs_dir),
         ]
         .into_iter()
@@ -94,14 +100,20 @@ pub fn test_info(t: &TestBlock) -> TestBlockInfo {
 }
 
 /// Where compiled plugin components are cached: `$XDG_CACHE_HOME/stasis/components`, else
-/// `~/.cache/stasis/components` (from the environment snapshot `env`).
+/// `~/.cache/stasis/components` (from the environment snapshot `env`). With neither set the
+/// path is empty and loading a plugin is refused: compiled code is trusted completely, so it
+/// never comes from a directory shared with other users (no `/tmp` fallback).
 pub fn component_cache_dir(env: &std::collections::BTreeMap<String, String>) -> PathBuf {
-    super::cache_home(env).join("stasis").join("components")
+    let set = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("XDG_CACHE_HOME")
+        .or_else(|| set("HOME").map(|h| h.join(".cache")))
+        .map(|c| c.join("stasis").join("components"))
+        .unwrap_or_default()
 }
 
 /// Load every plugin the delivery and its mission declare, with `tree` mounted read-only as
 /// the delivery tree: the real root during a run, an empty stand-in for `plan`/`check` (so
-/// they write nothing to the release; the stand-in then holds the scratch directories too).
+/// they write nothing to the release). Scratch directories live under [`scratch_root`].
 pub fn load_for_tree(
     plan: &Plan,
     tree: &Path,
@@ -111,18 +123,7 @@ pub fn load_for_tree(
     if plan.plugins.is_empty() {
         return Ok(None);
     }
-    let scratch = scratch_root(plan);
-    let scratch = if scratch.starts_with(tree) || tree == plan.storage.root {
-        scratch
-    } else {
-        tree.join(".scratch")
-    };
-    if let Err(e) = std::fs::create_dir_all(&scratch) {
-        return Err(vec![format!(
-            "plugin scratch dir {}: {e}",
-            scratch.display()
-        )]);
-    }
+    let scratch = scratch_root(env);
     load(plan, &plan.settings.plugin_cache, tree, &scratch, env, log)
 }
 
@@ -168,14 +169,10 @@ fn load(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let ctx = plan.template_context(env);
-    let renderer = move |src: &str| -> Result<String, String> {
-        template::render_str(src, &ctx)
-            .map(|r| r.text)
-            .map_err(|e| e.to_string())
-    };
     let options = HostOptions {
-        template: Some(Arc::new(renderer)),
+        template: Some(Arc::new(plugins::ContextRenderer(
+            plan.template_context(env),
+        ))),
         log,
         net: plan.settings.net.clone(),
         env: env.clone(),
@@ -310,7 +307,15 @@ pub fn stand_in_tree() -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix("stasis-plan-").tempdir()
 }
 
-/// Scratch root for plugins of this run.
-pub fn scratch_root(plan: &Plan) -> PathBuf {
-    plan.storage.tmpdir.join("plugins")
+/// Where plugins' scratch directories live: `$XDG_STATE_HOME/stasis/plugins`, else
+/// `~/.local/state/stasis/plugins` (from the environment snapshot), outside every delivery
+/// tree. The plugin host makes a private (0700) directory per run and per plugin inside it
+/// and removes them when it is dropped. Empty when neither variable is set: loading a
+/// plugin is then refused rather than falling back to a directory shared between users.
+pub fn scratch_root(env: &std::collections::BTreeMap<String, String>) -> PathBuf {
+    let set = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("XDG_STATE_HOME")
+        .or_else(|| set("HOME").map(|h| h.join(".local").join("state")))
+        .map(|s| s.join("stasis").join("plugins"))
+        .unwrap_or_default()
 }

@@ -4,6 +4,7 @@
 //! from reading the process environment snapshot it is given: it runs nothing, creates nothing and
 //! needs no network. Later steps take every value from the Plan and never re-read the ini files.
 
+pub mod ci;
 pub mod hooks;
 mod resolve;
 pub mod stage;
@@ -125,6 +126,9 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// Every `{{ name }}` template variable and its value.
     pub variables: BTreeMap<String, String>,
+    /// `[ci]` / `[ci:mapping:NAME]`: runners of the jobs `stasis ci generate` writes.
+    #[serde(default)]
+    pub ci: ci::CiConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -318,7 +322,18 @@ pub struct Docker {
     pub test_script: String,
     pub build_args: Vec<String>,
     pub tags: Vec<String>,
+    /// The deploy-target plugin that builds the image: the section's `plugin`, else the
+    /// `[plugin:docker]` shipped in stasis.ini.
+    pub plugin: String,
+    /// Where the `[deploy:docker]` section is.
+    pub file: PathBuf,
+    pub line: u32,
+    /// The section's entries (rendered, `plugin` left out), as the plugin receives them.
+    pub entries: Vec<(String, String)>,
 }
+
+/// The deploy-target plugin serving `[deploy:docker]` unless the section names another.
+pub const DEFAULT_DOCKER_PLUGIN: &str = "docker";
 
 /// A `[deploy:NAME]` section served by a deploy-target plugin.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]

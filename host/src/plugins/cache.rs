@@ -2,11 +2,19 @@
 //!
 //! An entry is keyed by the component's sha256 and the engine's `precompile_compatibility_hash`
 //! (a different wasmtime or engine config gets its own entry). `Component::deserialize`
-//! trusts its input completely, so every entry carries an HMAC-SHA256 over its bytes under a
-//! random key private to this cache dir: an entry stasis did not write itself (tampered,
-//! truncated, copied from elsewhere) fails the check, is logged and recompiled. The bytes
-//! checked are the bytes deserialized (no re-read), so swapping the file after the check
-//! gains nothing. Entries are written atomically.
+//! trusts its input completely, so every entry carries an HMAC-SHA256 under a random key
+//! private to this cache dir, over its bytes **and** the component sha256, the engine hash and
+//! the entry's own file name: an entry stasis did not write itself (tampered, truncated,
+//! copied from elsewhere) or one written for another component (renamed, copied or linked
+//! over another entry) fails the check, is logged and recompiled. Files are opened without
+//! following symlinks (`O_NOFOLLOW`) and their stat data are taken from the open descriptor;
+//! the bytes checked are the bytes deserialized (no re-read), so swapping the file after the
+//! check gains nothing. Entries are written atomically.
+//!
+//! The cache directory must be an absolute path, a real directory (not a symlink) owned by
+//! the user running stasis and not writable by group or others, and its key file likewise
+//! private; otherwise it is refused with its path named. There is no fallback to a shared
+//! directory (the caller gives the dir; see `plan::hooks::component_cache_dir`).
 //!
 //! It also remembers the sha256 of each component file it hashed, keyed by the file's path
 //! and stamp (device, inode, size, mtime, ctime), HMAC-authenticated like the entries. A
@@ -96,6 +104,60 @@ pub enum CacheError {
     },
     #[error("compiling: {0:#}")]
     Compile(wasmtime::Error),
+    #[error("compile cache {}: refused: {why}", dir.display())]
+    Unsafe { dir: PathBuf, why: String },
+}
+
+/// Open `path` for reading without following a symlink in its last component.
+fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Read a regular file opened with [`open_nofollow`]; its stamp from the descriptor before and
+/// after the read (`None` when it changed meanwhile).
+fn read_nofollow(path: &Path) -> std::io::Result<(Vec<u8>, FileStamp, bool)> {
+    let mut f = open_nofollow(path)?;
+    let before = f.metadata()?;
+    if !before.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(before.len()).unwrap_or(0));
+    f.read_to_end(&mut bytes)?;
+    let before = FileStamp::of(&before);
+    let steady = f.metadata().map(|m| FileStamp::of(&m)).ok() == Some(before);
+    Ok((bytes, before, steady))
+}
+
+/// The directory must be ours alone: a real directory, owned by the effective user, not
+/// writable by group or others (else another user could plant entries or a key).
+pub(crate) fn check_private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
+    if !m.file_type().is_dir() {
+        return Err("not a directory (a symlink is not accepted)".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if m.uid() != me {
+        return Err(format!(
+            "owned by uid {}, not by the user running stasis (uid {me})",
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "mode {:o} lets group or others write to it (chmod go-w)",
+            m.mode() & 0o777
+        ));
+    }
+    Ok(())
 }
 
 /// Feeds `Hash` output into sha256 (`DefaultHasher` is not stable across Rust versions).
@@ -115,13 +177,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl CompileCache {
-    /// Open (creating if needed) a cache dir and its private key.
+    /// Open (creating if needed, mode 0700) a cache dir and its private key. Refused when the
+    /// path is empty or relative, or the dir is not private to this user.
     pub fn open(dir: &Path, engine: &Engine) -> Result<CompileCache, CacheError> {
         let io = |source| CacheError::Io {
             dir: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        let unsafe_dir = |why: String| CacheError::Unsafe {
+            dir: dir.to_path_buf(),
+            why,
+        };
+        if dir.as_os_str().is_empty() {
+            return Err(unsafe_dir(
+                "no cache directory: set XDG_CACHE_HOME or HOME (stasis does not fall back to a shared directory)".into(),
+            ));
+        }
+        if !dir.is_absolute() {
+            return Err(unsafe_dir("not an absolute path".into()));
+        }
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?;
+        }
+        check_private_dir(dir).map_err(unsafe_dir)?;
         let key = load_or_create_key(&dir.join(KEY_FILE)).map_err(io)?;
         let mut h = ShaHasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
@@ -149,8 +232,9 @@ impl CompileCache {
     /// record is not ours (bad MAC), names another path or stamp, or was made within the racy
     /// window of the file's last change.
     pub fn remembered_digest(&self, file: &Path, stamp: &FileStamp) -> Option<String> {
-        let bytes = std::fs::read(self.digest_path(file)).ok()?;
-        let body = self.unseal(DIGEST_MAGIC, &bytes)?;
+        let record = self.digest_path(file);
+        let (bytes, _, _) = read_nofollow(&record).ok()?;
+        let body = self.unseal(DIGEST_MAGIC, &binding(&record), &bytes)?;
         let text = std::str::from_utf8(body).ok()?;
         let (path, rest) = text.split_once('\0')?;
         let mut fields = rest.trim_end().rsplitn(3, ' ');
@@ -172,8 +256,8 @@ impl CompileCache {
         let mut body = file.as_os_str().as_encoded_bytes().to_vec();
         body.push(0);
         body.extend_from_slice(format!("{} {} {sha256}\n", stamp.line(), now_ns()).as_bytes());
-        let out = self.seal(DIGEST_MAGIC, &body);
         let path = self.digest_path(file);
+        let out = self.seal(DIGEST_MAGIC, &binding(&path), &body);
         if let Some(parent) = path.parent()
             && std::fs::create_dir_all(parent).is_ok()
         {
@@ -190,11 +274,22 @@ impl CompileCache {
         self.dir.join(format!("{sha256}-{}.cwasm", self.compat))
     }
 
-    /// `magic` + HMAC(`magic` + `body`) + `body`: how entries and digest records are stored.
-    fn seal(&self, magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+    /// What an entry's MAC binds besides its bytes: the component sha256, the engine hash and
+    /// the entry's file name, so no entry verifies under another entry's name.
+    fn entry_binding(&self, sha256: &str) -> Vec<u8> {
+        let mut b = format!("{sha256}\0{}\0", self.compat).into_bytes();
+        b.extend_from_slice(&binding(&self.entry_path(sha256)));
+        b
+    }
+
+    /// `magic` + HMAC(`magic` + len(`bound`) + `bound` + `body`) + `body`: how entries and
+    /// digest records are stored. `bound` (what the file is for) is not stored, only proven.
+    fn seal(&self, magic: &[u8; 8], bound: &[u8], body: &[u8]) -> Vec<u8> {
         let mut m =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
         m.update(magic);
+        m.update(&(bound.len() as u64).to_le_bytes());
+        m.update(bound);
         m.update(body);
         let mut out = Vec::with_capacity(magic.len() + MAC_LEN + body.len());
         out.extend_from_slice(magic);
@@ -203,8 +298,8 @@ impl CompileCache {
         out
     }
 
-    /// The body of sealed `bytes` if the seal is ours.
-    fn unseal<'a>(&self, magic: &[u8; 8], bytes: &'a [u8]) -> Option<&'a [u8]> {
+    /// The body of sealed `bytes` if the seal is ours and binds `bound`.
+    fn unseal<'a>(&self, magic: &[u8; 8], bound: &[u8], bytes: &'a [u8]) -> Option<&'a [u8]> {
         let rest = bytes.strip_prefix(magic.as_slice())?;
         if rest.len() < MAC_LEN {
             return None;
@@ -212,6 +307,8 @@ impl CompileCache {
         let (tag, body) = rest.split_at(MAC_LEN);
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).ok()?;
         m.update(magic);
+        m.update(&(bound.len() as u64).to_le_bytes());
+        m.update(bound);
         m.update(body);
         m.verify_slice(tag).ok()?;
         Some(body)
@@ -232,7 +329,7 @@ impl CompileCache {
         let cwasm = engine
             .precompile_component(wasm)
             .map_err(CacheError::Compile)?;
-        let file = self.seal(MAGIC, &cwasm);
+        let file = self.seal(MAGIC, &self.entry_binding(sha256), &cwasm);
         crate::atomic::write(&self.entry_path(sha256), &file).map_err(|source| CacheError::Io {
             dir: self.dir.clone(),
             source,
@@ -252,10 +349,14 @@ impl CompileCache {
     /// between changes its ctime, so the bytes deserialized are the bytes that were vouched for.
     pub fn load_cached(&self, engine: &Engine, sha256: &str) -> Result<Component, CacheOutcome> {
         let path = self.entry_path(sha256);
-        let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| FileStamp::of(&m));
-        let before = stamp(&path).ok_or(CacheOutcome::Miss)?;
-        let bytes = std::fs::read(&path).map_err(|_| CacheOutcome::Miss)?;
-        let steady = stamp(&path) == Some(before);
+        let (bytes, before, steady) = match read_nofollow(&path) {
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CacheOutcome::Miss);
+            }
+            // A symlink (ELOOP), a directory, an unreadable file: not an entry we wrote.
+            Err(_) => return Err(CacheOutcome::Rejected),
+        };
         let tag = bytes
             .strip_prefix(MAGIC.as_slice())
             .and_then(|rest| rest.get(..MAC_LEN))
@@ -265,7 +366,9 @@ impl CompileCache {
         let body = if vouched {
             &bytes[MAGIC.len() + MAC_LEN..]
         } else {
-            let body = self.verify(&bytes).ok_or(CacheOutcome::Rejected)?;
+            let body = self
+                .unseal(MAGIC, &self.entry_binding(sha256), &bytes)
+                .ok_or(CacheOutcome::Rejected)?;
             if steady {
                 self.remember_digest(&path, &before, &tag);
             }
@@ -276,11 +379,13 @@ impl CompileCache {
         // the key hash pins the engine config.
         unsafe { Component::deserialize(engine, body) }.map_err(|_| CacheOutcome::Rejected)
     }
+}
 
-    /// The compiled body if the entry's MAC is ours.
-    fn verify<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
-        self.unseal(MAGIC, bytes)
-    }
+/// A file's name as its MAC binds it.
+fn binding(path: &Path) -> Vec<u8> {
+    path.file_name()
+        .map(|n| n.as_encoded_bytes().to_vec())
+        .unwrap_or_default()
 }
 
 /// Read the cache's key, or create it (32 random bytes, mode 0600, published atomically so
@@ -312,7 +417,25 @@ fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
 }
 
 fn read_key(path: &Path) -> std::io::Result<Option<[u8; 32]>> {
-    match std::fs::read(path) {
+    use std::os::unix::fs::MetadataExt;
+    let read = open_nofollow(path).and_then(|mut f| {
+        let m = f.metadata()?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if !m.is_file() || m.uid() != me || m.mode() & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} must be a regular file owned by uid {me} with mode 0600",
+                    path.display()
+                ),
+            ));
+        }
+        let mut b = Vec::new();
+        f.read_to_end(&mut b)?;
+        Ok(b)
+    });
+    match read {
         Ok(b) if b.len() == 32 => {
             let mut k = [0u8; 32];
             k.copy_from_slice(&b);
@@ -336,6 +459,71 @@ mod tests {
 
     fn stamp_of(p: &Path) -> FileStamp {
         FileStamp::of(&std::fs::metadata(p).unwrap())
+    }
+
+    #[test]
+    fn the_cache_dir_must_be_private_absolute_and_real() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let shared = d.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = CompileCache::open(&shared, &engine)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(&shared.display().to_string()) && e.contains("mode 777"),
+            "{e}"
+        );
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(d.path(), &link).unwrap();
+        let e = CompileCache::open(&link, &engine)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("symlink"), "{e}");
+        let e = CompileCache::open(Path::new(""), &engine)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("does not fall back"), "{e}");
+        assert!(CompileCache::open(Path::new("rel/cache"), &engine).is_err());
+        let fresh = d.path().join("a/fresh");
+        CompileCache::open(&fresh, &engine).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // A key file others can read is refused.
+        std::fs::set_permissions(fresh.join(KEY_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        assert!(CompileCache::open(&fresh, &engine).is_err());
+    }
+
+    #[test]
+    fn a_seal_binds_what_the_file_is_for() {
+        let d = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let cache = CompileCache::open(&d.path().join("c"), &engine).unwrap();
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let sealed = cache.seal(MAGIC, &cache.entry_binding(&a), b"compiled a");
+        assert_eq!(
+            cache.unseal(MAGIC, &cache.entry_binding(&a), &sealed),
+            Some(&b"compiled a"[..])
+        );
+        assert_eq!(cache.unseal(MAGIC, &cache.entry_binding(&b), &sealed), None);
+        assert_eq!(
+            cache.unseal(DIGEST_MAGIC, &cache.entry_binding(&a), &sealed),
+            None
+        );
+        // An entry file that is a symlink to a good entry is not followed.
+        std::fs::write(cache.entry_path(&a), &sealed).unwrap();
+        std::os::unix::fs::symlink(cache.entry_path(&a), cache.entry_path(&b)).unwrap();
+        assert!(matches!(
+            cache.load_cached(&engine, &b),
+            Err(CacheOutcome::Rejected)
+        ));
     }
 
     #[test]

@@ -47,19 +47,44 @@ pub struct RenderedText {
     pub warnings: Vec<String>,
 }
 
-/// The delivery's template engine, as plugins see it.
+/// The delivery's template engine, as plugins see it. It renders a template the capability
+/// has already parsed (with [`crate::template::parse`]) and checked reference by reference,
+/// so what is checked is exactly what is rendered.
 pub trait TemplateRenderer: Send + Sync {
-    fn render(&self, template: &str) -> Result<RenderedText, String>;
+    fn render(&self, template: &crate::template::Template) -> Result<RenderedText, String>;
+
+    /// Where the network functions (`get_github_release_notes*`) would go, and whether they
+    /// would carry the operator's token. `None`: this renderer has no network functions.
+    fn network(&self) -> Option<NetworkUse> {
+        None
+    }
 }
 
-impl<F> TemplateRenderer for F
-where
-    F: Fn(&str) -> Result<String, String> + Send + Sync,
-{
-    fn render(&self, template: &str) -> Result<RenderedText, String> {
-        Ok(RenderedText {
-            text: self(template)?,
-            warnings: Vec::new(),
+/// What a template's network functions would reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkUse {
+    pub url: url::Url,
+    /// The operator's GitHub token (`STASIS_GH_TOKEN`/`GITHUB_TOKEN`) would be sent.
+    pub token: bool,
+}
+
+/// The delivery's own engine over one fixed [`crate::template::Context`].
+pub struct ContextRenderer(pub crate::template::Context);
+
+impl TemplateRenderer for ContextRenderer {
+    fn render(&self, template: &crate::template::Template) -> Result<RenderedText, String> {
+        crate::template::render(template, &self.0)
+            .map(|r| RenderedText {
+                text: r.text,
+                warnings: r.warnings.iter().map(ToString::to_string).collect(),
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    fn network(&self) -> Option<NetworkUse> {
+        Some(NetworkUse {
+            url: url::Url::parse(&self.0.github.api_url).ok()?,
+            token: self.0.github.token.is_some(),
         })
     }
 }

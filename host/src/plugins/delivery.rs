@@ -127,6 +127,38 @@ pub fn guest_path(root: &Path, host: &Path) -> Option<String> {
 }
 
 impl TestBlockInfo {
+    /// What of a test block decides what the tests stage runs: the commands, their
+    /// environment and what is checked out and built. A `transform-tests` result may change
+    /// these only under `transform_scripts = true`; `None` when `after` changes none of them.
+    pub fn changed_command_field(&self, after: &TestBlockInfo) -> Option<&'static str> {
+        [
+            ("script", self.script != after.script),
+            ("script_setup", self.script_setup != after.script_setup),
+            ("runtime", self.runtime != after.runtime),
+            ("repository", self.repository != after.repository),
+            ("version", self.version != after.version),
+            ("build_recipe", self.build_recipe != after.build_recipe),
+        ]
+        .into_iter()
+        .find(|(_, changed)| *changed)
+        .map(|(field, _)| field)
+    }
+
+    /// Bytes of text the block carries (for the result size cap).
+    pub(crate) fn text_size(&self) -> usize {
+        self.name.len()
+            + self.version.len()
+            + self.repository.len()
+            + self.script.len()
+            + self.script_setup.len()
+            + self.build_recipe.as_ref().map_or(0, String::len)
+            + self
+                .runtime
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+
     pub(crate) fn to_wit(&self) -> wit::TestBlock {
         wit::TestBlock {
             name: self.name.clone(),

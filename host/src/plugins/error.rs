@@ -100,6 +100,14 @@ pub enum PluginError {
         message: String,
     },
 
+    #[error("plugin {plugin:?}: {message} (rule: {rule}; grant from {origin})")]
+    Denied {
+        plugin: String,
+        rule: &'static str,
+        message: String,
+        origin: String,
+    },
+
     #[error("no {kind} plugin named {name:?} is loaded")]
     NotFound { kind: PluginKind, name: String },
 
@@ -126,7 +134,8 @@ impl PluginError {
             | OutputCap { plugin, .. }
             | ResultTooLarge { plugin, .. }
             | Crashed { plugin, .. }
-            | Failed { plugin, .. } => Some(plugin),
+            | Failed { plugin, .. }
+            | Denied { plugin, .. } => Some(plugin),
         }
     }
 }

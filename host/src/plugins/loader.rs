@@ -14,7 +14,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::bindings::{deploy, formatter, rule, strategy, wit};
 use super::cache::{CacheOutcome, CompileCache, FileStamp, sha256_hex};
-use super::context::{LogLevel, LogLine, LogSink, PluginContext, PluginState, TemplateRenderer};
+use super::context::{
+    LogLevel, LogLine, LogSink, PluginContext, PluginState, RESULT_CAP, TemplateRenderer,
+};
 use super::delivery::{
     DeliveryInfo, DeployAction, DeployReport, Diagnostic, Severity, TestBlockInfo, TestContext,
     TestOutcome,
@@ -72,11 +74,16 @@ pub struct PluginHost {
     engine: EngineHandle,
     plugins: Vec<Loaded>,
     specifiers: Vec<(char, String, String)>,
+    /// This host's private scratch dir (0700) holding one dir per plugin; removed on drop.
+    /// Declared last so the plugins' contexts are dropped before it goes.
+    scratch: tempfile::TempDir,
 }
 
 impl PluginHost {
-    /// Load every granted plugin. `delivery_tree` is `{STASIS_ROOT}/{build_name}` (mounted
-    /// read-only at /delivery); each plugin gets `scratch_root/NAME` read-write at /scratch.
+    /// Load every granted plugin. `delivery_tree` is mounted read-only at /delivery; each
+    /// plugin gets its own private dir read-write at /scratch, inside a private dir this host
+    /// makes under `scratch_root` (which must not be shared with other users; created 0700)
+    /// and removes when it is dropped.
     pub fn load(
         grants: Vec<Grant>,
         policy: &Policy,
@@ -116,10 +123,18 @@ impl PluginHost {
         let delivery_root = delivery_tree
             .canonicalize()
             .map_err(|e| fatal(format!("delivery tree {}: {e}", delivery_tree.display())))?;
+        let scratch = private_scratch(scratch_root).map_err(fatal)?;
         let mut errors = Vec::new();
         let mut plugins = Vec::new();
         let mut seen = BTreeMap::new();
         for g in grants {
+            if let Err(why) = super::grant::check_plugin_name(&g.name) {
+                errors.push(PluginError::Setup {
+                    plugin: g.name.clone(),
+                    message: why,
+                });
+                continue;
+            }
             if seen.insert(g.name.clone(), ()).is_some() {
                 errors.push(PluginError::Setup {
                     plugin: g.name.clone(),
@@ -133,7 +148,7 @@ impl PluginHost {
                 &linker,
                 g,
                 &delivery_root,
-                scratch_root,
+                scratch.path(),
                 &options,
             ) {
                 Ok(p) => plugins.push(p),
@@ -144,6 +159,7 @@ impl PluginHost {
             engine,
             plugins,
             specifiers: Vec::new(),
+            scratch,
         };
         host.collect_specifiers(&mut errors);
         if errors.is_empty() {
@@ -192,6 +208,19 @@ impl PluginHost {
         self.plugins
             .iter()
             .map(|p| (p.ctx.name.as_str(), p.ctx.grant.kind, &p.info))
+    }
+
+    /// The host path of a loaded plugin's scratch dir (its `/scratch`).
+    pub fn scratch_dir(&self, plugin: &str) -> Option<&Path> {
+        self.plugins
+            .iter()
+            .find(|p| p.ctx.name == plugin)
+            .map(|p| p.ctx.scratch.as_path())
+    }
+
+    /// This host's scratch dir (one dir per plugin inside; removed when the host is dropped).
+    pub fn scratch_root(&self) -> &Path {
+        self.scratch.path()
     }
 
     /// `%X` specifiers provided by release-formatter plugins: (spec, plugin name).
@@ -318,7 +347,10 @@ impl PluginHost {
         out
     }
 
-    /// Let each mission rule rewrite the test blocks, in declaration order.
+    /// Let each mission rule rewrite the test blocks, in declaration order. Without
+    /// `transform_scripts = true` a rule may only select, reorder, disable and retime blocks
+    /// (`disable`, `parallel`, `timeout`): a new block or a changed command, runtime,
+    /// repository, version or recipe is refused with an error naming the plugin and the rule.
     pub fn transform_tests(
         &self,
         delivery: &DeliveryInfo,
@@ -333,20 +365,25 @@ impl PluginHost {
                 let r = inst
                     .stasis_plugin_rule()
                     .call_transform_tests(&mut *store, &d, &input)?;
-                if let Ok(t) = &r {
-                    cap_result(
-                        t.iter()
-                            .map(|t| t.script.len() + t.script_setup.len())
-                            .sum(),
-                    )?;
-                }
                 Ok(r)
             })?;
-            tests = r
+            let out: Vec<TestBlockInfo> = r
                 .map_err(|e| domain(&p.ctx.name, e))?
                 .into_iter()
                 .map(TestBlockInfo::from_wit)
                 .collect();
+            let size = out.iter().map(TestBlockInfo::text_size).sum();
+            if size > RESULT_CAP {
+                return Err(PluginError::ResultTooLarge {
+                    plugin: p.ctx.name.clone(),
+                    size,
+                    cap: RESULT_CAP,
+                });
+            }
+            if !p.ctx.grant.transform_scripts {
+                check_transform(&p.ctx, &tests, &out)?;
+            }
+            tests = out;
         }
         Ok(tests)
     }
@@ -451,6 +488,71 @@ impl PluginHost {
         r.map(DeployReport::from_wit)
             .map_err(|e| domain(&p.ctx.name, e))
     }
+}
+
+/// A `transform-tests` result without `transform_scripts`: every block must be one of the
+/// input's (by name, each at most once) with the same commands, environment and sources.
+fn check_transform(
+    ctx: &PluginContext,
+    before: &[TestBlockInfo],
+    after: &[TestBlockInfo],
+) -> Result<(), PluginError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for t in after {
+        let what = match before.iter().find(|b| b.name == t.name) {
+            _ if !seen.insert(t.name.as_str()) => {
+                Some(format!("returned test block {:?} twice", t.name))
+            }
+            None => Some(format!("added test block {:?}", t.name)),
+            Some(b) => b
+                .changed_command_field(t)
+                .map(|f| format!("changed `{f}` of test block {:?}", t.name)),
+        };
+        if let Some(what) = what {
+            let message = format!(
+                "transform-tests {what}; without transform_scripts = true a rule may only select, reorder, disable and retime test blocks"
+            );
+            ctx.log(
+                LogLevel::Warn,
+                &format!(
+                    "denied transform-tests: {message} (grant from {})",
+                    ctx.grant.origin
+                ),
+                true,
+            );
+            return Err(PluginError::Denied {
+                plugin: ctx.name.clone(),
+                rule: "transform_scripts",
+                message,
+                origin: ctx.grant.origin.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A fresh private (0700) dir for one host's scratch dirs, under `root`, which must itself be
+/// private to this user (created 0700 when missing). No fallback when `root` is empty.
+fn private_scratch(root: &Path) -> Result<tempfile::TempDir, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    if root.as_os_str().is_empty() || !root.is_absolute() {
+        return Err(format!(
+            "no state directory for plugin scratch dirs ({:?}): set XDG_STATE_HOME or HOME (stasis does not fall back to a directory shared between users)",
+            root
+        ));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(|e| format!("plugin scratch root {}: {e}", root.display()))?;
+    super::cache::check_private_dir(root)
+        .map_err(|why| format!("plugin scratch root {}: refused: {why}", root.display()))?;
+    tempfile::Builder::new()
+        .prefix("run-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in(root)
+        .map_err(|e| format!("plugin scratch root {}: {e}", root.display()))
 }
 
 fn domain(plugin: &str, e: wit::PluginError) -> PluginError {
@@ -593,8 +695,13 @@ fn load_one(
         }
     };
     let scratch = scratch_root.join(&grant.name);
-    std::fs::create_dir_all(&scratch)
-        .map_err(|e| setup(format!("scratch dir {}: {e}", scratch.display())))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&scratch)
+            .map_err(|e| setup(format!("scratch dir {}: {e}", scratch.display())))?;
+    }
     let delivery_dir =
         cap_std::fs::Dir::open_ambient_dir(delivery_root, cap_std::ambient_authority())
             .map_err(|e| setup(format!("delivery tree {}: {e}", delivery_root.display())))?;

@@ -93,6 +93,7 @@ fn meta_lines(plan: &Plan) -> Vec<(&'static str, String)> {
         ("codename", m.codename.clone()),
         (
             "platform",
+            // Upstream's word order (delivery.h DELIVERY_PLATFORM_*): the indexer reads word 3.
             format!(
                 "{} {} {} {}",
                 s.platform, s.conda_subdir, s.conda_platform, s.release_platform

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::format::to_short_version;
+use super::syntax::Effect;
 use super::{Context, github};
 
 /// Name, upstream arity (`()` counts as one empty argument), and whether the function
@@ -20,6 +21,16 @@ const BUILTINS: &[(&str, usize, bool)] = &[
 
 pub(super) fn arity(name: &str) -> Option<usize> {
     BUILTINS.iter().find(|b| b.0 == name).map(|b| b.1)
+}
+
+/// What the built-in `name` does besides computing text (unknown names: [`Effect::Pure`];
+/// the parser refuses them anyway).
+pub(super) fn effect(name: &str) -> Effect {
+    match name {
+        "get_github_release_notes" | "get_github_release_notes_auto" => Effect::Network,
+        "tox_run" => Effect::WritesCheckout,
+        _ => Effect::Pure,
+    }
 }
 
 pub(super) fn takes_no_arguments(name: &str) -> bool {

@@ -20,7 +20,7 @@ mod functions;
 mod github;
 mod syntax;
 
-pub use syntax::Template;
+pub use syntax::{Effect, Reference, Template};
 
 /// Where `{{ env:NAME }}` reads from: a snapshot the caller made (the CLI's snapshot of the
 /// process environment plus the delivery's exports and `[runtime]`). Empty by default.

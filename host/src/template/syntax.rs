@@ -54,6 +54,43 @@ impl Template {
             _ => None,
         })
     }
+
+    /// Every reference this template makes, as the renderer will resolve it: the one answer
+    /// to "what does this template read or call" (the plugin `template` capability checks
+    /// exactly these before rendering this very `Template`).
+    pub fn references(&self) -> impl Iterator<Item = Reference<'_>> {
+        self.nodes.iter().filter_map(|n| match n {
+            Node::Var { name, .. } => Some(Reference::Variable(name)),
+            Node::Env { name } => Some(Reference::Env(name)),
+            Node::Func { name, .. } => Some(Reference::Function {
+                name,
+                effect: functions::effect(name),
+            }),
+            Node::Text(_) | Node::Empty => None,
+        })
+    }
+}
+
+/// One thing a template refers to (see [`Template::references`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference<'a> {
+    /// `{{ meta.name }}`: a context variable.
+    Variable(&'a str),
+    /// `{{ env:NAME }}`: an environment variable of the context's snapshot.
+    Env(&'a str),
+    /// `{{ func:NAME(...) }}`.
+    Function { name: &'a str, effect: Effect },
+}
+
+/// What a built-in function does besides computing text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only the context.
+    Pure,
+    /// Calls the network (the GitHub API, with the operator's token when one is set).
+    Network,
+    /// Writes into the test checkout (`tox_run` patches `tox.ini`).
+    WritesCheckout,
 }
 
 /// Tracks the line and column of a byte offset while scanning forward, so positions cost

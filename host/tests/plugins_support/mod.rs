@@ -10,8 +10,20 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use stasis::plugins::{
-    Grant, HostOptions, LogLine, PluginHost, PluginKind, Policy, RenderedText, TemplateRenderer,
+    ContextRenderer, Grant, HostOptions, LogLine, PluginHost, PluginKind, Policy, RenderedText,
+    TemplateRenderer,
 };
+
+/// The delivery's real template engine over a small context: `meta.name = demo` and the
+/// test process's whole environment (so a template that gets past the check could read any
+/// variable: the check, not the context, is what keeps it out).
+pub fn template_context() -> stasis::template::Context {
+    stasis::template::Context {
+        vars: [("meta.name".to_string(), "demo".to_string())].into(),
+        env: stasis::template::EnvSource(std::env::vars().collect()),
+        ..Default::default()
+    }
+}
 
 pub use crate::support::server::{Response, Server};
 pub use crate::support::workspace;
@@ -100,9 +112,7 @@ impl World {
     pub fn options(&self) -> HostOptions {
         let logs = self.logs.clone();
         HostOptions {
-            template: Some(Arc::new(|s: &str| -> Result<String, String> {
-                Ok(s.replace("{{ meta.name }}", "demo"))
-            })),
+            template: Some(Arc::new(ContextRenderer(template_context()))),
             log: Arc::new(move |l: &LogLine| logs.lock().unwrap().push(l.clone())),
             // Short pauses between retries: the upload test's server fails once on purpose.
             net: stasis::http::NetSettings {
@@ -191,19 +201,10 @@ fn walk(dir: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
 
 pub fn grant(name: &str, kind: PluginKind, component: &Path) -> Grant {
     Grant {
-        name: name.into(),
-        kind,
-        component: component.to_path_buf(),
-        sha256: None,
-        allow_commands: Vec::new(),
-        allow_hosts: Vec::new(),
-        deny_hosts: Vec::new(),
-        allow_env: Vec::new(),
-        secrets: Vec::new(),
         memory: 64 << 20,
         timeout: Duration::from_secs(5),
-        dirs: Vec::new(),
         origin: "test.ini:1".into(),
+        ..Grant::new(name, kind, component)
     }
 }
 
@@ -217,7 +218,7 @@ pub fn section(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 /// A delivery tree template renderer that always fails, for error paths.
 pub struct Failing;
 impl TemplateRenderer for Failing {
-    fn render(&self, _: &str) -> Result<RenderedText, String> {
+    fn render(&self, _: &stasis::template::Template) -> Result<RenderedText, String> {
         Err("broken".into())
     }
 }

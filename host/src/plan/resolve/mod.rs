@@ -11,6 +11,7 @@
 
 mod conda;
 mod deploy;
+mod deploy_defaults;
 mod meta;
 mod names;
 mod plugins;
@@ -91,7 +92,8 @@ pub fn resolve_with(
     let storage = r.storage(&info, &settings);
     r.fill_storage_vars(&storage);
     let conda = r.conda(&settings);
-    let deploy = r.deploy();
+    let mut deploy = r.deploy();
+    r.bind_artifactory(&mut deploy, &settings, &info);
     r.vars.insert(
         "workaround.conda_reactivate".into(),
         "\nset +x; mamba activate ${CONDA_DEFAULT_ENV}; set -x\n".into(),
@@ -101,7 +103,8 @@ pub fn resolve_with(
     r.delivered_versions(&conda, &mut tests);
     r.conda_commands(settings.conda_engine, &tests);
     let templates = r.templates();
-    let plugins = r.plugins();
+    let mut plugins = r.plugins(&deploy);
+    r.default_deploy_plugins(&mut plugins, &deploy);
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),
         file: loaded.system.path.clone(),
@@ -142,6 +145,7 @@ pub fn resolve_with(
         // Scheduled by `stages::schedule` once the plan is complete (after the plugin hooks).
         stages: Vec::new(),
         variables: r.vars,
+        ci: Default::default(),
     }
 }
 
@@ -252,9 +256,6 @@ mod fixture {
                     cwd: PathBuf::from("/work"),
                     // What the CLI passes without flags.
                     settings: Settings {
-                        artifactory: true,
-                        artifactory_upload: true,
-                        artifactory_build_info: true,
                         testing: true,
                         docker: true,
                         rewrite: true,
@@ -288,6 +289,7 @@ mod fixture {
                 sysconf: SysConf {
                     config_file: None,
                     root: self.root.clone(),
+                    searched: Vec::new(),
                 },
                 system: parse(Path::new("/etc/stasis/stasis.ini"), &self.system),
                 delivery: parse(Path::new("/work/demo.ini"), &self.delivery),

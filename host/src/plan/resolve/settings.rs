@@ -10,33 +10,6 @@ use crate::config::values;
 use crate::plan::{CondaEngine, Settings, WheelBuilder};
 use crate::process::Timeouts;
 
-/// What `--no-artifactory`, `--no-artifactory-build-info` and `--no-artifactory-upload` do in
-/// this version: stasis uploads nothing to Artifactory yet, so they have nothing to turn off,
-/// and saying so is better than accepting them silently. The one place this is decided: the
-/// deploy stage that uploads replaces it. `(flags given, message)`.
-pub(crate) fn no_artifactory_note(s: &Settings) -> Option<(String, &'static str)> {
-    let flags: Vec<&str> = [
-        (!s.artifactory, "--no-artifactory"),
-        (
-            s.artifactory && !s.artifactory_upload,
-            "--no-artifactory-upload",
-        ),
-        (
-            s.artifactory && s.artifactory_upload && !s.artifactory_build_info,
-            "--no-artifactory-build-info",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(given, flag)| given.then_some(flag))
-    .collect();
-    (!flags.is_empty()).then(|| {
-        (
-            flags.join(" "),
-            "no Artifactory upload is configured in this version of stasis (the deploy stage does not upload to Artifactory), so there is nothing to turn off",
-        )
-    })
-}
-
 impl Resolver<'_> {
     pub(super) fn settings(&mut self) -> Settings {
         let mut s = self.input.settings.clone();
@@ -124,10 +97,6 @@ impl Resolver<'_> {
         if s.task_kill_grace_seconds <= 0.0 {
             s.task_kill_grace_seconds = crate::process::DEFAULT_KILL_GRACE.as_secs_f64();
         }
-        if let Some((flags, note)) = no_artifactory_note(&s) {
-            self.diags
-                .warn_at(Path::new("<command line>"), 0, &flags, note);
-        }
         self.settings_from_env(&mut s);
         match crate::http::NetSettings::from_env(&self.input.env) {
             Ok(net) => s.net = net,
@@ -160,28 +129,6 @@ impl Resolver<'_> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn no_artifactory_flags_say_no_upload_is_configured() {
-        use super::super::fixture::{World, warnings};
-        let mut w = World::new();
-        w.input.settings.artifactory_upload = false;
-        w.input.settings.artifactory_build_info = false;
-        let (_, diags) = w.resolve();
-        assert_eq!(
-            warnings(&diags),
-            [(0, "--no-artifactory-upload".to_string())]
-        );
-        assert!(
-            diags
-                .warnings()
-                .next()
-                .unwrap()
-                .message
-                .contains("no Artifactory upload is configured")
-        );
-        assert!(warnings(&World::new().resolve().1).is_empty());
-    }
-
     use super::super::fixture::{World, errors};
     use crate::plan::{CondaEngine, WheelBuilder};
 

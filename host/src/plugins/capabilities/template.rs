@@ -1,68 +1,75 @@
 //! `stasis:host/template`: renders a string with the delivery's template engine. Needs no
-//! grant, but a template may not read env vars the plugin was not given (`{{ env:X }}` is
-//! checked against `allow_env`), and secret values are scrubbed from the result.
+//! grant, but what the template refers to is checked first, reference by reference, as the
+//! engine's own parser ([`crate::template::parse`]) sees it — the parsed `Template` that was
+//! checked is the one rendered, so no spelling (`{{ env: X }}`, `{{ e nv:X }}`) can mean one
+//! thing to the check and another to the engine:
+//! - `{{ env:X }}` only for `X` in `allow_env` (never a secret);
+//! - network functions (`get_github_release_notes*`) only when the grant's `allow_hosts`
+//!   admit the GitHub API URL and, when the operator's token would be sent, the grant lists
+//!   that token (`STASIS_GH_TOKEN` or `GITHUB_TOKEN`) in `secrets`;
+//! - functions that write into a test checkout (`tox_run`) never.
 //!
-//! The engine itself lives in `crate::template`; the lead plugs it in through
-//! [`TemplateRenderer`](crate::plugins::TemplateRenderer) (defined in context.rs, shared with
-//! the sandbox), so this module does not depend on it.
+//! Secret values are scrubbed from the result and from errors.
 
 use crate::plugins::bindings::host_api::template::Host;
 use crate::plugins::bindings::host_api::types::CapError;
 use crate::plugins::context::{LogLevel, PluginState, RESULT_CAP};
-
-/// Env var names a template refers to with `env:NAME`.
-fn env_refs(template: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = template;
-    while let Some(i) = rest.find("env:") {
-        let after = &rest[i + 4..];
-        let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        if end > 0 {
-            out.push(&after[..end]);
-        }
-        rest = &after[end..];
-    }
-    out
-}
+use crate::plugins::grant::Denial;
+use crate::template::{Effect, Reference};
 
 impl Host for PluginState {
     fn render(&mut self, template: String) -> Result<String, CapError> {
         let ctx = self.ctx.clone();
-        for name in env_refs(&template) {
-            if let Err(d) = ctx.grant.check_env(name) {
-                return Err(ctx.deny("template", d));
-            }
+        if template.len() > RESULT_CAP {
+            return Err(CapError::Quota(format!(
+                "template of {} bytes exceeds {RESULT_CAP}",
+                template.len()
+            )));
         }
+        let parsed = crate::template::parse(&template)
+            .map_err(|e| CapError::Invalid(ctx.secrets.redact(&e.to_string())))?;
         let Some(renderer) = &ctx.template else {
             return Err(CapError::Failed(
                 "no template engine is available to plugins here".into(),
             ));
         };
+        for r in parsed.references() {
+            let checked = match r {
+                Reference::Variable(_)
+                | Reference::Function {
+                    effect: Effect::Pure,
+                    ..
+                } => Ok(()),
+                Reference::Env(name) => ctx.grant.check_env(name),
+                Reference::Function {
+                    name,
+                    effect: Effect::Network,
+                } => ctx
+                    .grant
+                    .check_template_network(name, renderer.network().as_ref()),
+                Reference::Function {
+                    name,
+                    effect: Effect::WritesCheckout,
+                } => Err(Denial(format!(
+                    "func:{name} writes into a test checkout; plugins cannot call it"
+                ))),
+            };
+            checked.map_err(|d| ctx.deny("template", d))?;
+        }
         let out = renderer
-            .render(&template)
+            .render(&parsed)
             .map_err(|e| CapError::Invalid(ctx.secrets.redact(&e)))?;
         for w in &out.warnings {
             ctx.log(LogLevel::Warn, &format!("template: {w}"), false);
         }
-        if out.text.len() > RESULT_CAP {
+        // Redact first: a cut could otherwise split a secret and keep its prefix.
+        let text = ctx.secrets.redact(&out.text);
+        if text.len() > RESULT_CAP {
             return Err(CapError::Quota(format!(
                 "rendered text of {} bytes exceeds {RESULT_CAP}",
-                out.text.len()
+                text.len()
             )));
         }
-        Ok(ctx.secrets.redact(&out.text))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn finds_env_refs() {
-        assert_eq!(
-            super::env_refs("{{ env:HOME }}/x {{env:GH_TOKEN}} env:"),
-            vec!["HOME", "GH_TOKEN"]
-        );
+        Ok(text)
     }
 }

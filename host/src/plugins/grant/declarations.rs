@@ -33,6 +33,13 @@ pub struct PluginDecl {
     pub memory: Option<u64>,
     pub timeout: Option<Duration>,
     pub dirs: Option<Vec<DirGrant>>,
+    pub transform_scripts: Option<bool>,
+    pub unconfined: Option<Vec<String>>,
+    /// Absolute, or relative to the ini's folder.
+    pub process_read: Option<Vec<PathBuf>>,
+    pub process_write: Option<Vec<PathBuf>>,
+    /// Delivery-relative directories the plugin may write in (`context`, `pipeline`).
+    pub write_dirs: Option<Vec<PathBuf>>,
     /// Line of each key, for errors found after parsing (narrowing, policy).
     pub key_lines: BTreeMap<String, u32>,
 }
@@ -56,16 +63,8 @@ impl PluginDecl {
             .ok_or_else(|| err(s.line, "", "not a [plugin:NAME] section".into()))?
             .trim()
             .to_string();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
-            return Err(err(
-                s.line,
-                "",
-                format!("plugin name {name:?} must be letters, digits, '-', '_' or '.'"),
-            ));
+        if let Err(why) = check_plugin_name(&name) {
+            return Err(err(s.line, "", why));
         }
         let base = s.file.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut kind = None;
@@ -83,6 +82,11 @@ impl PluginDecl {
             memory: None,
             timeout: None,
             dirs: None,
+            transform_scripts: None,
+            unconfined: None,
+            process_read: None,
+            process_write: None,
+            write_dirs: None,
             key_lines: BTreeMap::new(),
         };
         for (key, value, line) in &s.entries {
@@ -156,6 +160,39 @@ impl PluginDecl {
                             .map_err(e)?,
                     )
                 }
+                "transform_scripts" => d.transform_scripts = Some(parse_bool(value).map_err(e)?),
+                "unconfined" => {
+                    d.unconfined = Some(list_words(value).map(str::to_string).collect())
+                }
+                "process_read" | "process_write" => {
+                    let paths = value
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(|l| {
+                            let p = base.join(l);
+                            if p.components().any(|c| c == std::path::Component::ParentDir) {
+                                Err(format!("{l:?}: no '..' in granted paths"))
+                            } else {
+                                Ok(p)
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(e)?;
+                    if key == "process_read" {
+                        d.process_read = Some(paths);
+                    } else {
+                        d.process_write = Some(paths);
+                    }
+                }
+                "write_dirs" => {
+                    d.write_dirs = Some(
+                        list_words(value)
+                            .map(write_dir)
+                            .collect::<Result<_, _>>()
+                            .map_err(e)?,
+                    )
+                }
                 "description" => {}
                 other => {
                     let hint = strsim_hint(other, DECL_KEYS);
@@ -170,6 +207,16 @@ impl PluginDecl {
                 "missing (release-formatter, mission-rule, test-strategy or deploy-target)".into(),
             )
         })?;
+        if let (Some(u), Some(cmds)) = (&d.unconfined, &d.allow_commands)
+            && let Some(p) = u.iter().find(|p| !cmds.iter().any(|c| &c.program == *p))
+        {
+            let line = d.key_lines.get("unconfined").copied().unwrap_or(s.line);
+            return Err(err(
+                line,
+                "unconfined",
+                format!("{p} is not a program of allow_commands"),
+            ));
+        }
         if let (Some(env), Some(secrets)) = (&d.allow_env, &d.secrets)
             && let Some(both) = env.iter().find(|n| secrets.contains(n))
         {
@@ -196,11 +243,48 @@ impl PluginDecl {
     }
 }
 
+/// A plugin name: `[A-Za-z0-9][A-Za-z0-9_-]*`. It names the plugin's scratch directory, so
+/// `.`, `..`, slashes and leading dashes are refused.
+pub fn check_plugin_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        Ok(())
+    } else {
+        Err(format!(
+            "plugin name {name:?} must be a letter or digit followed by letters, digits, '-' or '_'"
+        ))
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err(format!("{value:?} is not true or false")),
+    }
+}
+
 /// ` (did you mean KEY?)` for a likely typo of a known key, by the config's one typo rule.
 fn strsim_hint(key: &str, known: &[&str]) -> String {
     crate::config::schema::did_you_mean(key, known.iter().copied())
         .map(|k| format!(" (did you mean {k}?)"))
         .unwrap_or_default()
+}
+
+/// A `write_dirs` entry: a plain path inside the delivery tree (no `..`, not absolute).
+fn write_dir(word: &str) -> Result<PathBuf, String> {
+    let p = Path::new(word.trim_end_matches('/'));
+    if p.as_os_str().is_empty()
+        || !p
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "{word:?} must be a directory relative to the delivery root, without `..`"
+        ));
+    }
+    Ok(p.to_path_buf())
 }
 
 fn list_words(value: &str) -> impl Iterator<Item = &str> {
@@ -267,13 +351,7 @@ impl Policy {
             };
             let value = value.trim();
             match key.trim() {
-                "require_sha256" => {
-                    p.require_sha256 = match value.to_ascii_lowercase().as_str() {
-                        "true" | "yes" | "1" | "on" => true,
-                        "false" | "no" | "0" | "off" => false,
-                        _ => return Err(e(format!("{value:?} is not true or false"))),
-                    }
-                }
+                "require_sha256" => p.require_sha256 = parse_bool(value).map_err(e)?,
                 "max_memory" => p.max_memory = parse_size(value).map_err(e)?,
                 "max_timeout" => p.max_timeout = parse_duration(value).map_err(e)?,
                 "deny_hosts" => {
@@ -345,6 +423,61 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key, "allow_env");
+    }
+
+    #[test]
+    fn plugin_names_are_safe_directory_names() {
+        for good in ["a", "hst-rules", "x_1", "9lives"] {
+            assert!(check_plugin_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "-x", "_x", "a/b", "a.b", "a b", "é"] {
+            assert!(check_plugin_name(bad).is_err(), "{bad}");
+            let e = PluginDecl::from_section(&section(
+                &format!("plugin:{bad}"),
+                &[("kind", "mission-rule")],
+            ));
+            assert!(e.is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn widening_keys_parse() {
+        let d = PluginDecl::from_section(&section(
+            "plugin:x",
+            &[
+                ("kind", "deploy-target"),
+                ("allow_commands", "podman **"),
+                ("unconfined", "podman"),
+                ("process_read", "/srv/data\nrel"),
+                ("transform_scripts", "yes"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(d.unconfined, Some(vec!["podman".to_string()]));
+        assert_eq!(d.transform_scripts, Some(true));
+        assert_eq!(
+            d.process_read,
+            Some(vec![
+                PathBuf::from("/srv/data"),
+                PathBuf::from("/m/hst/rel")
+            ])
+        );
+        let e = PluginDecl::from_section(&section(
+            "plugin:x",
+            &[
+                ("kind", "deploy-target"),
+                ("allow_commands", "git"),
+                ("unconfined", "podman"),
+            ],
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "unconfined");
+        let e = PluginDecl::from_section(&section(
+            "plugin:x",
+            &[("kind", "deploy-target"), ("process_write", "../up")],
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "process_write");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 pub(crate) use decisions::show_size;
 pub use decisions::{Denial, Grant, effective_grant};
-pub use declarations::{PluginDecl, Policy, parse_size};
+pub use declarations::{PluginDecl, Policy, check_plugin_name, parse_size};
 pub use kinds::{Capability, PluginKind};
 pub use patterns::{CommandRule, DirGrant, HostPattern, PortPattern};
 

@@ -18,7 +18,7 @@ pub struct CommandRule {
 }
 
 impl CommandRule {
-    pub(super) fn parse(line: &str) -> Result<CommandRule, String> {
+    pub fn parse(line: &str) -> Result<CommandRule, String> {
         let mut words = line.split_whitespace();
         let program = words
             .next()
