@@ -67,6 +67,7 @@ impl Console {
         let text = d.to_string();
         match d.severity {
             Severity::Error => self.emit("1;31", "", &text),
+            Severity::Note => self.emit("1;36", "", &text),
             Severity::Warning => self.emit("1;33", "", &text),
         }
     }

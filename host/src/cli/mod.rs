@@ -4,6 +4,7 @@
 //! list comes from the Plan.
 
 pub mod ci;
+mod conda_shim;
 mod console;
 mod help;
 pub mod index;
@@ -165,6 +166,16 @@ pub enum Command {
     Ci {
         #[command(subcommand)]
         command: ci::CiCommand,
+    },
+    /// `conda` / `mamba` inside the native engine's environments (what their shims run).
+    #[command(name = "__conda", hide = true)]
+    CondaShim {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "as", default_value = "conda")]
+        tool: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -365,6 +376,9 @@ pub fn main() -> i32 {
         Some(Command::Report(args)) => report::run(&console, &env, args),
         Some(Command::Index(args)) => index::run(&console, &env, args, &cli.opts),
         Some(Command::Ci { command }) => ci::run(&console, &env, command, &cli.opts),
+        Some(Command::CondaShim { config, tool, args }) => {
+            conda_shim::run(&console, &env, &config, &tool, &args)
+        }
         None => match cli.delivery_file {
             Some(f) => run::run(&console, &env, &f, &cli.opts),
             None => {
@@ -424,7 +438,8 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
         continue_on_error: opts.continue_on_error,
         fail_fast: opts.fail_fast,
         cpu_limit,
-        parallel: !opts.no_parallel,
+        // Upstream: `-l N` with N <= 1 also turns parallelism off (every test in the serial pool).
+        parallel: !opts.no_parallel && opts.cpu_limit.is_none_or(|n| n > 1),
         testing: !opts.no_testing,
         docker: !opts.no_docker,
         artifactory: !opts.no_artifactory,

@@ -95,6 +95,13 @@ pub fn run(console: &Console, env: &BTreeMap<String, String>, file: &Path, opts:
     if plan.settings.unbuffered {
         console.info("unbuffered output: PYTHONUNBUFFERED=1 is set for every child");
     }
+    if plan.settings.verbose > 0 {
+        let c = console.clone();
+        crate::process::set_trace(
+            plan.settings.verbose,
+            std::sync::Arc::new(move |line: &str| c.info(line)),
+        );
+    }
     console.step(&format!(
         "Delivery {} (mission {}), release {}",
         plan.info.build_name, plan.meta.mission, plan.info.release_name

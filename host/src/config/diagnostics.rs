@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Not a problem: a choice `check` names (e.g. which `conda` test scripts get).
+    Note,
     Warning,
     Error,
 }
@@ -25,6 +27,7 @@ pub struct Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sev = match self.severity {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
@@ -51,6 +54,10 @@ impl Diagnostics {
 
     pub fn error_at(&mut self, file: &Path, line: u32, key: &str, message: impl Into<String>) {
         self.at(Severity::Error, file, line, key, message);
+    }
+
+    pub fn note_at(&mut self, file: &Path, line: u32, key: &str, message: impl Into<String>) {
+        self.at(Severity::Note, file, line, key, message);
     }
 
     pub fn warn_at(&mut self, file: &Path, line: u32, key: &str, message: impl Into<String>) {

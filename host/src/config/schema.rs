@@ -155,6 +155,55 @@ pub const CI_MAPPING_KEYS: &[&str] = &[
 pub const PLUGINS_POLICY_KEYS: &[&str] =
     &["require_sha256", "max_memory", "max_timeout", "deny_hosts"];
 
+/// Keys stasis reads without error and then ignores, with the reason: the one list (`check`
+/// names each one it meets, with its file and line). A section pattern ends in `*` to match a
+/// prefix (`deploy:artifactory*`). Keys that are only unknown are warned about by
+/// [`check_names`] as such.
+pub const IGNORED: &[(FileKind, &str, &str, &str)] = &[
+    (
+        FileKind::System,
+        "jfrog_cli_download",
+        "*",
+        "the JFrog CLI is not used: stasis's own client needs no download",
+    ),
+    (
+        FileKind::System,
+        "indexer",
+        "micromamba_download_url",
+        "no micromamba is downloaded: stasis indexes the output tree itself",
+    ),
+    (
+        FileKind::System,
+        "default",
+        "conda_staging_dir",
+        "only conda_staging_url is used (upstream reads neither *_staging_dir)",
+    ),
+    (
+        FileKind::System,
+        "default",
+        "wheel_staging_dir",
+        "only wheel_staging_url is used (upstream reads neither *_staging_dir)",
+    ),
+    (
+        FileKind::Delivery,
+        "deploy:artifactory*",
+        "workaround_parent_only exclusions explode recursive retries retry_wait_time detailed_summary quiet regexp spec flat",
+        "upload option parsed and then discarded by upstream too (jfrt_upload_init)",
+    ),
+];
+
+/// Why `key` of `section` in a file of `kind` is ignored, if it is in [`IGNORED`].
+pub fn ignored(kind: FileKind, section: &str, key: &str) -> Option<&'static str> {
+    IGNORED.iter().find_map(|(k, sec, keys, why)| {
+        let section_matches = match sec.strip_suffix('*') {
+            Some(prefix) => section.starts_with(prefix),
+            None => section == *sec,
+        };
+        let key_matches = *keys == "*" || keys.split(' ').any(|k| k == key);
+        (*k == kind && section_matches && key_matches).then_some(*why)
+    })
+}
+
 /// The keys a section may hold, `None` when any key is allowed (`[runtime]`, plugin deploy
 /// sections), or `Err` when the section itself is unknown in this kind of file.
 fn known_keys(kind: FileKind, section: &str) -> Result<Option<&'static [&'static str]>, ()> {
@@ -252,7 +301,14 @@ pub fn check_names(kind: FileKind, file: &IniFile, diags: &mut Diagnostics) {
             Ok(None) => {}
             Ok(Some(keys)) => {
                 for e in &s.entries {
-                    if !keys.contains(&e.key.as_str()) {
+                    if let Some(why) = ignored(kind, &s.name, &e.key) {
+                        diags.warn_at(
+                            &file.path,
+                            e.line,
+                            &format!("[{}] {}", s.name, e.key),
+                            format!("accepted for upstream compatibility and ignored: {why}"),
+                        );
+                    } else if !keys.contains(&e.key.as_str()) {
                         let hint = did_you_mean(&e.key, keys.iter().copied())
                             .map(|k| format!("; did you mean `{k}`?"))
                             .unwrap_or_default();
@@ -283,6 +339,39 @@ mod tests {
     use super::*;
     use crate::config::ini::parse_str;
     use std::path::Path;
+
+    #[test]
+    fn ignored_keys_are_named_with_their_reason() {
+        let f = parse_str(
+            Path::new("stasis.ini"),
+            "[default]\nconda_staging_dir = /x\nconda_staging_url = https://x\n[jfrog_cli_download]\nurl = https://j\nversion = 2\n[indexer]\nmicromamba_download_url = https://m\n",
+        )
+        .unwrap();
+        let mut d = Diagnostics::default();
+        check_names(FileKind::System, &f, &mut d);
+        let msgs: Vec<String> = d.items.iter().map(|d| d.to_string()).collect();
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert!(msgs[0].contains("stasis.ini:2: [default] conda_staging_dir: accepted"));
+        assert!(
+            msgs[1].contains("stasis.ini:5: [jfrog_cli_download] url")
+                && msgs[1].contains("needs no download")
+        );
+        assert!(msgs[2].contains(":6: [jfrog_cli_download] version"));
+        assert!(msgs[3].contains(":8: [indexer] micromamba_download_url"));
+        let f = parse_str(
+            Path::new("d.ini"),
+            "[deploy:artifactory:a]\nfiles = x\ndest = y\nflat = true\n",
+        )
+        .unwrap();
+        let mut d = Diagnostics::default();
+        check_names(FileKind::Delivery, &f, &mut d);
+        assert_eq!(d.items.len(), 1);
+        assert!(
+            d.items[0]
+                .to_string()
+                .contains(":4: [deploy:artifactory:a] flat")
+        );
+    }
 
     #[test]
     fn unknown_names_warn_with_hints() {

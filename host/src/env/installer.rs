@@ -158,6 +158,13 @@ impl InstallerEngine {
         Ok(script)
     }
 
+    /// `--update-base` / `always_update_base_environment`: upstream's `mamba update --all` of
+    /// the base environment, after [`Self::bootstrap`].
+    pub fn update_base(&self) -> Result<(), EnvError> {
+        self.conda(&self.base_run_env(), &["update", "--all"])
+            .map(|_| ())
+    }
+
     /// `mamba` for the subcommands upstream routes to it when mamba exists, else `conda`.
     fn conda(&self, env: &HashMap<String, String>, args: &[&str]) -> Result<String, EnvError> {
         let mamba = self.base().join("bin/mamba");

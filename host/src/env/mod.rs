@@ -23,6 +23,7 @@ pub mod export;
 pub mod installer;
 pub mod native;
 pub mod pip;
+pub mod shims;
 pub mod spec;
 
 use std::path::{Path, PathBuf};

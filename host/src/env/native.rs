@@ -21,7 +21,8 @@ use rattler_conda_types::{
 use rattler_networking::LazyClient;
 
 use crate::http::Attempt;
-use rattler_repodata_gateway::Gateway;
+use rattler_repodata_gateway::fetch::CacheAction;
+use rattler_repodata_gateway::{Gateway, SourceConfig};
 use rattler_solve::{SolveError, SolverImpl, SolverTask, resolvo};
 use url::Url;
 
@@ -37,6 +38,9 @@ pub struct NativeEngine {
     pub settings: EnvSettings,
     /// Environment the activation is computed on top of (normally the process environment).
     pub base_env: HashMap<String, String>,
+    /// Fetch every channel's repodata again instead of trusting the cache
+    /// (`--update-base` for the tools environment: the newest versions are solved for).
+    refresh_repodata: bool,
 }
 
 /// Whether `prefix` holds an environment whose creation finished.
@@ -48,7 +52,18 @@ impl NativeEngine {
     /// An engine using `settings`; commands start from `base_env` (the caller's snapshot of
     /// the process environment).
     pub fn new(settings: EnvSettings, base_env: HashMap<String, String>) -> Self {
-        Self { settings, base_env }
+        Self {
+            settings,
+            base_env,
+            refresh_repodata: false,
+        }
+    }
+
+    /// This engine, fetching repodata afresh (bypassing the repodata cache) for every solve:
+    /// upstream's `mamba update --all` of the base, for an environment solved from scratch.
+    pub fn refreshing_repodata(mut self) -> Self {
+        self.refresh_repodata = true;
+        self
     }
 
     /// Create environment `name` at `prefix` (replacing an existing environment there):
@@ -105,6 +120,88 @@ impl NativeEngine {
         }))
     }
 
+    /// `conda install SPEC…` into the existing environment at `prefix` (what the `conda` /
+    /// `mamba` commands of native environments do): solve `specs` together with every package
+    /// already installed (kept where they fit: they are the solve's locked packages), then
+    /// apply the difference in place. Returns the names installed or changed.
+    pub fn install_into(
+        &self,
+        name: &str,
+        prefix: &Path,
+        channels: &[String],
+        specs: &[String],
+    ) -> Result<Vec<String>, EnvError> {
+        let channels = parse_channels(name, channels)?;
+        let wanted = parse_specs(name, specs)?;
+        let installed: Vec<PrefixRecord> =
+            PrefixRecord::collect_from_prefix(prefix).map_err(|e| EnvError::io(prefix, e))?;
+        let locked: Vec<RepoDataRecord> = installed
+            .iter()
+            .map(|r| r.repodata_record.clone())
+            .collect();
+        let new_names: BTreeSet<String> = wanted
+            .iter()
+            .filter_map(|s| s.name.as_exact().map(|n| n.as_normalized().to_string()))
+            .collect();
+        let mut all = wanted.clone();
+        for r in &installed {
+            let n = rec_name(r);
+            if !new_names.contains(&n)
+                && let Ok(s) = MatchSpec::from_str(&n, ParseStrictness::Lenient)
+            {
+                all.push(s);
+            }
+        }
+        let records = block_on(name, async {
+            let repodata = self.fetch_repodata(name, &channels, &all, true).await?;
+            let task = SolverTask {
+                virtual_packages: virtual_packages(),
+                specs: all.clone(),
+                locked_packages: locked.iter().collect(),
+                ..SolverTask::from_iter(repodata.iter())
+            };
+            resolvo::Solver
+                .solve(task)
+                .map(|s| s.records)
+                .map_err(|e| EnvError::Unsolvable {
+                    env: name.to_string(),
+                    specs: specs.join(", "),
+                    message: e.to_string(),
+                })
+        })??;
+        let before: BTreeSet<String> = installed
+            .iter()
+            .map(|r| r.repodata_record.url.to_string())
+            .collect();
+        let changed: Vec<String> = records
+            .iter()
+            .filter(|r| !before.contains(&r.url.to_string()))
+            .map(|r| {
+                format!(
+                    "{}-{}-{}",
+                    r.package_record.name.as_normalized(),
+                    r.package_record.version,
+                    r.package_record.build
+                )
+            })
+            .collect();
+        let installer = self.installer(wanted)?.with_installed_packages(installed);
+        block_on(name, installer.install(prefix, records))?
+            .map_err(|e| install_error(name, prefix, &e))?;
+        Ok(changed)
+    }
+
+    /// rattler's installer as every install here uses it: the shared package cache, the
+    /// configured client, the host platform, link scripts run, `requested` recorded.
+    fn installer(&self, requested: Vec<MatchSpec>) -> Result<Installer, EnvError> {
+        Ok(Installer::new()
+            .with_package_cache(PackageCache::new(&self.settings.package_cache))
+            .with_download_client(LazyClient::from(self.settings.net.rattler_client()?))
+            .with_target_platform(Subdir::current().unwrap_or(Subdir::Linux64))
+            .with_execute_link_scripts(true)
+            .with_requested_specs(requested))
+    }
+
     async fn solve(
         &self,
         name: &str,
@@ -153,11 +250,20 @@ impl NativeEngine {
         let client = net.rattler_client()?;
         let result = net.retry.run_async(|_| async {
             // A fresh gateway per attempt: a failed fetch must not be remembered.
-            let gateway = Gateway::builder()
+            let mut builder = Gateway::builder()
                 .with_cache_dir(repodata_cache(&self.settings.package_cache))
                 .with_package_cache(PackageCache::new(&self.settings.package_cache))
-                .with_client(LazyClient::from(client.clone()))
-                .finish();
+                .with_client(LazyClient::from(client.clone()));
+            if self.refresh_repodata {
+                builder = builder.with_channel_config(rattler_repodata_gateway::ChannelConfig {
+                    default: SourceConfig {
+                        cache_action: CacheAction::NoCache,
+                        ..SourceConfig::default()
+                    },
+                    ..rattler_repodata_gateway::ChannelConfig::default()
+                });
+            }
+            let gateway = builder.finish();
             let query = gateway
                 .query(
                     channels.iter().cloned(),
@@ -193,13 +299,9 @@ impl NativeEngine {
     ) -> Result<(), EnvError> {
         let staging = staging_dir(prefix)?;
         remove_env_dir(name, &staging)?;
-        let installer = Installer::new()
-            .with_package_cache(PackageCache::new(&self.settings.package_cache))
-            .with_download_client(LazyClient::from(self.settings.net.rattler_client()?))
-            .with_target_platform(Subdir::current().unwrap_or(Subdir::Linux64))
-            .with_alternative_target_prefix(prefix)
-            .with_execute_link_scripts(true)
-            .with_requested_specs(requested.to_vec());
+        let installer = self
+            .installer(requested.to_vec())?
+            .with_alternative_target_prefix(prefix);
         let result = block_on(name, installer.install(&staging, records))?;
         if let Err(e) = result {
             // Leave nothing that could pass for an environment.

@@ -47,6 +47,27 @@ pub const PIPE_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// The signal that interrupted stasis while a supervised process ran (0 = none).
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
+/// Where `-v` shows each command as it starts and `-vv` also how and when it ended (the
+/// level, the sink). Set once per process by the CLI; unset, nothing is traced.
+static TRACE: std::sync::OnceLock<(u8, TraceSink)> = std::sync::OnceLock::new();
+
+/// A line of the command trace (already redacted, like every message of this module).
+pub type TraceSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Trace every [`Command`] this process runs to `sink`: at `level` 1 the command line (and
+/// its directory), at 2 also its exit status and duration. The first call wins.
+pub fn set_trace(level: u8, sink: TraceSink) {
+    let _ = TRACE.set((level, sink));
+}
+
+fn trace(level: u8, line: impl FnOnce() -> String) {
+    if let Some((max, sink)) = TRACE.get()
+        && *max >= level
+    {
+        sink(&line());
+    }
+}
+
 /// The signal (SIGINT or SIGTERM) that reached stasis while a supervised process was running,
 /// if one did. Once set, no new process is started: [`Command::run`] returns
 /// [`ProcessError::Interrupted`] at once. The CLI maps it to exit code 130.
@@ -491,6 +512,11 @@ impl Command {
             what: "cannot install the SIGINT/SIGTERM handlers",
             source,
         })?;
+        trace(1, || match &self.cwd {
+            Some(dir) => format!("$ {command}  (in {})", dir.display()),
+            None => format!("$ {command}"),
+        });
+        let started = Instant::now();
         let mut cmd = self.std_command();
         let feeds_stdin = self.stdin_fd.is_none();
         if let Some(fd) = self.stdin_fd.take() {
@@ -545,6 +571,18 @@ impl Command {
         }
         let (stdout, t1) = out.take(&redactor);
         let (stderr, t2) = err.take(&redactor);
+        trace(2, || {
+            let how = match &ended {
+                Ended::Exited(status) => format!("{status}"),
+                Ended::TimedOut => "timed out".into(),
+                Ended::Interrupted(signal) => format!("interrupted (signal {signal})"),
+                Ended::Lost(e) => format!("lost: {e}"),
+            };
+            format!(
+                "  {command}: {how} after {:.2}s",
+                started.elapsed().as_secs_f64()
+            )
+        });
         match ended {
             Ended::Exited(status) => Ok(Output {
                 status: ExitStatus {

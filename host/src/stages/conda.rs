@@ -28,10 +28,19 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
             ));
             if !plan.conda.tool_conda_packages.is_empty() {
                 report.detail.push(format!(
-                    "tools ({}) are installed into {} when a conda recipe is built",
+                    "tools ({}) are installed into {} when a conda recipe is built{}",
                     plan.conda.tool_conda_packages.join(", "),
-                    tools_prefix(plan).display()
+                    tools_prefix(plan).display(),
+                    if plan.settings.update_base {
+                        ", solved for the newest versions with fresh repodata (--update-base)"
+                    } else {
+                        ""
+                    }
                 ));
+            } else if plan.settings.update_base {
+                report.detail.push(
+                    "--update-base: stasis.ini lists no base packages (conda_packages, pip_packages): nothing to update".into(),
+                );
             }
         }
         Engine::Installer(i) => {
@@ -41,6 +50,12 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
                 plan.storage.conda_prefix.display(),
                 script.display()
             ));
+            if plan.settings.update_base {
+                i.update_base().map_err(failed)?;
+                report
+                    .detail
+                    .push("base environment updated (update --all)".into());
+            }
         }
     }
     Ok(report)

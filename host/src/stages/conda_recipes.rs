@@ -145,7 +145,11 @@ fn tools_run_env(
             };
             // Not the conda prefix itself: the delivery's environments live under it.
             let prefix = &tools_prefix(plan);
-            let created = n.create("tools", prefix, &spec).map_err(failed)?;
+            let engine = match plan.settings.update_base {
+                true => n.as_ref().clone().refreshing_repodata(),
+                false => n.as_ref().clone(),
+            };
+            let created = engine.create("tools", prefix, &spec).map_err(failed)?;
             report.detail.push(format!(
                 "tools environment at {} ({})",
                 prefix.display(),

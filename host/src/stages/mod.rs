@@ -239,6 +239,17 @@ pub fn run_delivery(
     prepare_root(plan, events)?;
     let interrupt = crate::runner::Interrupt::new();
     let _signals = crate::runner::forward_signals(&interrupt).map_err(RunError::Signals)?;
+    // `-U`: upstream `setenv("PYTHONUNBUFFERED", "1")` for itself, so every child inherits it;
+    // here every child's environment starts from this snapshot.
+    let unbuffered;
+    let env = if plan.settings.unbuffered {
+        let mut e = env.clone();
+        e.insert("PYTHONUNBUFFERED".into(), "1".into());
+        unbuffered = e;
+        &unbuffered
+    } else {
+        env
+    };
     let mut cx = RunContext::new(plan, env, events, plugin_log, interrupt)?;
     let mut results = Vec::with_capacity(plan.stages.len());
     let mut failed = false;
@@ -337,7 +348,16 @@ fn run_stage(cx: &mut RunContext<'_>, stage: &Stage) -> StageState {
     if let StageState::Failed(why) = &state {
         facts.insert("error".into(), why.clone().into());
     }
-    let mut step = StepRecord::new(stage.name.name(), start, SystemTime::now(), status);
+    let end = SystemTime::now();
+    if cx.plan.settings.verbose > 0 {
+        let took = end.duration_since(start).unwrap_or_default();
+        cx.events.detail(&format!(
+            "{}: {summary} after {:.2}s",
+            stage.name.name(),
+            took.as_secs_f64()
+        ));
+    }
+    let mut step = StepRecord::new(stage.name.name(), start, end, status);
     step.detail = facts;
     if let Err(e) = cx.record.add_stage(step) {
         cx.events.warn(&format!("run record: {e}"));

@@ -42,6 +42,7 @@ fn task_env(
     env: &BTreeMap<String, String>,
     activation: &[(String, String)],
     unbuffered: bool,
+    shims: Option<&std::path::Path>,
 ) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = plan
         .system
@@ -55,6 +56,17 @@ fn task_env(
         }
     }
     vars.extend(activation.iter().cloned());
+    if let Some(dir) = shims {
+        // The native engine's `conda` / `mamba` come first on the environment's PATH.
+        let path = vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| env.get("PATH").cloned())
+            .unwrap_or_default();
+        vars.push(("PATH".into(), format!("{}:{path}", dir.display())));
+    }
     if unbuffered {
         vars.push(("PYTHONUNBUFFERED".into(), "1".into()));
     }
@@ -137,6 +149,33 @@ fn write_plan_file(plan: &Plan) -> Result<PathBuf, StageError> {
     Ok(path)
 }
 
+/// The native engine's `conda` / `mamba` commands (`{tmpdir}/stasis-shims`) for the test
+/// environment, so scripts written for upstream (`conda install`, `mamba activate`) work;
+/// `None` for the other engines (the installer's conda is real, `system` creates nothing).
+fn native_shims(
+    plan: &Plan,
+    test_env: Option<&crate::env::InstalledEnv>,
+) -> Result<Option<PathBuf>, StageError> {
+    let (crate::plan::CondaEngine::Native, Some(test_env)) = (plan.conda.engine, test_env) else {
+        return Ok(None);
+    };
+    // Credential references stay references: the shim expands them from its environment.
+    let channels = if plan.conda.channels.is_empty() {
+        test_env.channels.clone()
+    } else {
+        plan.conda.channels.clone()
+    };
+    let config = crate::env::shims::ShimConfig {
+        channels,
+        package_cache: PathBuf::from(&plan.settings.package_cache),
+    };
+    let exe = std::env::current_exe()
+        .map_err(|e| StageError::Failed(format!("cannot find the stasis executable: {e}")))?;
+    crate::env::shims::write(&plan.storage.tmpdir.join("stasis-shims"), &exe, &config)
+        .map(Some)
+        .map_err(|e| StageError::Failed(e.to_string()))
+}
+
 /// Where a checkout's version comes from (`delivered-pip`, `test-block` …): that of the first
 /// test block sharing it (blocks share a checkout only when their versions are equal).
 fn version_source(plan: &Plan, tests: &[String]) -> String {
@@ -152,6 +191,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let activation = cx.envs.activation();
     let activation = activation.as_slice();
     let unbuffered = plan.settings.unbuffered;
+    let shims = native_shims(plan, cx.envs.test_env.as_ref())?;
     let record = &mut cx.record;
     let mut report = StageReport::default();
     let tests = selected(plan)?;
@@ -270,7 +310,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
             .then(|| template::render_str("{{ func:junitxml_file() }}", &ctx).ok())
             .flatten()
             .map(|r| PathBuf::from(r.text));
-        let mut env_vars = task_env(plan, t, env, activation, unbuffered);
+        let mut env_vars = task_env(plan, t, env, activation, unbuffered, shims.as_deref());
         let timeout = t
             .timeout_seconds
             .or(plan.settings.task_timeout_seconds)

@@ -102,6 +102,7 @@ pub fn resolve_with(
     let runtime = r.runtime();
     let mut tests = r.tests();
     r.delivered_versions(&conda, &mut tests);
+    r.conda_commands(settings.conda_engine, &tests);
     let templates = r.templates();
     let mut plugins = r.plugins(&deploy);
     r.default_deploy_plugins(&mut plugins, &deploy);

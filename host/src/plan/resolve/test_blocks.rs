@@ -95,7 +95,10 @@ impl Resolver<'_> {
             if t.policy.ok_returns.is_empty() {
                 t.policy.ok_returns = vec![0];
             }
+            // Upstream needs `script` only to run the tests; `--no-testing` runs none.
+            let testing = self.input.settings.testing;
             match sec.get("script") {
+                _ if !testing => {}
                 None => self.diags.error_at(
                     &file,
                     sec.line,
@@ -148,7 +151,52 @@ impl Resolver<'_> {
     }
 }
 
+/// The first line of `script` that runs `conda` or `mamba` (a word of its own, or upstream's
+/// `{{ workaround.conda_reactivate }}`, which runs `mamba activate`): its 0-based index.
+fn conda_call(script: &str) -> Option<usize> {
+    script.lines().position(|l| {
+        l.contains("workaround.conda_reactivate")
+            || l.split(|c: char| c.is_whitespace() || ";|&()`$\"'".contains(c))
+                .any(|w| w == "conda" || w == "mamba")
+    })
+}
+
 impl Resolver<'_> {
+    /// Scripts that call `conda` / `mamba`: `check` names which ones they get. Under the
+    /// native engine, stasis's own commands (`env::shims`); under the installer engine, the
+    /// real conda it installs; under `system`, whatever is on `PATH`.
+    pub(super) fn conda_commands(&mut self, engine: crate::plan::CondaEngine, tests: &[TestBlock]) {
+        use crate::plan::CondaEngine;
+        for t in tests {
+            let found = [
+                ("script", &t.script, t.script_line),
+                ("script_setup", &t.script_setup, t.script_setup_line),
+            ]
+            .into_iter()
+            .find_map(|(what, text, line)| conda_call(text).map(|i| (what, line + i as u32)));
+            let Some((what, line)) = found else {
+                continue;
+            };
+            let choice = match engine {
+                CondaEngine::Native => {
+                    "conda_engine = native: the test tasks get stasis's own `conda` and `mamba` (install, remove, list, info, activate, deactivate, --version, into the test environment); other subcommands need `conda_engine = installer`"
+                }
+                CondaEngine::Installer => {
+                    "conda_engine = installer: the test tasks run the conda and mamba it installed"
+                }
+                CondaEngine::System => {
+                    "conda_engine = system: the test tasks run whatever conda and mamba are on PATH"
+                }
+            };
+            self.diags.note_at(
+                &t.file,
+                line,
+                &format!("[test:{}] {what}", t.name),
+                format!("calls conda/mamba; {choice}"),
+            );
+        }
+    }
+
     /// Tested version = delivered version (upstream's `delivery_defer_packages`, conda list
     /// first, then pip, so a pip entry wins): a `[test:NAME]` block whose package is in
     /// `conda_packages` or `pip_packages` checks out the version that entry delivers
