@@ -119,8 +119,14 @@ pub const SYSTEM_DEFAULT_KEYS: &[&str] = &[
     "task_kill_grace",
     "package_cache",
 ];
-pub const PLUGINS_POLICY_KEYS: &[&str] =
-    &["require_sha256", "max_memory", "max_timeout", "deny_hosts"];
+pub const PLUGINS_POLICY_KEYS: &[&str] = &[
+    "require_sha256",
+    "max_memory",
+    "max_timeout",
+    "deny_hosts",
+    "confine_processes",
+    "allow_unconfined",
+];
 
 /// The keys a section may hold, `None` when any key is allowed (`[runtime]`, plugin deploy
 /// sections), or `Err` when the section itself is unknown in this kind of file.

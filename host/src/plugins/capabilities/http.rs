@@ -68,32 +68,63 @@ pub(crate) fn checked_client(
         .map_err(|e| CapError::Failed(format!("building HTTP client: {e}")))
 }
 
-/// Headers from guest-supplied pairs plus secret headers filled in by the host.
+/// Headers a plugin may not set: `Host` (it would address another virtual host than the one
+/// the grant admitted) and the hop-by-hop and framing headers the client owns.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
+fn header_name(ctx: &PluginContext, capability: &str, k: &str) -> Result<HeaderName, CapError> {
+    let name = HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| CapError::Invalid(format!("bad header name {k:?}")))?;
+    if RESERVED_HEADERS.contains(&name.as_str()) {
+        return Err(ctx.deny(
+            capability,
+            Denial(format!(
+                "header {k:?} is set by the host, not by plugins (Host and hop-by-hop headers)"
+            )),
+        ));
+    }
+    Ok(name)
+}
+
+/// Headers from guest-supplied pairs plus secret headers filled in by the host, for a
+/// request to `url` (each secret must be bound to it).
 pub(crate) fn build_headers(
     ctx: &PluginContext,
+    capability: &str,
+    url: &url::Url,
     headers: &[(String, String)],
     secret_headers: &[SecretHeader],
 ) -> Result<reqwest::header::HeaderMap, CapError> {
     let mut map = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| CapError::Invalid(format!("bad header name {k:?}")))?;
+        let name = header_name(ctx, capability, k)?;
         let value = HeaderValue::from_str(v)
             .map_err(|_| CapError::Invalid(format!("bad value for header {k}")))?;
         map.append(name, value);
     }
     for s in secret_headers {
         ctx.grant
-            .check_secret(&s.secret)
-            .map_err(|d| ctx.deny("http", d))?;
+            .check_secret_to_url(&s.secret, url)
+            .map_err(|d| ctx.deny(capability, d))?;
         let v = ctx.secrets.value(&s.secret).ok_or_else(|| {
             CapError::Failed(format!(
                 "secret {} is granted but not set in stasis's environment",
                 s.secret
             ))
         })?;
-        let name = HeaderName::from_bytes(s.header.as_bytes())
-            .map_err(|_| CapError::Invalid(format!("bad header name {:?}", s.header)))?;
+        let name = header_name(ctx, capability, &s.header)?;
         let mut value = HeaderValue::from_str(&format!("{}{v}", s.prefix)).map_err(|_| {
             CapError::Invalid(format!("secret {} is not a valid header value", s.secret))
         })?;
@@ -158,7 +189,7 @@ impl Host for PluginState {
                 )));
             }
         };
-        let headers = build_headers(&ctx, &req.headers, &req.secret_headers)?;
+        let headers = build_headers(&ctx, "http", &url, &req.headers, &req.secret_headers)?;
         let remaining = self.remaining();
         let timeout = req
             .timeout_ms
@@ -196,7 +227,8 @@ impl Host for PluginState {
                 })
                 .or_else(|gave_up| gave_up.last)?;
             let status = resp.status().as_u16();
-            let final_url = resp.url().to_string();
+            // Redacted like everything else handed back (a URL may carry a token).
+            let final_url = ctx2.secrets.redact(resp.url().as_str());
             let headers: Vec<(String, String)> = resp
                 .headers()
                 .iter()

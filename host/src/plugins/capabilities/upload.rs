@@ -52,7 +52,7 @@ impl Host for PluginState {
         }
         let (sha256, sha1, bytes) = checksums(&mut file)
             .map_err(|e| CapError::Failed(format!("reading {}: {e}", rel.display())))?;
-        let mut headers = build_headers(&ctx, &req.headers, &req.secret_headers)?;
+        let mut headers = build_headers(&ctx, "upload", &url, &req.headers, &req.secret_headers)?;
         for (k, v) in [("x-checksum-sha256", &sha256), ("x-checksum-sha1", &sha1)] {
             if let Ok(v) = reqwest::header::HeaderValue::from_str(v) {
                 headers.insert(k, v);
@@ -114,14 +114,14 @@ impl Host for PluginState {
                 })
                 .or_else(|gave_up| gave_up.last)?;
             if !resp.status().is_success() {
-                return Err(CapError::Failed(format!(
+                return Err(CapError::Failed(ctx2.secrets.redact(&format!(
                     "{} answered {}",
                     url,
                     resp.status()
-                )));
+                ))));
             }
             Ok(Receipt {
-                location: resp.url().to_string(),
+                location: ctx2.secrets.redact(resp.url().as_str()),
                 status: resp.status().as_u16(),
                 bytes,
                 sha256,

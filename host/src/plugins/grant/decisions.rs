@@ -42,6 +42,9 @@ pub struct Grant {
     /// (read) and the plugin's scratch (read-write).
     pub process_read: Vec<PathBuf>,
     pub process_write: Vec<PathBuf>,
+    /// Granted programs run under Landlock (the operator's `confine_processes`, default on;
+    /// programs in `unconfined` excepted).
+    pub confine: bool,
     /// `file:line` of the declaration that supplied the grant (the delivery's if any).
     pub origin: String,
 }
@@ -71,6 +74,7 @@ impl Grant {
             unconfined: Vec::new(),
             process_read: Vec::new(),
             process_write: Vec::new(),
+            confine: true,
             origin: String::new(),
         }
     }
@@ -126,15 +130,52 @@ impl Grant {
     }
 
     pub fn check_env(&self, key: &str) -> Result<(), Denial> {
-        if self.secrets.iter().any(|s| s == key) {
+        if self.secret_names().any(|s| s == key) {
             return Err(Denial(format!(
                 "{key} is a secret: name it in `secrets`, the host attaches its value"
             )));
         }
-        if self.allow_env.iter().any(|k| k == key) {
+        if self.allow_env.iter().any(|k| env_name(k) == key) {
             Ok(())
         } else {
             Err(Denial(format!("env var {key} is not in allow_env")))
+        }
+    }
+
+    /// The value the grant itself sets for `key` (`allow_env = KEY=VALUE`), if any.
+    pub fn env_pin(&self, key: &str) -> Option<&str> {
+        self.allow_env
+            .iter()
+            .find_map(|e| e.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+    }
+
+    /// The names of `allow_env` (without pinned values).
+    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+        self.allow_env.iter().map(|e| env_name(e))
+    }
+
+    /// May the guest give a child process `key=value`? `key` must be in `allow_env`; a
+    /// variable that changes how programs are loaded or behave ([`loader_affecting`]) is
+    /// read-only: only stasis's own value (`current`) or the value the grant sets passes.
+    pub fn check_env_value(
+        &self,
+        key: &str,
+        value: &str,
+        current: Option<&str>,
+    ) -> Result<(), Denial> {
+        self.check_env(key)?;
+        if !loader_affecting(key) {
+            return Ok(());
+        }
+        match self.env_pin(key) {
+            Some(pinned) if pinned == value => Ok(()),
+            Some(pinned) => Err(Denial(format!(
+                "{key} changes how programs are loaded; the grant sets it to {pinned:?}, not {value:?}"
+            ))),
+            None if current == Some(value) => Ok(()),
+            None => Err(Denial(format!(
+                "{key} changes how programs are loaded: a plugin may pass on stasis's own value only, unless the grant sets it (allow_env = {key}=VALUE)"
+            ))),
         }
     }
 
@@ -172,12 +213,156 @@ impl Grant {
     }
 
     pub fn check_secret(&self, name: &str) -> Result<(), Denial> {
-        if self.secrets.iter().any(|s| s == name) {
+        if self.secret_names().any(|s| s == name) {
             Ok(())
         } else {
             Err(Denial(format!("secret {name} is not in secrets")))
         }
     }
+
+    /// The names of the granted secrets (each once), without their bindings.
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.secrets
+            .iter()
+            .map(|e| secret_name(e))
+            .filter(move |n| seen.insert(*n))
+    }
+
+    /// Where `name` may be sent: `None` when the grant does not bind it (then: every host
+    /// of `allow_hosts` and every program of `allow_commands`), else its bindings
+    /// (`NAME@https://host` or `NAME@program`).
+    fn secret_targets<'a>(&'a self, name: &'a str) -> Option<Vec<&'a str>> {
+        let t: Vec<&str> = self
+            .secrets
+            .iter()
+            .filter_map(|e| {
+                e.split_once('@')
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, t)| t)
+            })
+            .collect();
+        (!t.is_empty()).then_some(t)
+    }
+
+    /// May secret `name` be attached to a request to `url` (already admitted by
+    /// `check_url`)?
+    pub fn check_secret_to_url(&self, name: &str, url: &url::Url) -> Result<(), Denial> {
+        self.check_secret(name)?;
+        let Some(targets) = self.secret_targets(name) else {
+            return Ok(());
+        };
+        let ok = targets
+            .iter()
+            .filter_map(|t| HostPattern::parse(t).ok())
+            .any(|p| p.matches(url));
+        if ok {
+            Ok(())
+        } else {
+            Err(Denial(format!(
+                "secret {name} is bound to {} and may not be sent to {}://{}",
+                targets.join(", "),
+                url.scheme(),
+                url.host_str().unwrap_or("")
+            )))
+        }
+    }
+
+    /// May secret `name` be given to a child process running `program`?
+    pub fn check_secret_to_program(&self, name: &str, program: &str) -> Result<(), Denial> {
+        self.check_secret(name)?;
+        let Some(targets) = self.secret_targets(name) else {
+            return Ok(());
+        };
+        if targets.iter().any(|t| !t.contains("://") && *t == program) {
+            Ok(())
+        } else {
+            Err(Denial(format!(
+                "secret {name} is bound to {} and may not be given to {program}",
+                targets.join(", ")
+            )))
+        }
+    }
+}
+
+fn secret_name(entry: &str) -> &str {
+    entry.split_once('@').map_or(entry, |(n, _)| n)
+}
+
+fn env_name(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(k, _)| k)
+}
+
+/// Variables that change which code a program loads or runs (dynamic loader, interpreters,
+/// git, shells, compilers' and tools' config), so a plugin choosing their value could run
+/// code of its choice inside a granted program.
+pub fn loader_affecting(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "PATH",
+        "HOME",
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "IFS",
+        "CDPATH",
+        "GCONV_PATH",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RES_OPTIONS",
+        "TMPDIR",
+        "PERL5LIB",
+        "PERL5OPT",
+        "PERLLIB",
+        "RUBYLIB",
+        "RUBYOPT",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "CLASSPATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_DIRS",
+        "XDG_DATA_DIRS",
+        "EDITOR",
+        "VISUAL",
+        "PAGER",
+        "SSH_ASKPASS",
+        "SUDO_ASKPASS",
+        "LUA_PATH",
+        "LUA_CPATH",
+        "TCLLIBPATH",
+        "R_LIBS",
+        "R_PROFILE",
+    ];
+    const PREFIXES: &[&str] = &[
+        "LD_",
+        "DYLD_",
+        "PYTHON",
+        "GIT_",
+        "MALLOC_",
+        "GLIBC_",
+        "PIP_",
+        "CONDA",
+        "MAMBA",
+        "UV_",
+        "NPM_CONFIG_",
+        "CARGO",
+        "RUSTC",
+        "RUSTFLAGS",
+        "PKG_CONFIG",
+        "SSL_CERT_",
+        "CURL_",
+        "REQUESTS_CA",
+        "DOCKER_",
+        "BUILDAH_",
+        "CONTAINERS_",
+        "PODMAN_",
+    ];
+    EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
 /// Combine a mission's and a delivery's declaration of one plugin under the operator's
@@ -226,6 +411,7 @@ pub fn effective_grant(
         unconfined: base.unconfined.clone().unwrap_or_default(),
         process_read: base.process_read.clone().unwrap_or_default(),
         process_write: base.process_write.clone().unwrap_or_default(),
+        confine: policy.confine_processes,
         origin: format!("{}:{}", base.file.display(), base.line),
     };
     let mut limit_src = base;
@@ -250,6 +436,15 @@ pub fn effective_grant(
                 humantime::format_duration(g.timeout),
                 humantime::format_duration(policy.max_timeout)
             ),
+        ));
+    }
+    if !policy.allow_unconfined
+        && let Some(p) = g.unconfined.first()
+    {
+        let src = over.filter(|d| d.unconfined.is_some()).unwrap_or(base);
+        return Err(src.key_error(
+            "unconfined",
+            format!("{p}: the operator forbids unconfined programs (stasis.ini [plugins] allow_unconfined = false)"),
         ));
     }
     if policy.require_sha256 && g.sha256.is_none() {
@@ -445,6 +640,82 @@ mod tests {
         assert!(g.check_command("echo", &a(&["hello", "a", "b"])).is_err());
         let e = g.check_command("sh", &a(&["-c", "true"])).unwrap_err();
         assert!(e.0.contains("not in allow_commands"));
+    }
+
+    #[test]
+    fn loader_affecting_env_is_read_only_unless_the_grant_sets_it() {
+        let mut g = Grant::new(
+            "x",
+            PluginKind::TestStrategy,
+            std::path::Path::new("x.wasm"),
+        );
+        g.allow_env = vec![
+            "PYTHONPATH=src".into(),
+            "HOME".into(),
+            "LD_PRELOAD".into(),
+            "CI".into(),
+        ];
+        assert!(g.check_env("PYTHONPATH").is_ok());
+        assert!(g.check_env_value("PYTHONPATH", "src", None).is_ok());
+        assert!(g.check_env_value("PYTHONPATH", "/tmp/evil", None).is_err());
+        assert!(g.check_env_value("HOME", "/root", Some("/root")).is_ok());
+        assert!(
+            g.check_env_value("HOME", "/tmp/evil", Some("/root"))
+                .is_err()
+        );
+        assert!(g.check_env_value("LD_PRELOAD", "/x.so", None).is_err());
+        assert!(g.check_env_value("CI", "anything", None).is_ok());
+        assert!(g.check_env_value("GIT_CONFIG_COUNT", "1", None).is_err());
+        for k in [
+            "GIT_CONFIG_KEY_0",
+            "PYTHONSTARTUP",
+            "LD_LIBRARY_PATH",
+            "BASH_ENV",
+            "PATH",
+        ] {
+            assert!(loader_affecting(k), "{k}");
+        }
+        assert!(!loader_affecting("CI"));
+        assert_eq!(
+            g.env_names().collect::<Vec<_>>(),
+            ["PYTHONPATH", "HOME", "LD_PRELOAD", "CI"]
+        );
+    }
+
+    #[test]
+    fn secrets_go_only_where_they_are_bound() {
+        let mut g = Grant::new(
+            "x",
+            PluginKind::DeployTarget,
+            std::path::Path::new("x.wasm"),
+        );
+        g.secrets = vec![
+            "TOKEN@https://repo.example".into(),
+            "TOKEN@jf".into(),
+            "FREE".into(),
+        ];
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(g.secret_names().collect::<Vec<_>>(), ["TOKEN", "FREE"]);
+        assert!(
+            g.check_secret_to_url("TOKEN", &u("https://repo.example/x"))
+                .is_ok()
+        );
+        assert!(
+            g.check_secret_to_url("TOKEN", &u("https://other.example/x"))
+                .is_err()
+        );
+        assert!(g.check_secret_to_program("TOKEN", "jf").is_ok());
+        assert!(g.check_secret_to_program("TOKEN", "curl").is_err());
+        assert!(
+            g.check_secret_to_url("FREE", &u("https://other.example/x"))
+                .is_ok()
+        );
+        assert!(g.check_secret_to_program("FREE", "curl").is_ok());
+        assert!(
+            g.check_secret_to_url("NOPE", &u("https://repo.example/"))
+                .is_err()
+        );
+        assert!(g.check_env("TOKEN").unwrap_err().0.contains("is a secret"));
     }
 
     #[test]

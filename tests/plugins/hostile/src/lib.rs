@@ -101,6 +101,11 @@ fn run(section: &[(String, String)], delivery: &Delivery) -> Result<DeployReport
             if argv.is_empty() {
                 return Err(PluginError::InvalidInput("arg: program and arguments".into()));
             }
+            // One more argument taken whole, spaces and all (a `sh -c` script).
+            let tail = get(section, "argv_tail");
+            if !tail.is_empty() {
+                argv.push(tail.to_string());
+            }
             let program = argv.remove(0);
             let env = words(get(section, "env"))
                 .into_iter()
