@@ -1229,3 +1229,98 @@ fn loader_affecting_env_cannot_be_chosen_by_the_guest() {
     .unwrap();
     assert!(out.starts_with("status=Some(0)"), "{out}");
 }
+
+/// Finding: `deny_hosts` was a string match, so `localhost` and other spellings of loopback
+/// got past it, and a plugin could set `Host`. Now every connection's resolved address is
+/// checked (redirects included), inward addresses need to be named literally, and `Host` and
+/// hop-by-hop headers are refused.
+#[test]
+fn network_rules_hold_on_resolved_addresses() {
+    let w = World::new();
+    let server = routes_server();
+    let port = server.port;
+    let host = hostile(&w, |g| {
+        g.allow_hosts = vec![
+            HostPattern::parse(&format!("http://localhost:{port}")).unwrap(),
+            HostPattern::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        ];
+        g.deny_hosts = vec![HostPattern::parse("*://127.0.0.1:*").unwrap()];
+    });
+    let before = w.snapshot();
+    for url in [
+        format!("http://localhost:{port}/hello"),
+        format!("http://127.0.0.1:{port}/hello"),
+        format!("http://127.1:{port}/hello"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hello"),
+    ] {
+        let e = case(&host, &[("case", "fetch"), ("arg", &url)]).unwrap_err();
+        assert!(e.to_string().contains("denied"), "{url}: {e}");
+    }
+    assert!(server.seen().is_empty(), "a denied address was reached");
+    // Allowed by a name only (no literal address): loopback is still refused.
+    let host = hostile(&w, |g| {
+        g.allow_hosts = vec![HostPattern::parse(&format!("http://localhost:{port}")).unwrap()];
+    });
+    let e = case(
+        &host,
+        &[
+            ("case", "fetch"),
+            ("arg", &format!("http://localhost:{port}/hello")),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("loopback"), "{e}");
+    // A redirect to the cloud metadata address is refused at that hop (a wildcard does not
+    // admit an inward address; only naming it does).
+    let host = hostile(&w, |g| {
+        g.allow_hosts = vec![
+            HostPattern::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+            HostPattern::parse("http://*:*").unwrap(),
+        ];
+    });
+    let to = "http://169.254.169.254/latest/meta-data/";
+    let e = case(
+        &host,
+        &[
+            ("case", "fetch"),
+            ("arg", &server.url(&format!("/redirect?to={to}"))),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("denied"), "{e}");
+    assert_eq!(server.seen().len(), 1, "only the first hop was made");
+    assert!(
+        w.audit_lines().iter().any(|l| l.contains("resolves to")),
+        "{:?}",
+        w.audit_lines()
+    );
+    assert!(
+        w.audit_lines()
+            .iter()
+            .any(|l| l.contains("169.254.169.254") && l.contains("metadata")),
+        "{:?}",
+        w.audit_lines()
+    );
+    for header in [
+        "Host=evil.example",
+        "connection=close",
+        "Transfer-Encoding=chunked",
+    ] {
+        let e = case(
+            &host,
+            &[
+                ("case", "fetch"),
+                ("arg", &server.url("/hello")),
+                ("headers", header),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("set by the host"), "{header}: {e}");
+    }
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "a request with a reserved header went out"
+    );
+    still_fine(&w, &host, &before);
+}

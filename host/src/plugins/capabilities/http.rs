@@ -34,7 +34,43 @@ impl std::fmt::Display for RedirectDenied {
 }
 impl std::error::Error for RedirectDenied {}
 
-/// A blocking client from `net` whose redirect policy re-checks the grant on every hop.
+/// Set as the resolver error when a name resolves to an address the grant does not admit.
+#[derive(Debug)]
+pub(crate) struct ResolveDenied(pub String);
+
+impl std::fmt::Display for ResolveDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ResolveDenied {}
+
+/// The client's DNS resolver: resolves with the system's resolver, then checks every
+/// address against the grant ([`Grant::check_resolved`]) before any connection is made, on
+/// the first request and on every redirect. One refused address refuses the name.
+struct GrantResolver(Arc<Grant>);
+
+impl reqwest::dns::Resolve for GrantResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let grant = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<std::net::SocketAddr> =
+                std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 0))?.collect();
+            for a in &addrs {
+                if let Err(Denial(why)) = grant.check_resolved(&host, a.ip()) {
+                    return Err(
+                        Box::new(ResolveDenied(why)) as Box<dyn std::error::Error + Send + Sync>
+                    );
+                }
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// A blocking client from `net` whose redirect policy re-checks the grant on every hop and
+/// whose resolver checks every resolved address.
 pub(crate) fn checked_client(
     net: &crate::http::NetSettings,
     grant: &Grant,
@@ -42,6 +78,7 @@ pub(crate) fn checked_client(
     with_secrets: bool,
 ) -> Result<Client, CapError> {
     let g = Arc::new(grant.clone());
+    let g_resolve = g.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= 10 {
             return attempt.error(RedirectDenied("more than 10 redirects".into()));
@@ -62,6 +99,7 @@ pub(crate) fn checked_client(
     net.blocking_builder()
         .map_err(|e| CapError::Failed(e.to_string()))?
         .redirect(policy)
+        .dns_resolver(Arc::new(GrantResolver(g_resolve)))
         .timeout(timeout)
         .connect_timeout(timeout.min(net.connect_timeout))
         .build()
@@ -139,6 +177,9 @@ pub(crate) fn send_error(ctx: &PluginContext, capability: &str, e: reqwest::Erro
     let mut src: Option<&dyn std::error::Error> = Some(&e);
     while let Some(s) = src {
         if let Some(RedirectDenied(why)) = s.downcast_ref::<RedirectDenied>() {
+            return ctx.deny(capability, Denial(why.clone()));
+        }
+        if let Some(ResolveDenied(why)) = s.downcast_ref::<ResolveDenied>() {
             return ctx.deny(capability, Denial(why.clone()));
         }
         src = s.source();

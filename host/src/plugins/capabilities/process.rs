@@ -152,7 +152,7 @@ impl Host for PluginState {
         if let Some(path) = ctx.env.get("PATH") {
             c.env("PATH", path);
         }
-        if grant.unconfined.iter().any(|p| *p == cmd.program) {
+        if grant.unconfined.contains(&cmd.program) {
             // The grant's explicit widening (e.g. a container engine): no Landlock, but its
             // descendants are still tracked and killed at the end.
             c.kill_descendants();

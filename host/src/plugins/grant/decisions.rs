@@ -123,10 +123,49 @@ impl Grant {
                 "{shown} is denied by the operator (deny_hosts {d})"
             )));
         }
-        if self.allow_hosts.iter().any(|p| p.matches(url)) {
-            return Ok(());
+        if !self.allow_hosts.iter().any(|p| p.matches(url)) {
+            return Err(Denial(format!("{shown} is not in allow_hosts")));
         }
-        Err(Denial(format!("{shown} is not in allow_hosts")))
+        // An address literal in the URL is held to the same rule as a resolved one.
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
+            Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
+            _ => None,
+        };
+        match ip {
+            Some(ip) => self.check_resolved(url.host_str().unwrap_or(""), ip),
+            None => Ok(()),
+        }
+    }
+
+    /// May a connection go to `ip`, which `host` resolved to (or which the URL names)? Checked
+    /// on every connection, redirects included, by the HTTP client's resolver:
+    /// - `deny_hosts` patterns naming an address deny it whatever name led there;
+    /// - loopback, unspecified, link-local and cloud metadata addresses (IPv4-mapped ones
+    ///   too) only when `allow_hosts` names that very address (`http://127.0.0.1:8080`), never
+    ///   through a name (`localhost`, a DNS record pointing inward) or a wildcard.
+    pub fn check_resolved(&self, host: &str, ip: std::net::IpAddr) -> Result<(), Denial> {
+        let ip = canonical_ip(ip);
+        let named = |p: &HostPattern| {
+            p.host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| canonical_ip(a) == ip)
+        };
+        if let Some(d) = self.deny_hosts.iter().find(|p| named(p)) {
+            return Err(Denial(format!(
+                "{host} resolves to {ip}, denied by the operator (deny_hosts {d})"
+            )));
+        }
+        if let Some(kind) = special_address(ip)
+            && !self.allow_hosts.iter().any(named)
+        {
+            return Err(Denial(format!(
+                "{host} resolves to {ip}, a {kind} address; allow_hosts must name that address itself"
+            )));
+        }
+        Ok(())
     }
 
     pub fn check_env(&self, key: &str) -> Result<(), Denial> {
@@ -282,6 +321,32 @@ impl Grant {
                 targets.join(", ")
             )))
         }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Addresses that reach the machine itself or its provider's control plane.
+pub fn special_address(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    match canonical_ip(ip) {
+        IpAddr::V4(a) if a.is_loopback() => Some("loopback"),
+        IpAddr::V4(a) if a.is_unspecified() || a.octets()[0] == 0 => Some("unspecified"),
+        IpAddr::V4(a) if a.is_link_local() => Some("link-local (cloud metadata)"),
+        IpAddr::V4(a) if a.octets() == [100, 100, 100, 200] => Some("cloud metadata"),
+        IpAddr::V6(a) if a.is_loopback() => Some("loopback"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("unspecified"),
+        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some("link-local"),
+        IpAddr::V6(a) if a.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254] => {
+            Some("cloud metadata")
+        }
+        _ => None,
     }
 }
 
@@ -716,6 +781,54 @@ mod tests {
                 .is_err()
         );
         assert!(g.check_env("TOKEN").unwrap_err().0.contains("is a secret"));
+    }
+
+    #[test]
+    fn inward_addresses_need_to_be_named_literally() {
+        let mut g = Grant::new(
+            "x",
+            PluginKind::DeployTarget,
+            std::path::Path::new("x.wasm"),
+        );
+        g.allow_hosts = vec![
+            HostPattern::parse("http://127.0.0.1:*").unwrap(),
+            HostPattern::parse("https://*").unwrap(),
+            HostPattern::parse("http://localhost:*").unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(g.check_resolved("127.0.0.1", ip("127.0.0.1")).is_ok());
+        assert!(
+            g.check_resolved("localhost", ip("127.0.0.1")).is_ok(),
+            "named literally"
+        );
+        assert!(g.check_resolved("x", ip("::ffff:127.0.0.1")).is_ok());
+        for (name, bad) in [
+            ("localhost", "::1"),
+            ("evil.example", "169.254.169.254"),
+            ("evil.example", "127.0.0.2"),
+            ("evil.example", "0.0.0.0"),
+            ("evil.example", "fe80::1"),
+            ("evil.example", "::ffff:169.254.169.254"),
+        ] {
+            let e = g.check_resolved(name, ip(bad)).unwrap_err();
+            assert!(e.0.contains("allow_hosts must name"), "{bad}: {}", e.0);
+        }
+        assert!(g.check_resolved("example.org", ip("93.184.216.34")).is_ok());
+        g.deny_hosts = vec![HostPattern::parse("*://93.184.216.34:*").unwrap()];
+        assert!(
+            g.check_resolved("example.org", ip("93.184.216.34"))
+                .unwrap_err()
+                .0
+                .contains("operator")
+        );
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(g.check_url(&u("https://[::1]/")).is_err());
+        assert!(g.check_url(&u("https://169.254.169.254/")).is_err());
+        assert!(g.check_url(&u("http://127.0.0.1:9/")).is_ok());
+        assert!(
+            g.check_url(&u("http://0x7f000001:9/")).is_ok(),
+            "normalised by the URL parser"
+        );
     }
 
     #[test]

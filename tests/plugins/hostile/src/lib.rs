@@ -135,10 +135,14 @@ fn run(section: &[(String, String)], delivery: &Delivery) -> Result<DeployReport
                 .into_iter()
                 .map(|s| SecretHeader { header: "authorization".into(), secret: s, prefix: "Bearer ".into() })
                 .collect();
+            let headers = words(get(section, "headers"))
+                .into_iter()
+                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect();
             let r = http::fetch(&http::Request {
                 method: "GET".into(),
                 url: arg.into(),
-                headers: vec![],
+                headers,
                 secret_headers,
                 body: None,
                 timeout_ms: Some(5_000),
