@@ -795,31 +795,13 @@ fn load_one(
     })
 }
 
-/// One problem found by [`check_plugins`].
-#[derive(Debug)]
-pub enum Problem {
-    Grant(GrantError),
-    Plugin(PluginError),
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Problem::Grant(e) => e.fmt(f),
-            Problem::Plugin(e) => e.fmt(f),
-        }
-    }
-}
-
-/// `stasis plugin check`: parse every `[plugin:*]` section of the mission and the delivery,
-/// compute effective grants, then read, pin-check, precompile (into the cache) and gate each
-/// component, without running any of them.
-pub fn check_plugins(
+/// The effective grant of every plugin the mission and the delivery declare (what `plugin
+/// check` shows the reviewer with [`Grant::authority`]), and the declarations that fail.
+pub fn declared_grants(
     mission_sections: &[SectionInput],
     delivery_sections: &[SectionInput],
     policy: &Policy,
-    cache_dir: &Path,
-) -> Vec<Problem> {
+) -> (Vec<Grant>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut parse = |sections: &[SectionInput]| {
         let mut out = BTreeMap::new();
@@ -845,6 +827,35 @@ pub fn check_plugins(
             Err(e) => problems.push(Problem::Grant(e)),
         }
     }
+    (grants, problems)
+}
+
+/// One problem found by [`check_plugins`].
+#[derive(Debug)]
+pub enum Problem {
+    Grant(GrantError),
+    Plugin(PluginError),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Grant(e) => e.fmt(f),
+            Problem::Plugin(e) => e.fmt(f),
+        }
+    }
+}
+
+/// `stasis plugin check`: parse every `[plugin:*]` section of the mission and the delivery,
+/// compute effective grants, then read, pin-check, precompile (into the cache) and gate each
+/// component, without running any of them.
+pub fn check_plugins(
+    mission_sections: &[SectionInput],
+    delivery_sections: &[SectionInput],
+    policy: &Policy,
+    cache_dir: &Path,
+) -> Vec<Problem> {
+    let (grants, mut problems) = declared_grants(mission_sections, delivery_sections, policy);
     let engine = match new_engine() {
         Ok(e) => e,
         Err(e) => {

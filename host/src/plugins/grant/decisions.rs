@@ -49,6 +49,79 @@ pub struct Grant {
     pub origin: String,
 }
 
+impl Grant {
+    /// The effective authority, one `key: value` line each, as a reviewer approves it: what
+    /// `stasis plugin check` prints for each declared plugin after mission, delivery and
+    /// operator policy were combined.
+    pub fn authority(&self) -> Vec<String> {
+        let mut out = vec![
+            format!("kind: {}", self.kind),
+            format!("component: {}", self.component.display()),
+            format!(
+                "sha256: {}",
+                self.sha256.as_deref().unwrap_or("(not pinned)")
+            ),
+            format!("grant from: {}", self.origin),
+            "always: log, template (env: only from allow_env; network functions only through allow_hosts), /delivery read-only, /scratch private".into(),
+        ];
+        for c in &self.allow_commands {
+            let how = if self.unconfined.contains(&c.program) {
+                "UNCONFINED (no Landlock)"
+            } else if self.confine {
+                "confined"
+            } else {
+                "NOT confined (operator: confine_processes = off)"
+            };
+            out.push(format!("program: {c}  [{how}]"));
+        }
+        for p in &self.process_read {
+            out.push(format!("programs may read: {}", p.display()));
+        }
+        for p in &self.process_write {
+            out.push(format!("programs may write: {}", p.display()));
+        }
+        for h in &self.allow_hosts {
+            out.push(format!("host: {h}"));
+        }
+        for h in &self.deny_hosts {
+            out.push(format!("denied host (operator): {h}"));
+        }
+        for s in &self.secrets {
+            out.push(match s.split_once('@') {
+                Some((n, t)) => format!("secret: {n} -> only {t}"),
+                None => format!("secret: {s} -> any granted host or program"),
+            });
+        }
+        for e in &self.allow_env {
+            out.push(match e.split_once('=') {
+                Some((k, v)) => format!("env: {k} (set by the grant to {v:?})"),
+                None if loader_affecting(e) => format!("env: {e} (read-only: stasis's value)"),
+                None => format!("env: {e}"),
+            });
+        }
+        for d in &self.dirs {
+            out.push(format!(
+                "dir: {} at {} ({})",
+                d.host.display(),
+                d.guest,
+                if d.writable { "rw" } else { "ro" }
+            ));
+        }
+        if self.transform_scripts {
+            out.push("transform_scripts: may change test commands, environment and sources".into());
+        }
+        out.push(format!(
+            "memory: {} (all memories and tables)",
+            show_size(self.memory)
+        ));
+        out.push(format!(
+            "timeout: {}",
+            humantime::format_duration(self.timeout)
+        ));
+        out
+    }
+}
+
 /// Why a capability call was refused: the rule that refused it, for the guest and the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial(pub String);
@@ -829,6 +902,45 @@ mod tests {
             g.check_url(&u("http://0x7f000001:9/")).is_ok(),
             "normalised by the URL parser"
         );
+    }
+
+    #[test]
+    fn the_effective_authority_shows_every_widening() {
+        let d = PluginDecl::from_section(&section(
+            "plugin:dock",
+            &[
+                ("kind", "deploy-target"),
+                ("component", "d.wasm"),
+                ("allow_commands", "podman **\ngit **"),
+                ("unconfined", "podman"),
+                ("secrets", "TOKEN@https://registry.example"),
+                ("allow_env", "PYTHONPATH=src HOME CI"),
+                ("process_write", "/srv/out"),
+                ("transform_scripts", "false"),
+            ],
+        ))
+        .unwrap();
+        let a = effective_grant(Some(&d), None, &Policy::default())
+            .unwrap()
+            .authority()
+            .join("\n");
+        for want in [
+            "program: podman **  [UNCONFINED (no Landlock)]",
+            "program: git **  [confined]",
+            "secret: TOKEN -> only https://registry.example",
+            "env: PYTHONPATH (set by the grant to \"src\")",
+            "env: HOME (read-only: stasis's value)",
+            "programs may write: /srv/out",
+            "grant from: /m/hst/hst.ini:10",
+        ] {
+            assert!(a.contains(want), "{want} missing from:\n{a}");
+        }
+        let strict = Policy {
+            allow_unconfined: false,
+            ..Policy::default()
+        };
+        let e = effective_grant(Some(&d), None, &strict).unwrap_err();
+        assert_eq!(e.key, "unconfined");
     }
 
     #[test]
