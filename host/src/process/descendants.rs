@@ -43,13 +43,19 @@ fn is_leader(pid: u32) -> bool {
 }
 
 /// (pid → start time in clock ticks) of the processes one command started.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tracker {
     leader: u32,
     /// Start time of the leader: anything adopted later may be its descendant.
     since: u64,
     seen: BTreeMap<u32, u64>,
+    /// When the tree was last recorded: a `/proc` scan costs ~1 ms per 100 processes, so
+    /// while the command runs it is done at most every [`POLL_EVERY`].
+    last_poll: std::time::Instant,
 }
+
+/// How often a running command's process tree is recorded.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// One `/proc/PID/stat` line: (ppid, start time).
 fn stat_of(pid: u32) -> Option<(u32, u64)> {
@@ -95,11 +101,20 @@ impl Tracker {
             leader,
             since,
             seen: BTreeMap::new(),
+            last_poll: std::time::Instant::now(),
+        }
+    }
+
+    /// [`Tracker::poll`] when the last one is at least [`POLL_EVERY`] old.
+    pub(crate) fn poll_if_due(&mut self) {
+        if self.last_poll.elapsed() >= POLL_EVERY {
+            self.poll();
         }
     }
 
     /// Record every current descendant of the leader (and of what was recorded before).
     pub(crate) fn poll(&mut self) {
+        self.last_poll = std::time::Instant::now();
         let me = std::process::id();
         let table: Vec<(u32, u32, u64)> = all_pids()
             .into_iter()

@@ -657,7 +657,7 @@ impl Command {
                 return Ended::TimedOut;
             }
             if let Some(t) = tracker.as_deref_mut() {
-                t.poll();
+                t.poll_if_due();
             }
             std::thread::sleep(nap.min(deadline - now));
             nap = (nap * 2).min(Duration::from_millis(20));
