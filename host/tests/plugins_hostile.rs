@@ -1135,26 +1135,17 @@ fn granted_programs_are_confined_by_landlock() {
 fn confinement_is_widened_only_by_the_grant() {
     let w = World::new();
     let secret = w.outside.join("secret.txt");
-    let host = confined(&w, |g| g.process_read = vec![w.outside.clone()]);
-    let out = case(
-        &host,
-        &[
-            ("case", "run"),
-            ("arg", &format!("cat {}", secret.display())),
-        ],
-    )
-    .unwrap();
-    assert_eq!(out, "status=Some(0) stdout=outside the sandbox stderr=");
-    let host = confined(&w, |g| g.unconfined = vec!["cat".into()]);
-    let out = case(
-        &host,
-        &[
-            ("case", "run"),
-            ("arg", &format!("cat {}", secret.display())),
-        ],
-    )
-    .unwrap();
-    assert_eq!(out, "status=Some(0) stdout=outside the sandbox stderr=");
+    type Widen<'a> = Box<dyn Fn(&mut stasis::plugins::Grant) + 'a>;
+    let widenings: [Widen; 2] = [
+        Box::new(|g| g.process_read = vec![w.outside.clone()]),
+        Box::new(|g| g.unconfined = vec!["cat".into()]),
+    ];
+    for widen in widenings {
+        let host = confined(&w, |g| widen(g));
+        let argv = format!("cat {}", secret.display());
+        let out = case(&host, &[("case", "run"), ("arg", &argv)]).unwrap();
+        assert_eq!(out, "status=Some(0) stdout=outside the sandbox stderr=");
+    }
 }
 
 /// Finding: `setsid` escaped the group kill, and the host then waited for the pipes it held.

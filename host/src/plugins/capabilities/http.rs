@@ -23,7 +23,8 @@ use crate::plugins::grant::{Denial, Grant};
 /// Largest response body handed to a plugin.
 pub const BODY_CAP: usize = 10 << 20;
 
-/// Set as the redirect error when a hop is refused, to tell it apart from other errors.
+/// Set as the redirect or resolver error when a hop or a resolved address is refused, to
+/// tell a denial apart from other errors.
 #[derive(Debug)]
 pub(crate) struct RedirectDenied(pub String);
 
@@ -33,17 +34,6 @@ impl std::fmt::Display for RedirectDenied {
     }
 }
 impl std::error::Error for RedirectDenied {}
-
-/// Set as the resolver error when a name resolves to an address the grant does not admit.
-#[derive(Debug)]
-pub(crate) struct ResolveDenied(pub String);
-
-impl std::fmt::Display for ResolveDenied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for ResolveDenied {}
 
 /// The client's DNS resolver: resolves with the system's resolver, then checks every
 /// address against the grant ([`Grant::check_resolved`]) before any connection is made, on
@@ -60,7 +50,7 @@ impl reqwest::dns::Resolve for GrantResolver {
             for a in &addrs {
                 if let Err(Denial(why)) = grant.check_resolved(&host, a.ip()) {
                     return Err(
-                        Box::new(ResolveDenied(why)) as Box<dyn std::error::Error + Send + Sync>
+                        Box::new(RedirectDenied(why)) as Box<dyn std::error::Error + Send + Sync>
                     );
                 }
             }
@@ -177,9 +167,6 @@ pub(crate) fn send_error(ctx: &PluginContext, capability: &str, e: reqwest::Erro
     let mut src: Option<&dyn std::error::Error> = Some(&e);
     while let Some(s) = src {
         if let Some(RedirectDenied(why)) = s.downcast_ref::<RedirectDenied>() {
-            return ctx.deny(capability, Denial(why.clone()));
-        }
-        if let Some(ResolveDenied(why)) = s.downcast_ref::<ResolveDenied>() {
             return ctx.deny(capability, Denial(why.clone()));
         }
         src = s.source();
