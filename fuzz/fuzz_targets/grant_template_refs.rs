@@ -13,7 +13,10 @@ use stasis::template::{Context, EnvSource, Reference};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let (ini, template) = text.split_once("\n---\n").unwrap_or((&text, "{{ env:SECRET }}"));
+    let text: &str = &text;
+    let (ini, template) = text
+        .split_once("\n---\n")
+        .unwrap_or((text, "{{ env:SECRET }}"));
     let entries = ini
         .lines()
         .enumerate()
