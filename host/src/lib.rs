@@ -5,6 +5,7 @@
 //! `env`, `sources`, `runner` → `stages` → `cli`. See ARCHITECTURE.md.
 
 pub mod atomic;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod env;
@@ -23,4 +24,11 @@ pub mod template;
 /// The stasis version string shown by `--version` and written into records.
 pub fn version() -> &'static str {
     concat!(env!("CARGO_PKG_VERSION"))
+}
+
+/// The git revision stasis was built from (`git describe --always --dirty --long --tags`;
+/// empty outside a git checkout): what upstream's `STASIS_VERSION_BRANCH` slot carries in the
+/// meta file and the release header.
+pub fn revision() -> &'static str {
+    env!("STASIS_GIT_DESCRIBE")
 }

@@ -182,11 +182,45 @@ impl PackageSpec {
         key_chars(&self.name).eq(key_chars(test_name))
     }
 
-    /// The version to build when this tested package is built for the host: the pin, else
-    /// `HEAD` (upstream's default).
-    pub fn wanted_version(&self) -> String {
-        self.version.clone().unwrap_or_else(|| "HEAD".to_string())
+    /// The version a tested package is delivered at, read as upstream's
+    /// `delivery_defer_packages` reads it: see [`delivered_version`]. A direct reference
+    /// (`name @ git+…@ref`) gives its ref; a spec without an operator gives the parser's pin
+    /// (conda's `name 1.26 build`); `None` for a bare name.
+    pub fn delivered_version(&self) -> Option<String> {
+        if self.url.is_some() {
+            return self.version.clone();
+        }
+        delivered_version(&self.text).or_else(|| self.version.clone())
     }
+
+    /// The version a tested package is checked out, tested and built at: the
+    /// [`Self::delivered_version`], else `HEAD` (upstream's default: "too many possible
+    /// default branches").
+    pub fn wanted_version(&self) -> String {
+        self.delivered_version()
+            .unwrap_or_else(|| "HEAD".to_string())
+    }
+}
+
+/// Upstream's textual reading of the version in a package list entry
+/// (`delivery.c:delivery_defer_packages`): from the first of `@~=<>!`, skip every
+/// non-alphanumeric character; what follows is the version, or, when it holds an `@`, what
+/// follows the last `@`. So `==1.2.3`, `=1.2`, `>=1.0` and `===1.0` all give the text after
+/// the operator, whatever PEP 440 or conda would make of it (`==1.0.*` gives `1.0.*`).
+/// Where upstream kept the rest of the line, stasis stops at the first blank, `;`, `,` or
+/// `=`: upstream's `numpy=1.26.4=py312_0` checked out `1.26.4=py312_0`, and
+/// `x==1.0 ; marker` checked out `1.0 ; marker`. `None` when the text has no operator or
+/// nothing follows it.
+pub fn delivered_version(text: &str) -> Option<String> {
+    let begin = text.find(|c: char| "@~=<>!".contains(c))?;
+    let rest = &text[begin..];
+    let rest = &rest[rest.find(|c: char| c.is_ascii_alphanumeric())?..];
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    let version = rest
+        .split(|c: char| c.is_whitespace() || ";,=".contains(c))
+        .next()
+        .unwrap_or_default();
+    (!version.is_empty()).then(|| version.to_string())
 }
 
 /// Upstream's `[test:NAME]` key of a name: lowercase, `.` and `-` become `_`.
@@ -275,7 +309,9 @@ mod tests {
         let p = pip("name>=1");
         assert_eq!((p.name.as_str(), p.version.as_deref()), ("name", None));
         assert!(p.constrained);
-        assert_eq!(p.wanted_version(), "HEAD");
+        // Not a pin, but upstream's textual reading delivers (and tests) `1`.
+        assert_eq!(p.wanted_version(), "1");
+        assert_eq!(pip("name").wanted_version(), "HEAD");
         let p = pip("numpy");
         assert!(!p.constrained && p.version.is_none());
     }
@@ -356,6 +392,35 @@ mod tests {
         for bad in ["", "numpy[version=1"] {
             assert!(PackageSpec::conda(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn delivered_versions_read_as_upstream() {
+        for (text, want) in [
+            ("name==1.2.3", Some("1.2.3")),
+            ("name=1.2", Some("1.2")),
+            ("name>=1.0", Some("1.0")),
+            ("name===1.0", Some("1.0")),
+            ("name==1.0.*", Some("1.0.*")),
+            ("name[all]==v2.0rc1", Some("v2.0rc1")),
+            ("stsci.imagestats==HEAD", Some("HEAD")),
+            ("name==1f3e2ab", Some("1f3e2ab")),
+            ("name @ git+https://h/r.git@v1.2", Some("v1.2")),
+            ("numpy=1.26.4=py312_0", Some("1.26.4")),
+            ("x==1.0 ; python_version > '3'", Some("1.0")),
+            ("name", None),
+            ("name==", None),
+        ] {
+            assert_eq!(delivered_version(text).as_deref(), want, "{text}");
+        }
+        // Upstream's last-`@` rule would read `h/r.git` here; a URL without a ref is HEAD.
+        assert_eq!(
+            pip("pkg @ git+https://user@h.example/r.git").wanted_version(),
+            "HEAD"
+        );
+        // No operator: the conda parser's pin (upstream never matched such an entry).
+        assert_eq!(conda("numpy 1.26.4 py312_0").wanted_version(), "1.26.4");
+        assert_eq!(pip("a==1.0.*").wanted_version(), "1.0.*");
     }
 
     #[test]

@@ -156,7 +156,8 @@ fn mission_rules_hear_after_each_performed_stage() {
         .map(|b| format!("{b:02x}"))
         .collect();
     let w = world(&format!(
-        "[plugin:rule]\nkind = mission-rule\ncomponent = {}\nsha256 = {sha}\n",
+        "[plugin:rule]\nkind = mission-rule\ncomponent = {}\nsha256 = {sha}\n\
+         ; the test rule rewrites scripts (docs/security.md)\ntransform_scripts = true\n",
         g.rule.display()
     ));
     let (out, root) = run(&w, "hooked", &["-C"]);

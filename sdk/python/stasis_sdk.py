@@ -5,8 +5,11 @@ diagnostics, plugin errors, delivery paths, the `template` and `process` capabil
 JUnit counts (use `wit_world.imports.http` / `.upload` directly in deploy targets). A capability the plugin's world does not import is None here;
 calling its helper raises a plugin error instead of failing at build time.
 
-Copy this file next to your app module (``stasis plugin new --lang python`` does) and build
-with ``componentize-py -d wit -w <world> componentize app -o plugin.wasm``.
+Install it (``pip install stasis-sdk``, or the wheel ``python -m build`` makes from sdk/python)
+in the venv your plugin builds in — ``stasis plugin new --lang python`` writes a
+requirements.txt that does — and build with ``stasis plugin build`` (which runs
+``componentize-py -d wit -w <world> componentize app -o plugin.wasm`` with the venv's
+site-packages on the path).
 """
 
 from typing import List, Optional, Tuple

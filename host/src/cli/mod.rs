@@ -3,9 +3,15 @@
 //! failed, 2 usage or configuration errors, 130 interrupted. Owns no pipeline logic: the stage
 //! list comes from the Plan.
 
+pub mod ci;
 mod console;
+mod help;
+pub mod index;
 pub mod plugin;
+mod plugin_build;
 pub mod plugin_new;
+pub mod report;
+pub mod report_merge;
 mod run;
 
 pub use console::Console;
@@ -23,14 +29,28 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
+/// `stasis --version`: the version and the commit it was built from ("unknown" without git).
 fn long_version() -> &'static str {
     concat!(
         env!("CARGO_PKG_VERSION"),
-        " (",
-        env!("STASIS_GIT_DESCRIBE"),
+        " (commit ",
+        env!("STASIS_GIT_COMMIT"),
         ")"
     )
 }
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  stasis check my-delivery.ini          every problem, with file:line and key (exit 2 if invalid)
+  stasis plan my-delivery.ini           what a run would do: names, paths, tests, stages
+  stasis my-delivery.ini                run the delivery (same as `stasis run my-delivery.ini`)
+  stasis --no-testing --overwrite my-delivery.ini
+  stasis -C --cpu-limit 4 my-delivery.ini
+  stasis plugin new --lang rust release-formatter my-fmt
+
+Missions come from $STASIS_SYSCONFDIR, else PREFIX/etc/stasis beside the installed binary,
+else the etc/ compiled into stasis. Tutorial: docs/tutorial.md. Exit codes: 0 success,
+1 a failed run, 2 usage or configuration error, 130 interrupted.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,8 +58,11 @@ fn long_version() -> &'static str {
     version = long_version(),
     about = "Turn a delivery file and a mission into a tested, reproducible delivery",
     long_about = "Turn a delivery file and a mission into a tested, reproducible delivery.\n\n\
-        `stasis DELIVERY_FILE` runs the delivery as upstream STASIS does. The subcommands \
-        resolve (`plan`), validate (`check`) or render (`render`) without running anything.",
+        `stasis [OPTIONS] DELIVERY_FILE` runs the delivery as upstream STASIS does (the options \
+        below are the run's). The subcommands resolve (`plan`), validate (`check`) or render \
+        (`render`) without running anything; each lists its own options with `--help`.",
+    override_usage = "stasis [OPTIONS] DELIVERY_FILE\n       stasis <COMMAND> [ARGS]",
+    after_help = RUN_EXAMPLES,
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
@@ -48,27 +71,50 @@ pub struct Cli {
     /// The delivery file to run.
     #[arg(value_name = "DELIVERY_FILE")]
     pub delivery_file: Option<PathBuf>,
+    /// The run's options. Given before a subcommand (`stasis -c FILE check D.ini`, as
+    /// upstream's callers write it) they apply to that subcommand too.
     #[command(flatten)]
     pub opts: RunOpts,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a delivery (what `stasis [OPTIONS] DELIVERY_FILE` does).
+    #[command(after_help = "Examples:\n  stasis run my-delivery.ini\n  \
+        stasis run --no-testing --overwrite my-delivery.ini\n  \
+        stasis run --test 'calc*' --fail-fast my-delivery.ini")]
+    Run {
+        delivery_file: PathBuf,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
     /// Resolve the delivery (names, paths, environments, tests, stages); run nothing.
+    #[command(
+        after_help = "Takes the run's options to preview the run they would make.\n\n\
+        Examples:\n  stasis plan my-delivery.ini\n  stasis plan --json my-delivery.ini | jq .info\n  \
+        stasis plan --no-testing --python 3.11 my-delivery.ini"
+    )]
     Plan {
         delivery_file: PathBuf,
         /// Print only the plan as JSON on stdout (schema: docs/schemas/plan.schema.json).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        opts: RunOpts,
     },
     /// Print a template string rendered in the delivery's context.
+    #[command(after_help = "Examples:\n  \
+        stasis render my-delivery.ini --template '{{ info.release_name }}'\n  \
+        stasis render my-delivery.ini -t '{{ meta.version }}-{{ env:USER }}'")]
     Render {
         delivery_file: PathBuf,
         /// The template, e.g. '{{ info.release_name }}'.
         #[arg(long, short = 't')]
         template: String,
+        #[command(flatten)]
+        config: ConfigOpts,
     },
-    /// Inspect, check or create WebAssembly plugins.
+    /// Inspect, check, create or build WebAssembly plugins.
     Plugin {
         #[command(subcommand)]
         command: plugin::PluginCommand,
@@ -89,93 +135,182 @@ pub enum Command {
         basetemp: PathBuf,
     },
     /// Validate the delivery, its mission and stasis.ini; print every problem.
-    Check { delivery_file: PathBuf },
+    #[command(after_help = "Examples:\n  stasis check my-delivery.ini\n  \
+        stasis check -c ./stasis.ini my-delivery.ini")]
+    Check {
+        delivery_file: PathBuf,
+        #[command(flatten)]
+        config: ConfigOpts,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  stasis completions bash > ~/.local/share/bash-completion/completions/stasis\n  \
+        stasis completions zsh > ~/.zfunc/_stasis"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (stasis.1 and one per subcommand) generated from this help.
+    #[command(
+        after_help = "Examples:\n  stasis man -o ~/.local/share/man/man1\n  stasis man | man -l -"
+    )]
+    Man {
+        /// Directory to write stasis.1 and stasis-SUBCOMMAND.1 to (default: print stasis.1).
+        #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Render a run's report (HTML, merged junit.xml, summary.md) from its run record.
+    Report(report::ReportArgs),
+    /// Index delivery roots as upstream's stasis_indexer does (READMEs, latest links, results).
+    Index(index::IndexArgs),
+    /// Fan the delivery out over GitLab or GitHub runners (docs/scale-out.md).
+    Ci {
+        #[command(subcommand)]
+        command: ci::CiCommand,
+    },
 }
 
-/// Upstream's options (reference §4), shared by the run and the subcommands.
+/// Where the configuration comes from: the options of the subcommands that read a delivery
+/// but run nothing.
 #[derive(Debug, Clone, Default, Args)]
+pub struct ConfigOpts {
+    /// Read this stasis.ini instead of the one in the system configuration directory.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override the delivery's Python version.
+    #[arg(short = 'p', long = "python", value_name = "VERSION")]
+    pub python: Option<String>,
+}
+
+/// Upstream's options (reference §4): the run's, also taken by `plan` (to preview that run)
+/// and, given before any subcommand, applied to it.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Run options")]
 pub struct RunOpts {
     /// Keep going when a test fails (the run exits 0; the summary still shows failures).
     /// With --fail-fast the tests stop at the first failure and the run exits 1.
-    #[arg(short = 'C', long = "continue-on-error", global = true)]
+    #[arg(short = 'C', long = "continue-on-error")]
     pub continue_on_error: bool,
     /// Read this stasis.ini instead of the one in the system configuration directory.
-    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Number of parallel test tasks (default: CPUs - 1, at least 1).
-    #[arg(short = 'l', long = "cpu-limit", value_name = "N", global = true)]
+    #[arg(short = 'l', long = "cpu-limit", value_name = "N")]
     pub cpu_limit: Option<i64>,
     /// Seconds between "Task is running" reports (default 30; 1..=600 recommended).
-    #[arg(long = "pool-status-interval", value_name = "SECONDS", global = true)]
+    #[arg(long = "pool-status-interval", value_name = "SECONDS")]
     pub pool_status_interval: Option<i64>,
     /// Override the delivery's Python version.
-    #[arg(short = 'p', long = "python", value_name = "VERSION", global = true)]
+    #[arg(short = 'p', long = "python", value_name = "VERSION")]
     pub python: Option<String>,
     /// More output (repeatable).
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Unbuffered output (also sets PYTHONUNBUFFERED=1 for children).
-    #[arg(short = 'U', long = "unbuffered", global = true)]
+    #[arg(short = 'U', long = "unbuffered")]
     pub unbuffered: bool,
     /// Stop every test task at the first failure.
-    #[arg(long = "fail-fast", global = true)]
+    #[arg(long = "fail-fast")]
     pub fail_fast: bool,
     /// Time limit per test task: N[smh].
     #[arg(long = "task-timeout", value_name = "N[smh]")]
     pub task_timeout: Option<String>,
     /// Update the base (tools) environment.
-    #[arg(long = "update-base", global = true)]
+    #[arg(long = "update-base")]
     pub update_base: bool,
     /// Replace an existing release with the same name.
-    #[arg(long = "overwrite", global = true)]
+    #[arg(long = "overwrite")]
     pub overwrite: bool,
     /// Neutralise VCS references in tested packages instead of failing.
-    #[arg(long = "force-repeatable", global = true)]
+    #[arg(long = "force-repeatable")]
     pub force_repeatable: bool,
     /// Wheel builder: native, cibuildwheel or manylinux.
-    #[arg(long = "wheel-builder", value_name = "NAME", global = true)]
+    #[arg(long = "wheel-builder", value_name = "NAME")]
     pub wheel_builder: Option<String>,
     /// Container image for the manylinux wheel builder.
-    #[arg(
-        long = "wheel-builder-manylinux-image",
-        value_name = "IMAGE",
-        global = true
-    )]
+    #[arg(long = "wheel-builder-manylinux-image", value_name = "IMAGE")]
     pub wheel_builder_manylinux_image: Option<String>,
     /// Run only the test blocks matching PATTERN (glob; repeatable).
-    #[arg(long = "test", value_name = "PATTERN", global = true)]
+    #[arg(long = "test", value_name = "PATTERN")]
     pub test: Vec<String>,
     /// Unknown template variables are errors instead of warnings.
-    #[arg(long = "strict", global = true)]
+    #[arg(long = "strict")]
     pub strict: bool,
     /// Do not build container images.
-    #[arg(long = "no-docker", global = true)]
+    #[arg(long = "no-docker")]
     pub no_docker: bool,
     /// Do not use Artifactory.
-    #[arg(long = "no-artifactory", global = true)]
+    #[arg(long = "no-artifactory")]
     pub no_artifactory: bool,
     /// Do not publish Artifactory build info.
-    #[arg(long = "no-artifactory-build-info", global = true)]
+    #[arg(long = "no-artifactory-build-info")]
     pub no_artifactory_build_info: bool,
     /// Do not upload to Artifactory (also disables build info).
-    #[arg(long = "no-artifactory-upload", global = true)]
+    #[arg(long = "no-artifactory-upload")]
     pub no_artifactory_upload: bool,
     /// Do not run tests.
-    #[arg(long = "no-testing", global = true)]
+    #[arg(long = "no-testing")]
     pub no_testing: bool,
     /// Run every test task serially.
-    #[arg(long = "no-parallel", global = true)]
+    #[arg(long = "no-parallel")]
     pub no_parallel: bool,
     /// Do not print task output.
-    #[arg(long = "no-task-logging", global = true)]
+    #[arg(long = "no-task-logging")]
     pub no_task_logging: bool,
     /// Do not rewrite the exported environment files.
-    #[arg(long = "no-rewrite", global = true)]
+    #[arg(long = "no-rewrite")]
     pub no_rewrite: bool,
+}
+
+impl RunOpts {
+    /// These options (given before the subcommand) with a subcommand's own on top: its values
+    /// win, its flags add.
+    pub fn merged(&self, sub: RunOpts) -> RunOpts {
+        let top = self.clone();
+        RunOpts {
+            continue_on_error: top.continue_on_error || sub.continue_on_error,
+            config: sub.config.or(top.config),
+            cpu_limit: sub.cpu_limit.or(top.cpu_limit),
+            pool_status_interval: sub.pool_status_interval.or(top.pool_status_interval),
+            python: sub.python.or(top.python),
+            verbose: top.verbose.saturating_add(sub.verbose),
+            unbuffered: top.unbuffered || sub.unbuffered,
+            fail_fast: top.fail_fast || sub.fail_fast,
+            task_timeout: sub.task_timeout.or(top.task_timeout),
+            update_base: top.update_base || sub.update_base,
+            overwrite: top.overwrite || sub.overwrite,
+            force_repeatable: top.force_repeatable || sub.force_repeatable,
+            wheel_builder: sub.wheel_builder.or(top.wheel_builder),
+            wheel_builder_manylinux_image: sub
+                .wheel_builder_manylinux_image
+                .or(top.wheel_builder_manylinux_image),
+            test: top.test.into_iter().chain(sub.test).collect(),
+            strict: top.strict || sub.strict,
+            no_docker: top.no_docker || sub.no_docker,
+            no_artifactory: top.no_artifactory || sub.no_artifactory,
+            no_artifactory_build_info: top.no_artifactory_build_info
+                || sub.no_artifactory_build_info,
+            no_artifactory_upload: top.no_artifactory_upload || sub.no_artifactory_upload,
+            no_testing: top.no_testing || sub.no_testing,
+            no_parallel: top.no_parallel || sub.no_parallel,
+            no_task_logging: top.no_task_logging || sub.no_task_logging,
+            no_rewrite: top.no_rewrite || sub.no_rewrite,
+        }
+    }
+
+    /// These options with a subcommand's configuration options on top.
+    pub fn with_config(&self, config: ConfigOpts) -> RunOpts {
+        self.merged(RunOpts {
+            config: config.config,
+            python: config.python,
+            ..RunOpts::default()
+        })
+    }
 }
 
 /// Parse the process arguments and run. Returns the exit code.
 pub fn main() -> i32 {
+    if index::invoked_as_indexer() {
+        return index::indexer_main(&Console::new(), &env_snapshot());
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -188,14 +323,26 @@ pub fn main() -> i32 {
     // The one snapshot of the process environment everything below the CLI works from.
     let env = env_snapshot();
     match cli.command {
+        Some(Command::Run {
+            delivery_file,
+            opts,
+        }) => run::run(&console, &env, &delivery_file, &cli.opts.merged(opts)),
         Some(Command::Plan {
             delivery_file,
             json,
-        }) => cmd_plan(&console, &env, &delivery_file, &cli.opts, json),
+            opts,
+        }) => cmd_plan(&console, &env, &delivery_file, &cli.opts.merged(opts), json),
         Some(Command::Render {
             delivery_file,
             template,
-        }) => cmd_render(&console, &env, &delivery_file, &cli.opts, &template),
+            config,
+        }) => cmd_render(
+            &console,
+            &env,
+            &delivery_file,
+            &cli.opts.with_config(config),
+            &template,
+        ),
         Some(Command::TestStrategy {
             plan,
             block,
@@ -203,15 +350,33 @@ pub fn main() -> i32 {
             junit,
             basetemp,
         }) => run::test_strategy(&console, &env, &plan, &block, &checkout, &junit, &basetemp),
-        Some(Command::Plugin { command }) => cmd_plugin(&console, &env, command, &cli.opts),
-        Some(Command::Check { delivery_file }) => {
-            cmd_check(&console, &env, &delivery_file, &cli.opts)
-        }
+        Some(Command::Plugin { command }) => plugin::dispatch(&console, &env, command, &cli.opts),
+        Some(Command::Check {
+            delivery_file,
+            config,
+        }) => cmd_check(
+            &console,
+            &env,
+            &delivery_file,
+            &cli.opts.with_config(config),
+        ),
+        Some(Command::Completions { shell }) => help::completions(shell),
+        Some(Command::Man { out_dir }) => help::man(&console, out_dir.as_deref()),
+        Some(Command::Report(args)) => report::run(&console, &env, args),
+        Some(Command::Index(args)) => index::run(&console, &env, args, &cli.opts),
+        Some(Command::Ci { command }) => ci::run(&console, &env, command, &cli.opts),
         None => match cli.delivery_file {
             Some(f) => run::run(&console, &env, &f, &cli.opts),
             None => {
-                console.error("a DELIVERY_FILE is required");
-                eprintln!("usage: stasis [OPTIONS] DELIVERY_FILE | stasis <plan|check|render> ...");
+                console.error("no delivery file given: stasis runs a DELIVERY_FILE (an .ini)");
+                eprintln!(
+                    "\n  stasis my-delivery.ini          run it\n  \
+                     stasis check my-delivery.ini    validate it first\n  \
+                     stasis --help                   every option and subcommand\n\n\
+                     A delivery names its mission and version in [meta] and its tested \
+                     packages in [test:NAME];\nthe README's \"Quick start\" and docs/tutorial.md \
+                     write one from scratch."
+                );
                 EXIT_USAGE
             }
         },
@@ -309,12 +474,19 @@ pub fn load_plan(
     }
     let mut diags = Diagnostics::default();
     let sysconfdir = env.get("STASIS_SYSCONFDIR").map(String::as_str);
-    let loaded = match config::load(
-        delivery_file,
+    // An installed binary with no etc/ beside it extracts its compiled-in copy to the cache.
+    let sysconf = match config::SysConf::discover_with(
         opts.config.as_deref(),
         sysconfdir,
-        &mut diags,
+        Some(&plan::cache_home(env)),
     ) {
+        Ok(s) => s,
+        Err(e) => {
+            console.error(&e);
+            return Err(EXIT_USAGE);
+        }
+    };
+    let loaded = match config::load_with(delivery_file, sysconf, &mut diags) {
         Ok(l) => l,
         Err(e) => {
             console.error(&e.to_string());
@@ -462,54 +634,5 @@ fn cmd_check(
             file.display()
         ));
         EXIT_OK
-    }
-}
-
-fn cmd_plugin(
-    console: &Console,
-    env: &BTreeMap<String, String>,
-    cmd: plugin::PluginCommand,
-    opts: &RunOpts,
-) -> i32 {
-    let cache = plan::hooks::component_cache_dir(env);
-    match cmd {
-        plugin::PluginCommand::Check { delivery_file } => {
-            let (plan, diags) = match load_plan(console, env, &delivery_file, opts) {
-                Ok(p) => p,
-                Err(code) => return code,
-            };
-            print_diagnostics(console, &diags);
-            if diags.has_errors() {
-                return EXIT_USAGE;
-            }
-            let (mission, delivery, policy) = plan::hooks::sections(&plan);
-            match plugin::check(&mission, &delivery, policy.as_ref(), &cache) {
-                0 => EXIT_OK,
-                _ => EXIT_USAGE,
-            }
-        }
-        plugin::PluginCommand::New {
-            lang,
-            kind,
-            name,
-            dir,
-        } => {
-            // The project is DIR/NAME (`new_project` adds NAME): `./NAME` by default.
-            let dest = dir.unwrap_or_else(|| PathBuf::from("."));
-            match plugin_new::new_project(&lang, &kind, &name, &dest) {
-                Ok(p) => {
-                    console.step(&format!(
-                        "created {} ({lang} {kind} plugin {name})",
-                        p.display()
-                    ));
-                    EXIT_OK
-                }
-                Err(e) => {
-                    console.error(&e);
-                    EXIT_USAGE
-                }
-            }
-        }
-        other => plugin::run(other, &cache),
     }
 }

@@ -1,58 +1,162 @@
-//! `stasis plugin …`: inspect a component, check a delivery's plugins, scaffold a new plugin.
-//! Renders errors once, here; the work is in `crate::plugins`. `plugin new` is implemented by
-//! the SDK side (sdk/), wired in by the CLI.
+//! `stasis plugin …`: inspect a component, check a delivery's plugins, scaffold a new plugin
+//! project (`plugin_new.rs`) and build one (`plugin_build.rs`). Renders errors once, here; the
+//! work is in `crate::plugins`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::{Console, plugin_build, plugin_new};
 use crate::plugins::{self, CompileCache, PluginKind, Policy, Problem, SectionInput};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
     /// Show a component's world, version, imports, exports, size and sha256, and a
     /// ready-to-review [plugin:NAME] section. Exit 0 for any valid component, 2 otherwise.
+    #[command(after_help = "Example:\n  stasis plugin inspect etc/mission/hst/hst_rules.wasm")]
     Inspect {
         /// The component (.wasm)
         file: PathBuf,
     },
     /// Load, pin-check, precompile and gate every plugin a delivery declares (its own
     /// [plugin:*] sections and its mission's), without running them.
+    #[command(after_help = "Example:\n  stasis plugin check my-delivery.ini")]
     Check {
         /// The delivery file (.ini)
         delivery_file: PathBuf,
+        #[command(flatten)]
+        config: super::ConfigOpts,
     },
-    /// Scaffold a new plugin project.
+    /// Scaffold a new plugin project in ./NAME (or DIR/NAME).
+    #[command(
+        override_usage = "stasis plugin new --lang <LANG> <KIND> <NAME> [OPTIONS]\n       \
+            stasis plugin new <LANG> <KIND> <NAME> [OPTIONS]",
+        after_help = "LANG may also come first without --lang (`stasis plugin new rust KIND NAME`).\n\
+            The project depends on the stasis SDK by version (stasis-sdk on crates.io / PyPI);\n\
+            --sdk-path / --sdk-wheel point it at a local or unpublished SDK instead.\n\n\
+            Examples:\n  stasis plugin new --lang rust release-formatter my-fmt\n  \
+            stasis plugin new --lang python mission-rule my-rule --dir plugins\n  \
+            stasis plugin new --lang rust mission-rule my-rule --sdk-path ~/src/stasis/sdk/rust"
+    )]
     New {
         /// rust or python
         #[arg(long)]
-        lang: String,
-        /// release-formatter, mission-rule, test-strategy or deploy-target
-        kind: String,
-        name: String,
+        lang: Option<String>,
+        /// [LANG] KIND NAME: KIND is release-formatter, mission-rule, test-strategy or
+        /// deploy-target; NAME the project, crate and [plugin:NAME] name.
+        #[arg(value_names = ["KIND", "NAME"], num_args = 2..=3, required = true)]
+        words: Vec<String>,
         /// The directory to create the project NAME in (default: the current directory)
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Rust: depend on the stasis-sdk crate in DIR (a path dependency) instead of the
+        /// published version.
+        #[arg(long, value_name = "DIR")]
+        sdk_path: Option<PathBuf>,
+        /// Python: install the stasis-sdk wheel FILE instead of the published version.
+        #[arg(long, value_name = "FILE")]
+        sdk_wheel: Option<PathBuf>,
+    },
+    /// Build a plugin project (made by `plugin new`) to NAME.wasm in the project, pin it in
+    /// the project's plugins.lock and print its [plugin:NAME] section.
+    #[command(
+        after_help = "Rust projects build with `cargo build --release --target wasm32-wasip2`;\n\
+        Python projects with componentize-py ($COMPONENTIZE_PY, the project's .venv, or PATH).\n\n\
+        Examples:\n  stasis plugin build            # the project in the current directory\n  \
+        stasis plugin build my-fmt"
+    )]
+    Build {
+        /// The project directory (default: the current directory)
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
 }
 
-/// Exit codes: 0 ok, 1 problems found, 2 bad input (not a component, unreadable file).
-pub fn run(cmd: PluginCommand, cache_dir: &Path) -> i32 {
+/// `stasis plugin …` from the CLI: options given before `plugin` (`top`) apply to `check`.
+pub fn dispatch(
+    console: &Console,
+    env: &BTreeMap<String, String>,
+    cmd: PluginCommand,
+    top: &super::RunOpts,
+) -> i32 {
+    let cache = crate::plan::hooks::component_cache_dir(env);
     match cmd {
-        PluginCommand::Inspect { file } => inspect(&file, cache_dir),
-        PluginCommand::Check { delivery_file } => {
-            eprintln!(
-                "stasis plugin check {}: the CLI must load the delivery and call cli::plugin::check",
-                delivery_file.display()
-            );
-            2
+        PluginCommand::Check {
+            delivery_file,
+            config,
+        } => {
+            let opts = top.with_config(config);
+            let (plan, diags) = match super::load_plan(console, env, &delivery_file, &opts) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            for d in &diags.items {
+                console.diagnostic(d);
+            }
+            if diags.has_errors() {
+                return super::EXIT_USAGE;
+            }
+            let (mission, delivery, policy) = crate::plan::hooks::sections(&plan);
+            match check(&mission, &delivery, policy.as_ref(), &cache) {
+                0 => super::EXIT_OK,
+                _ => super::EXIT_USAGE,
+            }
         }
-        PluginCommand::New { .. } => {
-            eprintln!("stasis plugin new: provided by the plugin SDK");
-            2
+        PluginCommand::New {
+            lang,
+            words,
+            dir,
+            sdk_path,
+            sdk_wheel,
+        } => {
+            let (lang, kind, name) = match (lang, words.as_slice()) {
+                (Some(l), [k, n]) => (l, k.clone(), n.clone()),
+                (None, [l, k, n]) => (l.clone(), k.clone(), n.clone()),
+                (Some(_), [_, _, _]) => {
+                    console.error(
+                        "plugin new: LANG given twice (--lang and first word); use `--lang LANG KIND NAME`",
+                    );
+                    return super::EXIT_USAGE;
+                }
+                _ => {
+                    console.error(
+                        "plugin new: which language? use `stasis plugin new --lang rust|python KIND NAME`",
+                    );
+                    return super::EXIT_USAGE;
+                }
+            };
+            // The project is DIR/NAME (`new_project` adds NAME): `./NAME` by default.
+            let dest = dir.unwrap_or_else(|| PathBuf::from("."));
+            let sdk = match (sdk_path, sdk_wheel) {
+                (Some(p), _) => plugin_new::Sdk::Path(p),
+                (None, Some(w)) => plugin_new::Sdk::Wheel(w),
+                (None, None) => plugin_new::Sdk::Published,
+            };
+            match plugin_new::new_project(&lang, &kind, &name, &dest, &sdk) {
+                Ok(p) => {
+                    console.step(&format!(
+                        "created {} ({lang} {kind} plugin {name}); next: `cd {}` and `stasis plugin build`",
+                        p.display(),
+                        p.display()
+                    ));
+                    super::EXIT_OK
+                }
+                Err(e) => {
+                    console.error(&e);
+                    super::EXIT_USAGE
+                }
+            }
         }
+        PluginCommand::Build { dir } => plugin_build::build(console, env, &dir, &cache),
+        PluginCommand::Inspect { file } => inspect_with_defaults(
+            &file,
+            &cache,
+            top.config.as_deref(),
+            env.get("STASIS_SYSCONFDIR").map(String::as_str),
+        ),
     }
 }
 
-fn inspect(file: &Path, cache_dir: &Path) -> i32 {
+pub(super) fn inspect(file: &Path, cache_dir: &Path) -> i32 {
     let engine = match plugins::new_engine() {
         Ok(e) => e,
         Err(e) => {
@@ -146,4 +250,46 @@ pub fn check(
 /// Accepted `kind` values, for `plugin new` argument checking.
 pub fn kinds() -> impl Iterator<Item = &'static str> {
     PluginKind::ALL.into_iter().map(PluginKind::as_str)
+}
+
+/// `stasis plugin inspect FILE`, plus the declarations stasis.ini makes of that component
+/// (the shipped deploy targets' default grants: what runs unless an operator changes it).
+pub fn inspect_with_defaults(
+    file: &Path,
+    cache_dir: &Path,
+    config_file: Option<&Path>,
+    sysconfdir: Option<&str>,
+) -> i32 {
+    let code = inspect(file, cache_dir);
+    if code != 0 {
+        return code;
+    }
+    let Ok(sys) = crate::config::SysConf::discover(config_file, sysconfdir) else {
+        return code;
+    };
+    let Ok(ini) = sys.read_ini("stasis.ini") else {
+        return code;
+    };
+    let base = ini.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let same = |c: &str| {
+        let declared = base.join(c.trim());
+        matches!((declared.canonicalize(), file.canonicalize()), (Ok(a), Ok(b)) if a == b)
+    };
+    for sec in ini.sections_with_prefix("plugin:") {
+        if !sec.get("component").is_some_and(|e| same(&e.value)) {
+            continue;
+        }
+        println!();
+        println!(
+            "default grant: [{}] in {}:{} (replace it there to change it)",
+            sec.name,
+            ini.path.display(),
+            sec.line
+        );
+        for e in &sec.entries {
+            let value: Vec<&str> = e.value.split_whitespace().collect();
+            println!("  {:<15} {}", e.key, value.join(" "));
+        }
+    }
+    code
 }

@@ -29,6 +29,38 @@ impl stages::Events for Console {
     }
 }
 
+/// The console plus the live HTML report (`output/report/`) that follows the run record.
+struct RunEvents<'a> {
+    console: &'a Console,
+    env: &'a BTreeMap<String, String>,
+    report_dir: std::path::PathBuf,
+}
+
+impl stages::Events for RunEvents<'_> {
+    fn stage_started(&self, stage: &Stage) {
+        stages::Events::stage_started(self.console, stage)
+    }
+    fn detail(&self, msg: &str) {
+        self.console.info(msg);
+    }
+    fn warn(&self, msg: &str) {
+        self.console.warn(msg);
+    }
+    fn error(&self, msg: &str) {
+        self.console.error(msg);
+    }
+    fn redact(&self, text: &str) -> String {
+        self.console.redact(text)
+    }
+    fn record_observer(&self) -> Option<Box<dyn crate::runner::RecordObserver>> {
+        Some(super::report::live_observer(
+            self.console,
+            self.env,
+            self.report_dir.clone(),
+        ))
+    }
+}
+
 /// The exit code of a run: 0 success, 1 a failed run (a stage failed, tests failed without
 /// `-C`, `--fail-fast` stopped the tests, or the release exists), 2 a configuration the run
 /// cannot perform, 130 interrupted.
@@ -67,7 +99,12 @@ pub fn run(console: &Console, env: &BTreeMap<String, String>, file: &Path, opts:
         "Delivery {} (mission {}), release {}",
         plan.info.build_name, plan.meta.mission, plan.info.release_name
     ));
-    let result = stages::run_delivery(&plan, env, console, super::plugin_log_sink(console));
+    let events = RunEvents {
+        console,
+        env,
+        report_dir: plan.storage.output_dir.join("report"),
+    };
+    let result = stages::run_delivery(&plan, env, &events, super::plugin_log_sink(console));
     match &result {
         Ok(outcome) => {
             console.step("Summary");
@@ -80,6 +117,10 @@ pub fn run(console: &Console, env: &BTreeMap<String, String>, file: &Path, opts:
             }
             if let Some(path) = &outcome.record {
                 console.info(&format!("run record: {}", path.display()));
+                let report = events.report_dir.join("index.html");
+                if report.is_file() {
+                    console.info(&format!("report: {}", report.display()));
+                }
             }
             match outcome.status {
                 RunStatus::Success => console.step("Done!"),
@@ -174,11 +215,14 @@ pub fn describe_plan(plan: &Plan) -> String {
             pool,
             if t.disable { ", script disabled" } else { "" }
         );
+        let _ = writeln!(s, "  {:<24} version_source: {}", "", version_origin(t));
     }
     let _ = writeln!(s, "templates ({})", plan.templates.len());
     for t in &plan.templates {
         let _ = writeln!(s, "  {} -> {}", t.source.display(), t.destination.display());
     }
+    describe_deploy(&mut s, plan);
+    s.push_str(&crate::ci::mapping::describe(plan));
     let _ = writeln!(s, "stages");
     for st in &plan.stages {
         let status = match st.status {
@@ -189,6 +233,86 @@ pub fn describe_plan(plan: &Plan) -> String {
         let _ = writeln!(s, "  {:<20} {status}", st.name.name());
     }
     s
+}
+
+/// Where a test block's version comes from, in words: the source word of the Plan, then the
+/// package list entry that decided it or the block's own version it replaced.
+fn version_origin(t: &crate::plan::TestBlock) -> String {
+    let mut s = t.version_source.to_string();
+    if let Some(spec) = &t.version_spec {
+        let _ = write!(s, " (`{spec}`)");
+    }
+    if let Some(w) = &t.version_written {
+        let _ = write!(s, ", overrides the block's version `{w}`");
+    }
+    s
+}
+
+/// The deploy sections and the grant of the plugin serving each (what a reviewer approves:
+/// programs, hosts, secrets, where it may write).
+fn describe_deploy(s: &mut String, plan: &Plan) {
+    let bound: Vec<(String, &str)> = plan
+        .deploy
+        .docker
+        .iter()
+        .map(|d| ("[deploy:docker]".to_string(), d.plugin.as_str()))
+        .chain(
+            plan.deploy
+                .targets
+                .iter()
+                .map(|t| (format!("[deploy:{}]", t.name), t.plugin.as_str())),
+        )
+        .collect();
+    if bound.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "deploy");
+    for (section, name) in bound {
+        let Some(p) = plan.plugins.iter().find(|p| p.name == name) else {
+            let _ = writeln!(s, "  {section} -> plugin {name} (not declared)");
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "  {section} -> plugin {name} ({}:{}, {})",
+            p.file.display(),
+            p.line,
+            p.origin
+        );
+        for (key, label) in [
+            ("component", "component"),
+            ("allow_commands", "programs"),
+            ("unconfined", "unconfined"),
+            ("allow_hosts", "hosts"),
+            ("secrets", "secrets"),
+            ("allow_env", "env"),
+            ("write_dirs", "writes"),
+            ("timeout", "timeout"),
+        ] {
+            let value = p
+                .entries
+                .iter()
+                .find(|e| e.0 == key)
+                .map(|e| {
+                    // Command rules are lines (a program and its argument patterns); the
+                    // other keys are lists of words.
+                    let items: Vec<&str> = if key == "allow_commands" {
+                        e.1.split('\n').collect()
+                    } else {
+                        e.1.split(|c: char| c == ',' || c.is_whitespace()).collect()
+                    };
+                    items
+                        .into_iter()
+                        .map(str::trim)
+                        .filter(|w| !w.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "none".into());
+            let _ = writeln!(s, "      {label:<11} {value}");
+        }
+    }
 }
 
 /// `stasis __test-strategy`: the task a `strategy = NAME` test block runs. It reads the run's

@@ -52,6 +52,16 @@ pub fn load(
     diags: &mut Diagnostics,
 ) -> Result<Loaded, LoadError> {
     let sysconf = SysConf::discover(config_file, sysconfdir).map_err(LoadError::Sysconf)?;
+    load_with(delivery_file, sysconf, diags)
+}
+
+/// [`load`] with the system configuration already discovered (the CLI discovers it with the
+/// cache directory the compiled-in `etc/` is extracted to).
+pub fn load_with(
+    delivery_file: &Path,
+    sysconf: SysConf,
+    diags: &mut Diagnostics,
+) -> Result<Loaded, LoadError> {
     let system = sysconf.read_ini("stasis.ini")?;
     let delivery = ini::read(delivery_file)?;
     let mission = find_mission(&sysconf, &delivery, diags)?;
@@ -103,9 +113,19 @@ fn find_mission(
                 entry.line,
                 "[meta] mission",
                 format!(
-                    "unknown mission `{name}` (known in {}: {}){hint}",
+                    "unknown mission `{name}` (missions in {}: {}){hint}. stasis looked in: {}. \
+                     Create {} or point STASIS_SYSCONFDIR at a directory holding \
+                     mission/{name}/{name}.ini and stasis.ini",
                     sysconf.describe(),
-                    known.join(", ")
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    },
+                    sysconf.searched.join("; "),
+                    sysconf
+                        .path_of(&format!("mission/{name}/{name}.ini"))
+                        .display(),
                 ),
             );
             Ok(None)

@@ -81,6 +81,12 @@ pub const DOCKER_KEYS: &[&str] = &[
     "test_script",
     "build_args",
     "tags",
+    // stasis's own (docs/deploy.md): the engine, the registry push, the serving plugin
+    "engine",
+    "isolation",
+    "push",
+    "tls_verify",
+    "plugin",
 ];
 pub const PLUGIN_KEYS: &[&str] = &[
     "kind",
@@ -93,9 +99,10 @@ pub const PLUGIN_KEYS: &[&str] = &[
     "memory",
     "timeout",
     "dirs",
+    "write_dirs",
+    "unconfined",
     "description",
     "transform_scripts",
-    "unconfined",
     "process_read",
     "process_write",
 ];
@@ -119,6 +126,31 @@ pub const SYSTEM_DEFAULT_KEYS: &[&str] = &[
     "task_kill_grace",
     "package_cache",
 ];
+/// Keys of `[ci]` (stasis.ini or the delivery; see `plan::resolve::ci`).
+pub const CI_KEYS: &[&str] = &[
+    "tags",
+    "runs_on",
+    "image",
+    "timeout",
+    "variables",
+    "mapping",
+    "deploy_on",
+];
+/// Keys of `[ci:mapping:NAME]`: what it matches, then the runner it gives.
+pub const CI_MAPPING_KEYS: &[&str] = &[
+    "match",
+    "parallel",
+    "disable",
+    "strategy",
+    "repository",
+    "version",
+    "tags",
+    "runs_on",
+    "image",
+    "timeout",
+    "variables",
+];
+
 pub const PLUGINS_POLICY_KEYS: &[&str] = &[
     "require_sha256",
     "max_memory",
@@ -143,6 +175,12 @@ fn known_keys(kind: FileKind, section: &str) -> Result<Option<&'static [&'static
         (System, "plugins", _) => Some(PLUGINS_POLICY_KEYS),
         (System, "timeouts", _) => Some(&crate::process::Timeouts::KEYS),
         (System, "deploy", "deploy:artifactory") => Some(&["url", "repo"]),
+        (System | Delivery, "ci", "ci") => Some(CI_KEYS),
+        (System | Delivery, "ci", _)
+            if section.len() > "ci:mapping:".len() && section.starts_with("ci:mapping:") =>
+        {
+            Some(CI_MAPPING_KEYS)
+        }
         (System | Mission, "meta", _) => {
             Some(&["release_fmt", "build_name_fmt", "build_number_fmt"])
         }
@@ -173,6 +211,8 @@ fn known_sections(kind: FileKind) -> &'static [&'static str] {
             "timeouts",
             "deploy:artifactory",
             "plugin:NAME",
+            "ci",
+            "ci:mapping:NAME",
         ],
         FileKind::Mission => &["meta", "template:FILE", "plugin:NAME", "deploy:NAME"],
         FileKind::Delivery => &[
@@ -185,6 +225,8 @@ fn known_sections(kind: FileKind) -> &'static [&'static str] {
             "deploy:NAME",
             "template:FILE",
             "plugin:NAME",
+            "ci",
+            "ci:mapping:NAME",
         ],
     }
 }

@@ -26,10 +26,15 @@ pub fn sections(
         line: p.line,
         entries: p.entries.clone(),
     };
+    // Default declarations (origin system: stasis.ini or the sysconf's deploy/targets.ini)
+    // stand where a mission's would: a delivery may narrow them.
     let of = |origin: PluginOrigin| {
         plan.plugins
             .iter()
-            .filter(|p| p.origin == origin)
+            .filter(|p| {
+                p.origin == origin
+                    || (origin == PluginOrigin::Mission && p.origin == PluginOrigin::System)
+            })
             .map(|p| to_input(p, format!("plugin:{}", p.name)))
             .collect()
     };
@@ -37,11 +42,11 @@ pub fn sections(
         .plugin_policy
         .as_ref()
         .map(|p| to_input(p, "plugins".into()));
-    (
-        of(PluginOrigin::Mission),
-        of(PluginOrigin::Delivery),
-        policy,
-    )
+    // stasis.ini's declarations (the shipped deploy targets) are a base like the mission's:
+    // the delivery may narrow them (plan::resolve keeps only those no mission redeclares).
+    let mut base: Vec<plugins::SectionInput> = of(PluginOrigin::System);
+    base.extend(of(PluginOrigin::Mission));
+    (base, of(PluginOrigin::Delivery), policy)
 }
 
 /// What a plugin sees of the delivery.
@@ -68,6 +73,8 @@ pub fn delivery_info(plan: &Plan) -> DeliveryInfo {
             ("wheel_artifact_dir", &s.wheel_artifact_dir),
             ("build_sources_dir", &s.build_sources_dir),
             ("build_docker_dir", &s.build_docker_dir),
+            ("build_dir", &s.build_dir),
+            ("docker_artifact_dir", &s.docker_artifact_dir),
             ("logs_dir", &s.logs_dir),
         ]
         .into_iter()
@@ -277,7 +284,10 @@ fn merge_tests(old: &[TestBlock], new: Vec<TestBlockInfo>) -> Vec<TestBlock> {
                     ..Default::default()
                 });
             t.name = n.name;
-            t.version = n.version;
+            if t.version != n.version {
+                t.version = n.version;
+                t.version_source = super::VersionSource::Plugin;
+            }
             t.repository = n.repository;
             t.script = n.script;
             t.script_setup = n.script_setup;

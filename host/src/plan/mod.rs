@@ -4,6 +4,7 @@
 //! from reading the process environment snapshot it is given: it runs nothing, creates nothing and
 //! needs no network. Later steps take every value from the Plan and never re-read the ini files.
 
+pub mod ci;
 pub mod hooks;
 mod resolve;
 pub mod stage;
@@ -125,6 +126,9 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// Every `{{ name }}` template variable and its value.
     pub variables: BTreeMap<String, String>,
+    /// `[ci]` / `[ci:mapping:NAME]`: runners of the jobs `stasis ci generate` writes.
+    #[serde(default)]
+    pub ci: ci::CiConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -244,13 +248,41 @@ pub struct OutcomePolicy {
     pub timeout_ignore: bool,
 }
 
+closed_set! {
+    /// Where a test block's version comes from (upstream's `delivery_defer_packages`: a package
+    /// the delivery lists decides the version its `[test:NAME]` block checks out and tests).
+    pub enum VersionSource {
+        /// The test block's own `version` (its package is not in the delivery's lists).
+        #[default]
+        TestBlock = "test-block",
+        /// The version in the delivery's `pip_packages` entry for the package.
+        DeliveredPip = "delivered-pip",
+        /// The version in the delivery's `conda_packages` entry for the package.
+        DeliveredConda = "delivered-conda",
+        /// `HEAD`: the package is listed without a version, or nothing names a version.
+        Head = "head",
+        /// A mission-rules plugin's `transform-tests` changed it.
+        Plugin = "plugin",
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TestBlock {
     pub name: String,
     pub file: PathBuf,
     pub line: u32,
     pub repository: String,
+    /// The version checked out, tested, built and recorded; empty means `HEAD`.
     pub version: String,
+    /// Where [`TestBlock::version`] comes from.
+    #[serde(default)]
+    pub version_source: VersionSource,
+    /// The delivery's package list entry that decided the version (`astropy==7.0`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_spec: Option<String>,
+    /// The block's own `version` when a package list entry overrides it (warned about).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_written: Option<String>,
     pub parallel: bool,
     pub disable: bool,
     pub timeout_seconds: Option<u64>,
@@ -290,7 +322,18 @@ pub struct Docker {
     pub test_script: String,
     pub build_args: Vec<String>,
     pub tags: Vec<String>,
+    /// The deploy-target plugin that builds the image: the section's `plugin`, else the
+    /// `[plugin:docker]` shipped in stasis.ini.
+    pub plugin: String,
+    /// Where the `[deploy:docker]` section is.
+    pub file: PathBuf,
+    pub line: u32,
+    /// The section's entries (rendered, `plugin` left out), as the plugin receives them.
+    pub entries: Vec<(String, String)>,
 }
+
+/// The deploy-target plugin serving `[deploy:docker]` unless the section names another.
+pub const DEFAULT_DOCKER_PLUGIN: &str = "docker";
 
 /// A `[deploy:NAME]` section served by a deploy-target plugin.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]

@@ -179,6 +179,8 @@ pub(crate) fn gate(info: &ComponentInfo, grant: &Grant) -> Result<(), PluginErro
                     let why = match c {
                         Capability::Process => " (allow_commands)",
                         Capability::Http | Capability::Upload => " (allow_hosts)",
+                        Capability::Context => " (write_dirs)",
+                        Capability::Pipeline => " (allow_commands)",
                         _ => " (no grant needed)",
                     };
                     format!("{}{why}", c.interface())
@@ -203,6 +205,12 @@ pub fn ini_section(name: &str, file_name: &str, info: &ComponentInfo) -> String 
     };
     if uses("process") {
         s.push_str("allow_commands =        ; it imports stasis:host/process: list programs [arg patterns]\n");
+    }
+    if uses("context") {
+        s.push_str("write_dirs =            ; it imports stasis:host/context: delivery-relative dirs it may write\n");
+    }
+    if uses("pipeline") && !uses("process") {
+        s.push_str("allow_commands =        ; it imports stasis:host/pipeline: list programs [arg patterns]\n");
     }
     if uses("http") || uses("upload") {
         s.push_str(

@@ -23,13 +23,13 @@ pub mod inspect;
 mod loader;
 mod sandbox;
 
-pub use cache::{CacheOutcome, CompileCache, FileStamp};
+pub use cache::{CacheOutcome, CompileCache, FileStamp, sha256_hex};
 pub use context::{
     ContextRenderer, LogLevel, LogLine, LogSink, NetworkUse, RenderedText, TemplateRenderer,
 };
 pub use delivery::{
-    DeliveryInfo, DeployAction, DeployReport, DeployedItem, Diagnostic, JunitCounts, Severity,
-    TestBlockInfo, TestContext, TestOutcome,
+    DeliveryInfo, DeployAction, DeployReport, DeployedItem, Diagnostic, GUEST_DELIVERY,
+    JunitCounts, Severity, TestBlockInfo, TestContext, TestOutcome,
 };
 pub use engine::new_engine;
 pub use error::PluginError;

@@ -293,6 +293,10 @@ pub struct Command {
     cwd: Option<PathBuf>,
     cwd_dir: Option<OwnedFd>,
     stdin: Option<Vec<u8>>,
+    /// A file or pipe end as stdin / stdout instead of bytes / capture (pipelines, streams to
+    /// files); the parent's copy is closed once the child is started.
+    stdin_fd: Option<OwnedFd>,
+    stdout_fd: Option<OwnedFd>,
     timeout: Duration,
     kill_grace: Duration,
     output_cap: usize,
@@ -325,6 +329,8 @@ impl Command {
             cwd: None,
             cwd_dir: None,
             stdin: None,
+            stdin_fd: None,
+            stdout_fd: None,
             timeout,
             kill_grace: DEFAULT_KILL_GRACE,
             output_cap: DEFAULT_OUTPUT_CAP,
@@ -407,6 +413,20 @@ impl Command {
     /// Bytes fed to the child's stdin (otherwise stdin is `/dev/null`).
     pub fn stdin(&mut self, input: impl Into<Vec<u8>>) -> &mut Self {
         self.stdin = Some(input.into());
+        self
+    }
+
+    /// Read stdin from this descriptor (a file or the read end of a pipe); wins over
+    /// [`stdin`](Self::stdin).
+    pub fn stdin_fd(&mut self, fd: OwnedFd) -> &mut Self {
+        self.stdin_fd = Some(fd);
+        self
+    }
+
+    /// Send stdout to this descriptor (a file or the write end of a pipe) instead of capturing
+    /// it; the captured stdout is then empty.
+    pub fn stdout_fd(&mut self, fd: OwnedFd) -> &mut Self {
+        self.stdout_fd = Some(fd);
         self
     }
 
@@ -507,14 +527,22 @@ impl Command {
         if self.track {
             descendants::become_subreaper();
         }
-        let mut child = self
-            .std_command(prepared.as_ref().map(confine::Prepared::raw))
-            .spawn()
-            .map_err(|source| ProcessError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
+        let mut cmd = self.std_command(prepared.as_ref().map(confine::Prepared::raw));
+        let feeds_stdin = self.stdin_fd.is_none();
+        if let Some(fd) = self.stdin_fd.take() {
+            cmd.stdin(Stdio::from(fd));
+        }
+        if let Some(fd) = self.stdout_fd.take() {
+            cmd.stdout(Stdio::from(fd));
+        }
+        let spawned = cmd.spawn();
+        // The parent's copies of pipe ends go with `cmd`, or a reader never sees end-of-file.
+        drop(cmd);
         drop(prepared);
+        let mut child = spawned.map_err(|source| ProcessError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
         self.cwd_dir = None;
         let pgid = child.id();
         descendants::register_leader(pgid);
@@ -524,7 +552,9 @@ impl Command {
         if watch.signal.load(Ordering::SeqCst) != 0 {
             unix::kill_group(pgid, libc::SIGTERM);
         }
-        if let (Some(input), Some(mut sin)) = (self.stdin.clone(), child.stdin.take()) {
+        if let (true, Some(input), Some(mut sin)) =
+            (feeds_stdin, self.stdin.clone(), child.stdin.take())
+        {
             // A child that never reads its stdin must not block stasis on a full pipe.
             std::thread::spawn(move || {
                 let _ = sin.write_all(&input);

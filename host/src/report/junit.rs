@@ -46,8 +46,89 @@ pub enum JunitError {
     Malformed { path: PathBuf, message: String },
 }
 
+/// How one test case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    Passed,
+    Failed,
+    Error,
+    Skipped,
+}
+
+impl CaseStatus {
+    /// Upstream's indexer label (`PASSED`, `FAILED`, `ERROR`, `SKIPPED`).
+    pub fn label(self) -> &'static str {
+        match self {
+            CaseStatus::Passed => "PASSED",
+            CaseStatus::Failed => "FAILED",
+            CaseStatus::Error => "ERROR",
+            CaseStatus::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// One `<testcase>` of a JUnit file, for the reports (HTML, merged JUnit, Markdown).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseResult {
+    /// The innermost `<testsuite>` name.
+    pub suite: String,
+    pub classname: String,
+    pub name: String,
+    pub time_s: f64,
+    pub status: CaseStatus,
+    /// The failure/error/skipped `message` attribute.
+    pub message: String,
+    /// The failure/error/skipped element text (a traceback, usually).
+    pub text: String,
+}
+
+/// Every test case of the JUnit XML file at `path`, in file order.
+pub fn read_cases(path: &Path) -> Result<Vec<CaseResult>, JunitError> {
+    let suites = load(path)?;
+    let mut cases = Vec::new();
+    for suite in &suites.suites {
+        collect_cases(suite, &mut cases);
+    }
+    Ok(cases)
+}
+
+fn collect_cases(suite: &junit_parser::TestSuite, out: &mut Vec<CaseResult>) {
+    for case in &suite.cases {
+        let (status, message, text) = match &case.status {
+            junit_parser::TestStatus::Success => (CaseStatus::Passed, "", ""),
+            junit_parser::TestStatus::Failure(f) => (CaseStatus::Failed, &*f.message, &*f.text),
+            junit_parser::TestStatus::Error(e) => (CaseStatus::Error, &*e.message, &*e.text),
+            junit_parser::TestStatus::Skipped(s) => (CaseStatus::Skipped, &*s.message, &*s.text),
+        };
+        out.push(CaseResult {
+            suite: suite.name.clone(),
+            classname: case.classname.clone().unwrap_or_default(),
+            // `name` is `classname::name` in junit-parser; the attribute itself is this one.
+            name: case.original_name.clone(),
+            time_s: case.time,
+            status,
+            message: message.to_string(),
+            text: text.to_string(),
+        });
+    }
+    for nested in &suite.suites {
+        collect_cases(nested, out);
+    }
+}
+
 /// Parse the JUnit XML file at `path` into counts.
 pub fn parse_junit(path: &Path) -> Result<JunitCounts, JunitError> {
+    let suites = load(path)?;
+    let mut counts = JunitCounts::default();
+    for suite in &suites.suites {
+        counts.time_s += suite.time;
+        add_suite(suite, &mut counts);
+    }
+    Ok(counts)
+}
+
+fn load(path: &Path) -> Result<junit_parser::TestSuites, JunitError> {
     let file = std::fs::File::open(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             JunitError::Missing {
@@ -60,17 +141,10 @@ pub fn parse_junit(path: &Path) -> Result<JunitCounts, JunitError> {
             }
         }
     })?;
-    let suites =
-        junit_parser::from_reader(BufReader::new(file)).map_err(|e| JunitError::Malformed {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    let mut counts = JunitCounts::default();
-    for suite in &suites.suites {
-        counts.time_s += suite.time;
-        add_suite(suite, &mut counts);
-    }
-    Ok(counts)
+    junit_parser::from_reader(BufReader::new(file)).map_err(|e| JunitError::Malformed {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn add_suite(suite: &junit_parser::TestSuite, counts: &mut JunitCounts) {
@@ -130,6 +204,21 @@ mod tests {
         assert_eq!((c.tests, c.failures, c.errors, c.skipped), (4, 2, 0, 1));
         assert_eq!(c.passed(), 1);
         assert!((c.time_s - 0.022).abs() < 1e-9, "{}", c.time_s);
+    }
+
+    #[test]
+    fn cases_keep_status_message_and_order() {
+        let (_d, p) = fixture("result.xml", RESULT_XML);
+        let cases = read_cases(&p).unwrap();
+        assert_eq!(cases.len(), 4);
+        let failed: Vec<&CaseResult> = cases
+            .iter()
+            .filter(|c| c.status == CaseStatus::Failed)
+            .collect();
+        assert_eq!(failed.len(), 2);
+        assert!(failed.iter().all(|c| !c.message.is_empty()), "{failed:?}");
+        let skipped = cases.iter().find(|c| c.status == CaseStatus::Skipped);
+        assert_eq!(skipped.unwrap().message, "unconditional skip");
     }
 
     #[test]

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::report::PoolRowStatus;
 pub use record::{
-    JobRecord, Parallelism, ProcessUsage, RecordError, RunRecord, RunStatus, StepRecord,
-    StepStatus, StopReason, Timestamp, TracePoint,
+    JobRecord, Parallelism, ProcessUsage, RecordChange, RecordError, RecordObserver, RunRecord,
+    RunStatus, StepRecord, StepStatus, StopReason, Timestamp, TracePoint,
 };
 
 /// Alias used by the lead for git clone steps recorded beside the jobs.

@@ -314,14 +314,31 @@ enum JournalEntry {
     },
 }
 
+/// What changed in the record, for a [`RecordObserver`] (indices into `jobs`, `clones`,
+/// `stages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordChange {
+    Job(usize),
+    Clone(usize),
+    Stage(usize),
+    Status,
+}
+
+/// Follows the record while it is written (the live HTML report does), so nothing below the
+/// CLI needs to know who watches. Called after each journaled change; it must be quick, must
+/// not fail the run and reports its own problems.
+pub trait RecordObserver: Send {
+    fn changed(&mut self, record: &RunRecord, change: RecordChange);
+}
+
 /// Where the record lives and how it is kept up to date; not serialised.
-#[derive(Debug)]
 struct Store {
     path: PathBuf,
     journal: Option<File>,
     /// A fresh record truncates a stale journal on first write; a recovered one appends.
     append_to_journal: bool,
     last_snapshot: Option<Instant>,
+    observer: Option<Box<dyn RecordObserver>>,
 }
 
 impl Default for Store {
@@ -331,7 +348,17 @@ impl Default for Store {
             journal: None,
             append_to_journal: false,
             last_snapshot: None,
+            observer: None,
         }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("observed", &self.observer.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -425,10 +452,23 @@ impl RunRecord {
         journal_path_for(&self.store.path)
     }
 
+    /// Tell `observer` about every later change.
+    pub fn observe(&mut self, observer: Box<dyn RecordObserver>) {
+        self.store.observer = Some(observer);
+    }
+
+    fn notify(&mut self, change: RecordChange) {
+        if let Some(mut observer) = self.store.observer.take() {
+            observer.changed(self, change);
+            self.store.observer = Some(observer);
+        }
+    }
+
     /// Record a finished job: one journal line, then a snapshot if the last one is old.
     pub fn add_job(&mut self, job: JobRecord) -> Result<(), RecordError> {
         self.append(&JournalLine::Job(&job))?;
         self.jobs.push(job);
+        self.notify(RecordChange::Job(self.jobs.len() - 1));
         self.maybe_snapshot()
     }
 
@@ -436,6 +476,7 @@ impl RunRecord {
     pub fn add_clone(&mut self, clone: StepRecord) -> Result<(), RecordError> {
         self.append(&JournalLine::Clone(&clone))?;
         self.clones.push(clone);
+        self.notify(RecordChange::Clone(self.clones.len() - 1));
         self.maybe_snapshot()
     }
 
@@ -443,6 +484,7 @@ impl RunRecord {
     pub fn add_stage(&mut self, stage: StepRecord) -> Result<(), RecordError> {
         self.append(&JournalLine::Stage(&stage))?;
         self.stages.push(stage);
+        self.notify(RecordChange::Stage(self.stages.len() - 1));
         self.maybe_snapshot()
     }
 
@@ -452,6 +494,7 @@ impl RunRecord {
         self.append(&JournalLine::Status { status, end_time })?;
         self.status = status;
         self.end_time = end_time;
+        self.notify(RecordChange::Status);
         Ok(())
     }
 

@@ -1,15 +1,20 @@
 //! The `conda_recipes` stage (upstream step 14): each deferred conda package is built from its
 //! test block's `build_recipe` with rattler-build or conda-build, into `output/packages/conda`,
-//! which is then indexed as a channel.
+//! which is then indexed as a channel. The recipe's version is the tag of the package
+//! checkout's `git describe`, as upstream's `repository_info_tag`: the tests stage's checkout
+//! when it made one (its describe is in the run record); without one, the delivered version,
+//! except `HEAD`, which is described from a checkout made here (never a literal `HEAD`).
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::env_state::{
-    EnvState, checkout_one, configured_channels, failed, origin, test_block, tools_prefix,
+    EnvState, checkout_described, checkout_one, configured_channels, failed, origin, test_block,
+    tools_prefix,
 };
 use super::{RunContext, StageError, StageReport};
 use crate::env::{Engine, EnvSpec, build};
 use crate::plan::{Plan, TestBlock};
+use crate::runner::{RunRecord, StepStatus};
 
 /// Stage `conda_recipes` (upstream step 14): each deferred conda package is built from its
 /// test block's `build_recipe` with rattler-build or conda-build, into
@@ -34,6 +39,26 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let run_env = tools_run_env(st, plan, env, &mut report)?;
     for d in &deferred {
         let test = test_block(plan, &d.test)?;
+        let version = if test.version.trim().is_empty() {
+            d.version.clone()
+        } else {
+            test.version.clone()
+        };
+        // Upstream used the version as written when the tests made no checkout (`--no-testing`),
+        // which put a literal `HEAD` in the recipe; that one case is described here.
+        let describe = match recorded_describe(&cx.record, &test.name) {
+            Some(found) => Some(found),
+            None if version.trim().is_empty() || version == "HEAD" => {
+                let source = TestBlock {
+                    version: "HEAD".into(),
+                    ..test.clone()
+                };
+                let found =
+                    checkout_described(plan, env, &source, &plan.storage.build_sources_dir)?;
+                Some(found.describe)
+            }
+            None => None,
+        };
         let recipe_test = TestBlock {
             repository: test.build_recipe.clone(),
             version: String::new(),
@@ -41,11 +66,17 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         };
         let recipe_dir = checkout_one(plan, env, &recipe_test, &plan.storage.build_recipes_dir)?;
         let origin = origin(test);
-        let version = if test.version.trim().is_empty() {
-            d.version.clone()
-        } else {
-            test.version.clone()
-        };
+        let tag = build::recipe_tag(describe.as_deref(), &version);
+        report.detail.push(match &describe {
+            Some(d) => format!(
+                "{}: recipe version {tag} (git describe `{d}` of {} at {version})",
+                test.name, test.repository
+            ),
+            None => format!(
+                "{}: recipe version {tag} (the delivered version)",
+                test.name
+            ),
+        });
         let job = build::RecipeJob {
             origin: &origin,
             name: &test.name,
@@ -53,7 +84,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
             recipe_dir: &recipe_dir,
             repository: &test.repository,
             version: &version,
-            describe: None,
+            describe: describe.as_deref(),
             final_release: plan.meta.final_release,
             python: &plan.meta.python,
             conda_dir: &plan.storage.conda_artifact_dir,
@@ -67,6 +98,22 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         st.conda_packages.extend(built);
     }
     Ok(report)
+}
+
+/// The `git describe` the tests stage recorded for the checkout `test` ran in, if it made one.
+fn recorded_describe(record: &RunRecord, test: &str) -> Option<String> {
+    record
+        .clones
+        .iter()
+        .filter(|c| c.status == StepStatus::Success)
+        .find(|c| {
+            c.detail
+                .get("tests")
+                .and_then(|t| t.as_array())
+                .is_some_and(|t| t.iter().any(|n| n == test))
+        })
+        .and_then(|c| c.detail.get("describe")?.as_str().map(str::to_string))
+        .filter(|d| !d.trim().is_empty())
 }
 
 /// Where recipe builds run. The native engine creates the tools environment (stasis.ini's

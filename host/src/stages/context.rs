@@ -9,7 +9,7 @@ use super::env_state::EnvState;
 use super::{RunError, StageError};
 use crate::plan::{Plan, Stage, StageKind, hooks};
 use crate::plugins::{LogSink, PluginHost, Severity};
-use crate::runner::{Interrupt, RunRecord};
+use crate::runner::{Interrupt, RecordObserver, RunRecord};
 use crate::template;
 
 /// Where a run reports progress; the CLI renders it for a person.
@@ -22,6 +22,11 @@ pub trait Events {
     /// Replace every secret value the caller knows with a marker (used for files stasis writes
     /// from rendered values, e.g. the rendered delivery ini).
     fn redact(&self, text: &str) -> String;
+    /// Who else follows the run record as it is written (the CLI's live HTML report); asked
+    /// once, when the record is created. Stages never see what it is.
+    fn record_observer(&self) -> Option<Box<dyn RecordObserver>> {
+        None
+    }
 }
 
 /// The delivery's plugins: not loaded yet, loaded (maybe none declared), or failed to load.
@@ -53,16 +58,20 @@ impl<'a> RunContext<'a> {
         interrupt: Interrupt,
     ) -> Result<Self, RunError> {
         let envs = EnvState::new(plan, env).map_err(|e| RunError::Config(e.to_string()))?;
+        let mut record = RunRecord::new(
+            plan.storage.output_dir.join("run.json"),
+            plan.delivery_file.display().to_string(),
+            plan.info.release_name.clone(),
+        );
+        if let Some(observer) = events.record_observer() {
+            record.observe(observer);
+        }
         Ok(RunContext {
             plan,
             env,
             template: plan.template_context(env),
             envs,
-            record: RunRecord::new(
-                plan.storage.output_dir.join("run.json"),
-                plan.delivery_file.display().to_string(),
-                plan.info.release_name.clone(),
-            ),
+            record,
             interrupt,
             events,
             plugin_log,

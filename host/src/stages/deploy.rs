@@ -1,19 +1,30 @@
 //! The `deploy` stage: every `[deploy:NAME]` section served by a deploy-target plugin
-//! (`plugin = NAME`) is planned, then deployed, with the delivery tree mounted read-only.
-//! Artifactory (`jf`) uploads and docker pushes are not performed by this version; the
-//! stage's report says so instead of skipping them silently.
+//! (`plugin = NAME`, or bound by default: `[deploy:artifactory:NAME]` → `artifactory`) is
+//! planned, then deployed, with the delivery tree mounted read-only. Artifactory sections
+//! left unbound (`--no-artifactory`, no Artifactory URL) are reported, never skipped silently.
+//! (`[deploy:docker]` is the `docker` stage's.)
 
 use super::{RunContext, StageError, StageReport};
 use crate::plan::hooks;
+
+/// Why `[deploy:artifactory:*]` sections are not performed when no URL is configured.
+pub const NO_ARTIFACTORY_URL: &str =
+    "no Artifactory URL: set STASIS_JF_ARTIFACTORY_URL or [deploy:artifactory] url in stasis.ini";
 
 pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let plan = cx.plan;
     let mut report = StageReport::default();
     for a in &plan.deploy.artifactory {
-        report.detail.push(format!(
-            "[deploy:{}] not performed: Artifactory uploads are not available in this version",
-            a.name
-        ));
+        if !plan.deploy.targets.iter().any(|t| t.name == a.name) {
+            let why = if plan.settings.artifactory {
+                NO_ARTIFACTORY_URL
+            } else {
+                "--no-artifactory"
+            };
+            report
+                .detail
+                .push(format!("[deploy:{}] not performed: {why}", a.name));
+        }
     }
     if plan.deploy.targets.is_empty() {
         return Ok(report);
@@ -25,6 +36,8 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     };
     let info = hooks::delivery_info(plan);
     let mut failures = Vec::new();
+    // What went where, for the run record (the HTML report's "Deployed" table).
+    let mut deployed = Vec::new();
     for t in &plan.deploy.targets {
         let section = format!("[deploy:{}]", t.name);
         match host.plan_deploy(&t.plugin, &t.entries, &info) {
@@ -52,11 +65,15 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
                     report
                         .detail
                         .push(format!("  {} -> {}", item.subject, item.location));
+                    deployed.push(serde_json::json!({
+                        "target": t.name, "subject": item.subject, "location": item.location,
+                    }));
                 }
             }
             Err(e) => failures.push(format!("{}:{}: {section}: {e}", t.file.display(), t.line)),
         }
     }
+    report.record.insert("deployed".into(), deployed.into());
     if failures.is_empty() {
         Ok(report)
     } else {

@@ -226,6 +226,14 @@ impl EnvState {
         let base_tested = self.base_tested_pip(plan)?;
         spec.pip
             .retain(|p| !base_tested.contains(p) || pip_specs.contains(p));
+        let named: Vec<String> = pip_specs
+            .iter()
+            .filter_map(|p| PackageSpec::pip(p).ok().map(|s| s.normalized))
+            .collect();
+        spec.pip.retain(|p| {
+            pip_specs.contains(p)
+                || PackageSpec::pip(p).map_or(true, |s| !named.contains(&s.normalized))
+        });
         let mut seen = std::collections::HashSet::new();
         spec.pip.retain(|p| seen.insert(p.clone()));
         Ok(spec)
@@ -380,6 +388,16 @@ pub(super) fn checkout_one(
     test: &TestBlock,
     dir: &Path,
 ) -> Result<PathBuf, StageError> {
+    checkout_described(plan, env, test, dir).map(|r| r.dest)
+}
+
+/// [`checkout_one`] with what the checkout found (its `git describe`, commit, …).
+pub(super) fn checkout_described(
+    plan: &Plan,
+    env: &BTreeMap<String, String>,
+    test: &TestBlock,
+    dir: &Path,
+) -> Result<sources::CheckoutResult, StageError> {
     let requests = vec![SourceRequest {
         test: test.name.clone(),
         repository: test.repository.clone(),
@@ -397,5 +415,5 @@ pub(super) fn checkout_one(
         .into_iter()
         .next()
         .ok_or_else(|| failed(format!("{}: nothing to check out", origin(test))))?;
-    result.map(|r| r.dest).map_err(failed)
+    result.map_err(failed)
 }

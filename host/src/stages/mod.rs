@@ -16,6 +16,7 @@ pub mod conda;
 pub mod conda_recipes;
 pub mod defer;
 pub mod deploy;
+pub mod docker;
 pub mod environments;
 pub mod layout;
 pub mod release_environment;
@@ -150,19 +151,27 @@ fn decide(plan: &Plan, kind: StageKind) -> (StageStatus, String) {
         }
         StageKind::Docker if plan.deploy.docker.is_none() => skip("no [deploy:docker] section"),
         StageKind::Docker if !s.docker => skip("--no-docker"),
-        StageKind::Docker => (
-            StageStatus::NotPerformed,
-            "not available in this version of stasis".into(),
-        ),
+        StageKind::Docker => match &plan.deploy.docker {
+            Some(d) if !plan.plugins.iter().any(|p| p.name == d.plugin) => (
+                StageStatus::NotPerformed,
+                format!(
+                    "no deploy-target plugin {:?} is declared (stasis.ini ships [plugin:docker])",
+                    d.plugin
+                ),
+            ),
+            _ => (StageStatus::Run, String::new()),
+        },
         StageKind::Deploy
             if plan.deploy.artifactory.is_empty() && plan.deploy.targets.is_empty() =>
         {
             skip("no [deploy:*] upload sections")
         }
-        StageKind::Deploy if plan.deploy.targets.is_empty() => (
-            StageStatus::NotPerformed,
-            "Artifactory uploads are not available in this version of stasis".into(),
-        ),
+        StageKind::Deploy if plan.deploy.targets.is_empty() && !s.artifactory => {
+            skip("--no-artifactory")
+        }
+        StageKind::Deploy if plan.deploy.targets.is_empty() => {
+            (StageStatus::NotPerformed, deploy::NO_ARTIFACTORY_URL.into())
+        }
         _ => (StageStatus::Run, String::new()),
     }
 }
@@ -180,9 +189,7 @@ fn perform(kind: StageKind, cx: &mut RunContext<'_>) -> Result<StageReport, Stag
         StageKind::Wheels => wheels::run(cx),
         StageKind::ReleaseEnvironment => release_environment::run(cx),
         StageKind::Templates => templates::run(cx),
-        StageKind::Docker => Err(StageError::Failed(
-            "the docker stage is not available in this version of stasis".into(),
-        )),
+        StageKind::Docker => docker::run(cx),
         StageKind::Rewrite => rewrite::run(cx),
         StageKind::Deploy => deploy::run(cx),
     }
@@ -371,6 +378,7 @@ mod unit {
         p.settings.testing = true;
         p.settings.rewrite = true;
         p.settings.docker = true;
+        p.settings.artifactory = true;
         p
     }
 
@@ -438,9 +446,18 @@ mod unit {
             ..Deploy::default()
         };
         assert_eq!(status(&p, StageKind::Docker).0, StageStatus::NotPerformed);
-        assert_eq!(status(&p, StageKind::Deploy).0, StageStatus::NotPerformed);
+        // Artifactory sections without a URL are not bound to their plugin.
+        assert_eq!(
+            status(&p, StageKind::Deploy),
+            (StageStatus::NotPerformed, deploy::NO_ARTIFACTORY_URL.into())
+        );
         p.settings.docker = false;
         assert_eq!(status(&p, StageKind::Docker).1, "--no-docker");
+        p.settings.artifactory = false;
+        assert_eq!(
+            status(&p, StageKind::Deploy),
+            (StageStatus::Skip, "--no-artifactory".into())
+        );
     }
 
     #[test]

@@ -71,15 +71,19 @@ fn write_config_dumps(
     Ok(vec![raw_path, rendered_path])
 }
 
-/// `output/meta/meta-{release}.stasis`: upstream's `key value` lines.
-fn write_meta(plan: &Plan) -> Result<PathBuf, StageError> {
+/// The lines of `output/meta/meta-{release}.stasis`, in upstream's order and words
+/// (`delivery_postprocess.c:delivery_dump_metadata`): `key value`, one per line, an empty value
+/// leaving `key ` (with its space). Upstream's indexer (`load_metadata`) splits each line at
+/// the first space and the `platform` value at every space, reading its words by position:
+/// `{Linux|Darwin} {conda subdir} {installer platform} {release platform}`.
+fn meta_lines(plan: &Plan) -> Vec<(&'static str, String)> {
     let m = &plan.meta;
     let i = &plan.info;
     let s = &plan.system;
     let c = &plan.conda;
-    let lines = [
+    vec![
         ("stasis_version", plan.stasis_version.clone()),
-        ("stasis_version_branch", String::new()),
+        ("stasis_version_branch", crate::revision().to_string()),
         ("name", m.name.clone()),
         ("version", m.version.clone()),
         ("rc", m.rc.to_string()),
@@ -89,9 +93,10 @@ fn write_meta(plan: &Plan) -> Result<PathBuf, StageError> {
         ("codename", m.codename.clone()),
         (
             "platform",
+            // Upstream's word order (delivery.h DELIVERY_PLATFORM_*): the indexer reads word 3.
             format!(
                 "{} {} {} {}",
-                s.platform, s.conda_platform, s.release_platform, s.conda_subdir
+                s.platform, s.conda_subdir, s.conda_platform, s.release_platform
             ),
         ),
         ("arch", s.arch.clone()),
@@ -107,7 +112,13 @@ fn write_meta(plan: &Plan) -> Result<PathBuf, StageError> {
         ("conda_installer_version", c.installer_version.clone()),
         ("conda_installer_platform", c.installer_platform.clone()),
         ("conda_installer_arch", c.installer_arch.clone()),
-    ];
+    ]
+}
+
+/// `output/meta/meta-{release}.stasis`: [`meta_lines`].
+fn write_meta(plan: &Plan) -> Result<PathBuf, StageError> {
+    let i = &plan.info;
+    let lines = meta_lines(plan);
     let mut text = String::new();
     for (k, v) in lines {
         let _ = writeln!(text, "{k} {v}");

@@ -128,7 +128,7 @@ fn header(st: &EnvState, plan: &Plan) -> export::ReleaseHeader {
         delivery_name: plan.info.release_name.clone(),
         delivery_fmt: plan.info.release_fmt.clone(),
         stasis_version: plan.stasis_version.clone(),
-        stasis_branch: String::new(),
+        stasis_branch: crate::revision().to_string(),
         creation_time: export::c_locale_time(epoch),
         conda_ident,
         conda_build_ident: String::new(),

@@ -137,6 +137,16 @@ fn write_plan_file(plan: &Plan) -> Result<PathBuf, StageError> {
     Ok(path)
 }
 
+/// Where a checkout's version comes from (`delivered-pip`, `test-block` …): that of the first
+/// test block sharing it (blocks share a checkout only when their versions are equal).
+fn version_source(plan: &Plan, tests: &[String]) -> String {
+    tests
+        .first()
+        .and_then(|name| plan.tests.iter().find(|t| &t.name == name))
+        .map(|t| t.version_source.to_string())
+        .unwrap_or_default()
+}
+
 pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
     let (plan, env) = (cx.plan, cx.env);
     let activation = cx.envs.activation();
@@ -225,6 +235,7 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
                 crate::redact::redact_url_credentials(&entry.repository),
             )
             .with_detail("version", entry.version.clone())
+            .with_detail("version_source", version_source(plan, &entry.tests))
             .with_detail("tests", entry.tests.clone());
         record
             .add_clone(step)

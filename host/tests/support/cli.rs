@@ -35,6 +35,15 @@ const SCRUBBED: &[&str] = &[
     "STASIS_JF_REPO",
 ];
 
+/// Remove the machine's variables that would change a run from `cmd` (any program that runs
+/// `stasis`, e.g. a shell running documented commands).
+pub fn scrub(cmd: &mut Command) -> &mut Command {
+    for k in SCRUBBED {
+        cmd.env_remove(k);
+    }
+    cmd.env_remove("STASIS_SYSCONFDIR").env("NO_COLOR", "1")
+}
+
 /// A `stasis` command line being built.
 pub struct Stasis {
     cmd: Command,

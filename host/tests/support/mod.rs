@@ -1,14 +1,20 @@
 //! Support shared by the integration tests in `host/tests/`: real git repositories
 //! ([`git`]), the one HTTP test server with its modes ([`server`]) and the private CA for its
-//! TLS mode ([`tls`]), the `stasis` binary with a hermetic environment ([`cli`]), and the
+//! TLS mode ([`tls`]), headless Chromium for the HTML report ([`browser`]), the `stasis`
+//! binary with a hermetic environment ([`cli`]), the
+//! documentation's runnable shell blocks ([`docs`]), and the
 //! on-disk conda channel and PEP 503 index fixtures ([`conda`], [`pyindex`], shared with the
 //! examples). A test file includes it with `mod support;` and uses what it needs. The
 //! support for a single area stays next to its tests (`plugins_support`, `runner_fixture`).
 //! Nothing here mocks stasis code: these are the real programs and servers the tests drive.
 #![allow(dead_code)]
 
+pub mod artifactory;
+pub mod browser;
 pub mod cli;
+pub mod docs;
 pub mod git;
+pub mod registry;
 pub mod server;
 pub mod tls;
 

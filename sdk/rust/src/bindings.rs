@@ -22,7 +22,7 @@ pub mod common {
                 import stasis:plugin/types@1.0.0;
             }
         ",
-        path: "../../wit",
+        path: "wit",
         generate_all,
     });
 }
@@ -31,7 +31,7 @@ pub mod common {
 pub mod release_formatter {
     wit_bindgen::generate!({
         world: "stasis:plugin/release-formatter@1.0.0",
-        path: "../../wit",
+        path: "wit",
         with: {
             "stasis:host/types@1.0.0": crate::bindings::common::stasis::host::types,
             "stasis:host/log@1.0.0": crate::bindings::common::stasis::host::log,
@@ -48,7 +48,7 @@ pub mod release_formatter {
 pub mod mission_rule {
     wit_bindgen::generate!({
         world: "stasis:plugin/mission-rule@1.0.0",
-        path: "../../wit",
+        path: "wit",
         with: {
             "stasis:host/types@1.0.0": crate::bindings::common::stasis::host::types,
             "stasis:host/log@1.0.0": crate::bindings::common::stasis::host::log,
@@ -65,7 +65,7 @@ pub mod mission_rule {
 pub mod test_strategy {
     wit_bindgen::generate!({
         world: "stasis:plugin/test-strategy@1.0.0",
-        path: "../../wit",
+        path: "wit",
         with: {
             "stasis:host/types@1.0.0": crate::bindings::common::stasis::host::types,
             "stasis:host/log@1.0.0": crate::bindings::common::stasis::host::log,
@@ -83,7 +83,7 @@ pub mod test_strategy {
 pub mod deploy_target {
     wit_bindgen::generate!({
         world: "stasis:plugin/deploy-target@1.0.0",
-        path: "../../wit",
+        path: "wit",
         with: {
             "stasis:host/types@1.0.0": crate::bindings::common::stasis::host::types,
             "stasis:host/log@1.0.0": crate::bindings::common::stasis::host::log,
@@ -92,6 +92,9 @@ pub mod deploy_target {
             "stasis:host/upload@1.0.0": crate::bindings::common::stasis::host::upload,
             "stasis:host/template@1.0.0": crate::bindings::common::stasis::host::template,
             "stasis:plugin/types@1.0.0": crate::bindings::common::stasis::plugin::types,
+            // Only deploy targets import these: generated here, not in `common`.
+            "stasis:host/context@1.0.0": generate,
+            "stasis:host/pipeline@1.0.0": generate,
         },
         pub_export_macro: true,
         export_macro_name: "export",

@@ -75,6 +75,15 @@ impl Request {
     pub fn send(&self) -> Result<Response, CapError> {
         host::fetch(&self.inner)
     }
+
+    /// Send it with the authentication the host attaches from `credential` (Basic from a
+    /// granted password secret, or a secret header); needs `allow_hosts` like `send`.
+    pub fn send_with(&self, credential: &crate::upload::Credential) -> Result<Response, CapError> {
+        crate::bindings::common::stasis::host::upload::fetch_with_credential(
+            &self.inner,
+            credential,
+        )
+    }
 }
 
 impl Response {

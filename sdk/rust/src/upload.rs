@@ -59,3 +59,104 @@ impl Upload {
         host::upload_file(&self.inner)
     }
 }
+
+pub use host::{BasicCredential, BatchItem, BatchReceipt, Credential};
+
+/// Many files in one call: the host uploads them at most `parallel` at a time, each with
+/// sha256/sha1/md5 checksum headers, optionally trying checksum deploy first (Artifactory:
+/// no body is sent for content the server already holds), with retries and backoff.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    inner: host::BatchRequest,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Batch {
+    /// An empty batch: 3 in flight, 3 attempts per file, no checksum deploy, no credential.
+    pub fn new() -> Self {
+        Batch {
+            inner: host::BatchRequest {
+                items: Vec::new(),
+                headers: Vec::new(),
+                credential: Credential::None,
+                checksum_deploy: false,
+                parallel: 3,
+                attempts: None,
+                retry_wait_ms: None,
+                fail_fast: false,
+            },
+        }
+    }
+
+    /// Add `path` (under `/delivery` or relative to the delivery root), PUT to `destination`.
+    pub fn item(mut self, path: impl Into<String>, destination: impl Into<String>) -> Self {
+        self.inner.items.push(BatchItem {
+            path: path.into(),
+            destination: destination.into(),
+            headers: Vec::new(),
+        });
+        self
+    }
+
+    /// A header sent with every file.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How the host authenticates (it attaches the secret; the plugin never sees it).
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.inner.credential = credential;
+        self
+    }
+
+    /// Try `X-Checksum-Deploy: true` without a body first; send the body only on a 404.
+    pub fn checksum_deploy(mut self, on: bool) -> Self {
+        self.inner.checksum_deploy = on;
+        self
+    }
+
+    /// Uploads in flight at once (the host clamps to 1..=16).
+    pub fn parallel(mut self, n: u8) -> Self {
+        self.inner.parallel = n;
+        self
+    }
+
+    /// Attempts per file (the host clamps to 1..=10; default 3).
+    pub fn attempts(mut self, n: u8) -> Self {
+        self.inner.attempts = Some(n);
+        self
+    }
+
+    /// Pause after the first failed attempt, doubled after each further one.
+    pub fn retry_wait_ms(mut self, ms: u32) -> Self {
+        self.inner.retry_wait_ms = Some(ms);
+        self
+    }
+
+    /// Start no further upload after the first failure.
+    pub fn fail_fast(mut self, on: bool) -> Self {
+        self.inner.fail_fast = on;
+        self
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.inner.items.len()
+    }
+
+    /// True when there is nothing to upload.
+    pub fn is_empty(&self) -> bool {
+        self.inner.items.is_empty()
+    }
+
+    /// Upload them: one result per item, in order.
+    pub fn send(&self) -> Result<Vec<Result<BatchReceipt, CapError>>, CapError> {
+        host::upload_batch(&self.inner)
+    }
+}

@@ -155,7 +155,7 @@ pub fn build_wheel(job: &WheelJob) -> Result<BuiltWheel, BuildError> {
             dir: outdir,
         });
     };
-    let dashed = dname.replace('_', "-");
+    let dashed = dname.replace(['_', '.'], "-");
     if dashed != dname {
         link_dir(origin, &job.wheels_dir.join(&dashed), &dname)?;
     }

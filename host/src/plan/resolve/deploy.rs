@@ -45,7 +45,20 @@ impl Resolver<'_> {
                 let registry = get(self, "registry").trim().to_string();
                 self.vars
                     .insert("deploy.docker.registry".into(), registry.clone());
+                let entries = sec
+                    .entries
+                    .iter()
+                    .filter(|e| e.key != "plugin")
+                    .map(|e| (e.key.clone(), self.render(&file, &sec.name, e)))
+                    .collect();
                 let docker = Docker {
+                    plugin: sec
+                        .get("plugin")
+                        .map(|e| e.value.trim().to_string())
+                        .unwrap_or_else(|| crate::plan::DEFAULT_DOCKER_PLUGIN.to_string()),
+                    file: file.clone(),
+                    line: sec.line,
+                    entries,
                     registry,
                     image_compression: get(self, "image_compression").trim().into(),
                     test_script: sec

@@ -9,8 +9,10 @@
 //! entry points, the resolver's state and the helpers every section uses (rendering a value,
 //! reading a boolean).
 
+mod ci;
 mod conda;
 mod deploy;
+mod deploy_defaults;
 mod meta;
 mod names;
 mod plugins;
@@ -91,15 +93,19 @@ pub fn resolve_with(
     let storage = r.storage(&info, &settings);
     r.fill_storage_vars(&storage);
     let conda = r.conda(&settings);
-    let deploy = r.deploy();
+    let mut deploy = r.deploy();
+    r.bind_artifactory(&mut deploy, &settings, &info);
     r.vars.insert(
         "workaround.conda_reactivate".into(),
         "\nset +x; mamba activate ${CONDA_DEFAULT_ENV}; set -x\n".into(),
     );
     let runtime = r.runtime();
-    let tests = r.tests();
+    let mut tests = r.tests();
+    r.delivered_versions(&conda, &mut tests);
     let templates = r.templates();
-    let plugins = r.plugins();
+    let mut plugins = r.plugins(&deploy);
+    r.default_deploy_plugins(&mut plugins, &deploy);
+    let ci = r.ci();
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),
         file: loaded.system.path.clone(),
@@ -140,6 +146,7 @@ pub fn resolve_with(
         // Scheduled by `stages::schedule` once the plan is complete (after the plugin hooks).
         stages: Vec::new(),
         variables: r.vars,
+        ci,
     }
 }
 
@@ -283,6 +290,7 @@ mod fixture {
                 sysconf: SysConf {
                     config_file: None,
                     root: self.root.clone(),
+                    searched: Vec::new(),
                 },
                 system: parse(Path::new("/etc/stasis/stasis.ini"), &self.system),
                 delivery: parse(Path::new("/work/demo.ini"), &self.delivery),

@@ -1,33 +1,66 @@
 //! `[plugin:NAME]` sections of the mission and the delivery, as written, with component paths
-//! made absolute and `sha256 = @plugins.lock` pins looked up.
+//! made absolute and `sha256 = @plugins.lock` pins looked up; plus the ones stasis.ini declares
+//! (the shipped deploy targets, operator-replaceable) when a deploy section of the delivery
+//! uses them and neither the mission nor the delivery declares that name.
 
 use std::path::{Path, PathBuf};
 
 use super::Resolver;
 use crate::config::IniFile;
-use crate::plan::{PluginOrigin, PluginSection};
+use crate::plan::{Deploy, PluginOrigin, PluginSection};
 
 impl Resolver<'_> {
-    pub(super) fn plugins(&mut self) -> Vec<PluginSection> {
+    pub(super) fn plugins(&mut self, deploy: &Deploy) -> Vec<PluginSection> {
         let mut out = Vec::new();
-        let files: Vec<(&IniFile, PluginOrigin, PathBuf)> = self
+        let system_dir = self
             .loaded
-            .mission
+            .system
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let files: Vec<(&IniFile, PluginOrigin, PathBuf)> =
+            std::iter::once((&self.loaded.system, PluginOrigin::System, system_dir))
+                .chain(
+                    self.loaded
+                        .mission
+                        .iter()
+                        .map(|m| (&m.ini, PluginOrigin::Mission, m.dir.clone())),
+                )
+                .chain(std::iter::once((
+                    &self.loaded.delivery,
+                    PluginOrigin::Delivery,
+                    self.loaded
+                        .delivery
+                        .path
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
+                )))
+                .collect();
+        let used: Vec<&str> = deploy
+            .docker
             .iter()
-            .map(|m| (&m.ini, PluginOrigin::Mission, m.dir.clone()))
-            .chain(std::iter::once((
-                &self.loaded.delivery,
-                PluginOrigin::Delivery,
-                self.loaded
-                    .delivery
-                    .path
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-            )))
+            .map(|d| d.plugin.as_str())
+            .chain(deploy.targets.iter().map(|t| t.plugin.as_str()))
             .collect();
+        // A mission's declaration of the same name replaces the operator's; a delivery's
+        // narrows whichever is the base (plan::hooks::sections).
+        let declared_by_mission = |name: &str| {
+            let section = format!("plugin:{name}");
+            self.loaded
+                .mission
+                .as_ref()
+                .is_some_and(|m| m.ini.section(&section).is_some())
+        };
         for (f, origin, dir) in files {
             for sec in f.sections_with_prefix("plugin:") {
+                let name = sec.name["plugin:".len()..].trim();
+                if origin == PluginOrigin::System
+                    && (!used.contains(&name) || declared_by_mission(name))
+                {
+                    continue;
+                }
                 let component = sec.get("component").map(|e| e.value.trim().to_string());
                 let mut entries = Vec::new();
                 for e in &sec.entries {
@@ -68,7 +101,7 @@ impl Resolver<'_> {
 
 /// `sha256 = @plugins.lock`: the pin of `component` (by file name) in a lock file written by
 /// scripts/build-plugins (`file.wasm = <sha256>` lines, `#` comments).
-fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
+pub(super) fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(lock).map_err(|e| {
         format!(
             "lock file {}: {e} (run scripts/build-plugins)",
@@ -149,6 +182,36 @@ mod tests {
             )
             .resolve();
         assert_eq!(errors(&diags), [(17, "[plugin:r] sha256".to_string())]);
+    }
+
+    #[test]
+    fn stasis_ini_plugins_join_the_plan_only_when_a_deploy_section_uses_them() {
+        let system = "[plugin:docker]\nkind = deploy-target\ncomponent = deploy/d.wasm\n\n[plugin:other]\nkind = deploy-target\ncomponent = o.wasm\n";
+        let without = World::new().with_system(system).plan();
+        assert!(without.plugins.is_empty(), "{:?}", without.plugins);
+        let with = World::new()
+            .with_system(system)
+            .with_delivery("\n[deploy:docker]\ntags = x:1\n")
+            .plan();
+        let names: Vec<_> = with
+            .plugins
+            .iter()
+            .map(|p| (p.name.as_str(), p.origin))
+            .collect();
+        assert_eq!(names, [("docker", PluginOrigin::System)]);
+        assert_eq!(with.deploy.docker.unwrap().plugin, "docker");
+        // A mission's declaration of the same name replaces the operator's.
+        let mission = World::new()
+            .with_system(system)
+            .with_mission("\n[plugin:docker]\nkind = deploy-target\ncomponent = mine.wasm\n")
+            .with_delivery("\n[deploy:docker]\nplugin = docker\n")
+            .plan();
+        let names: Vec<_> = mission
+            .plugins
+            .iter()
+            .map(|p| (p.name.as_str(), p.origin))
+            .collect();
+        assert_eq!(names, [("docker", PluginOrigin::Mission)]);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! `[test:NAME]` blocks: repository, version, scripts (kept unrendered, with their lines),
-//! runtime, timeout and the outcome policy.
+//! runtime, timeout and the outcome policy; and the version each block really tests, which
+//! the delivery's package lists decide as upstream's `delivery_defer_packages` does
+//! ([`Resolver::delivered_versions`]).
 
 use super::Resolver;
 use crate::config::{Section, values};
-use crate::plan::TestBlock;
+use crate::package::PackageSpec;
+use crate::plan::{Conda, TestBlock, VersionSource};
 use crate::template;
 
 impl Resolver<'_> {
@@ -145,9 +148,165 @@ impl Resolver<'_> {
     }
 }
 
+impl Resolver<'_> {
+    /// Tested version = delivered version (upstream's `delivery_defer_packages`, conda list
+    /// first, then pip, so a pip entry wins): a `[test:NAME]` block whose package is in
+    /// `conda_packages` or `pip_packages` checks out the version that entry delivers
+    /// ([`PackageSpec::wanted_version`]: the text after the operator, `HEAD` when listed
+    /// without one), whatever the block's own `version` says; a block whose `version` is
+    /// overridden gets a warning naming both. Blocks not listed keep their own version.
+    pub(super) fn delivered_versions(&mut self, conda: &Conda, tests: &mut [TestBlock]) {
+        let file = self.delivery().path.clone();
+        let section = self.delivery().section("conda").cloned();
+        for t in tests.iter_mut() {
+            t.version_source = if t.version.is_empty() {
+                VersionSource::Head
+            } else {
+                VersionSource::TestBlock
+            };
+        }
+        let written: Vec<String> = tests.iter().map(|t| t.version.clone()).collect();
+        // (test index, list key, line of the entry) of the entry that decided each block.
+        let mut decided: Vec<Option<(&'static str, u32)>> = vec![None; tests.len()];
+        for (key, source, specs) in [
+            (
+                "conda_packages",
+                VersionSource::DeliveredConda,
+                &conda.conda_packages,
+            ),
+            (
+                "pip_packages",
+                VersionSource::DeliveredPip,
+                &conda.pip_packages,
+            ),
+        ] {
+            for text in specs {
+                // A spec no parser reads is reported by the list check.
+                let Ok(spec) = PackageSpec::either(text) else {
+                    continue;
+                };
+                let Some(i) = tests.iter().position(|t| spec.is_tested_by(&t.name)) else {
+                    continue;
+                };
+                let t = &mut tests[i];
+                match spec.delivered_version() {
+                    Some(v) => {
+                        t.version = v;
+                        t.version_source = source;
+                    }
+                    None => {
+                        t.version = "HEAD".into();
+                        t.version_source = VersionSource::Head;
+                    }
+                }
+                t.version_spec = Some(text.clone());
+                let line = section
+                    .as_ref()
+                    .and_then(|s| s.get(key))
+                    .map_or(0, |e| e.line_of(text));
+                decided[i] = Some((key, line));
+            }
+        }
+        for ((t, written), decided) in tests.iter_mut().zip(written).zip(decided) {
+            let Some((key, line)) = decided else {
+                continue;
+            };
+            if written.is_empty() || written == t.version {
+                continue;
+            }
+            let spec = t.version_spec.clone().unwrap_or_default();
+            let version_line = self
+                .delivery()
+                .section(&format!("test:{}", t.name))
+                .and_then(|s| s.get("version"))
+                .map_or(t.line, |e| e.line);
+            self.diags.warn_at(
+                &file,
+                version_line,
+                &format!("[test:{}] version", t.name),
+                format!(
+                    "`{written}` is overridden by [conda] {key} entry `{spec}` ({}:{line}): \
+                     version {} is checked out and tested, the delivered one (as upstream)",
+                    file.display(),
+                    t.version
+                ),
+            );
+            t.version_written = Some(written);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::fixture::{World, errors};
+    use super::super::fixture::{World, errors, warnings};
+    use crate::plan::VersionSource;
+
+    #[test]
+    fn the_delivered_version_is_the_tested_version() {
+        let (plan, diags) = World::new()
+            .with_delivery(concat!(
+                "conda_packages =\n    hstcal=2.7\n    numpy\n",
+                "pip_packages =\n    stsci.imagestats==1.8.3\n    astropy\n    Drizzle-Pac[all]==3.9.1\n",
+                "\n[test:stsci.imagestats]\nrepository = https://x/imagestats\nversion = 1.6.0\nscript = true\n",
+                "\n[test:astropy]\nrepository = https://x/astropy\nversion = 7.1\nscript = true\n",
+                "\n[test:drizzle_pac]\nrepository = https://x/drizzlepac\nscript = true\n",
+                "\n[test:hstcal]\nrepository = https://x/hstcal\nscript = true\n",
+                "\n[test:other]\nrepository = https://x/other\nversion = v2\nscript = true\n",
+                "\n[test:bare]\nrepository = https://x/bare\nscript = true\n",
+            ))
+            .resolve();
+        assert!(!diags.has_errors(), "{diags:?}");
+        let got: Vec<_> = plan
+            .tests
+            .iter()
+            .map(|t| (t.name.as_str(), t.version.as_str(), t.version_source))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("stsci.imagestats", "1.8.3", VersionSource::DeliveredPip),
+                ("astropy", "HEAD", VersionSource::Head),
+                ("drizzle_pac", "3.9.1", VersionSource::DeliveredPip),
+                ("hstcal", "2.7", VersionSource::DeliveredConda),
+                ("other", "v2", VersionSource::TestBlock),
+                ("bare", "", VersionSource::Head),
+            ]
+        );
+        assert_eq!(plan.tests[0].version_written.as_deref(), Some("1.6.0"));
+        assert_eq!(
+            plan.tests[0].version_spec.as_deref(),
+            Some("stsci.imagestats==1.8.3")
+        );
+        assert_eq!(plan.tests[1].version_written.as_deref(), Some("7.1"));
+        // Both overridden blocks are warned about at their `version` line, naming both.
+        assert_eq!(
+            warnings(&diags),
+            [
+                (23, "[test:stsci.imagestats] version".to_string()),
+                (28, "[test:astropy] version".to_string()),
+            ]
+        );
+        let w = diags.warnings().next().unwrap().to_string();
+        assert!(
+            w.contains("`1.6.0`") && w.contains("`stsci.imagestats==1.8.3`") && w.contains(":17"),
+            "{w}"
+        );
+        // The template context (release notes) sees the same version.
+        let ctx = plan.template_context(&Default::default());
+        assert_eq!(ctx.tests[0].version, "1.8.3");
+    }
+
+    #[test]
+    fn a_pip_entry_wins_over_a_conda_entry() {
+        let plan = World::new()
+            .with_delivery(concat!(
+                "conda_packages = pkg==1.0\npip_packages = pkg==2.0\n",
+                "\n[test:pkg]\nrepository = https://x/pkg\nscript = true\n",
+            ))
+            .plan();
+        assert_eq!(plan.tests[0].version, "2.0");
+        assert_eq!(plan.tests[0].version_source, VersionSource::DeliveredPip);
+    }
 
     #[test]
     fn a_test_block_is_read_with_its_lines_and_policy() {

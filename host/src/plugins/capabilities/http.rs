@@ -202,6 +202,18 @@ pub(crate) fn classify(
 
 impl Host for PluginState {
     fn fetch(&mut self, req: Request) -> Result<Response, CapError> {
+        self.fetch_with(req, reqwest::header::HeaderMap::new())
+    }
+}
+
+impl PluginState {
+    /// `fetch` plus `extra` headers the host built itself (credentials of `upload`'s
+    /// `fetch-with-credential`); a request with any is treated as carrying secrets.
+    pub(crate) fn fetch_with(
+        &mut self,
+        req: Request,
+        extra: reqwest::header::HeaderMap,
+    ) -> Result<Response, CapError> {
         let ctx = self.ctx.clone();
         let url = url::Url::parse(&req.url)
             .map_err(|e| CapError::Invalid(format!("url {:?}: {e}", req.url)))?;
@@ -217,13 +229,15 @@ impl Host for PluginState {
                 )));
             }
         };
-        let headers = build_headers(&ctx, "http", &url, &req.headers, &req.secret_headers)?;
+        let mut headers = build_headers(&ctx, "http", &url, &req.headers, &req.secret_headers)?;
+        let extra_secrets = !extra.is_empty();
+        headers.extend(extra);
         let remaining = self.remaining();
         let timeout = req
             .timeout_ms
             .map(|ms| Duration::from_millis(u64::from(ms)).min(remaining))
             .unwrap_or(remaining);
-        let with_secrets = !req.secret_headers.is_empty();
+        let with_secrets = !req.secret_headers.is_empty() || extra_secrets;
         let body = req.body;
         let ctx2 = ctx.clone();
         let deadline = self.deadline;

@@ -5,8 +5,11 @@
 //! through the plugin's cap-std `Dir` of the delivery tree, secrets are attached here and
 //! their values scrubbed from anything returned.
 
+mod batch;
+pub mod context;
 pub mod http;
 pub mod log;
+pub mod pipeline;
 pub mod process;
 pub mod template;
 pub mod upload;

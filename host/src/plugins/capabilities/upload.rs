@@ -1,17 +1,23 @@
 //! `stasis:host/upload`: PUT one file of the delivery tree to a granted destination,
-//! Artifactory style: streamed, with `X-Checksum-Sha256` and `X-Checksum-Sha1` headers, and
+//! Artifactory style: streamed, with `X-Checksum-Sha256`, `X-Checksum-Sha1` and
+//! `X-Checksum-Md5` headers, and
 //! retried per the one retry policy ([`crate::http::RetryPolicy`]) on connection errors and
 //! retryable answers (408, 425, 429, 500, 502, 503, 504). The source is opened through the delivery
 //! tree's cap-std `Dir` (no `..`, absolute or symlink escapes); the destination is checked
-//! like `http` (and redirects re-checked).
+//! like `http` (and redirects re-checked). Batches (`upload-batch`: bounded parallelism,
+//! checksum deploy first) and `fetch-with-credential` live in `batch.rs`; the file hashing
+//! both use is [`checksums`].
 
 use std::io::{Read, Seek};
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use crate::plugins::bindings::host_api::http::{Request, Response};
 use crate::plugins::bindings::host_api::types::CapError;
-use crate::plugins::bindings::host_api::upload::{Host, Receipt, UploadRequest};
+use crate::plugins::bindings::host_api::upload::{
+    BatchReceipt, BatchRequest, Credential, Host, Receipt, UploadRequest,
+};
 use crate::plugins::context::LogLevel;
 use crate::plugins::context::PluginState;
 use crate::plugins::grant::Denial;
@@ -50,10 +56,19 @@ impl Host for PluginState {
                 rel.display()
             )));
         }
-        let (sha256, sha1, bytes) = checksums(&mut file)
+        let Checksums {
+            sha256,
+            sha1,
+            md5,
+            bytes,
+        } = checksums(&mut file)
             .map_err(|e| CapError::Failed(format!("reading {}: {e}", rel.display())))?;
         let mut headers = build_headers(&ctx, "upload", &url, &req.headers, &req.secret_headers)?;
-        for (k, v) in [("x-checksum-sha256", &sha256), ("x-checksum-sha1", &sha1)] {
+        for (k, v) in [
+            ("x-checksum-sha256", &sha256),
+            ("x-checksum-sha1", &sha1),
+            ("x-checksum-md5", &md5),
+        ] {
             if let Ok(v) = reqwest::header::HeaderValue::from_str(v) {
                 headers.insert(k, v);
             }
@@ -131,11 +146,39 @@ impl Host for PluginState {
         })
         .unwrap_or_else(|| Err(CapError::Failed("the upload worker thread failed".into())))
     }
+
+    fn upload_batch(
+        &mut self,
+        req: BatchRequest,
+    ) -> Result<Vec<Result<BatchReceipt, CapError>>, CapError> {
+        super::batch::upload_batch(self, req)
+    }
+
+    fn fetch_with_credential(
+        &mut self,
+        req: Request,
+        credential: Credential,
+    ) -> Result<Response, CapError> {
+        let url = url::Url::parse(&req.url)
+            .map_err(|e| CapError::Invalid(format!("url {:?}: {e}", req.url)))?;
+        let extra = super::batch::credential_headers(&self.ctx, &url, &credential)?;
+        self.fetch_with(req, extra)
+    }
 }
 
-fn checksums(file: &mut std::fs::File) -> std::io::Result<(String, String, u64)> {
+/// The checksums Artifactory-style uploads send, and the size they were computed over.
+pub(crate) struct Checksums {
+    pub sha256: String,
+    pub sha1: String,
+    pub md5: String,
+    pub bytes: u64,
+}
+
+/// Hash a file from its current position to its end in one pass.
+pub(crate) fn checksums(file: &mut std::fs::File) -> std::io::Result<Checksums> {
     let mut s256 = Sha256::new();
     let mut s1 = Sha1::new();
+    let mut m5 = <md5::Md5 as md5::Digest>::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -145,11 +188,13 @@ fn checksums(file: &mut std::fs::File) -> std::io::Result<(String, String, u64)>
         }
         s256.update(&buf[..n]);
         s1.update(&buf[..n]);
+        md5::Digest::update(&mut m5, &buf[..n]);
         total += n as u64;
     }
-    Ok((
-        hex::encode(s256.finalize()),
-        hex::encode(s1.finalize()),
-        total,
-    ))
+    Ok(Checksums {
+        sha256: hex::encode(s256.finalize()),
+        sha1: hex::encode(s1.finalize()),
+        md5: hex::encode(md5::Digest::finalize(m5)),
+        bytes: total,
+    })
 }

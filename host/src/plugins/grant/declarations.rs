@@ -38,6 +38,8 @@ pub struct PluginDecl {
     /// Absolute, or relative to the ini's folder.
     pub process_read: Option<Vec<PathBuf>>,
     pub process_write: Option<Vec<PathBuf>>,
+    /// Delivery-relative directories the plugin may write in (`context`, `pipeline`).
+    pub write_dirs: Option<Vec<PathBuf>>,
     /// Line of each key, for errors found after parsing (narrowing, policy).
     pub key_lines: BTreeMap<String, u32>,
 }
@@ -84,6 +86,7 @@ impl PluginDecl {
             unconfined: None,
             process_read: None,
             process_write: None,
+            write_dirs: None,
             key_lines: BTreeMap::new(),
         };
         for (key, value, line) in &s.entries {
@@ -194,6 +197,14 @@ impl PluginDecl {
                         d.process_write = Some(paths);
                     }
                 }
+                "write_dirs" => {
+                    d.write_dirs = Some(
+                        list_words(value)
+                            .map(write_dir)
+                            .collect::<Result<_, _>>()
+                            .map_err(e)?,
+                    )
+                }
                 "description" => {}
                 other => {
                     let hint = strsim_hint(other, DECL_KEYS);
@@ -278,6 +289,21 @@ fn strsim_hint(key: &str, known: &[&str]) -> String {
     crate::config::schema::did_you_mean(key, known.iter().copied())
         .map(|k| format!(" (did you mean {k}?)"))
         .unwrap_or_default()
+}
+
+/// A `write_dirs` entry: a plain path inside the delivery tree (no `..`, not absolute).
+fn write_dir(word: &str) -> Result<PathBuf, String> {
+    let p = Path::new(word.trim_end_matches('/'));
+    if p.as_os_str().is_empty()
+        || !p
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "{word:?} must be a directory relative to the delivery root, without `..`"
+        ));
+    }
+    Ok(p.to_path_buf())
 }
 
 fn list_words(value: &str) -> impl Iterator<Item = &str> {

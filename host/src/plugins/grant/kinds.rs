@@ -24,15 +24,21 @@ pub enum Capability {
     Http,
     Template,
     Upload,
+    /// Build contexts in the delivery tree (`write_dirs`).
+    Context,
+    /// Piped programs with file redirections (`allow_commands`).
+    Pipeline,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 7] = [
         Capability::Log,
         Capability::Process,
         Capability::Http,
         Capability::Template,
         Capability::Upload,
+        Capability::Context,
+        Capability::Pipeline,
     ];
 
     /// The WIT interface name inside `stasis:host`.
@@ -43,6 +49,8 @@ impl Capability {
             Capability::Http => "http",
             Capability::Template => "template",
             Capability::Upload => "upload",
+            Capability::Context => "context",
+            Capability::Pipeline => "pipeline",
         }
     }
 
@@ -50,7 +58,11 @@ impl Capability {
     pub fn needs_grant(self) -> bool {
         matches!(
             self,
-            Capability::Process | Capability::Http | Capability::Upload
+            Capability::Process
+                | Capability::Http
+                | Capability::Upload
+                | Capability::Context
+                | Capability::Pipeline
         )
     }
 
@@ -112,6 +124,8 @@ impl PluginKind {
                 Capability::Upload,
                 Capability::Process,
                 Capability::Template,
+                Capability::Context,
+                Capability::Pipeline,
             ],
         }
     }

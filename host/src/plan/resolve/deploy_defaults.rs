@@ -1,0 +1,178 @@
+//! Default deploy-target bindings: every `[deploy:artifactory:NAME]` section becomes a
+//! deploy target served by the plugin `artifactory`, declared by default in the sysconf's
+//! `deploy/targets.ini` (the component stasis ships) unless stasis.ini declares
+//! `[plugin:artifactory]` itself (the operator's replacement) or the mission does. The
+//! declaration's grant gets `allow_hosts` = the Artifactory URL's `scheme://host:port` when
+//! it names none, so `stasis plan` shows exactly what the target may reach. The section's
+//! entries get the resolved settings the plugin needs (`artifactory_url`, `repo`, `upload`,
+//! `build_info`, `section`, `started_ms`, which credential is set and the user name); secret
+//! values never enter the plan.
+//!
+//! Nothing here knows how Artifactory is spoken to: that is the plugin's business.
+
+use std::path::Path;
+
+use super::Resolver;
+use super::plugins::pin_from_lock;
+use crate::plan::{Deploy, DeployTarget, Info, PluginOrigin, PluginSection, Settings};
+
+/// The plugin bound to `[deploy:artifactory:NAME]` sections.
+pub const ARTIFACTORY_PLUGIN: &str = "artifactory";
+/// Where the default declarations live, relative to the sysconf root.
+const DEFAULTS: &str = "deploy/targets.ini";
+
+impl Resolver<'_> {
+    /// Bind the `[deploy:artifactory:*]` sections to the `artifactory` plugin, unless
+    /// `--no-artifactory` or no Artifactory URL is configured (the deploy stage then says
+    /// why they are not performed).
+    pub(super) fn bind_artifactory(&mut self, d: &mut Deploy, settings: &Settings, info: &Info) {
+        if !settings.artifactory || d.artifactory_url.is_empty() || d.artifactory.is_empty() {
+            return;
+        }
+        let env = &self.input.env;
+        let set = |k: &str| env.get(k).is_some_and(|v| !v.is_empty());
+        let (credential, user) = if set("STASIS_JF_ACCESS_TOKEN") {
+            ("token", String::new())
+        } else if set("STASIS_JF_USER") && set("STASIS_JF_PASSWORD") {
+            (
+                "basic",
+                env.get("STASIS_JF_USER").cloned().unwrap_or_default(),
+            )
+        } else {
+            ("none", String::new())
+        };
+        let started_ms = info
+            .time_str_epoch
+            .parse::<u64>()
+            .unwrap_or(0)
+            .saturating_mul(1000);
+        let file = self.delivery().path.clone();
+        let n = d.artifactory.len();
+        for (i, up) in d.artifactory.iter().enumerate() {
+            let Some(sec) = self.delivery().section(&format!("deploy:{}", up.name)) else {
+                continue;
+            };
+            let sec = sec.clone();
+            let mut entries: Vec<(String, String)> = sec
+                .entries
+                .iter()
+                .map(|e| (e.key.clone(), self.render(&file, &sec.name, e)))
+                .collect();
+            let build_info = match (settings.artifactory_build_info, i + 1 == n) {
+                (false, _) => "off",
+                (true, true) => "publish",
+                (true, false) => "collect",
+            };
+            // Appended last: the plugin reads the last value of a key.
+            for (k, v) in [
+                ("artifactory_url", d.artifactory_url.clone()),
+                ("repo", up.repo.clone()),
+                ("upload", settings.artifactory_upload.to_string()),
+                ("build_info", build_info.to_string()),
+                ("section", format!("{}/{n}", i + 1)),
+                ("started_ms", started_ms.to_string()),
+                ("credential", credential.to_string()),
+                ("user", user.clone()),
+            ] {
+                entries.push((k.to_string(), v));
+            }
+            d.targets.push(DeployTarget {
+                name: up.name.clone(),
+                plugin: ARTIFACTORY_PLUGIN.into(),
+                file: file.clone(),
+                line: sec.line,
+                entries,
+            });
+        }
+    }
+
+    /// Add the default declaration of every plugin a bound section names and neither the
+    /// mission nor stasis.ini declares; give the declaration in use its default grant.
+    pub(super) fn default_deploy_plugins(&mut self, plugins: &mut Vec<PluginSection>, d: &Deploy) {
+        if !d.targets.iter().any(|t| t.plugin == ARTIFACTORY_PLUGIN) {
+            return;
+        }
+        let declared = |origin: PluginOrigin, plugins: &[PluginSection]| {
+            plugins
+                .iter()
+                .any(|p| p.origin == origin && p.name == ARTIFACTORY_PLUGIN)
+        };
+        // stasis.ini's own declaration is already in `plugins` (Resolver::plugins).
+        if !declared(PluginOrigin::Mission, plugins) && !declared(PluginOrigin::System, plugins) {
+            let system = self.loaded.system.clone();
+            let from_system = system
+                .section(&format!("plugin:{ARTIFACTORY_PLUGIN}"))
+                .map(|s| (system.path.clone(), s.clone()));
+            let from_defaults = || {
+                let ini = self.loaded.sysconf.read_ini(DEFAULTS).ok()?;
+                let s = ini
+                    .section(&format!("plugin:{ARTIFACTORY_PLUGIN}"))?
+                    .clone();
+                Some((ini.path.clone(), s))
+            };
+            let Some((path, sec)) = from_system.or_else(from_defaults) else {
+                self.diags.error_at(
+                    &self.delivery().path.clone(),
+                    0,
+                    "[deploy:artifactory:*]",
+                    format!(
+                        "no [plugin:{ARTIFACTORY_PLUGIN}] declaration: neither stasis.ini nor {} has one",
+                        self.loaded.sysconf.path_of(DEFAULTS).display()
+                    ),
+                );
+                return;
+            };
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let component = sec.get("component").map(|e| e.value.trim().to_string());
+            let mut entries = Vec::new();
+            for e in &sec.entries {
+                let value = match (e.key.as_str(), e.value.trim().strip_prefix('@')) {
+                    ("sha256", Some(lock)) => {
+                        match pin_from_lock(&dir.join(lock), component.as_deref().unwrap_or("")) {
+                            Ok(pin) => pin,
+                            Err(msg) => {
+                                let key = format!("[{}] sha256", sec.name);
+                                self.diags.error_at(&path, e.line, &key, msg);
+                                e.value.clone()
+                            }
+                        }
+                    }
+                    ("component", _) => {
+                        let p = dir.join(e.value.trim());
+                        std::path::absolute(&p).unwrap_or(p).display().to_string()
+                    }
+                    _ => e.value.clone(),
+                };
+                entries.push((e.key.clone(), value, e.line));
+            }
+            plugins.push(PluginSection {
+                name: ARTIFACTORY_PLUGIN.into(),
+                file: path,
+                line: sec.line,
+                dir,
+                origin: PluginOrigin::System,
+                entries,
+            });
+        }
+        // The default grant: the Artifactory host, when the declaration names no hosts.
+        let origin = url::Url::parse(&d.artifactory_url).ok().map(|u| {
+            format!(
+                "{}://{}:{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port_or_known_default().unwrap_or(0)
+            )
+        });
+        for p in plugins
+            .iter_mut()
+            .filter(|p| p.name == ARTIFACTORY_PLUGIN && p.origin != PluginOrigin::Delivery)
+        {
+            if let Some(origin) = &origin
+                && !p.entries.iter().any(|e| e.0 == "allow_hosts")
+            {
+                p.entries
+                    .push(("allow_hosts".into(), origin.clone(), p.line));
+            }
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! batch: the `upload-batch` and `fetch-with-credential` functions of `stasis:host/upload`.
+//! A batch PUTs many files of the delivery tree with a bounded number in flight, each with
+//! sha256/sha1/md5 checksum headers, optionally trying Artifactory's checksum deploy first
+//! (no body; only a 404 sends the file), retried with exponential backoff per item. Every
+//! destination is checked against the grant before anything is sent; sources are opened
+//! through the plugin's cap-std `Dir`. Credentials are attached here, through the same secret
+//! path as `http` (`build_headers`), so grant checks and redaction apply unchanged.
+//!
+//! It must not read anything outside the delivery tree, follow a redirect the grant refuses,
+//! or hand a secret value back to the guest.
+
+use std::io::{Read, Seek};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::blocking::Client;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+
+use super::delivery_relative;
+use super::http::{build_headers, checked_client, classify};
+use super::upload::{Checksums, checksums};
+use crate::http::{Attempt, RetryPolicy};
+use crate::plugins::bindings::host_api::types::{CapError, SecretHeader};
+use crate::plugins::bindings::host_api::upload::{BatchReceipt, BatchRequest, Credential};
+use crate::plugins::context::{LogLevel, PluginContext, PluginState};
+use crate::plugins::grant::Denial;
+
+/// Most uploads in flight at once, whatever the guest asks.
+const MAX_PARALLEL: u8 = 16;
+/// Most attempts per file, whatever the guest asks.
+const MAX_ATTEMPTS: u8 = 10;
+
+/// The headers `credential` stands for. A Basic password is fetched through `build_headers`
+/// (grant check, value lookup) like any secret header, then encoded here.
+pub(crate) fn credential_headers(
+    ctx: &PluginContext,
+    url: &url::Url,
+    credential: &Credential,
+) -> Result<HeaderMap, CapError> {
+    match credential {
+        Credential::None => Ok(HeaderMap::new()),
+        Credential::Header(h) => build_headers(ctx, "upload", url, &[], std::slice::from_ref(h)),
+        Credential::Basic(b) => {
+            if b.user.contains(':') {
+                return Err(CapError::Invalid(
+                    "a Basic user name cannot contain ':'".into(),
+                ));
+            }
+            const SLOT: &str = "x-stasis-password";
+            let secret = build_headers(
+                ctx,
+                "upload",
+                url,
+                &[],
+                &[SecretHeader {
+                    header: SLOT.into(),
+                    secret: b.password_secret.clone(),
+                    prefix: String::new(),
+                }],
+            )?;
+            let password = secret.get(SLOT).map(HeaderValue::as_bytes).unwrap_or(&[]);
+            let mut raw = Vec::with_capacity(b.user.len() + 1 + password.len());
+            raw.extend_from_slice(b.user.as_bytes());
+            raw.push(b':');
+            raw.extend_from_slice(password);
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&raw);
+            let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| {
+                CapError::Invalid(format!(
+                    "secret {} is not a valid Basic password",
+                    b.password_secret
+                ))
+            })?;
+            value.set_sensitive(true);
+            let mut map = HeaderMap::new();
+            map.insert(AUTHORIZATION, value);
+            Ok(map)
+        }
+    }
+}
+
+/// One checked item of a batch.
+struct Job {
+    url: url::Url,
+    rel: PathBuf,
+    headers: HeaderMap,
+}
+
+/// What every worker shares.
+struct Shared<'a> {
+    ctx: &'a PluginContext,
+    client: Client,
+    retry: RetryPolicy,
+    deadline: Instant,
+    checksum_deploy: bool,
+}
+
+pub(crate) fn upload_batch(
+    state: &mut PluginState,
+    req: BatchRequest,
+) -> Result<Vec<Result<BatchReceipt, CapError>>, CapError> {
+    let ctx = state.ctx.clone();
+    let with_secrets = !matches!(req.credential, Credential::None);
+    // Every destination and source is checked before the first byte leaves.
+    let mut jobs = Vec::with_capacity(req.items.len());
+    for item in &req.items {
+        let url = url::Url::parse(&item.destination)
+            .map_err(|e| CapError::Invalid(format!("destination {:?}: {e}", item.destination)))?;
+        ctx.grant
+            .check_url(&url)
+            .map_err(|d| ctx.deny("upload", d))?;
+        let rel = delivery_relative(state, &item.path).ok_or_else(|| {
+            ctx.deny(
+                "upload",
+                Denial(format!("{:?} is outside the delivery tree", item.path)),
+            )
+        })?;
+        // Per item: a secret may be bound to some destinations only.
+        let mut headers = build_headers(&ctx, "upload", &url, &req.headers, &[])?;
+        headers.extend(credential_headers(&ctx, &url, &req.credential)?);
+        headers.extend(build_headers(&ctx, "upload", &url, &item.headers, &[])?);
+        jobs.push(Job { url, rel, headers });
+    }
+    let parallel = match req.parallel {
+        0 => 3,
+        n => n.min(MAX_PARALLEL),
+    } as usize;
+    let retry = RetryPolicy {
+        attempts: u32::from(req.attempts.unwrap_or(3).clamp(1, MAX_ATTEMPTS)),
+        delay: req
+            .retry_wait_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)))
+            .unwrap_or(ctx.net.retry.delay),
+        ..ctx.net.retry
+    };
+    let deadline = state.deadline;
+    let fail_fast = req.fail_fast;
+    let checksum_deploy = req.checksum_deploy;
+    super::off_runtime(move || {
+        let client = checked_client(
+            &ctx.net,
+            &ctx.grant,
+            deadline.saturating_duration_since(Instant::now()),
+            with_secrets,
+        )?;
+        let shared = Shared {
+            ctx: &ctx,
+            client,
+            retry,
+            deadline,
+            checksum_deploy,
+        };
+        let results: Vec<Mutex<Option<Result<BatchReceipt, CapError>>>> =
+            jobs.iter().map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for _ in 0..parallel.min(jobs.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else { break };
+                        let r = if stop.load(Ordering::Relaxed) {
+                            Err(CapError::Failed(format!(
+                                "{}: not attempted: an earlier upload failed",
+                                job.url
+                            )))
+                        } else {
+                            one(&shared, job)
+                        };
+                        if r.is_err() && fail_fast {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        if let Ok(mut slot) = results[i].lock() {
+                            *slot = Some(r);
+                        }
+                    }
+                });
+            }
+        });
+        Ok(results
+            .into_iter()
+            .map(|m| {
+                m.into_inner().ok().flatten().unwrap_or_else(|| {
+                    Err(CapError::Failed("an upload worker thread failed".into()))
+                })
+            })
+            .collect())
+    })
+    .unwrap_or_else(|| Err(CapError::Failed("the upload worker thread failed".into())))
+}
+
+/// Upload one file: hash it, try checksum deploy when asked, then send the body.
+fn one(sh: &Shared<'_>, job: &Job) -> Result<BatchReceipt, CapError> {
+    let ctx = sh.ctx;
+    let file = ctx.delivery_dir.open(&job.rel).map_err(|e| {
+        ctx.deny(
+            "upload",
+            Denial(format!(
+                "{}: {e} (must be a file inside the delivery tree)",
+                job.rel.display()
+            )),
+        )
+    })?;
+    let mut file = file.into_std();
+    if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        return Err(CapError::Invalid(format!(
+            "{} is not a regular file",
+            job.rel.display()
+        )));
+    }
+    let sums = checksums(&mut file)
+        .map_err(|e| CapError::Failed(format!("reading {}: {e}", job.rel.display())))?;
+    let mut headers = job.headers.clone();
+    for (k, v) in [
+        ("x-checksum-sha256", &sums.sha256),
+        ("x-checksum", &sums.sha256),
+        ("x-checksum-sha1", &sums.sha1),
+        ("x-checksum-md5", &sums.md5),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            headers.insert(k, v);
+        }
+    }
+    let mut used = 0u32;
+    if sh.checksum_deploy {
+        let mut h = headers.clone();
+        h.insert("x-checksum-deploy", HeaderValue::from_static("true"));
+        let resp = put(sh, &job.url, h, None, &mut used)?;
+        let status = resp.status();
+        drain(resp);
+        if status.is_success() {
+            return Ok(receipt(&job.url, status.as_u16(), &sums, used, false));
+        }
+        // 404: the server does not hold this content yet. jf also falls back to a plain
+        // upload on any other refusal of a checksum deploy.
+    }
+    let resp = put(
+        sh,
+        &job.url,
+        headers,
+        Some((&mut file, sums.bytes)),
+        &mut used,
+    )?;
+    let status = resp.status();
+    let location = resp.url().clone();
+    if !status.is_success() {
+        let mut body = String::new();
+        let _ = resp.take(512).read_to_string(&mut body);
+        let first = body.lines().next().unwrap_or("").trim();
+        return Err(CapError::Failed(ctx.secrets.redact(&format!(
+            "PUT {} answered {status}{}{first}",
+            job.url,
+            if first.is_empty() { "" } else { ": " }
+        ))));
+    }
+    drain(resp);
+    Ok(receipt(&location, status.as_u16(), &sums, used, true))
+}
+
+/// One PUT, retried per the batch's policy within the invocation's deadline. `body` = the
+/// file and its size (rewound for every attempt); none = an empty body.
+fn put(
+    sh: &Shared<'_>,
+    url: &url::Url,
+    headers: HeaderMap,
+    mut body: Option<(&mut std::fs::File, u64)>,
+    used: &mut u32,
+) -> Result<reqwest::blocking::Response, CapError> {
+    let ctx = sh.ctx;
+    let log_retry = |n: u32, _: &Result<_, CapError>, pause: Duration| {
+        ctx.log(
+            LogLevel::Warn,
+            &format!(
+                "upload to {url}: attempt {n} of {} failed; retrying in {:.1} s",
+                sh.retry.attempts,
+                pause.as_secs_f64()
+            ),
+            false,
+        );
+    };
+    sh.retry
+        .run_until(Some(sh.deadline), log_retry, |_| {
+            *used += 1;
+            let remaining = sh.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Attempt::Stop(Err(CapError::Timeout));
+            }
+            let payload = match body.as_mut() {
+                None => reqwest::blocking::Body::from(Vec::new()),
+                Some((file, bytes)) => match file.rewind().and_then(|()| file.try_clone()) {
+                    Ok(f) => reqwest::blocking::Body::sized(f, *bytes),
+                    Err(e) => {
+                        return Attempt::Stop(Err(CapError::Failed(format!(
+                            "rewinding the upload source: {e}"
+                        ))));
+                    }
+                },
+            };
+            let sent = sh
+                .client
+                .put(url.clone())
+                .timeout(remaining)
+                .headers(headers.clone())
+                .body(payload)
+                .send();
+            classify(ctx, "upload", sent)
+        })
+        .or_else(|gave_up| gave_up.last)
+}
+
+/// Read what is left of a small answer so the connection can be reused.
+fn drain(resp: reqwest::blocking::Response) {
+    let _ = std::io::copy(&mut resp.take(64 << 10), &mut std::io::sink());
+}
+
+fn receipt(url: &url::Url, status: u16, sums: &Checksums, used: u32, sent: bool) -> BatchReceipt {
+    BatchReceipt {
+        location: url.to_string(),
+        status,
+        bytes: sums.bytes,
+        sha256: sums.sha256.clone(),
+        sha1: sums.sha1.clone(),
+        md5: sums.md5.clone(),
+        attempts: u8::try_from(used).unwrap_or(u8::MAX),
+        body_sent: sent,
+    }
+}

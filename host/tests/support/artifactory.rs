@@ -1,0 +1,338 @@
+//! A local server speaking the part of Artifactory's REST API the artifactory deploy target
+//! uses, on 127.0.0.1, started by the test: `GET api/system/ping`, deploy (`PUT
+//! {repo}/{path};props` with checksum headers, checksum deploy with `X-Checksum-Deploy: true`
+//! and no body: 201 when content with that sha1/sha256 is stored, else 404), `PUT api/build`
+//! (build-info), and download (`GET {repo}/{path}`). It checks the credentials (a Bearer token
+//! or Basic user/password) and that checksum headers match the body (409 otherwise, as
+//! Artifactory), keeps HTTP/1.1 connections alive, and records every request: method,
+//! target, headers, body size and sha256 (bodies kept up to 1 MiB). `fail(suffix, status)`
+//! makes deploys of matching paths answer an error status.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+/// Bodies up to this size are kept in the record.
+const KEEP: usize = 1 << 20;
+/// The URL prefix of the API, as on a real instance (`https://host/artifactory`).
+pub const PREFIX: &str = "/artifactory";
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// As sent, matrix parameters included: `/artifactory/repo/a/b.yml;build.name=…`.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: u64,
+    pub body_sha256: String,
+    /// The body when it is at most 1 MiB.
+    pub body: Vec<u8>,
+    pub status: u16,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The target without matrix parameters or query.
+    pub fn path(&self) -> &str {
+        self.target.split([';', '?']).next().unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub sha256: String,
+    pub sha1: String,
+    pub md5: String,
+    pub content: Vec<u8>,
+    /// The matrix parameters it was deployed with.
+    pub properties: String,
+}
+
+#[derive(Default)]
+struct State {
+    seen: Vec<Seen>,
+    /// Repository path (`repo/a/b.yml`, percent-decoded) → content.
+    files: HashMap<String, Stored>,
+    builds: Vec<serde_json::Value>,
+    fail: Vec<(String, u16)>,
+}
+
+/// What the server accepts as credentials.
+#[derive(Clone)]
+pub enum Auth {
+    Bearer(String),
+    Basic(String, String),
+}
+
+pub struct Artifactory {
+    /// `http://127.0.0.1:PORT/artifactory`: what `STASIS_JF_ARTIFACTORY_URL` is set to.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Artifactory {
+    pub fn start(auth: Auth) -> Artifactory {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("local addr").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let st = state.clone();
+        let expected = match &auth {
+            Auth::Bearer(t) => format!("Bearer {t}"),
+            Auth::Basic(u, p) => {
+                use base64::Engine as _;
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                )
+            }
+        };
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let st = st.clone();
+                let expected = expected.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &st, &expected);
+                });
+            }
+        });
+        Artifactory {
+            url: format!("http://127.0.0.1:{port}{PREFIX}"),
+            state,
+        }
+    }
+
+    /// Answer `status` to every deploy whose path ends with `suffix`.
+    pub fn fail(&self, suffix: &str, status: u16) {
+        self.state
+            .lock()
+            .unwrap()
+            .fail
+            .push((suffix.to_string(), status));
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    pub fn clear(&self) {
+        self.state.lock().unwrap().seen.clear();
+    }
+
+    /// The stored file at `repo/path`.
+    pub fn file(&self, repo_path: &str) -> Option<Stored> {
+        self.state.lock().unwrap().files.get(repo_path).cloned()
+    }
+
+    /// Every stored repository path, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.state.lock().unwrap().files.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Build-infos received by `PUT api/build`.
+    pub fn builds(&self) -> Vec<serde_json::Value> {
+        self.state.lock().unwrap().builds.clone()
+    }
+
+    /// Body bytes received by deploys (checksum deploys send none).
+    pub fn body_bytes(&self) -> u64 {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == "PUT" && !s.path().starts_with(&format!("{PREFIX}/api/")))
+            .map(|s| s.body_len)
+            .sum()
+    }
+}
+
+fn decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&path[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn serve(stream: TcpStream, st: &Mutex<State>, expected: &str) -> std::io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let get = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let len: u64 = get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("/").to_string();
+        // Stream the body through the hashes; keep it (the store needs it for downloads).
+        let mut body = Vec::with_capacity(len.min(256 << 20) as usize);
+        (&mut reader).take(len).read_to_end(&mut body)?;
+        let (status, reply) = answer(st, expected, &method, &target, &get, &body);
+        let sha = hex::encode(Sha256::digest(&body));
+        st.lock().unwrap().seen.push(Seen {
+            method: method.clone(),
+            target,
+            headers: headers.clone(),
+            body_len: body.len() as u64,
+            body_sha256: sha,
+            body: if body.len() <= KEEP { body } else { Vec::new() },
+            status,
+        });
+        let reason = match status {
+            200 => "OK",
+            201 => "Created",
+            204 => "No Content",
+            401 => "Unauthorized",
+            404 => "Not Found",
+            409 => "Conflict",
+            _ => "Error",
+        };
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n\r\n",
+            reply.len()
+        );
+        writer.write_all(head.as_bytes())?;
+        if method != "HEAD" {
+            writer.write_all(&reply)?;
+        }
+        writer.flush()?;
+    }
+}
+
+fn answer(
+    st: &Mutex<State>,
+    expected: &str,
+    method: &str,
+    target: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let Some(rest) = target.strip_prefix(PREFIX) else {
+        return (404, b"{}".to_vec());
+    };
+    if get("authorization").as_deref() != Some(expected) {
+        return (
+            401,
+            br#"{"errors":[{"status":401,"message":"Bad credentials"}]}"#.to_vec(),
+        );
+    }
+    let (path, props) = match rest.split_once(';') {
+        Some((p, q)) => (p, q.to_string()),
+        None => (rest, String::new()),
+    };
+    let path = path.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET", "/api/system/ping") => (200, b"OK".to_vec()),
+        ("PUT", "/api/build") => match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(v) => {
+                st.lock().unwrap().builds.push(v);
+                (204, Vec::new())
+            }
+            Err(_) => (400, br#"{"errors":[{"status":400}]}"#.to_vec()),
+        },
+        ("PUT", p) => {
+            let repo_path = decode(p.trim_start_matches('/'));
+            let mut s = st.lock().unwrap();
+            if let Some((_, code)) = s.fail.iter().find(|(x, _)| repo_path.ends_with(x.as_str())) {
+                return (
+                    *code,
+                    br#"{"errors":[{"message":"injected failure"}]}"#.to_vec(),
+                );
+            }
+            let sha256 = get("x-checksum-sha256").unwrap_or_default();
+            let sha1 = get("x-checksum-sha1").unwrap_or_default();
+            if get("x-checksum-deploy").as_deref() == Some("true") {
+                let known = s
+                    .files
+                    .values()
+                    .find(|f| {
+                        (!sha1.is_empty() && f.sha1 == sha1)
+                            || (!sha256.is_empty() && f.sha256 == sha256)
+                    })
+                    .cloned();
+                return match known {
+                    Some(mut f) => {
+                        f.properties = props;
+                        s.files.insert(repo_path, f);
+                        (201, b"{}".to_vec())
+                    }
+                    None => (
+                        404,
+                        br#"{"errors":[{"status":404,"message":"Checksum deploy failed"}]}"#
+                            .to_vec(),
+                    ),
+                };
+            }
+            let stored = Stored {
+                sha256: hex::encode(Sha256::digest(body)),
+                sha1: hex::encode(Sha1::digest(body)),
+                md5: hex::encode(<md5::Md5 as md5::Digest>::digest(body)),
+                content: body.to_vec(),
+                properties: props,
+            };
+            let mismatch = [
+                ("x-checksum-sha256", &stored.sha256),
+                ("x-checksum-sha1", &stored.sha1),
+                ("x-checksum-md5", &stored.md5),
+            ]
+            .iter()
+            .any(|(h, v)| get(h).is_some_and(|sent| sent != **v));
+            if mismatch {
+                return (
+                    409,
+                    br#"{"errors":[{"status":409,"message":"Checksum mismatch"}]}"#.to_vec(),
+                );
+            }
+            s.files.insert(repo_path, stored);
+            (201, b"{}".to_vec())
+        }
+        ("GET", p) => {
+            let repo_path = decode(p.trim_start_matches('/'));
+            match st.lock().unwrap().files.get(&repo_path) {
+                Some(f) => (200, f.content.clone()),
+                None => (404, b"{}".to_vec()),
+            }
+        }
+        _ => (405, Vec::new()),
+    }
+}
