@@ -1068,3 +1068,250 @@ fn scratch_is_private_per_plugin_outside_the_tree_and_removed() {
     .expect("refused");
     assert!(errs[0].to_string().contains("refused"), "{}", errs[0]);
 }
+
+fn confined(w: &World, tweak: impl FnOnce(&mut stasis::plugins::Grant)) -> PluginHost {
+    hostile(w, |g| {
+        g.allow_commands = vec![
+            CommandRule::parse("cat **").unwrap(),
+            CommandRule::parse("touch **").unwrap(),
+            CommandRule::parse("bash -c **").unwrap(),
+            CommandRule::parse("sh -c **").unwrap(),
+            CommandRule::parse("printenv **").unwrap(),
+        ];
+        g.allow_env = vec!["LD_PRELOAD".into(), "GIT_CONFIG_COUNT".into()];
+        tweak(g);
+    })
+}
+
+/// Finding: a granted program saw the whole filesystem and network. Now it runs under
+/// Landlock: reads system dirs and the delivery tree, writes only its scratch, connects to
+/// no TCP port the grant does not list.
+#[test]
+fn granted_programs_are_confined_by_landlock() {
+    let w = World::new();
+    let server = routes_server();
+    let host = confined(&w, |_| {});
+    let before = w.snapshot();
+    let run = |argv: &str| case(&host, &[("case", "run"), ("arg", argv)]).unwrap();
+    // Inside the delivery tree: readable.
+    let release = w.delivery.join("output/delivery/release.yml");
+    assert_eq!(
+        run(&format!("cat {}", release.display())),
+        "status=Some(0) stdout=name: demo stderr="
+    );
+    // Outside it (the symlink inside the tree pointing out included): refused by the kernel.
+    for path in [w.outside.join("secret.txt"), w.delivery.join("escape.txt")] {
+        let out = run(&format!("cat {}", path.display()));
+        assert!(
+            out.contains("Permission denied") && !out.contains("outside the sandbox"),
+            "{out}"
+        );
+    }
+    // Writing into the delivery tree: refused; into its scratch: fine.
+    let out = run(&format!("touch {}", w.delivery.join("planted").display()));
+    assert!(out.contains("Permission denied"), "{out}");
+    let scratch = host.scratch_dir("hostile").unwrap().to_path_buf();
+    assert!(run(&format!("touch {}", scratch.join("ok").display())).starts_with("status=Some(0)"));
+    // No TCP: the grant lists only 127.0.0.1:1, not the server's port.
+    let script = format!("echo > /dev/tcp/127.0.0.1/{}", server.port);
+    let out = case(
+        &host,
+        &[("case", "run"), ("arg", "bash -c"), ("argv_tail", &script)],
+    );
+    let out = out.unwrap();
+    assert!(
+        out.contains("Permission denied") && !out.contains("status=Some(0)"),
+        "{out}"
+    );
+    assert!(
+        server.seen().is_empty(),
+        "a confined program reached the server"
+    );
+    still_fine(&w, &host, &before);
+}
+
+/// A grant's explicit widening: `unconfined` programs and `process_read` paths.
+#[test]
+fn confinement_is_widened_only_by_the_grant() {
+    let w = World::new();
+    let secret = w.outside.join("secret.txt");
+    type Widen<'a> = Box<dyn Fn(&mut stasis::plugins::Grant) + 'a>;
+    let widenings: [Widen; 2] = [
+        Box::new(|g| g.process_read = vec![w.outside.clone()]),
+        Box::new(|g| g.unconfined = vec!["cat".into()]),
+    ];
+    for widen in widenings {
+        let host = confined(&w, |g| widen(g));
+        let argv = format!("cat {}", secret.display());
+        let out = case(&host, &[("case", "run"), ("arg", &argv)]).unwrap();
+        assert_eq!(out, "status=Some(0) stdout=outside the sandbox stderr=");
+    }
+}
+
+/// Finding: `setsid` escaped the group kill, and the host then waited for the pipes it held.
+/// Every descendant dies with the call now, `setsid` ones included.
+#[test]
+fn a_setsid_child_does_not_outlive_the_call() {
+    let w = World::new();
+    for unconfined in [false, true] {
+        let host = confined(&w, |g| {
+            if unconfined {
+                g.unconfined = vec!["sh".into()];
+            }
+        });
+        let t = Instant::now();
+        // `$!` is the pid of setsid, which (not a group leader) becomes sleep in place.
+        let out = case(
+            &host,
+            &[
+                ("case", "run"),
+                ("arg", "sh -c"),
+                ("argv_tail", "setsid sleep 300 & echo $!; sleep 0.2"),
+            ],
+        )
+        .unwrap();
+        let pid: u32 = out
+            .strip_prefix("status=Some(0) stdout=")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(
+            t.elapsed() < Duration::from_millis(1500),
+            "waited {:?} for the escaped child's pipes",
+            t.elapsed()
+        );
+        let gone = (0..100).any(|_| {
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| !s.contains(") Z "));
+            if alive {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            !alive
+        });
+        assert!(
+            gone,
+            "the setsid child {pid} outlived the call (unconfined: {unconfined})"
+        );
+    }
+}
+
+/// Finding: `allow_env` let the guest choose values of variables that change program
+/// loading. They are read-only now unless the grant sets them.
+#[test]
+fn loader_affecting_env_cannot_be_chosen_by_the_guest() {
+    let w = World::new();
+    let host = confined(&w, |_| {});
+    for env in ["LD_PRELOAD=/tmp/evil.so", "GIT_CONFIG_COUNT=1"] {
+        let e = case(&host, &[("case", "run"), ("arg", "printenv"), ("env", env)]).unwrap_err();
+        assert!(
+            e.to_string().contains("changes how programs are loaded"),
+            "{env}: {e}"
+        );
+    }
+    let host = confined(&w, |g| g.allow_env = vec!["LD_PRELOAD=".into()]);
+    let out = case(
+        &host,
+        &[
+            ("case", "run"),
+            ("arg", "printenv LD_PRELOAD"),
+            ("env", "LD_PRELOAD="),
+        ],
+    )
+    .unwrap();
+    assert!(out.starts_with("status=Some(0)"), "{out}");
+}
+
+/// Finding: `deny_hosts` was a string match, so `localhost` and other spellings of loopback
+/// got past it, and a plugin could set `Host`. Now every connection's resolved address is
+/// checked (redirects included), inward addresses need to be named literally, and `Host` and
+/// hop-by-hop headers are refused.
+#[test]
+fn network_rules_hold_on_resolved_addresses() {
+    let w = World::new();
+    let server = routes_server();
+    let port = server.port;
+    let host = hostile(&w, |g| {
+        g.allow_hosts = vec![
+            HostPattern::parse(&format!("http://localhost:{port}")).unwrap(),
+            HostPattern::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        ];
+        g.deny_hosts = vec![HostPattern::parse("*://127.0.0.1:*").unwrap()];
+    });
+    let before = w.snapshot();
+    for url in [
+        format!("http://localhost:{port}/hello"),
+        format!("http://127.0.0.1:{port}/hello"),
+        format!("http://127.1:{port}/hello"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hello"),
+    ] {
+        let e = case(&host, &[("case", "fetch"), ("arg", &url)]).unwrap_err();
+        assert!(e.to_string().contains("denied"), "{url}: {e}");
+    }
+    assert!(server.seen().is_empty(), "a denied address was reached");
+    // Allowed by a name only (no literal address): loopback is still refused.
+    let host = hostile(&w, |g| {
+        g.allow_hosts = vec![HostPattern::parse(&format!("http://localhost:{port}")).unwrap()];
+    });
+    let e = case(
+        &host,
+        &[
+            ("case", "fetch"),
+            ("arg", &format!("http://localhost:{port}/hello")),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("loopback"), "{e}");
+    // A redirect to the cloud metadata address is refused at that hop (a wildcard does not
+    // admit an inward address; only naming it does).
+    let host = hostile(&w, |g| {
+        g.allow_hosts = vec![
+            HostPattern::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+            HostPattern::parse("http://*:*").unwrap(),
+        ];
+    });
+    let to = "http://169.254.169.254/latest/meta-data/";
+    let e = case(
+        &host,
+        &[
+            ("case", "fetch"),
+            ("arg", &server.url(&format!("/redirect?to={to}"))),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("denied"), "{e}");
+    assert_eq!(server.seen().len(), 1, "only the first hop was made");
+    assert!(
+        w.audit_lines().iter().any(|l| l.contains("resolves to")),
+        "{:?}",
+        w.audit_lines()
+    );
+    assert!(
+        w.audit_lines()
+            .iter()
+            .any(|l| l.contains("169.254.169.254") && l.contains("metadata")),
+        "{:?}",
+        w.audit_lines()
+    );
+    for header in [
+        "Host=evil.example",
+        "connection=close",
+        "Transfer-Encoding=chunked",
+    ] {
+        let e = case(
+            &host,
+            &[
+                ("case", "fetch"),
+                ("arg", &server.url("/hello")),
+                ("headers", header),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("set by the host"), "{header}: {e}");
+    }
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "a request with a reserved header went out"
+    );
+    still_fine(&w, &host, &before);
+}

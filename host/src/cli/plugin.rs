@@ -220,6 +220,13 @@ pub fn check(
             return 1;
         }
     };
+    // What the reviewer approves: each plugin's authority after mission, delivery and policy.
+    for g in plugins::declared_grants(mission_sections, delivery_sections, &policy).0 {
+        println!("[plugin:{}] effective authority:", g.name);
+        for line in g.authority() {
+            println!("  {line}");
+        }
+    }
     let problems: Vec<Problem> =
         plugins::check_plugins(mission_sections, delivery_sections, &policy, cache_dir);
     let declared = mission_sections

@@ -103,7 +103,6 @@ pub const PLUGIN_KEYS: &[&str] = &[
     "unconfined",
     "description",
     "transform_scripts",
-    "unconfined",
     "process_read",
     "process_write",
 ];
@@ -152,8 +151,14 @@ pub const CI_MAPPING_KEYS: &[&str] = &[
     "variables",
 ];
 
-pub const PLUGINS_POLICY_KEYS: &[&str] =
-    &["require_sha256", "max_memory", "max_timeout", "deny_hosts"];
+pub const PLUGINS_POLICY_KEYS: &[&str] = &[
+    "require_sha256",
+    "max_memory",
+    "max_timeout",
+    "deny_hosts",
+    "confine_processes",
+    "allow_unconfined",
+];
 
 /// Keys stasis reads without error and then ignores, with the reason: the one list (`check`
 /// names each one it meets, with its file and line). A section pattern ends in `*` to match a

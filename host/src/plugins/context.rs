@@ -113,10 +113,38 @@ pub(crate) struct PluginContext {
     pub net: crate::http::NetSettings,
     /// The granted part of the environment snapshot: `allow_env` variables and `PATH`.
     pub env: std::collections::BTreeMap<String, String>,
+    /// Log bytes used and lines dropped in the current invocation: guest lines and audit
+    /// lines share one [`LOG_CAP`] (reset by the sandbox at each invocation's start).
+    pub log_used: std::sync::atomic::AtomicUsize,
+    pub log_dropped: std::sync::atomic::AtomicUsize,
 }
 
 impl PluginContext {
+    /// Account for `bytes` of log; false (and one more line counted as dropped) past the cap.
+    pub fn take_log_budget(&self, bytes: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ok = self
+            .log_used
+            .fetch_update(Relaxed, Relaxed, |used| {
+                (used + bytes <= LOG_CAP).then_some(used + bytes)
+            })
+            .is_ok();
+        if !ok {
+            self.log_dropped.fetch_add(1, Relaxed);
+        }
+        ok
+    }
+
+    /// A log line about the plugin (audit lines included) within the log cap.
     pub fn log(&self, level: LogLevel, message: &str, audit: bool) {
+        if !self.take_log_budget(message.len()) {
+            return;
+        }
+        self.log_always(level, message, audit);
+    }
+
+    /// A log line past the cap: only the sandbox's one "lines dropped" note.
+    pub fn log_always(&self, level: LogLevel, message: &str, audit: bool) {
         (self.log)(&LogLine {
             plugin: self.name.clone(),
             level,
@@ -140,36 +168,63 @@ impl PluginContext {
 }
 
 /// Memory and instance limits that remember a refused growth, so an out-of-memory trap is
-/// reported as such (a Rust guest would otherwise surface it as `unreachable`).
+/// reported as such (a Rust guest would otherwise surface it as `unreachable`). The limit is
+/// a total: every linear memory and every table of the store count against one budget
+/// (table elements at [`TABLE_ELEMENT_BYTES`] each), so a component cannot multiply it by
+/// instantiating more memories or growing tables.
 pub(crate) struct Limiter {
     pub(super) memory: usize,
+    /// Bytes of all memories and tables of the store so far.
+    pub(super) used: usize,
     pub oom: bool,
+}
+
+/// What one table element is charged against the memory limit.
+pub const TABLE_ELEMENT_BYTES: usize = 16;
+
+impl Limiter {
+    pub(crate) fn new(memory: usize) -> Limiter {
+        Limiter {
+            memory,
+            used: 0,
+            oom: false,
+        }
+    }
+
+    fn grow(&mut self, from: usize, to: usize) -> wasmtime::Result<bool> {
+        let total = self.used.saturating_sub(from).saturating_add(to);
+        if total > self.memory {
+            self.oom = true;
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes reached (all memories and tables together)",
+                self.memory
+            ));
+        }
+        self.used = total;
+        Ok(true)
+    }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
-            self.oom = true;
-            return Err(wasmtime::format_err!(
-                "memory limit of {} bytes reached",
-                self.memory
-            ));
-        }
-        Ok(true)
+        self.grow(current, desired)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        self.grow(
+            current.saturating_mul(TABLE_ELEMENT_BYTES),
+            desired.saturating_mul(TABLE_ELEMENT_BYTES),
+        )
     }
 
     fn instances(&self) -> usize {
@@ -191,8 +246,9 @@ pub(crate) struct PluginState {
     pub(super) limiter: Limiter,
     pub ctx: Arc<PluginContext>,
     pub deadline: Instant,
-    pub(super) log_bytes: usize,
-    pub(super) log_dropped: usize,
+    /// Paths this invocation's confined programs may write besides the scratch (a test
+    /// strategy's checkout, results dir and basetemp).
+    pub extra_write: Vec<PathBuf>,
 }
 
 impl WasiView for PluginState {
@@ -208,15 +264,5 @@ impl PluginState {
     /// Time left before the invocation's deadline (zero when past it).
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// Account for a log line; false when the per-invocation log cap is reached.
-    pub fn take_log_budget(&mut self, bytes: usize) -> bool {
-        if self.log_bytes + bytes > LOG_CAP {
-            self.log_dropped += 1;
-            return false;
-        }
-        self.log_bytes += bytes;
-        true
     }
 }

@@ -177,7 +177,11 @@ impl PluginHost {
             };
             let got = invoke(&engine, &p.ctx, |store| {
                 let inst = pre.instantiate(&mut *store)?;
-                inst.stasis_plugin_formatter().call_specifiers(&mut *store)
+                let list = inst
+                    .stasis_plugin_formatter()
+                    .call_specifiers(&mut *store)?;
+                cap_result(list.iter().map(|s| s.description.len() + 4).sum())?;
+                Ok(list)
             });
             match got {
                 Ok(list) => {
@@ -313,7 +317,7 @@ impl PluginHost {
     pub fn validate(&self, delivery: &DeliveryInfo) -> Vec<Diagnostic> {
         self.rule_diagnostics(delivery, |store, inst, d| {
             let r = inst.stasis_plugin_rule().call_validate(&mut *store, d)?;
-            cap_result(r.iter().map(|d| d.message.len()).sum())?;
+            cap_result(diagnostics_size(&r))?;
             Ok(r)
         })
     }
@@ -396,8 +400,11 @@ impl PluginHost {
         delivery: &DeliveryInfo,
     ) -> Vec<Diagnostic> {
         self.rule_diagnostics(delivery, |store, inst, d| {
-            inst.stasis_plugin_rule()
-                .call_after_stage(&mut *store, stage, summary, d)
+            let r = inst
+                .stasis_plugin_rule()
+                .call_after_stage(&mut *store, stage, summary, d)?;
+            cap_result(diagnostics_size(&r))?;
+            Ok(r)
         })
     }
 
@@ -415,7 +422,18 @@ impl PluginHost {
             });
         };
         let c = ctx.to_wit(&self.root(p));
+        // Its programs may write the test's checkout, results dir and basetemp.
+        let extra_write: Vec<PathBuf> = [
+            Some(ctx.checkout_dir.clone()),
+            ctx.results_file.parent().map(Path::to_path_buf),
+            Some(ctx.basetemp.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
         let r = invoke(&self.engine.engine, &p.ctx, |store| {
+            store.data_mut().extra_write = extra_write;
             let inst = pre.instantiate(&mut *store)?;
             let r = inst.stasis_plugin_strategy().call_run(&mut *store, &c)?;
             if let Ok(o) = &r {
@@ -452,8 +470,18 @@ impl PluginHost {
         let d = delivery.to_wit(&self.root(p));
         let r = invoke(&self.engine.engine, &p.ctx, |store| {
             let inst = pre.instantiate(&mut *store)?;
-            inst.stasis_plugin_deployer()
-                .call_plan(&mut *store, section, &d)
+            let r = inst
+                .stasis_plugin_deployer()
+                .call_plan(&mut *store, section, &d)?;
+            if let Ok(actions) = &r {
+                cap_result(
+                    actions
+                        .iter()
+                        .map(|a| a.verb.len() + a.subject.len() + a.destination.len())
+                        .sum(),
+                )?;
+            }
+            Ok(r)
         })?;
         r.map(|v| v.into_iter().map(DeployAction::from_wit).collect())
             .map_err(|e| domain(&p.ctx.name, e))
@@ -555,12 +583,30 @@ fn private_scratch(root: &Path) -> Result<tempfile::TempDir, String> {
         .map_err(|e| format!("plugin scratch root {}: {e}", root.display()))
 }
 
+/// Bytes of text in a list of diagnostics (for the result size cap).
+fn diagnostics_size(list: &[wit::Diagnostic]) -> usize {
+    list.iter()
+        .map(|d| {
+            d.message.len()
+                + d.section.as_ref().map_or(0, String::len)
+                + d.key.as_ref().map_or(0, String::len)
+        })
+        .sum()
+}
+
 fn domain(plugin: &str, e: wit::PluginError) -> PluginError {
     let (kind, message) = match e {
         wit::PluginError::InvalidInput(m) => ("invalid input", m),
         wit::PluginError::Unsupported(m) => ("unsupported", m),
         wit::PluginError::Failed(m) => ("failed", m),
     };
+    if message.len() > RESULT_CAP {
+        return PluginError::ResultTooLarge {
+            plugin: plugin.to_string(),
+            size: message.len(),
+            cap: RESULT_CAP,
+        };
+    }
     PluginError::Failed {
         plugin: plugin.to_string(),
         kind,
@@ -673,6 +719,20 @@ fn load_one(
     }
     let info = describe(engine, &component, stamp.size, sha);
     gate(&info, &grant)?;
+    let confined_programs = grant
+        .allow_commands
+        .iter()
+        .any(|c| !grant.unconfined.contains(&c.program));
+    let abi = crate::process::landlock_abi();
+    if grant.confine && confined_programs && abi < crate::process::confine::MIN_ABI {
+        return Err(PluginError::Setup {
+            plugin: plugin.clone(),
+            message: format!(
+                "allow_commands needs Landlock ABI {} or newer to confine its programs, and this kernel offers {abi} (rule: confinement); the operator can run them unconfined with confine_processes = off in stasis.ini [plugins]",
+                crate::process::confine::MIN_ABI
+            ),
+        });
+    }
     let setup = |message: String| PluginError::Setup {
         plugin: plugin.clone(),
         message,
@@ -705,13 +765,14 @@ fn load_one(
     let delivery_dir =
         cap_std::fs::Dir::open_ambient_dir(delivery_root, cap_std::ambient_authority())
             .map_err(|e| setup(format!("delivery tree {}: {e}", delivery_root.display())))?;
-    let secrets = Redactor::from_env(&grant.secrets, |k| options.env.get(k).cloned());
+    let names: Vec<String> = grant.secret_names().map(str::to_string).collect();
+    let secrets = Redactor::from_env(&names, |k| options.env.get(k).cloned());
     // What of the snapshot the plugin may see: its `allow_env` variables (guest environment)
     // and `PATH` (where granted programs are found).
     let env = options
         .env
         .iter()
-        .filter(|(k, _)| *k == "PATH" || grant.allow_env.contains(k))
+        .filter(|(k, _)| *k == "PATH" || grant.env_names().any(|n| n == k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Ok(Loaded {
@@ -726,10 +787,47 @@ fn load_one(
             net: options.net.clone(),
             secrets,
             env,
+            log_used: Default::default(),
+            log_dropped: Default::default(),
         }),
         entry,
         info,
     })
+}
+
+/// The effective grant of every plugin the mission and the delivery declare (what `plugin
+/// check` shows the reviewer with [`Grant::authority`]), and the declarations that fail.
+pub fn declared_grants(
+    mission_sections: &[SectionInput],
+    delivery_sections: &[SectionInput],
+    policy: &Policy,
+) -> (Vec<Grant>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut parse = |sections: &[SectionInput]| {
+        let mut out = BTreeMap::new();
+        for s in sections.iter().filter(|s| s.name.starts_with("plugin:")) {
+            match PluginDecl::from_section(s) {
+                Ok(d) => {
+                    out.insert(d.name.clone(), d);
+                }
+                Err(e) => problems.push(Problem::Grant(e)),
+            }
+        }
+        out
+    };
+    let mission = parse(mission_sections);
+    let delivery = parse(delivery_sections);
+    let mut names: Vec<&String> = mission.keys().chain(delivery.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut grants = Vec::new();
+    for n in names {
+        match effective_grant(mission.get(n), delivery.get(n), policy) {
+            Ok(g) => grants.push(g),
+            Err(e) => problems.push(Problem::Grant(e)),
+        }
+    }
+    (grants, problems)
 }
 
 /// One problem found by [`check_plugins`].
@@ -757,31 +855,7 @@ pub fn check_plugins(
     policy: &Policy,
     cache_dir: &Path,
 ) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut parse = |sections: &[SectionInput]| {
-        let mut out = BTreeMap::new();
-        for s in sections.iter().filter(|s| s.name.starts_with("plugin:")) {
-            match PluginDecl::from_section(s) {
-                Ok(d) => {
-                    out.insert(d.name.clone(), d);
-                }
-                Err(e) => problems.push(Problem::Grant(e)),
-            }
-        }
-        out
-    };
-    let mission = parse(mission_sections);
-    let delivery = parse(delivery_sections);
-    let mut names: Vec<&String> = mission.keys().chain(delivery.keys()).collect();
-    names.sort();
-    names.dedup();
-    let mut grants = Vec::new();
-    for n in names {
-        match effective_grant(mission.get(n), delivery.get(n), policy) {
-            Ok(g) => grants.push(g),
-            Err(e) => problems.push(Problem::Grant(e)),
-        }
-    }
+    let (grants, mut problems) = declared_grants(mission_sections, delivery_sections, policy);
     let engine = match new_engine() {
         Ok(e) => e,
         Err(e) => {

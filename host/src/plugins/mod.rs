@@ -37,4 +37,4 @@ pub use grant::{
     Capability, Grant, GrantError, PluginDecl, PluginKind, Policy, SectionInput, effective_grant,
 };
 pub use inspect::{ComponentInfo, inspect_component, inspect_file};
-pub use loader::{HostOptions, PluginHost, Problem, check_plugins};
+pub use loader::{HostOptions, PluginHost, Problem, check_plugins, declared_grants};

@@ -44,8 +44,9 @@ pub(crate) fn invoke<T>(
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    for k in &ctx.grant.allow_env {
-        if let Some(v) = ctx.env.get(k) {
+    for k in ctx.grant.env_names() {
+        // A value the grant sets itself wins over stasis's own.
+        if let Some(v) = ctx.grant.env_pin(k).or(ctx.env.get(k).map(String::as_str)) {
             b.env(k, v);
         }
     }
@@ -68,17 +69,16 @@ pub(crate) fn invoke<T>(
             .map_err(|e| setup(format!("dirs {}: {e}", d.host.display())))?;
     }
     let timeout = ctx.grant.timeout;
+    ctx.log_used.store(0, std::sync::atomic::Ordering::Relaxed);
+    ctx.log_dropped
+        .store(0, std::sync::atomic::Ordering::Relaxed);
     let state = PluginState {
         wasi: b.build(),
         table: ResourceTable::new(),
-        limiter: Limiter {
-            memory: usize::try_from(ctx.grant.memory).unwrap_or(usize::MAX),
-            oom: false,
-        },
+        limiter: Limiter::new(usize::try_from(ctx.grant.memory).unwrap_or(usize::MAX)),
         ctx: ctx.clone(),
         deadline: Instant::now() + timeout,
-        log_bytes: 0,
-        log_dropped: 0,
+        extra_write: Vec::new(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -90,9 +90,11 @@ pub(crate) fn invoke<T>(
     forward_stdio(ctx, &stdout.contents(), LogLevel::Info);
     let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
     forward_stdio(ctx, stderr_text.as_bytes(), LogLevel::Warn);
-    let dropped = store.data().log_dropped;
+    let dropped = ctx
+        .log_dropped
+        .swap(0, std::sync::atomic::Ordering::Relaxed);
     if dropped > 0 {
-        ctx.log(
+        ctx.log_always(
             LogLevel::Warn,
             &format!("{dropped} log lines dropped past the {LOG_CAP}-byte log cap (rule: log cap)"),
             true,

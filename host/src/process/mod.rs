@@ -11,15 +11,20 @@
 //! with `wait4` for the record) but shares [`unix`]: the group signalling, the leftover rule,
 //! the signal forwarding and [`DEFAULT_KILL_GRACE`].
 //!
-//! Limit: a descendant that calls `setsid()` (or `setpgid`) leaves the group and is not reached
-//! by the group kill; it is reparented to init. Catching those would need a cgroup per command
-//! or making stasis a child subreaper, which would also make it the reaper of every orphan of
-//! the test pools; neither is done.
+//! A command can run confined ([`Command::confine`], Landlock, see [`confine`]); a confined
+//! command's whole process tree is also tracked ([`descendants`]): stasis becomes a child
+//! subreaper, and at the end every descendant — including one that left the group with
+//! `setsid()` — is killed. Unconfined commands keep the group rule only: a descendant that
+//! calls `setsid()` leaves the group and is not reached by the group kill.
 //!
 //! Must not know what the programs are for: callers build the argv, the environment and the
 //! timeout (from the Plan's [`Timeouts`]) and map [`ProcessError`] into their own errors.
 
+pub mod confine;
+mod descendants;
 pub(crate) mod unix;
+
+pub use confine::{Confinement, landlock_abi};
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -319,6 +324,10 @@ pub struct Command {
     secrets: Vec<String>,
     /// A caller's redactor (e.g. a plugin's, which names each secret); `secrets` are added.
     named: Option<crate::redact::Redactor>,
+    /// Landlock confinement applied in the child (and descendants tracked and killed).
+    confinement: Option<Confinement>,
+    /// Kill every descendant at the end, `setsid` ones included (implied by `confine`).
+    track: bool,
 }
 
 impl std::fmt::Debug for Command {
@@ -348,7 +357,24 @@ impl Command {
             output_cap: DEFAULT_OUTPUT_CAP,
             secrets: Vec::new(),
             named: None,
+            confinement: None,
+            track: false,
         }
+    }
+
+    /// Run the program under this Landlock confinement (fails to start when the kernel
+    /// cannot enforce it), and kill every descendant when it ends.
+    pub fn confine(&mut self, c: Confinement) -> &mut Self {
+        self.confinement = Some(c);
+        self.track = true;
+        self
+    }
+
+    /// Kill every descendant when the program ends or times out, including those that left
+    /// its process group (`setsid`): see [`descendants`].
+    pub fn kill_descendants(&mut self) -> &mut Self {
+        self.track = true;
+        self
     }
 
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
@@ -517,7 +543,17 @@ impl Command {
             None => format!("$ {command}"),
         });
         let started = Instant::now();
-        let mut cmd = self.std_command();
+        let prepared = match &self.confinement {
+            Some(c) => Some(c.prepare().map_err(|why| ProcessError::Spawn {
+                command: command.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why),
+            })?),
+            None => None,
+        };
+        if self.track {
+            descendants::become_subreaper();
+        }
+        let mut cmd = self.std_command(prepared.as_ref().map(confine::Prepared::raw));
         let feeds_stdin = self.stdin_fd.is_none();
         if let Some(fd) = self.stdin_fd.take() {
             cmd.stdin(Stdio::from(fd));
@@ -528,12 +564,15 @@ impl Command {
         let spawned = cmd.spawn();
         // The parent's copies of pipe ends go with `cmd`, or a reader never sees end-of-file.
         drop(cmd);
+        drop(prepared);
         let mut child = spawned.map_err(|source| ProcessError::Spawn {
             command: command.clone(),
             source,
         })?;
         self.cwd_dir = None;
         let pgid = child.id();
+        descendants::register_leader(pgid);
+        let mut tracker = self.track.then(|| descendants::Tracker::new(pgid));
         watch.pgid.store(pgid, Ordering::SeqCst);
         // A signal that arrived between the check above and the store is seen here.
         if watch.signal.load(Ordering::SeqCst) != 0 {
@@ -559,9 +598,13 @@ impl Command {
         );
         let err = Capture::spawn(child.stderr.take(), self.output_cap, margin, done_tx);
 
-        let ended = self.wait(&mut child, &watch);
+        let ended = self.wait(&mut child, &watch, tracker.as_mut());
         // The leader is gone; anything left in its group was orphaned by it.
         unix::kill_leftovers(pgid);
+        if let Some(t) = tracker.as_mut() {
+            t.kill_all();
+        }
+        descendants::forget_leader(pgid);
         let drain_until = Instant::now() + PIPE_DRAIN_LIMIT;
         for _ in 0..2 {
             let left = drain_until.saturating_duration_since(Instant::now());
@@ -608,7 +651,7 @@ impl Command {
         }
     }
 
-    fn std_command(&self) -> std::process::Command {
+    fn std_command(&self, landlock: Option<std::os::fd::RawFd>) -> std::process::Command {
         let mut c = std::process::Command::new(&self.program);
         c.args(&self.args)
             .env_clear()
@@ -639,11 +682,23 @@ impl Command {
                 });
             }
         }
+        if let Some(fd) = landlock {
+            // SAFETY: only prctl and landlock_restrict_self (syscalls) run in the child; the
+            // ruleset descriptor stays open in the parent until `spawn` returned.
+            unsafe {
+                c.pre_exec(move || confine::apply_in_child(fd));
+            }
+        }
         c
     }
 
     /// Wait for the leader, stopping its group on timeout or interrupt.
-    fn wait(&self, child: &mut Child, watch: &Watch) -> Ended {
+    fn wait(
+        &self,
+        child: &mut Child,
+        watch: &Watch,
+        mut tracker: Option<&mut descendants::Tracker>,
+    ) -> Ended {
         let deadline = Instant::now() + self.timeout;
         let mut nap = Duration::from_micros(500);
         loop {
@@ -668,6 +723,9 @@ impl Command {
             if now >= deadline {
                 stop_group(child, self.kill_grace);
                 return Ended::TimedOut;
+            }
+            if let Some(t) = tracker.as_deref_mut() {
+                t.poll_if_due();
             }
             std::thread::sleep(nap.min(deadline - now));
             nap = (nap * 2).min(Duration::from_millis(20));

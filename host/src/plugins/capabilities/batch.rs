@@ -37,11 +37,12 @@ const MAX_ATTEMPTS: u8 = 10;
 /// (grant check, value lookup) like any secret header, then encoded here.
 pub(crate) fn credential_headers(
     ctx: &PluginContext,
+    url: &url::Url,
     credential: &Credential,
 ) -> Result<HeaderMap, CapError> {
     match credential {
         Credential::None => Ok(HeaderMap::new()),
-        Credential::Header(h) => build_headers(ctx, &[], std::slice::from_ref(h)),
+        Credential::Header(h) => build_headers(ctx, "upload", url, &[], std::slice::from_ref(h)),
         Credential::Basic(b) => {
             if b.user.contains(':') {
                 return Err(CapError::Invalid(
@@ -51,6 +52,8 @@ pub(crate) fn credential_headers(
             const SLOT: &str = "x-stasis-password";
             let secret = build_headers(
                 ctx,
+                "upload",
+                url,
                 &[],
                 &[SecretHeader {
                     header: SLOT.into(),
@@ -99,8 +102,6 @@ pub(crate) fn upload_batch(
     req: BatchRequest,
 ) -> Result<Vec<Result<BatchReceipt, CapError>>, CapError> {
     let ctx = state.ctx.clone();
-    let mut common = build_headers(&ctx, &req.headers, &[])?;
-    common.extend(credential_headers(&ctx, &req.credential)?);
     let with_secrets = !matches!(req.credential, Credential::None);
     // Every destination and source is checked before the first byte leaves.
     let mut jobs = Vec::with_capacity(req.items.len());
@@ -116,8 +117,10 @@ pub(crate) fn upload_batch(
                 Denial(format!("{:?} is outside the delivery tree", item.path)),
             )
         })?;
-        let mut headers = common.clone();
-        headers.extend(build_headers(&ctx, &item.headers, &[])?);
+        // Per item: a secret may be bound to some destinations only.
+        let mut headers = build_headers(&ctx, "upload", &url, &req.headers, &[])?;
+        headers.extend(credential_headers(&ctx, &url, &req.credential)?);
+        headers.extend(build_headers(&ctx, "upload", &url, &item.headers, &[])?);
         jobs.push(Job { url, rel, headers });
     }
     let parallel = match req.parallel {

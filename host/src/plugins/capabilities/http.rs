@@ -23,7 +23,8 @@ use crate::plugins::grant::{Denial, Grant};
 /// Largest response body handed to a plugin.
 pub const BODY_CAP: usize = 10 << 20;
 
-/// Set as the redirect error when a hop is refused, to tell it apart from other errors.
+/// Set as the redirect or resolver error when a hop or a resolved address is refused, to
+/// tell a denial apart from other errors.
 #[derive(Debug)]
 pub(crate) struct RedirectDenied(pub String);
 
@@ -34,7 +35,32 @@ impl std::fmt::Display for RedirectDenied {
 }
 impl std::error::Error for RedirectDenied {}
 
-/// A blocking client from `net` whose redirect policy re-checks the grant on every hop.
+/// The client's DNS resolver: resolves with the system's resolver, then checks every
+/// address against the grant ([`Grant::check_resolved`]) before any connection is made, on
+/// the first request and on every redirect. One refused address refuses the name.
+struct GrantResolver(Arc<Grant>);
+
+impl reqwest::dns::Resolve for GrantResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let grant = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<std::net::SocketAddr> =
+                std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 0))?.collect();
+            for a in &addrs {
+                if let Err(Denial(why)) = grant.check_resolved(&host, a.ip()) {
+                    return Err(
+                        Box::new(RedirectDenied(why)) as Box<dyn std::error::Error + Send + Sync>
+                    );
+                }
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// A blocking client from `net` whose redirect policy re-checks the grant on every hop and
+/// whose resolver checks every resolved address.
 pub(crate) fn checked_client(
     net: &crate::http::NetSettings,
     grant: &Grant,
@@ -42,6 +68,7 @@ pub(crate) fn checked_client(
     with_secrets: bool,
 ) -> Result<Client, CapError> {
     let g = Arc::new(grant.clone());
+    let g_resolve = g.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= 10 {
             return attempt.error(RedirectDenied("more than 10 redirects".into()));
@@ -62,38 +89,70 @@ pub(crate) fn checked_client(
     net.blocking_builder()
         .map_err(|e| CapError::Failed(e.to_string()))?
         .redirect(policy)
+        .dns_resolver(Arc::new(GrantResolver(g_resolve)))
         .timeout(timeout)
         .connect_timeout(timeout.min(net.connect_timeout))
         .build()
         .map_err(|e| CapError::Failed(format!("building HTTP client: {e}")))
 }
 
-/// Headers from guest-supplied pairs plus secret headers filled in by the host.
+/// Headers a plugin may not set: `Host` (it would address another virtual host than the one
+/// the grant admitted) and the hop-by-hop and framing headers the client owns.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
+fn header_name(ctx: &PluginContext, capability: &str, k: &str) -> Result<HeaderName, CapError> {
+    let name = HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| CapError::Invalid(format!("bad header name {k:?}")))?;
+    if RESERVED_HEADERS.contains(&name.as_str()) {
+        return Err(ctx.deny(
+            capability,
+            Denial(format!(
+                "header {k:?} is set by the host, not by plugins (Host and hop-by-hop headers)"
+            )),
+        ));
+    }
+    Ok(name)
+}
+
+/// Headers from guest-supplied pairs plus secret headers filled in by the host, for a
+/// request to `url` (each secret must be bound to it).
 pub(crate) fn build_headers(
     ctx: &PluginContext,
+    capability: &str,
+    url: &url::Url,
     headers: &[(String, String)],
     secret_headers: &[SecretHeader],
 ) -> Result<reqwest::header::HeaderMap, CapError> {
     let mut map = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| CapError::Invalid(format!("bad header name {k:?}")))?;
+        let name = header_name(ctx, capability, k)?;
         let value = HeaderValue::from_str(v)
             .map_err(|_| CapError::Invalid(format!("bad value for header {k}")))?;
         map.append(name, value);
     }
     for s in secret_headers {
         ctx.grant
-            .check_secret(&s.secret)
-            .map_err(|d| ctx.deny("http", d))?;
+            .check_secret_to_url(&s.secret, url)
+            .map_err(|d| ctx.deny(capability, d))?;
         let v = ctx.secrets.value(&s.secret).ok_or_else(|| {
             CapError::Failed(format!(
                 "secret {} is granted but not set in stasis's environment",
                 s.secret
             ))
         })?;
-        let name = HeaderName::from_bytes(s.header.as_bytes())
-            .map_err(|_| CapError::Invalid(format!("bad header name {:?}", s.header)))?;
+        let name = header_name(ctx, capability, &s.header)?;
         let mut value = HeaderValue::from_str(&format!("{}{v}", s.prefix)).map_err(|_| {
             CapError::Invalid(format!("secret {} is not a valid header value", s.secret))
         })?;
@@ -170,7 +229,7 @@ impl PluginState {
                 )));
             }
         };
-        let mut headers = build_headers(&ctx, &req.headers, &req.secret_headers)?;
+        let mut headers = build_headers(&ctx, "http", &url, &req.headers, &req.secret_headers)?;
         let extra_secrets = !extra.is_empty();
         headers.extend(extra);
         let remaining = self.remaining();
@@ -210,7 +269,8 @@ impl PluginState {
                 })
                 .or_else(|gave_up| gave_up.last)?;
             let status = resp.status().as_u16();
-            let final_url = resp.url().to_string();
+            // Redacted like everything else handed back (a URL may carry a token).
+            let final_url = ctx2.secrets.redact(resp.url().as_str());
             let headers: Vec<(String, String)> = resp
                 .headers()
                 .iter()

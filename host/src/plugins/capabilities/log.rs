@@ -7,9 +7,6 @@ use crate::plugins::context::PluginState;
 
 impl Host for PluginState {
     fn log(&mut self, level: Level, message: String) {
-        if !self.take_log_budget(message.len()) {
-            return;
-        }
         let level = match level {
             Level::Trace => LogLevel::Trace,
             Level::Debug => LogLevel::Debug,

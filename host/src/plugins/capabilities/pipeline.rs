@@ -131,6 +131,15 @@ impl Host for PluginState {
             if let Some(path) = ctx.env.get("PATH") {
                 c.env("PATH", path);
             }
+            // The same confinement as the `process` capability: Landlock unless the grant
+            // names the program in `unconfined` (e.g. a container engine); descendants are
+            // killed at the end either way.
+            if ctx.grant.unconfined.contains(&s.program) || !ctx.grant.confine {
+                c.kill_descendants();
+            } else {
+                c.env("TMPDIR", &ctx.scratch)
+                    .confine(super::process::confinement(&ctx, &[]));
+            }
             c.envs(s.env.iter().map(|(k, v)| (k, v)))
                 .envs(step_secrets[i].iter().map(|(k, v)| (k, v)))
                 .envs(file_env.iter().map(|(k, p)| (k, p)))

@@ -63,7 +63,7 @@ impl Host for PluginState {
             bytes,
         } = checksums(&mut file)
             .map_err(|e| CapError::Failed(format!("reading {}: {e}", rel.display())))?;
-        let mut headers = build_headers(&ctx, &req.headers, &req.secret_headers)?;
+        let mut headers = build_headers(&ctx, "upload", &url, &req.headers, &req.secret_headers)?;
         for (k, v) in [
             ("x-checksum-sha256", &sha256),
             ("x-checksum-sha1", &sha1),
@@ -129,14 +129,14 @@ impl Host for PluginState {
                 })
                 .or_else(|gave_up| gave_up.last)?;
             if !resp.status().is_success() {
-                return Err(CapError::Failed(format!(
+                return Err(CapError::Failed(ctx2.secrets.redact(&format!(
                     "{} answered {}",
                     url,
                     resp.status()
-                )));
+                ))));
             }
             Ok(Receipt {
-                location: resp.url().to_string(),
+                location: ctx2.secrets.redact(resp.url().as_str()),
                 status: resp.status().as_u16(),
                 bytes,
                 sha256,
@@ -159,7 +159,9 @@ impl Host for PluginState {
         req: Request,
         credential: Credential,
     ) -> Result<Response, CapError> {
-        let extra = super::batch::credential_headers(&self.ctx, &credential)?;
+        let url = url::Url::parse(&req.url)
+            .map_err(|e| CapError::Invalid(format!("url {:?}: {e}", req.url)))?;
+        let extra = super::batch::credential_headers(&self.ctx, &url, &credential)?;
         self.fetch_with(req, extra)
     }
 }

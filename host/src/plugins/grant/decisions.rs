@@ -42,11 +42,87 @@ pub struct Grant {
     /// (read) and the plugin's scratch (read-write).
     pub process_read: Vec<PathBuf>,
     pub process_write: Vec<PathBuf>,
+    /// Granted programs run under Landlock (the operator's `confine_processes`, default on;
+    /// programs in `unconfined` excepted).
+    pub confine: bool,
     /// Directories of the delivery tree (relative to its root) the `context` and `pipeline`
     /// capabilities may write in.
     pub write_dirs: Vec<PathBuf>,
     /// `file:line` of the declaration that supplied the grant (the delivery's if any).
     pub origin: String,
+}
+
+impl Grant {
+    /// The effective authority, one `key: value` line each, as a reviewer approves it: what
+    /// `stasis plugin check` prints for each declared plugin after mission, delivery and
+    /// operator policy were combined.
+    pub fn authority(&self) -> Vec<String> {
+        let mut out = vec![
+            format!("kind: {}", self.kind),
+            format!("component: {}", self.component.display()),
+            format!(
+                "sha256: {}",
+                self.sha256.as_deref().unwrap_or("(not pinned)")
+            ),
+            format!("grant from: {}", self.origin),
+            "always: log, template (env: only from allow_env; network functions only through allow_hosts), /delivery read-only, /scratch private".into(),
+        ];
+        for c in &self.allow_commands {
+            let how = if self.unconfined.contains(&c.program) {
+                "UNCONFINED (no Landlock)"
+            } else if self.confine {
+                "confined"
+            } else {
+                "NOT confined (operator: confine_processes = off)"
+            };
+            out.push(format!("program: {c}  [{how}]"));
+        }
+        for p in &self.process_read {
+            out.push(format!("programs may read: {}", p.display()));
+        }
+        for p in &self.process_write {
+            out.push(format!("programs may write: {}", p.display()));
+        }
+        for h in &self.allow_hosts {
+            out.push(format!("host: {h}"));
+        }
+        for h in &self.deny_hosts {
+            out.push(format!("denied host (operator): {h}"));
+        }
+        for s in &self.secrets {
+            out.push(match s.split_once('@') {
+                Some((n, t)) => format!("secret: {n} -> only {t}"),
+                None => format!("secret: {s} -> any granted host or program"),
+            });
+        }
+        for e in &self.allow_env {
+            out.push(match e.split_once('=') {
+                Some((k, v)) => format!("env: {k} (set by the grant to {v:?})"),
+                None if loader_affecting(e) => format!("env: {e} (read-only: stasis's value)"),
+                None => format!("env: {e}"),
+            });
+        }
+        for d in &self.dirs {
+            out.push(format!(
+                "dir: {} at {} ({})",
+                d.host.display(),
+                d.guest,
+                if d.writable { "rw" } else { "ro" }
+            ));
+        }
+        if self.transform_scripts {
+            out.push("transform_scripts: may change test commands, environment and sources".into());
+        }
+        out.push(format!(
+            "memory: {} (all memories and tables)",
+            show_size(self.memory)
+        ));
+        out.push(format!(
+            "timeout: {}",
+            humantime::format_duration(self.timeout)
+        ));
+        out
+    }
 }
 
 /// Why a capability call was refused: the rule that refused it, for the guest and the audit log.
@@ -74,6 +150,7 @@ impl Grant {
             unconfined: Vec::new(),
             process_read: Vec::new(),
             process_write: Vec::new(),
+            confine: true,
             write_dirs: Vec::new(),
             origin: String::new(),
         }
@@ -125,22 +202,98 @@ impl Grant {
                 "{shown} is denied by the operator (deny_hosts {d})"
             )));
         }
-        if self.allow_hosts.iter().any(|p| p.matches(url)) {
-            return Ok(());
+        if !self.allow_hosts.iter().any(|p| p.matches(url)) {
+            return Err(Denial(format!("{shown} is not in allow_hosts")));
         }
-        Err(Denial(format!("{shown} is not in allow_hosts")))
+        // An address literal in the URL is held to the same rule as a resolved one.
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
+            Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
+            _ => None,
+        };
+        match ip {
+            Some(ip) => self.check_resolved(url.host_str().unwrap_or(""), ip),
+            None => Ok(()),
+        }
+    }
+
+    /// May a connection go to `ip`, which `host` resolved to (or which the URL names)? Checked
+    /// on every connection, redirects included, by the HTTP client's resolver:
+    /// - `deny_hosts` patterns naming an address deny it whatever name led there;
+    /// - loopback, unspecified, link-local and cloud metadata addresses (IPv4-mapped ones
+    ///   too) only when `allow_hosts` names that very address (`http://127.0.0.1:8080`), never
+    ///   through a name (`localhost`, a DNS record pointing inward) or a wildcard.
+    pub fn check_resolved(&self, host: &str, ip: std::net::IpAddr) -> Result<(), Denial> {
+        let ip = canonical_ip(ip);
+        let named = |p: &HostPattern| {
+            p.host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| canonical_ip(a) == ip)
+        };
+        if let Some(d) = self.deny_hosts.iter().find(|p| named(p)) {
+            return Err(Denial(format!(
+                "{host} resolves to {ip}, denied by the operator (deny_hosts {d})"
+            )));
+        }
+        if let Some(kind) = special_address(ip)
+            && !self.allow_hosts.iter().any(named)
+        {
+            return Err(Denial(format!(
+                "{host} resolves to {ip}, a {kind} address; allow_hosts must name that address itself"
+            )));
+        }
+        Ok(())
     }
 
     pub fn check_env(&self, key: &str) -> Result<(), Denial> {
-        if self.secrets.iter().any(|s| s == key) {
+        if self.secret_names().any(|s| s == key) {
             return Err(Denial(format!(
                 "{key} is a secret: name it in `secrets`, the host attaches its value"
             )));
         }
-        if self.allow_env.iter().any(|k| k == key) {
+        if self.allow_env.iter().any(|k| env_name(k) == key) {
             Ok(())
         } else {
             Err(Denial(format!("env var {key} is not in allow_env")))
+        }
+    }
+
+    /// The value the grant itself sets for `key` (`allow_env = KEY=VALUE`), if any.
+    pub fn env_pin(&self, key: &str) -> Option<&str> {
+        self.allow_env
+            .iter()
+            .find_map(|e| e.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+    }
+
+    /// The names of `allow_env` (without pinned values).
+    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+        self.allow_env.iter().map(|e| env_name(e))
+    }
+
+    /// May the guest give a child process `key=value`? `key` must be in `allow_env`; a
+    /// variable that changes how programs are loaded or behave ([`loader_affecting`]) is
+    /// read-only: only stasis's own value (`current`) or the value the grant sets passes.
+    pub fn check_env_value(
+        &self,
+        key: &str,
+        value: &str,
+        current: Option<&str>,
+    ) -> Result<(), Denial> {
+        self.check_env(key)?;
+        if !loader_affecting(key) {
+            return Ok(());
+        }
+        match self.env_pin(key) {
+            Some(pinned) if pinned == value => Ok(()),
+            Some(pinned) => Err(Denial(format!(
+                "{key} changes how programs are loaded; the grant sets it to {pinned:?}, not {value:?}"
+            ))),
+            None if current == Some(value) => Ok(()),
+            None => Err(Denial(format!(
+                "{key} changes how programs are loaded: a plugin may pass on stasis's own value only, unless the grant sets it (allow_env = {key}=VALUE)"
+            ))),
         }
     }
 
@@ -198,12 +351,182 @@ impl Grant {
     }
 
     pub fn check_secret(&self, name: &str) -> Result<(), Denial> {
-        if self.secrets.iter().any(|s| s == name) {
+        if self.secret_names().any(|s| s == name) {
             Ok(())
         } else {
             Err(Denial(format!("secret {name} is not in secrets")))
         }
     }
+
+    /// The names of the granted secrets (each once), without their bindings.
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.secrets
+            .iter()
+            .map(|e| secret_name(e))
+            .filter(move |n| seen.insert(*n))
+    }
+
+    /// Where `name` may be sent: `None` when the grant does not bind it (then: every host
+    /// of `allow_hosts` and every program of `allow_commands`), else its bindings
+    /// (`NAME@https://host` or `NAME@program`).
+    fn secret_targets<'a>(&'a self, name: &'a str) -> Option<Vec<&'a str>> {
+        let t: Vec<&str> = self
+            .secrets
+            .iter()
+            .filter_map(|e| {
+                e.split_once('@')
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, t)| t)
+            })
+            .collect();
+        (!t.is_empty()).then_some(t)
+    }
+
+    /// May secret `name` be attached to a request to `url` (already admitted by
+    /// `check_url`)?
+    pub fn check_secret_to_url(&self, name: &str, url: &url::Url) -> Result<(), Denial> {
+        self.check_secret(name)?;
+        let Some(targets) = self.secret_targets(name) else {
+            return Ok(());
+        };
+        let ok = targets
+            .iter()
+            .filter_map(|t| HostPattern::parse(t).ok())
+            .any(|p| p.matches(url));
+        if ok {
+            Ok(())
+        } else {
+            Err(Denial(format!(
+                "secret {name} is bound to {} and may not be sent to {}://{}",
+                targets.join(", "),
+                url.scheme(),
+                url.host_str().unwrap_or("")
+            )))
+        }
+    }
+
+    /// May secret `name` be given to a child process running `program`?
+    pub fn check_secret_to_program(&self, name: &str, program: &str) -> Result<(), Denial> {
+        self.check_secret(name)?;
+        let Some(targets) = self.secret_targets(name) else {
+            return Ok(());
+        };
+        if targets.iter().any(|t| !t.contains("://") && *t == program) {
+            Ok(())
+        } else {
+            Err(Denial(format!(
+                "secret {name} is bound to {} and may not be given to {program}",
+                targets.join(", ")
+            )))
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Addresses that reach the machine itself or its provider's control plane.
+pub fn special_address(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    match canonical_ip(ip) {
+        IpAddr::V4(a) if a.is_loopback() => Some("loopback"),
+        IpAddr::V4(a) if a.is_unspecified() || a.octets()[0] == 0 => Some("unspecified"),
+        IpAddr::V4(a) if a.is_link_local() => Some("link-local (cloud metadata)"),
+        IpAddr::V4(a) if a.octets() == [100, 100, 100, 200] => Some("cloud metadata"),
+        IpAddr::V6(a) if a.is_loopback() => Some("loopback"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("unspecified"),
+        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some("link-local"),
+        IpAddr::V6(a) if a.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254] => {
+            Some("cloud metadata")
+        }
+        _ => None,
+    }
+}
+
+fn secret_name(entry: &str) -> &str {
+    entry.split_once('@').map_or(entry, |(n, _)| n)
+}
+
+fn env_name(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(k, _)| k)
+}
+
+/// Variables that change which code a program loads or runs (dynamic loader, interpreters,
+/// git, shells, compilers' and tools' config), so a plugin choosing their value could run
+/// code of its choice inside a granted program.
+pub fn loader_affecting(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "PATH",
+        "HOME",
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "IFS",
+        "CDPATH",
+        "GCONV_PATH",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RES_OPTIONS",
+        "TMPDIR",
+        "PERL5LIB",
+        "PERL5OPT",
+        "PERLLIB",
+        "RUBYLIB",
+        "RUBYOPT",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "CLASSPATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_DIRS",
+        "XDG_DATA_DIRS",
+        "EDITOR",
+        "VISUAL",
+        "PAGER",
+        "SSH_ASKPASS",
+        "SUDO_ASKPASS",
+        "LUA_PATH",
+        "LUA_CPATH",
+        "TCLLIBPATH",
+        "R_LIBS",
+        "R_PROFILE",
+    ];
+    const PREFIXES: &[&str] = &[
+        "LD_",
+        "DYLD_",
+        "PYTHON",
+        "GIT_",
+        "MALLOC_",
+        "GLIBC_",
+        "PIP_",
+        "CONDA",
+        "MAMBA",
+        "UV_",
+        "NPM_CONFIG_",
+        "CARGO",
+        "RUSTC",
+        "RUSTFLAGS",
+        "PKG_CONFIG",
+        "SSL_CERT_",
+        "CURL_",
+        "REQUESTS_CA",
+        "DOCKER_",
+        "BUILDAH_",
+        "CONTAINERS_",
+        "PODMAN_",
+    ];
+    EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
 /// Combine a mission's and a delivery's declaration of one plugin under the operator's
@@ -252,6 +575,7 @@ pub fn effective_grant(
         unconfined: base.unconfined.clone().unwrap_or_default(),
         process_read: base.process_read.clone().unwrap_or_default(),
         process_write: base.process_write.clone().unwrap_or_default(),
+        confine: policy.confine_processes,
         write_dirs: base.write_dirs.clone().unwrap_or_default(),
         origin: format!("{}:{}", base.file.display(), base.line),
     };
@@ -288,6 +612,15 @@ pub fn effective_grant(
         return Err(src.key_error(
             "unconfined",
             format!("{p} is not a program of allow_commands"),
+        ));
+    }
+    if !policy.allow_unconfined
+        && let Some(p) = g.unconfined.first()
+    {
+        let src = over.filter(|d| d.unconfined.is_some()).unwrap_or(base);
+        return Err(src.key_error(
+            "unconfined",
+            format!("{p}: the operator forbids unconfined programs (stasis.ini [plugins] allow_unconfined = false)"),
         ));
     }
     if policy.require_sha256 && g.sha256.is_none() {
@@ -445,15 +778,6 @@ fn narrow<'a>(
         }
         g.transform_scripts = t;
     }
-    if let Some(u) = &d.unconfined {
-        if let Some(p) = u.iter().find(|p| !g.unconfined.contains(p)) {
-            return Err(widen(
-                "unconfined",
-                format!("{p} is not unconfined by the mission"),
-            ));
-        }
-        g.unconfined = u.clone();
-    }
     for (key, mine, theirs) in [
         ("process_read", &d.process_read, &mut g.process_read),
         ("process_write", &d.process_write, &mut g.process_write),
@@ -509,6 +833,169 @@ mod tests {
         assert!(g.check_command("echo", &a(&["hello", "a", "b"])).is_err());
         let e = g.check_command("sh", &a(&["-c", "true"])).unwrap_err();
         assert!(e.0.contains("not in allow_commands"));
+    }
+
+    #[test]
+    fn loader_affecting_env_is_read_only_unless_the_grant_sets_it() {
+        let mut g = Grant::new(
+            "x",
+            PluginKind::TestStrategy,
+            std::path::Path::new("x.wasm"),
+        );
+        g.allow_env = vec![
+            "PYTHONPATH=src".into(),
+            "HOME".into(),
+            "LD_PRELOAD".into(),
+            "CI".into(),
+        ];
+        assert!(g.check_env("PYTHONPATH").is_ok());
+        assert!(g.check_env_value("PYTHONPATH", "src", None).is_ok());
+        assert!(g.check_env_value("PYTHONPATH", "/tmp/evil", None).is_err());
+        assert!(g.check_env_value("HOME", "/root", Some("/root")).is_ok());
+        assert!(
+            g.check_env_value("HOME", "/tmp/evil", Some("/root"))
+                .is_err()
+        );
+        assert!(g.check_env_value("LD_PRELOAD", "/x.so", None).is_err());
+        assert!(g.check_env_value("CI", "anything", None).is_ok());
+        assert!(g.check_env_value("GIT_CONFIG_COUNT", "1", None).is_err());
+        for k in [
+            "GIT_CONFIG_KEY_0",
+            "PYTHONSTARTUP",
+            "LD_LIBRARY_PATH",
+            "BASH_ENV",
+            "PATH",
+        ] {
+            assert!(loader_affecting(k), "{k}");
+        }
+        assert!(!loader_affecting("CI"));
+        assert_eq!(
+            g.env_names().collect::<Vec<_>>(),
+            ["PYTHONPATH", "HOME", "LD_PRELOAD", "CI"]
+        );
+    }
+
+    #[test]
+    fn secrets_go_only_where_they_are_bound() {
+        let mut g = Grant::new(
+            "x",
+            PluginKind::DeployTarget,
+            std::path::Path::new("x.wasm"),
+        );
+        g.secrets = vec![
+            "TOKEN@https://repo.example".into(),
+            "TOKEN@jf".into(),
+            "FREE".into(),
+        ];
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(g.secret_names().collect::<Vec<_>>(), ["TOKEN", "FREE"]);
+        assert!(
+            g.check_secret_to_url("TOKEN", &u("https://repo.example/x"))
+                .is_ok()
+        );
+        assert!(
+            g.check_secret_to_url("TOKEN", &u("https://other.example/x"))
+                .is_err()
+        );
+        assert!(g.check_secret_to_program("TOKEN", "jf").is_ok());
+        assert!(g.check_secret_to_program("TOKEN", "curl").is_err());
+        assert!(
+            g.check_secret_to_url("FREE", &u("https://other.example/x"))
+                .is_ok()
+        );
+        assert!(g.check_secret_to_program("FREE", "curl").is_ok());
+        assert!(
+            g.check_secret_to_url("NOPE", &u("https://repo.example/"))
+                .is_err()
+        );
+        assert!(g.check_env("TOKEN").unwrap_err().0.contains("is a secret"));
+    }
+
+    #[test]
+    fn inward_addresses_need_to_be_named_literally() {
+        let mut g = Grant::new(
+            "x",
+            PluginKind::DeployTarget,
+            std::path::Path::new("x.wasm"),
+        );
+        g.allow_hosts = vec![
+            HostPattern::parse("http://127.0.0.1:*").unwrap(),
+            HostPattern::parse("https://*").unwrap(),
+            HostPattern::parse("http://localhost:*").unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(g.check_resolved("127.0.0.1", ip("127.0.0.1")).is_ok());
+        assert!(
+            g.check_resolved("localhost", ip("127.0.0.1")).is_ok(),
+            "named literally"
+        );
+        assert!(g.check_resolved("x", ip("::ffff:127.0.0.1")).is_ok());
+        for (name, bad) in [
+            ("localhost", "::1"),
+            ("evil.example", "169.254.169.254"),
+            ("evil.example", "127.0.0.2"),
+            ("evil.example", "0.0.0.0"),
+            ("evil.example", "fe80::1"),
+            ("evil.example", "::ffff:169.254.169.254"),
+        ] {
+            let e = g.check_resolved(name, ip(bad)).unwrap_err();
+            assert!(e.0.contains("allow_hosts must name"), "{bad}: {}", e.0);
+        }
+        assert!(g.check_resolved("example.org", ip("93.184.216.34")).is_ok());
+        g.deny_hosts = vec![HostPattern::parse("*://93.184.216.34:*").unwrap()];
+        assert!(
+            g.check_resolved("example.org", ip("93.184.216.34"))
+                .unwrap_err()
+                .0
+                .contains("operator")
+        );
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(g.check_url(&u("https://[::1]/")).is_err());
+        assert!(g.check_url(&u("https://169.254.169.254/")).is_err());
+        assert!(g.check_url(&u("http://127.0.0.1:9/")).is_ok());
+        assert!(
+            g.check_url(&u("http://0x7f000001:9/")).is_ok(),
+            "normalised by the URL parser"
+        );
+    }
+
+    #[test]
+    fn the_effective_authority_shows_every_widening() {
+        let d = PluginDecl::from_section(&section(
+            "plugin:dock",
+            &[
+                ("kind", "deploy-target"),
+                ("component", "d.wasm"),
+                ("allow_commands", "podman **\ngit **"),
+                ("unconfined", "podman"),
+                ("secrets", "TOKEN@https://registry.example"),
+                ("allow_env", "PYTHONPATH=src HOME CI"),
+                ("process_write", "/srv/out"),
+                ("transform_scripts", "false"),
+            ],
+        ))
+        .unwrap();
+        let a = effective_grant(Some(&d), None, &Policy::default())
+            .unwrap()
+            .authority()
+            .join("\n");
+        for want in [
+            "program: podman **  [UNCONFINED (no Landlock)]",
+            "program: git **  [confined]",
+            "secret: TOKEN -> only https://registry.example",
+            "env: PYTHONPATH (set by the grant to \"src\")",
+            "env: HOME (read-only: stasis's value)",
+            "programs may write: /srv/out",
+            "grant from: /m/hst/hst.ini:10",
+        ] {
+            assert!(a.contains(want), "{want} missing from:\n{a}");
+        }
+        let strict = Policy {
+            allow_unconfined: false,
+            ..Policy::default()
+        };
+        let e = effective_grant(Some(&d), None, &strict).unwrap_err();
+        assert_eq!(e.key, "unconfined");
     }
 
     #[test]

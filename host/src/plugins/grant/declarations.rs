@@ -138,7 +138,19 @@ impl PluginDecl {
                 }
                 "allow_env" | "secrets" => {
                     let names: Vec<String> = list_words(value).map(str::to_string).collect();
-                    if let Some(bad) = names.iter().find(|n| !is_env_name(n)) {
+                    // `allow_env` may pin a value (`PYTHONPATH=src`): the grant sets it.
+                    // `secrets` may bind a secret (`TOKEN@https://host`, `TOKEN@program`).
+                    let sep = if key == "allow_env" { '=' } else { '@' };
+                    let name_of = |n: &String| n.split_once(sep).map_or(n.clone(), |(k, _)| k.to_string());
+                    if key == "secrets"
+                        && let Some((n, t)) = names
+                            .iter()
+                            .filter_map(|n| n.split_once('@'))
+                            .find(|(_, t)| t.contains("://") && HostPattern::parse(t).is_err())
+                    {
+                        return Err(e(format!("{n}@{t}: the binding is not scheme://host[:port]")));
+                    }
+                    if let Some(bad) = names.iter().find(|n| !is_env_name(&name_of(n))) {
                         return Err(e(format!("{bad:?} is not an environment variable name")));
                     }
                     if key == "allow_env" {
@@ -218,7 +230,14 @@ impl PluginDecl {
             ));
         }
         if let (Some(env), Some(secrets)) = (&d.allow_env, &d.secrets)
-            && let Some(both) = env.iter().find(|n| secrets.contains(n))
+            && let Some(both) = env
+                .iter()
+                .map(|n| n.split_once('=').map_or(n.as_str(), |(k, _)| k))
+                .find(|n| {
+                    secrets
+                        .iter()
+                        .any(|s| s.split_once('@').map_or(s.as_str(), |(k, _)| k) == *n)
+                })
         {
             let line = d.key_lines.get("allow_env").copied().unwrap_or(s.line);
             return Err(err(
@@ -323,6 +342,12 @@ pub struct Policy {
     pub max_memory: u64,
     pub max_timeout: Duration,
     pub deny_hosts: Vec<HostPattern>,
+    /// Run granted programs under Landlock (default). `confine_processes = off` is the
+    /// operator's explicit opt-out where the kernel has no Landlock; without it a `process`
+    /// grant is refused there.
+    pub confine_processes: bool,
+    /// May a grant name `unconfined` programs (default yes; each is shown to the reviewer)?
+    pub allow_unconfined: bool,
 }
 
 impl Default for Policy {
@@ -332,6 +357,8 @@ impl Default for Policy {
             max_memory: 1 << 30,
             max_timeout: Duration::from_secs(2 * 60 * 60),
             deny_hosts: Vec::new(),
+            confine_processes: true,
+            allow_unconfined: true,
         }
     }
 }
@@ -352,6 +379,8 @@ impl Policy {
             let value = value.trim();
             match key.trim() {
                 "require_sha256" => p.require_sha256 = parse_bool(value).map_err(e)?,
+                "confine_processes" => p.confine_processes = parse_bool(value).map_err(e)?,
+                "allow_unconfined" => p.allow_unconfined = parse_bool(value).map_err(e)?,
                 "max_memory" => p.max_memory = parse_size(value).map_err(e)?,
                 "max_timeout" => p.max_timeout = parse_duration(value).map_err(e)?,
                 "deny_hosts" => {
@@ -361,10 +390,7 @@ impl Policy {
                         .map_err(e)?
                 }
                 other => {
-                    let hint = strsim_hint(
-                        other,
-                        &["require_sha256", "max_memory", "max_timeout", "deny_hosts"],
-                    );
+                    let hint = strsim_hint(other, crate::config::schema::PLUGINS_POLICY_KEYS);
                     return Err(e(format!("unknown key{hint}")));
                 }
             }

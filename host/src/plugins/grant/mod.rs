@@ -21,7 +21,7 @@ mod patterns;
 use std::path::PathBuf;
 
 pub(crate) use decisions::show_size;
-pub use decisions::{Denial, Grant, effective_grant};
+pub use decisions::{Denial, Grant, effective_grant, loader_affecting};
 pub use declarations::{PluginDecl, Policy, check_plugin_name, parse_size};
 pub use kinds::{Capability, PluginKind};
 pub use patterns::{CommandRule, DirGrant, HostPattern, PortPattern};

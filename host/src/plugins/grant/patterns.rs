@@ -55,7 +55,7 @@ impl CommandRule {
             let Some(arg) = args.get(i) else {
                 return false;
             };
-            if !glob(p).map(|g| g.is_match(arg)).unwrap_or(false) {
+            if !arg_matches(p, arg) {
                 return false;
             }
             i += 1;
@@ -83,9 +83,20 @@ impl fmt::Display for CommandRule {
     }
 }
 
+/// One argument against one pattern. `*` and `?` never match `/` (write `**` to cross
+/// directories), and an argument that starts with `-` (an option) only matches a pattern
+/// that starts with `-` itself: `echo hello *` admits `hello world`, not `hello /etc/passwd`
+/// nor `hello --output=x`.
+fn arg_matches(pattern: &str, arg: &str) -> bool {
+    if arg.starts_with('-') && !pattern.starts_with('-') {
+        return false;
+    }
+    glob(pattern).map(|g| g.is_match(arg)).unwrap_or(false)
+}
+
 fn glob(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
     Ok(globset::GlobBuilder::new(pattern)
-        .literal_separator(false)
+        .literal_separator(true)
         .build()?
         .compile_matcher())
 }
@@ -295,6 +306,22 @@ mod tests {
         );
         assert!(CommandRule::parse("  ").is_err());
         assert_eq!(rest.to_string(), "pytest -x **");
+    }
+
+    #[test]
+    fn a_star_matches_neither_a_slash_nor_an_option() {
+        let r = CommandRule::parse("echo hello *").unwrap();
+        assert!(r.allows("echo", &args(&["hello", "world"])));
+        assert!(!r.allows("echo", &args(&["hello", "/etc/passwd"])));
+        assert!(!r.allows("echo", &args(&["hello", "a/b"])));
+        assert!(!r.allows("echo", &args(&["hello", "--output=x"])));
+        assert!(!r.allows("echo", &args(&["hello", "-n"])));
+        let opt = CommandRule::parse("pytest --junitxml=* src/**").unwrap();
+        assert!(opt.allows("pytest", &args(&["--junitxml=out.xml", "src/a/b.py"])));
+        assert!(!opt.allows("pytest", &args(&["--junitxml=/etc/x", "src/a"])));
+        let rest = CommandRule::parse("git -C * **").unwrap();
+        assert!(rest.allows("git", &args(&["-C", "repo", "log", "--oneline", "a/b"])));
+        assert!(!rest.allows("git", &args(&["-C", "--upload-pack=x"])));
     }
 
     #[test]

@@ -101,6 +101,11 @@ fn run(section: &[(String, String)], delivery: &Delivery) -> Result<DeployReport
             if argv.is_empty() {
                 return Err(PluginError::InvalidInput("arg: program and arguments".into()));
             }
+            // One more argument taken whole, spaces and all (a `sh -c` script).
+            let tail = get(section, "argv_tail");
+            if !tail.is_empty() {
+                argv.push(tail.to_string());
+            }
             let program = argv.remove(0);
             let env = words(get(section, "env"))
                 .into_iter()
@@ -130,10 +135,14 @@ fn run(section: &[(String, String)], delivery: &Delivery) -> Result<DeployReport
                 .into_iter()
                 .map(|s| SecretHeader { header: "authorization".into(), secret: s, prefix: "Bearer ".into() })
                 .collect();
+            let headers = words(get(section, "headers"))
+                .into_iter()
+                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect();
             let r = http::fetch(&http::Request {
                 method: "GET".into(),
                 url: arg.into(),
-                headers: vec![],
+                headers,
                 secret_headers,
                 body: None,
                 timeout_ms: Some(5_000),
