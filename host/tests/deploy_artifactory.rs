@@ -468,3 +468,30 @@ fn a_release_already_on_the_server_is_refused_unless_overwrite() {
     );
     assert!(server.seen().iter().any(|s| s.method == "PUT"));
 }
+
+#[test]
+fn plugin_inspect_shows_the_shipped_declaration_and_its_grant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = support::workspace().join("etc/deploy/artifactory_deploy.wasm");
+    let out = Stasis::new(tmp.path())
+        .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+        .args(["plugin", "inspect"])
+        .arg(&wasm)
+        .output();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let o = &out.stdout;
+    assert!(
+        o.contains("world:     stasis:plugin/deploy-target@1.0.0"),
+        "{o}"
+    );
+    assert!(o.contains("stasis:host/upload@1.0.0"), "{o}");
+    assert!(
+        o.contains("declared in ") && o.contains("targets.ini"),
+        "{o}"
+    );
+    assert!(
+        o.contains("secrets = STASIS_JF_ACCESS_TOKEN STASIS_JF_PASSWORD"),
+        "{o}"
+    );
+    assert!(o.contains("allow_hosts: added by stasis"), "{o}");
+}
