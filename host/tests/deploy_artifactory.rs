@@ -141,7 +141,9 @@ fn uploads_exact_paths_with_checksums_then_a_second_run_sends_no_bodies() {
     // Every deploy: checksum deploy first (no body, 404), then the body with the same
     // checksum headers, jf's build properties in the URL, the token as a Bearer header.
     let seen = server.seen();
-    assert_eq!(seen[0].path(), "/artifactory/api/system/ping");
+    // Before the first stage the release-history search, then jf's ping.
+    assert_eq!(seen[0].path(), "/artifactory/api/search/aql");
+    assert_eq!(seen[1].path(), "/artifactory/api/system/ping");
     for rel in ["a.txt", "sub/b;c.bin"] {
         let local = std::fs::read(tree.join("data").join(rel)).unwrap();
         let encoded = rel.replace(';', "%3B");
@@ -407,4 +409,89 @@ fn credentials_are_attached_by_the_host_and_never_leak() {
         out.stderr
     );
     assert_never_leaked(&w, &out, &["wrong-token-SECRET"]);
+}
+
+#[test]
+fn a_release_already_on_the_server_is_refused_unless_overwrite() {
+    let w = world(SECTIONS);
+    let server = Artifactory::start(Auth::Bearer(TOKEN.into()));
+    let out = run(&w, &server, true, &[]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    let release = "arty-1.0-1-py312-linux-x86_64";
+    assert!(
+        server.paths().iter().any(|p| p.contains(release)),
+        "{:?}",
+        server.paths()
+    );
+    // The first run searched (nothing there yet) with jf's AQL before any stage.
+    let search = server
+        .seen()
+        .into_iter()
+        .find(|s| s.path() == "/artifactory/api/search/aql")
+        .expect("an AQL search");
+    let aql = String::from_utf8(search.body.clone()).unwrap();
+    assert_eq!(
+        aql,
+        format!(
+            r#"items.find({{"$or":[{{"$and":[{{"repo":"generic","path":{{"$match":"*"}},"name":{{"$match":"*{release}*"}}}}]}},{{"$and":[{{"repo":"generic","path":{{"$match":"*{release}*"}},"name":{{"$match":"*"}}}}]}}]}}).include("name","repo","path","actual_md5","actual_sha1","sha256","size","type","modified","created","property")"#
+        )
+    );
+    assert_eq!(search.header("content-type"), Some("text/plain"));
+
+    // A fresh local tree: only the server knows the release. Refused, nothing uploaded.
+    let again = world(SECTIONS);
+    server.clear();
+    let out = run(&again, &server, true, &[]);
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(&format!("Refusing to overwrite release {release}"))
+            && all.contains("--overwrite"),
+        "{all}"
+    );
+    assert!(!all.contains("==> layout"), "no stage may run: {all}");
+    assert!(
+        server.seen().iter().all(|s| s.method != "PUT"),
+        "{:?}",
+        server.seen()
+    );
+
+    // --overwrite: no search, the delivery is uploaded again.
+    server.clear();
+    let out = run(&again, &server, true, &["--overwrite"]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|s| !s.path().ends_with("/api/search/aql"))
+    );
+    assert!(server.seen().iter().any(|s| s.method == "PUT"));
+}
+
+#[test]
+fn plugin_inspect_shows_the_shipped_declaration_and_its_grant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = support::workspace().join("etc/deploy/artifactory_deploy.wasm");
+    let out = Stasis::new(tmp.path())
+        .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+        .args(["plugin", "inspect"])
+        .arg(&wasm)
+        .output();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let o = &out.stdout;
+    assert!(
+        o.contains("world:     stasis:plugin/deploy-target@1.0.0"),
+        "{o}"
+    );
+    assert!(o.contains("stasis:host/upload@1.0.0"), "{o}");
+    assert!(
+        o.contains("declared in ") && o.contains("targets.ini"),
+        "{o}"
+    );
+    assert!(
+        o.contains("secrets = STASIS_JF_ACCESS_TOKEN STASIS_JF_PASSWORD"),
+        "{o}"
+    );
+    assert!(o.contains("allow_hosts: added by stasis"), "{o}");
 }

@@ -3,7 +3,8 @@
 //! REST API through the host's `upload` capability: no `jf` binary. It is bound by default to
 //! every `[deploy:artifactory:NAME]` section; the host adds the resolved settings to the
 //! section's own keys (`artifactory_url`, `repo`, `upload`, `build_info`, `credential`,
-//! `user`, `section`, `started_ms`).
+//! `user`, `section`, `preflight`, `started_ms`); the host plans it with `phase = preflight`
+//! before the first stage, when the release-history check runs.
 //!
 //! Per section: `GET api/system/ping`; every file matching a `files` line (jf wildcards, the
 //! path before the first component holding `*` is the base, as upstream's `pushd`) is PUT to
@@ -42,6 +43,14 @@ struct Artifactory;
 impl DeployTarget for Artifactory {
     fn plan(section: &Section, delivery: &Delivery) -> Result<Vec<Action>, PluginError> {
         let target = Target::from_section(section, delivery)?;
+        // Before the first stage: upstream's release-history check (`jf rt search
+        // --fail-no-op '{repo}/*{release}*'`) unless --overwrite; nothing else to plan yet.
+        if section.get("phase") == Some("preflight") {
+            if target.release_check && target.upload {
+                target.refuse_existing_release(&delivery.release_name)?;
+            }
+            return Ok(Vec::new());
+        }
         let files = target.collect(delivery)?;
         let mut actions: Vec<Action> = files
             .iter()
@@ -255,6 +264,7 @@ struct Target {
     upload: bool,
     build_info: BuildInfo,
     first_section: bool,
+    release_check: bool,
     credential: String,
     user: String,
     build_name: String,
@@ -400,6 +410,7 @@ impl Target {
             upload: section.get("upload").is_none_or(boolean),
             build_info,
             first_section,
+            release_check: section.get("preflight").is_some_and(boolean),
             credential: section.get("credential").unwrap_or("").trim().to_string(),
             user: section.get("user").unwrap_or("").trim().to_string(),
             build_name: delivery.build_name.clone(),
@@ -441,6 +452,56 @@ impl Target {
                 "GET {url} answered {}: the Artifactory server is not usable",
                 r.status
             )))
+        }
+    }
+
+    /// Upstream's `delivery_exists`: an AQL search for `{repo}/*{release}*` (jf's query);
+    /// any result refuses the run. As upstream, a search that cannot be made (no
+    /// credentials, server or auth error) counts as "not there", with a warning.
+    fn refuse_existing_release(&self, release: &str) -> Result<(), PluginError> {
+        let Ok(credential) = self.credential() else {
+            log::warn("no Artifactory credentials: the release-history check is skipped");
+            return Ok(());
+        };
+        let url = format!("{}/api/search/aql", self.url);
+        let query = aql_release_query(&self.repo, release);
+        let answer = Request::new("POST", &url)
+            .header("Content-Type", "text/plain")
+            .body(query.into_bytes())
+            .send_with(&credential);
+        let found = match answer {
+            Ok(r) if r.is_success() => serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| v.get("results")?.as_array().cloned())
+                .unwrap_or_default(),
+            Ok(r) => {
+                log::warn(format!(
+                    "POST {url} answered {}: the release-history check is skipped",
+                    r.status
+                ));
+                return Ok(());
+            }
+            Err(e) => {
+                log::warn(format!(
+                    "POST {url}: {}: the release-history check is skipped",
+                    e.reason()
+                ));
+                return Ok(());
+            }
+        };
+        match found.first() {
+            None => Ok(()),
+            Some(item) => {
+                let s = |k: &str| item.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                Err(PluginError::Failed(format!(
+                    "Refusing to overwrite release {release}: {}/{}/{}/{} and {} more already exist; use --overwrite",
+                    self.url,
+                    s("repo"),
+                    s("path"),
+                    s("name"),
+                    found.len() - 1
+                )))
+            }
         }
     }
 
@@ -578,6 +639,45 @@ impl Target {
     }
 }
 
+/// The AQL jf sends for `jf rt search '{repo}/*{release}*'`: the release in the name of a
+/// file anywhere in the repository, or in a folder's path. `repo` may be `repo/dir`.
+fn aql_release_query(repo: &str, release: &str) -> String {
+    let pattern = format!("*{release}*");
+    let (key, dir) = match repo.split_once('/') {
+        Some((k, d)) => (k, Some(d.trim_matches('/'))),
+        None => (repo, None),
+    };
+    let q = |v: &str| serde_json::Value::String(v.to_string()).to_string();
+    let pairs: Vec<(String, String)> = match dir {
+        None => vec![("*".into(), pattern.clone()), (pattern.clone(), "*".into())],
+        Some(d) => vec![
+            (d.to_string(), pattern.clone()),
+            (format!("{d}/*"), pattern.clone()),
+            (format!("{d}/{pattern}"), "*".into()),
+        ],
+    };
+    let prefix = if dir.is_some() {
+        r#""path":{"$ne":"."},"#
+    } else {
+        ""
+    };
+    let alternatives: Vec<String> = pairs
+        .iter()
+        .map(|(path, name)| {
+            format!(
+                r#"{{"$and":[{{"repo":{},{prefix}"path":{{"$match":{}}},"name":{{"$match":{}}}}}]}}"#,
+                q(key),
+                q(path),
+                q(name)
+            )
+        })
+        .collect();
+    format!(
+        r#"items.find({{"$or":[{}]}}).include("name","repo","path","actual_md5","actual_sha1","sha256","size","type","modified","created","property")"#,
+        alternatives.join(",")
+    )
+}
+
 /// Upstream's `pushd` trick: the components before the first one holding `*` are the base
 /// directory, the rest is the pattern. A line without `*` names a file or directory: a file
 /// is its own pattern inside its directory, a directory is walked whole.
@@ -677,6 +777,16 @@ mod tests {
         ];
         entries.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Section::new(entries)
+    }
+
+    #[test]
+    fn the_release_search_is_jfs_aql() {
+        assert_eq!(
+            aql_release_query("generic", "R-1"),
+            r#"items.find({"$or":[{"$and":[{"repo":"generic","path":{"$match":"*"},"name":{"$match":"*R-1*"}}]},{"$and":[{"repo":"generic","path":{"$match":"*R-1*"},"name":{"$match":"*"}}]}]}).include("name","repo","path","actual_md5","actual_sha1","sha256","size","type","modified","created","property")"#
+        );
+        let nested = aql_release_query("generic/dir", "R");
+        assert!(nested.contains(r#"{"repo":"generic","path":{"$ne":"."},"path":{"$match":"dir/*"},"name":{"$match":"*R*"}}"#), "{nested}");
     }
 
     #[test]

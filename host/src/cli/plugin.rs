@@ -197,12 +197,72 @@ pub(super) fn inspect(file: &Path, cache_dir: &Path) -> i32 {
     }
     if info.world.is_some() {
         println!();
-        print!(
-            "{}",
-            plugins::inspect::ini_section(&name, &file_name, &info)
-        );
+        match declared_beside(file, &file_name) {
+            // A component shipped with its declaration (etc/deploy/targets.ini): show the
+            // grant it runs with by default.
+            Some((ini, section)) => {
+                println!("declared in {}:", ini.display());
+                print!("{section}");
+            }
+            None => print!(
+                "{}",
+                plugins::inspect::ini_section(&name, &file_name, &info)
+            ),
+        }
     }
     0
+}
+
+/// The `[plugin:NAME]` section of an ini beside `file` whose `component` is `file_name`,
+/// as written (comments included, so notes on grants stasis adds are shown too).
+fn declared_beside(file: &Path, file_name: &str) -> Option<(PathBuf, String)> {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut inis: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ini"))
+        .collect();
+    inis.sort();
+    for ini in inis {
+        let text = std::fs::read_to_string(&ini).ok()?;
+        let mut section: Option<String> = None;
+        let mut found = false;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                if found {
+                    break;
+                }
+                section = Some(t.to_string());
+                out.clear();
+            }
+            if section
+                .as_deref()
+                .is_some_and(|s| s.starts_with("[plugin:"))
+            {
+                out.push(line);
+                if let Some((k, v)) = t.split_once('=')
+                    && k.trim() == "component"
+                    && Path::new(v.trim())
+                        .file_name()
+                        .is_some_and(|f| f == file_name)
+                {
+                    found = true;
+                }
+            }
+        }
+        if found {
+            let mut body = out.join("\n");
+            body.push('\n');
+            return Some((ini, body));
+        }
+    }
+    None
 }
 
 /// `stasis plugin check`: the CLI loads the delivery file, its mission and stasis.ini, then

@@ -74,6 +74,7 @@ pub fn exit_code(result: &Result<RunOutcome, RunError>) -> i32 {
         Err(RunError::Config(_)) => EXIT_USAGE,
         Err(RunError::Signals(_)) => EXIT_FAILED,
         Err(RunError::ReleaseExists { .. } | RunError::Overwrite { .. }) => EXIT_FAILED,
+        Err(RunError::Preflight(_)) => EXIT_FAILED,
     }
 }
 

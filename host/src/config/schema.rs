@@ -74,6 +74,8 @@ pub const ARTIFACTORY_KEYS: &[&str] = &[
     "regexp",
     "spec",
     "flat",
+    // jf's --threads (not an upstream key): uploads in flight, default 3.
+    "threads",
 ];
 pub const DOCKER_KEYS: &[&str] = &[
     "registry",

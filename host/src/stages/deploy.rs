@@ -4,7 +4,7 @@
 //! left unbound (`--no-artifactory`, no Artifactory URL) are reported, never skipped silently.
 //! (`[deploy:docker]` is the `docker` stage's.)
 
-use super::{RunContext, StageError, StageReport};
+use super::{RunContext, RunError, StageError, StageReport};
 use crate::plan::hooks;
 
 /// Why `[deploy:artifactory:*]` sections are not performed when no URL is configured.
@@ -78,5 +78,50 @@ pub fn run(cx: &mut RunContext<'_>) -> Result<StageReport, StageError> {
         Ok(report)
     } else {
         Err(StageError::Failed(failures.join("\n")))
+    }
+}
+
+/// Before the first stage, plan once, with `phase = preflight` added to its section, every
+/// deploy target whose section says `preflight = true` (set by a default binding or by the
+/// delivery): a target that cannot take this delivery (Artifactory: the release is already
+/// there and `--overwrite` was not given) stops the run before any work, as upstream does.
+pub fn preflight(cx: &mut RunContext<'_>) -> Result<(), RunError> {
+    let plan = cx.plan;
+    let wanted = |t: &&crate::plan::DeployTarget| {
+        t.entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "preflight")
+            .is_some_and(|(_, v)| v.trim() == "true")
+    };
+    if !plan.deploy.targets.iter().any(|t| wanted(&t)) {
+        return Ok(());
+    }
+    // The plugins see the delivery tree; on a first run it does not exist yet.
+    std::fs::create_dir_all(&plan.storage.root)
+        .map_err(|e| RunError::Preflight(format!("{}: {e}", plan.storage.root.display())))?;
+    let host = match cx.plugins() {
+        Ok(Some(h)) => h,
+        // Loading problems are reported by the deploy stage, where they fail it.
+        Ok(None) | Err(_) => return Ok(()),
+    };
+    let info = hooks::delivery_info(plan);
+    let mut failures = Vec::new();
+    for t in plan.deploy.targets.iter().filter(wanted) {
+        let mut entries = t.entries.clone();
+        entries.push(("phase".into(), "preflight".into()));
+        if let Err(e) = host.plan_deploy(&t.plugin, &entries, &info) {
+            failures.push(format!(
+                "{}:{}: [deploy:{}]: {e}",
+                t.file.display(),
+                t.line,
+                t.name
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Preflight(cx.redact(&failures.join("\n"))))
     }
 }

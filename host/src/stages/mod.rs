@@ -86,6 +86,9 @@ pub enum RunError {
     Config(String),
     #[error("signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// A deploy target refused the delivery before the first stage (exit 1).
+    #[error("{0}")]
+    Preflight(String),
 }
 
 /// How one scheduled stage ended.
@@ -251,6 +254,13 @@ pub fn run_delivery(
         env
     };
     let mut cx = RunContext::new(plan, env, events, plugin_log, interrupt)?;
+    if plan
+        .stages
+        .iter()
+        .any(|s| s.name == StageKind::Deploy && s.status == StageStatus::Run)
+    {
+        deploy::preflight(&mut cx)?;
+    }
     let mut results = Vec::with_capacity(plan.stages.len());
     let mut failed = false;
     for stage in &plan.stages {

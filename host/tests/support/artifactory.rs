@@ -2,7 +2,8 @@
 //! uses, on 127.0.0.1, started by the test: `GET api/system/ping`, deploy (`PUT
 //! {repo}/{path};props` with checksum headers, checksum deploy with `X-Checksum-Deploy: true`
 //! and no body: 201 when content with that sha1/sha256 is stored, else 404), `PUT api/build`
-//! (build-info), and download (`GET {repo}/{path}`). It checks the credentials (a Bearer token
+//! (build-info), AQL search (`POST api/search/aql`: `items.find({"$or":[{"$and":[{repo, path
+//! $match, name $match}]}…]})` over the stored files), and download (`GET {repo}/{path}`). It checks the credentials (a Bearer token
 //! or Basic user/password) and that checksum headers match the body (409 otherwise, as
 //! Artifactory), keeps HTTP/1.1 connections alive, and records every request: method,
 //! target, headers, body size and sha256 (bodies kept up to 1 MiB). `fail(suffix, status)`
@@ -263,6 +264,7 @@ fn answer(
     let path = path.split('?').next().unwrap_or("");
     match (method, path) {
         ("GET", "/api/system/ping") => (200, b"OK".to_vec()),
+        ("POST", "/api/search/aql") => aql(st, body),
         ("PUT", "/api/build") => match serde_json::from_slice::<serde_json::Value>(body) {
             Ok(v) => {
                 st.lock().unwrap().builds.push(v);
@@ -335,4 +337,90 @@ fn answer(
         }
         _ => (405, Vec::new()),
     }
+}
+
+/// AQL's `$match`: `*` any run of characters, `?` one character.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// `items.find(CRITERIA).include(…)` over the stored files: CRITERIA is `{"$or":[{"$and":
+/// [{"repo":R,"path":{"$match":P},"name":{"$match":N}}]}, …]}` (or one `$and`/criteria object).
+fn aql(st: &Mutex<State>, body: &[u8]) -> (u16, Vec<u8>) {
+    let text = String::from_utf8_lossy(body);
+    let Some(inner) = text.trim().strip_prefix("items.find(") else {
+        return (
+            400,
+            br#"{"errors":[{"message":"only items.find is supported"}]}"#.to_vec(),
+        );
+    };
+    let end = inner
+        .find(").include(")
+        .or_else(|| inner.rfind(')'))
+        .unwrap_or(inner.len());
+    let Ok(q) = serde_json::from_str::<serde_json::Value>(&inner[..end]) else {
+        return (400, br#"{"errors":[{"message":"bad AQL"}]}"#.to_vec());
+    };
+    let alternatives: Vec<serde_json::Value> = match q.get("$or").and_then(|v| v.as_array()) {
+        Some(a) => a.clone(),
+        None => vec![q.clone()],
+    };
+    let criterion_holds = |c: &serde_json::Value, repo: &str, path: &str, name: &str| {
+        let field = |k: &str, actual: &str| match c.get(k) {
+            None => true,
+            Some(serde_json::Value::String(want)) => want == actual,
+            Some(v) => {
+                v.get("$match")
+                    .and_then(|m| m.as_str())
+                    .is_none_or(|m| wildcard(m, actual))
+                    && v.get("$ne")
+                        .and_then(|m| m.as_str())
+                        .is_none_or(|m| m != actual)
+            }
+        };
+        field("repo", repo) && field("path", path) && field("name", name)
+    };
+    let state = st.lock().unwrap();
+    let mut results = Vec::new();
+    let mut keys: Vec<&String> = state.files.keys().collect();
+    keys.sort();
+    for key in keys {
+        let (repo, rest) = key.split_once('/').unwrap_or((key, ""));
+        let (path, name) = rest.rsplit_once('/').unwrap_or((".", rest));
+        let hit = alternatives.iter().any(|alt| {
+            let all: Vec<serde_json::Value> = match alt.get("$and").and_then(|v| v.as_array()) {
+                Some(a) => a.clone(),
+                None => vec![alt.clone()],
+            };
+            all.iter().all(|c| criterion_holds(c, repo, path, name))
+        });
+        if hit {
+            let f = &state.files[key];
+            results.push(serde_json::json!({
+                "repo": repo, "path": path, "name": name, "type": "file",
+                "size": f.content.len(), "actual_sha1": f.sha1, "actual_md5": f.md5, "sha256": f.sha256,
+            }));
+        }
+    }
+    let n = results.len();
+    let answer = serde_json::json!({"results": results, "range": {"start_pos": 0, "end_pos": n, "total": n}});
+    (200, answer.to_string().into_bytes())
 }

@@ -5,7 +5,7 @@
 //! declaration's grant gets `allow_hosts` = the Artifactory URL's `scheme://host:port` when
 //! it names none, so `stasis plan` shows exactly what the target may reach. The section's
 //! entries get the resolved settings the plugin needs (`artifactory_url`, `repo`, `upload`,
-//! `build_info`, `section`, `started_ms`, which credential is set and the user name); secret
+//! `build_info`, `section`, `preflight`, `started_ms`, which credential is set and the user name); secret
 //! values never enter the plan.
 //!
 //! Nothing here knows how Artifactory is spoken to: that is the plugin's business.
@@ -70,6 +70,9 @@ impl Resolver<'_> {
                 ("upload", settings.artifactory_upload.to_string()),
                 ("build_info", build_info.to_string()),
                 ("section", format!("{}/{n}", i + 1)),
+                // Planned before the first stage (the deploy stage's preflight): upstream's
+                // release-history check, unless --overwrite, once per run.
+                ("preflight", (i == 0 && !settings.overwrite).to_string()),
                 ("started_ms", started_ms.to_string()),
                 ("credential", credential.to_string()),
                 ("user", user.clone()),
