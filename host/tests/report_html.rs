@@ -358,12 +358,24 @@ fn the_report_is_live_while_the_run_goes() {
         assert!(child.try_wait().unwrap().is_none(), "stasis ended first");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let index = std::fs::read_to_string(report.join("data/index.js")).unwrap();
+    // The task's file is written before the index that lists it is replaced: wait (still
+    // while the slow task runs) for the index to name the quick task.
+    let index = loop {
+        let index = std::fs::read_to_string(report.join("data/index.js")).unwrap();
+        if index.contains("\"name\":\"quick\"") {
+            break index;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index never listed the quick task: {index}"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "stasis ended first");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(
         index.contains("\"live\":true") && index.contains("\"status\":\"in_progress\""),
         "{index}"
     );
-    assert!(index.contains("\"name\":\"quick\""), "{index}");
     if let Some(browser) = Browser::find() {
         let dom = browser.dump_dom(&report.join("index.html"));
         assert!(dom.contains("data-state=\"live\""), "{dom}");
