@@ -13,7 +13,6 @@
 use std::path::Path;
 
 use super::Resolver;
-use super::plugins::pin_from_lock;
 use crate::plan::{Deploy, DeployTarget, Info, PluginOrigin, PluginSection, Settings};
 
 /// The plugin bound to `[deploy:artifactory:NAME]` sections.
@@ -126,36 +125,8 @@ impl Resolver<'_> {
                 return;
             };
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let component = sec.get("component").map(|e| e.value.trim().to_string());
-            let mut entries = Vec::new();
-            for e in &sec.entries {
-                let value = match (e.key.as_str(), e.value.trim().strip_prefix('@')) {
-                    ("sha256", Some(lock)) => {
-                        match pin_from_lock(&dir.join(lock), component.as_deref().unwrap_or("")) {
-                            Ok(pin) => pin,
-                            Err(msg) => {
-                                let key = format!("[{}] sha256", sec.name);
-                                self.diags.error_at(&path, e.line, &key, msg);
-                                e.value.clone()
-                            }
-                        }
-                    }
-                    ("component", _) => {
-                        let p = dir.join(e.value.trim());
-                        std::path::absolute(&p).unwrap_or(p).display().to_string()
-                    }
-                    _ => e.value.clone(),
-                };
-                entries.push((e.key.clone(), value, e.line));
-            }
-            plugins.push(PluginSection {
-                name: ARTIFACTORY_PLUGIN.into(),
-                file: path,
-                line: sec.line,
-                dir,
-                origin: PluginOrigin::System,
-                entries,
-            });
+            let section = self.plugin_section(&path, &dir, &sec, PluginOrigin::System);
+            plugins.push(section);
         }
         // The default grant: the Artifactory host, when the declaration names no hosts.
         let origin = url::Url::parse(&d.artifactory_url).ok().map(|u| {

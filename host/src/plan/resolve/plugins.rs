@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Resolver;
-use crate::config::IniFile;
+use crate::config::{IniFile, Section};
 use crate::plan::{Deploy, PluginOrigin, PluginSection};
 
 impl Resolver<'_> {
@@ -61,47 +61,59 @@ impl Resolver<'_> {
                 {
                     continue;
                 }
-                let component = sec.get("component").map(|e| e.value.trim().to_string());
-                let mut entries = Vec::new();
-                for e in &sec.entries {
-                    let value = match (e.key.as_str(), e.value.trim().strip_prefix('@')) {
-                        ("sha256", Some(lock)) => {
-                            match pin_from_lock(&dir.join(lock), component.as_deref().unwrap_or(""))
-                            {
-                                Ok(pin) => pin,
-                                Err(msg) => {
-                                    let key = format!("[{}] sha256", sec.name);
-                                    self.diags.error_at(&f.path, e.line, &key, msg);
-                                    e.value.clone()
-                                }
-                            }
-                        }
-                        // Components are relative to the ini that declares them.
-                        ("component", _) => {
-                            let p = dir.join(e.value.trim());
-                            std::path::absolute(&p).unwrap_or(p).display().to_string()
-                        }
-                        _ => e.value.clone(),
-                    };
-                    entries.push((e.key.clone(), value, e.line));
-                }
-                out.push(PluginSection {
-                    name: sec.name["plugin:".len()..].trim().to_string(),
-                    file: f.path.clone(),
-                    line: sec.line,
-                    dir: dir.clone(),
-                    origin,
-                    entries,
-                });
+                let section = self.plugin_section(&f.path, &dir, sec, origin);
+                out.push(section);
             }
         }
         out
+    }
+
+    /// One `[plugin:NAME]` section as the Plan holds it: the component path made absolute
+    /// (relative to the declaring ini's folder `dir`) and a `sha256 = @LOCK` pin looked up.
+    pub(super) fn plugin_section(
+        &mut self,
+        path: &Path,
+        dir: &Path,
+        sec: &Section,
+        origin: PluginOrigin,
+    ) -> PluginSection {
+        let component = sec.get("component").map(|e| e.value.trim().to_string());
+        let mut entries = Vec::new();
+        for e in &sec.entries {
+            let value = match (e.key.as_str(), e.value.trim().strip_prefix('@')) {
+                ("sha256", Some(lock)) => {
+                    match pin_from_lock(&dir.join(lock), component.as_deref().unwrap_or("")) {
+                        Ok(pin) => pin,
+                        Err(msg) => {
+                            let key = format!("[{}] sha256", sec.name);
+                            self.diags.error_at(path, e.line, &key, msg);
+                            e.value.clone()
+                        }
+                    }
+                }
+                // Components are relative to the ini that declares them.
+                ("component", _) => {
+                    let p = dir.join(e.value.trim());
+                    std::path::absolute(&p).unwrap_or(p).display().to_string()
+                }
+                _ => e.value.clone(),
+            };
+            entries.push((e.key.clone(), value, e.line));
+        }
+        PluginSection {
+            name: sec.name["plugin:".len()..].trim().to_string(),
+            file: path.to_path_buf(),
+            line: sec.line,
+            dir: dir.to_path_buf(),
+            origin,
+            entries,
+        }
     }
 }
 
 /// `sha256 = @plugins.lock`: the pin of `component` (by file name) in a lock file written by
 /// scripts/build-plugins (`file.wasm = <sha256>` lines, `#` comments).
-pub(super) fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
+fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(lock).map_err(|e| {
         format!(
             "lock file {}: {e} (run scripts/build-plugins)",
