@@ -109,6 +109,15 @@ fn strings(items: &[String]) -> Value {
     Value::Array(items.iter().map(|s| Value::String(s.clone())).collect())
 }
 
+fn string_map(items: &std::collections::BTreeMap<String, String>) -> Value {
+    Value::Object(
+        items
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
 /// Render a document as YAML after a comment header.
 fn yaml(header: &str, doc: &Value) -> Result<String, super::CiError> {
     let body = serde_yaml_ng::to_string(doc)
@@ -154,12 +163,7 @@ fn gitlab_runner(job: &mut Map<String, Value>, r: &Runner) {
         job.insert("image".into(), image.clone().into());
     }
     if !r.variables.is_empty() {
-        let vars: Map<String, Value> = r
-            .variables
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        job.insert("variables".into(), Value::Object(vars));
+        job.insert("variables".into(), string_map(&r.variables));
     }
     if let Some(m) = r.timeout_minutes {
         job.insert("timeout".into(), format!("{m} minutes").into());
@@ -295,12 +299,7 @@ fn github_runner(job: &mut Map<String, Value>, r: &Runner) {
         job.insert("container".into(), image.clone().into());
     }
     if !r.variables.is_empty() {
-        let vars: Map<String, Value> = r
-            .variables
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        job.insert("env".into(), Value::Object(vars));
+        job.insert("env".into(), string_map(&r.variables));
     }
 }
 
