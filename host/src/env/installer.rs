@@ -211,6 +211,41 @@ impl InstallerEngine {
         }
         super::native::complete(name, prefix, spec, &self.base_env, &self.settings)
     }
+
+    /// Create environment `name` at `prefix` from the explicit lock file `lock` with
+    /// `conda create --file` (conda installs an `@EXPLICIT` list without solving), then the
+    /// lock's pinned pip packages.
+    pub fn create_from_lock(
+        &self,
+        name: &str,
+        prefix: &Path,
+        lock: &Path,
+    ) -> Result<InstalledEnv, EnvError> {
+        let text = std::fs::read_to_string(lock).map_err(|e| EnvError::Lock {
+            env: name.to_string(),
+            path: lock.to_path_buf(),
+            reason: format!("cannot read it: {e}"),
+        })?;
+        let env = self.base_run_env();
+        if prefix.exists() {
+            ensure_removable(prefix)?;
+            self.conda(
+                &env,
+                &["env", "remove", "-y", "-p", &prefix.display().to_string()],
+            )?;
+            if prefix.exists() {
+                std::fs::remove_dir_all(prefix).map_err(|e| EnvError::io(prefix, e))?;
+            }
+        }
+        let p = prefix.display().to_string();
+        let f = format!("--file={}", lock.display());
+        self.conda(&env, &["create", "-y", "-p", &p, &f])?;
+        let spec = EnvSpec {
+            pip: super::export::lock_pip_pins(&text),
+            ..EnvSpec::default()
+        };
+        super::native::complete(name, prefix, &spec, &self.base_env, &self.settings)
+    }
 }
 
 fn ensure_removable(dir: &Path) -> Result<(), EnvError> {
