@@ -988,7 +988,7 @@ fn publish(chan: &Path, pkg: support::conda::Pkg, scratch: &Path) {
 
 /// Every job after the setup job installs the setup job's environment lock without solving:
 /// a newer version published to the channel after the setup job (which a solve picks, as the
-/// test shows) does not reach the test job; its record says the environment came from the
+/// test shows), or to the pip index, does not reach the test job (nor its reproduction); its record says the environment came from the
 /// lock; `stasis plan --env-lock` shows the setting; a corrupted lock, or one for another
 /// platform, stops the job with an error naming the file. Real conda packages from a local
 /// channel served on 127.0.0.1, the native engine, the CLI as a CI runner calls it.
@@ -1005,6 +1005,13 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
         .add(Pkg::new("libfoo", "1.0"))
         .add(Pkg::new("libbar", "1.0").depends("libfoo"));
     ch.write().unwrap();
+    // And a pip package in a PEP 503 index: lockdemo 1.0 (2.0 comes after the setup job).
+    let simple = tmp.path().join("www/simple");
+    let wheels = tmp.path().join("wheels");
+    support::pyindex::write_index(
+        &simple,
+        &[support::pyindex::write_wheel(&wheels, "lockdemo", "1.0")],
+    );
     let server = support::server::Server::start(&tmp.path().join("www"));
     let chan_url = format!("{}/chan", server.base_url);
 
@@ -1015,16 +1022,17 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
     proj.write(
         "stasis.ini",
         &format!(
-            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = {chan_url}\ntask_kill_grace = 1s\n",
-            tmp.path().join("pkgs").display()
+            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = {chan_url}\npip_index_url = {}/simple/\ntask_kill_grace = 1s\n",
+            tmp.path().join("pkgs").display(),
+            server.base_url
         ),
     )
     .write(
         "d.ini",
         &format!(
             "[meta]\nmission = generic\nname = locked\nversion = 1.0\nrc = 1\npython = 3.12\n\
-             {CONDA}conda_packages =\n    libbar\n\n\
-             [test:b00]\nrepository = {}\nscript =\n    cat \"$CONDA_PREFIX/share/libbar/VERSION\"\n    grep -qx 'libbar 1.0' \"$CONDA_PREFIX/share/libbar/VERSION\"\n",
+             {CONDA}conda_packages =\n    libbar\npip_packages =\n    lockdemo\n\n\
+             [test:b00]\nrepository = {}\nscript =\n    cat \"$CONDA_PREFIX/share/libbar/VERSION\"\n    grep -qx 'libbar 1.0' \"$CONDA_PREFIX/share/libbar/VERSION\"\n    python -c \"import lockdemo; assert lockdemo.VERSION == '1.0', lockdemo.VERSION\"\n",
             src.dir.display()
         ),
     );
@@ -1065,6 +1073,10 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
         lock_text.contains("/noarch/libbar-1.0-h0_0.tar.bz2#"),
         "{lock_text}"
     );
+    assert!(
+        lock_text.contains("\n# pip: lockdemo==1.0\n"),
+        "{lock_text}"
+    );
 
     // After the setup job, the channel gets libbar 2.0: a solve now picks it.
     publish(
@@ -1095,6 +1107,11 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
     assert_eq!(
         bar.version, "2.0",
         "re-solving would install the new version"
+    );
+    // And the index gets lockdemo 2.0, which an unpinned `pip install lockdemo` would take.
+    support::pyindex::write_index(
+        &simple,
+        &[support::pyindex::write_wheel(&wheels, "lockdemo", "2.0")],
     );
 
     // The test job installs the lock: libbar 1.0, and its test (which checks that) passes.
