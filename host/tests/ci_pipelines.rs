@@ -124,6 +124,18 @@ fn project(tmp: &Path, n: usize) -> (PathBuf, String) {
     (proj.dir, commit)
 }
 
+/// The setup job as a runner starts it (the generated pipeline adds `--layout` and the like).
+const SETUP_JOB: [&str; 8] = [
+    "ci",
+    "run-job",
+    "setup",
+    "--plan",
+    "stasis-ci/plan.json",
+    "-c",
+    "stasis.ini",
+    "d.ini",
+];
+
 fn stasis_in(dir: &Path, root: &Path) -> Stasis {
     let mut s = Stasis::new(root);
     s.current_dir(dir).env_remove("STASIS_ROOT");
@@ -629,18 +641,7 @@ fn generate_is_deterministic_and_the_setup_refuses_another_layout() {
         run.stderr
     );
     // A job name the plan does not have is a usage error naming the jobs.
-    let setup = stasis_in(&dir, &dir)
-        .args([
-            "ci",
-            "run-job",
-            "setup",
-            "--plan",
-            "stasis-ci/plan.json",
-            "-c",
-            "stasis.ini",
-            "d.ini",
-        ])
-        .output();
+    let setup = stasis_in(&dir, &dir).args(SETUP_JOB).output();
     assert_eq!(setup.code(), Some(0), "{}", setup.stderr);
     let bad = stasis_in(&dir, &dir)
         .args([
@@ -659,18 +660,7 @@ fn generate_is_deterministic_and_the_setup_refuses_another_layout() {
 fn merge_reports_missing_and_unreadable_fragments() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _) = project(tmp.path(), 3);
-    let ok = stasis_in(&dir, &dir)
-        .args([
-            "ci",
-            "run-job",
-            "setup",
-            "--plan",
-            "stasis-ci/plan.json",
-            "-c",
-            "stasis.ini",
-            "d.ini",
-        ])
-        .output();
+    let ok = stasis_in(&dir, &dir).args(SETUP_JOB).output();
     assert_eq!(ok.code(), Some(0), "{}", ok.stderr);
     let t = stasis_in(&dir, &dir)
         .args(["ci", "run-job", "test:b00", "--plan", "stasis-ci/plan.json"])
@@ -1043,30 +1033,19 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
         s.env("STASIS_DOWNLOAD_RETRY_MAX", "1");
         s
     };
-    let setup = stasis()
-        .args([
-            "ci",
-            "run-job",
-            "setup",
-            "--plan",
-            "stasis-ci/plan.json",
-            "-c",
-            "stasis.ini",
-            "d.ini",
-        ])
-        .output();
-    assert_eq!(setup.code(), Some(0), "{}\n{}", setup.stdout, setup.stderr);
-    let lock = dir.join("stasis-ci/env/locked-1.0-test.lock");
-    let lock = if lock.is_file() {
-        lock
-    } else {
-        std::fs::read_dir(dir.join("stasis-ci/env"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "lock"))
-            .expect("the setup job wrote the test environment's lock")
+    let test_job = || {
+        stasis()
+            .args(["ci", "run-job", "test:b00", "--plan", "stasis-ci/plan.json"])
+            .output()
     };
+    let setup = stasis().args(SETUP_JOB).output();
+    assert_eq!(setup.code(), Some(0), "{}\n{}", setup.stdout, setup.stderr);
+    let lock = std::fs::read_dir(dir.join("stasis-ci/env"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "lock"))
+        .expect("the setup job wrote the test environment's lock");
     let lock_text = std::fs::read_to_string(&lock).unwrap();
     assert!(lock_text.contains("# platform: linux-64\n"), "{lock_text}");
     assert!(
@@ -1115,9 +1094,7 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
     );
 
     // The test job installs the lock: libbar 1.0, and its test (which checks that) passes.
-    let test = stasis()
-        .args(["ci", "run-job", "test:b00", "--plan", "stasis-ci/plan.json"])
-        .output();
+    let test = test_job();
     assert_eq!(test.code(), Some(0), "{}\n{}", test.stdout, test.stderr);
     let fragment: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.join("stasis-ci/jobs/job-test-b00/run.json")).unwrap(),
@@ -1223,9 +1200,7 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
         ),
     ] {
         std::fs::write(&lock, &bad).unwrap();
-        let run = stasis()
-            .args(["ci", "run-job", "test:b00", "--plan", "stasis-ci/plan.json"])
-            .output();
+        let run = test_job();
         assert_eq!(run.code(), Some(1), "{}\n{}", run.stdout, run.stderr);
         let all = format!("{}\n{}", run.stdout, run.stderr);
         assert!(
@@ -1234,9 +1209,7 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
         );
     }
     std::fs::remove_file(&lock).unwrap();
-    let run = stasis()
-        .args(["ci", "run-job", "test:b00", "--plan", "stasis-ci/plan.json"])
-        .output();
+    let run = test_job();
     let all = format!("{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.code(), Some(1), "{all}");
     assert!(
