@@ -830,22 +830,11 @@ fn run_gitlab_ci_local(dir: &Path, home: &Path, args: &[&str]) -> (bool, String)
 fn the_documented_parent_pipeline_and_its_child_run_under_gitlab_ci_local() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _) = project(tmp.path(), 3);
+    let repo = Repo { dir: dir.clone() };
     // The snippet names the delivery `delivery.ini`.
-    std::fs::copy(dir.join("d.ini"), dir.join("delivery.ini")).unwrap();
-    std::fs::write(dir.join(".gitlab-ci.yml"), documented_parent()).unwrap();
-    support::git::git(&dir, &["add", "delivery.ini", ".gitlab-ci.yml"]);
-    support::git::git(
-        &dir,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-qm",
-            "parent pipeline",
-        ],
-    );
+    let delivery = std::fs::read_to_string(dir.join("d.ini")).unwrap();
+    repo.commit_file("delivery.ini", &delivery, "delivery.ini");
+    repo.commit_file(".gitlab-ci.yml", &documented_parent(), "parent pipeline");
     let home = tmp.path().join("home");
 
     // (1) The parent pipeline.
