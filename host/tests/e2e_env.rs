@@ -117,6 +117,13 @@ impl World {
         f
     }
 
+    /// Use a copy of the current stasis.ini, saved as `name`, with `from` replaced by `to`.
+    fn edit_sysini(&mut self, name: &str, from: &str, to: &str) {
+        let path = self.tmp.path().join(name);
+        std::fs::write(&path, read(&self.sysini).replace(from, to)).unwrap();
+        self.sysini = path;
+    }
+
     fn root(&self) -> PathBuf {
         self.tmp.path().join("root")
     }
@@ -422,7 +429,7 @@ fn exe(path: &Path, body: &str) {
 /// directory served at `tools_url`) and listed in stasis.ini's `conda_packages`, so it reaches
 /// the build through the tools environment as a real rattler-build would. The stand-in logs
 /// its version, how it was called and the recipe to the returned log, then emits a real
-/// prebuilt archive. `sys_extra` is appended to stasis.ini's `[default]`.
+/// prebuilt archive.
 struct RecipeDelivery {
     delivery: PathBuf,
     log: PathBuf,
@@ -432,7 +439,7 @@ struct RecipeDelivery {
 }
 
 impl RecipeDelivery {
-    fn new(w: &mut World, tools: &Path, tools_url: &str, sys_extra: &str) -> Self {
+    fn new(w: &mut World, tools: &Path, tools_url: &str) -> Self {
         let prebuilt = w.tmp.path().join("prebuilt");
         let mut ch = Channel::new(&prebuilt);
         ch.add(Pkg::new("democonda", "0.5"));
@@ -445,16 +452,11 @@ impl RecipeDelivery {
             prebuilt: prebuilt.join("noarch/democonda-0.5-h0_0.tar.bz2"),
         };
         me.publish_rattler_build("0.1");
-        let sysini = w.tmp.path().join("stasis-tools.ini");
-        std::fs::write(
-            &sysini,
-            read(&w.sysini).replace(
-                "/chan\n",
-                &format!("/chan\n    {tools_url}\nconda_packages = rattler-build\n{sys_extra}"),
-            ),
-        )
-        .unwrap();
-        w.sysini = sysini;
+        w.edit_sysini(
+            "stasis-tools.ini",
+            "/chan\n",
+            &format!("/chan\n    {tools_url}\nconda_packages = rattler-build\n"),
+        );
         let recipe = w.tmp.path().join("repos/democonda-recipe");
         std::fs::create_dir_all(recipe.join("recipe")).unwrap();
         std::fs::write(
@@ -505,7 +507,7 @@ fn a_deferred_conda_package_is_built_from_its_recipe_and_delivered() {
     let mut w = world();
     let tools = w.tmp.path().join("www/tools");
     let tools_url = format!("{}/tools", w.server.base_url);
-    let rd = RecipeDelivery::new(&mut w, &tools, &tools_url, "");
+    let rd = RecipeDelivery::new(&mut w, &tools, &tools_url);
     let (f, log) = (rd.delivery, rd.log);
     let out = w.stasis().arg("--no-testing").arg(&f).output();
     let err = text(&out.stderr);
@@ -562,7 +564,7 @@ fn update_base_solves_the_native_tools_environment_with_fresh_repodata() {
         .root(&w.tmp.path().join("www"))
         .caching(std::time::Duration::from_secs(3600))
         .start();
-    let mut rd = RecipeDelivery::new(&mut w, &tools, &cdn.url("/tools"), "");
+    let mut rd = RecipeDelivery::new(&mut w, &tools, &cdn.url("/tools"));
     std::fs::write(
         &rd.delivery,
         read(&rd.delivery).replace("    demo-built==0.2\n", ""),
@@ -620,16 +622,11 @@ fn update_base_solves_the_native_tools_environment_with_fresh_repodata() {
 
     // The stasis.ini key is the flag: 0.3, published now, is installed without it.
     rd.publish_rattler_build("0.3");
-    let sysini = w.tmp.path().join("stasis-always.ini");
-    std::fs::write(
-        &sysini,
-        read(&w.sysini).replace(
-            "[default]\n",
-            "[default]\nalways_update_base_environment = true\n",
-        ),
-    )
-    .unwrap();
-    w.sysini = sysini;
+    w.edit_sysini(
+        "stasis-always.ini",
+        "[default]\n",
+        "[default]\nalways_update_base_environment = true\n",
+    );
     let always = run(&w, &rd, &[]);
     assert_eq!(rd.versions_run(), ["0.1", "0.1", "0.2", "0.3"]);
     assert!(
