@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::cli::Stasis;
-use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::conda::{Channel, Pkg, python_wrapper_pkg, write_recipe};
 use support::git::Repo;
 use support::server::{Server, basic_auth};
 use support::{pyindex, text, tls};
@@ -458,12 +458,7 @@ impl RecipeDelivery {
             &format!("/chan\n    {tools_url}\nconda_packages = rattler-build\n"),
         );
         let recipe = w.tmp.path().join("repos/democonda-recipe");
-        std::fs::create_dir_all(recipe.join("recipe")).unwrap();
-        std::fs::write(
-            recipe.join("recipe/recipe.yaml"),
-            "context:\n  version: \"0.1\"\npackage:\n  name: democonda\n  version: ${{ version }}\nsource:\n  url: https://example.org/x.tar.gz\n  sha256: 00\nbuild:\n  number: 3\n",
-        )
-        .unwrap();
+        write_recipe(&recipe, "democonda", "0.1").unwrap();
         Repo::init(&recipe).commit("recipe");
 
         let f = w.delivery(&format!(
