@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::cli::Stasis;
-use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::conda::{Channel, Pkg, python_wrapper_pkg, write_recipe};
 use support::git::Repo;
 use support::server::{Server, basic_auth};
 use support::{pyindex, text, tls};
@@ -115,6 +115,13 @@ impl World {
         let f = self.delivery("");
         std::fs::write(&f, read(&f).replace("    demo-built==0.2\n", "")).unwrap();
         f
+    }
+
+    /// Use a copy of the current stasis.ini, saved as `name`, with `from` replaced by `to`.
+    fn edit_sysini(&mut self, name: &str, from: &str, to: &str) {
+        let path = self.tmp.path().join(name);
+        std::fs::write(&path, read(&self.sysini).replace(from, to)).unwrap();
+        self.sysini = path;
     }
 
     fn root(&self) -> PathBuf {
@@ -417,58 +424,86 @@ fn exe(path: &Path, body: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// A delivery deferring `democonda==0.5` to its recipe, built by a stand-in rattler-build
+/// (no real one is installable here) published as a conda package on `tools` (a channel
+/// directory served at `tools_url`) and listed in stasis.ini's `conda_packages`, so it reaches
+/// the build through the tools environment as a real rattler-build would. The stand-in logs
+/// its version, how it was called and the recipe to the returned log, then emits a real
+/// prebuilt archive.
+struct RecipeDelivery {
+    delivery: PathBuf,
+    log: PathBuf,
+    tools: Channel,
+    /// The archive every stand-in emits.
+    prebuilt: PathBuf,
+}
+
+impl RecipeDelivery {
+    fn new(w: &mut World, tools: &Path, tools_url: &str) -> Self {
+        let prebuilt = w.tmp.path().join("prebuilt");
+        let mut ch = Channel::new(&prebuilt);
+        ch.add(Pkg::new("democonda", "0.5"));
+        ch.write().unwrap();
+        let log = w.tmp.path().join("rattler.log");
+        let mut me = Self {
+            delivery: PathBuf::new(),
+            log,
+            tools: Channel::new(tools),
+            prebuilt: prebuilt.join("noarch/democonda-0.5-h0_0.tar.bz2"),
+        };
+        me.publish_rattler_build("0.1");
+        w.edit_sysini(
+            "stasis-tools.ini",
+            "/chan\n",
+            &format!("/chan\n    {tools_url}\nconda_packages = rattler-build\n"),
+        );
+        let recipe = w.tmp.path().join("repos/democonda-recipe");
+        write_recipe(&recipe, "democonda", "0.1").unwrap();
+        Repo::init(&recipe).commit("recipe");
+
+        let f = w.delivery(&format!(
+            "\n[test:democonda]\nrepository = {}\nbuild_recipe = {}\nscript = true\n",
+            w.ext_repo.display(),
+            recipe.display()
+        ));
+        let body = read(&f).replace(
+            "    libfoo\n    purgeme\n",
+            "    libfoo\n    purgeme\n    democonda==0.5\n",
+        );
+        std::fs::write(&f, body).unwrap();
+        me.delivery = f;
+        me
+    }
+
+    /// Add the stand-in rattler-build `version` to the tools channel and rewrite its repodata.
+    fn publish_rattler_build(&mut self, version: &str) {
+        let stand_in = format!(
+            "#!/bin/sh\nset -e\necho \"rattler-build {version}\" >> {log}\necho \"args=$*\" >> {log}\ncat recipe.yaml >> {log}\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = --output-dir ]; then out=\"$2\"; fi\n  shift\ndone\nmkdir -p \"$out/noarch\"\ncp {pkg} \"$out/noarch/\"\n",
+            log = self.log.display(),
+            pkg = self.prebuilt.display()
+        );
+        self.tools
+            .add(Pkg::new("rattler-build", version).exe("bin/rattler-build", &stand_in));
+        self.tools.write().unwrap();
+    }
+
+    /// The rattler-build versions that ran, in order, from the stand-in's log.
+    fn versions_run(&self) -> Vec<String> {
+        read(&self.log)
+            .lines()
+            .filter_map(|l| l.strip_prefix("rattler-build "))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 #[test]
 fn a_deferred_conda_package_is_built_from_its_recipe_and_delivered() {
     let mut w = world();
-    // What the recipe produces: a real archive, emitted by a stand-in rattler-build (no real
-    // one is installable here) that records how it was called. The stand-in is itself a conda
-    // package on a tools channel, listed in stasis.ini's conda_packages, so it reaches the
-    // build through the tools environment as a real rattler-build would.
-    let prebuilt = w.tmp.path().join("prebuilt");
-    let mut ch = Channel::new(&prebuilt);
-    ch.add(Pkg::new("democonda", "0.5"));
-    ch.write().unwrap();
-    let log = w.tmp.path().join("rattler.log");
-    let stand_in = format!(
-        "#!/bin/sh\nset -e\necho \"args=$*\" >> {log}\ncat recipe.yaml >> {log}\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = --output-dir ]; then out=\"$2\"; fi\n  shift\ndone\nmkdir -p \"$out/noarch\"\ncp {pkg} \"$out/noarch/\"\n",
-        log = log.display(),
-        pkg = prebuilt.join("noarch/democonda-0.5-h0_0.tar.bz2").display()
-    );
-    let mut tools = Channel::new(&w.tmp.path().join("www/tools"));
-    tools.add(Pkg::new("rattler-build", "0.1").exe("bin/rattler-build", &stand_in));
-    tools.write().unwrap();
-    let sysini = w.tmp.path().join("stasis-tools.ini");
-    std::fs::write(
-        &sysini,
-        read(&w.sysini).replace(
-            "/chan\n",
-            &format!(
-                "/chan\n    {}/tools\nconda_packages = rattler-build\n",
-                w.server.base_url
-            ),
-        ),
-    )
-    .unwrap();
-    w.sysini = sysini;
-    let recipe = w.tmp.path().join("repos/democonda-recipe");
-    std::fs::create_dir_all(recipe.join("recipe")).unwrap();
-    std::fs::write(
-        recipe.join("recipe/recipe.yaml"),
-        "context:\n  version: \"0.1\"\npackage:\n  name: democonda\n  version: ${{ version }}\nsource:\n  url: https://example.org/x.tar.gz\n  sha256: 00\nbuild:\n  number: 3\n",
-    )
-    .unwrap();
-    Repo::init(&recipe).commit("recipe");
-
-    let f = w.delivery(&format!(
-        "\n[test:democonda]\nrepository = {}\nbuild_recipe = {}\nscript = true\n",
-        w.ext_repo.display(),
-        recipe.display()
-    ));
-    let body = read(&f).replace(
-        "    libfoo\n    purgeme\n",
-        "    libfoo\n    purgeme\n    democonda==0.5\n",
-    );
-    std::fs::write(&f, body).unwrap();
+    let tools = w.tmp.path().join("www/tools");
+    let tools_url = format!("{}/tools", w.server.base_url);
+    let rd = RecipeDelivery::new(&mut w, &tools, &tools_url);
+    let (f, log) = (rd.delivery, rd.log);
     let out = w.stasis().arg("--no-testing").arg(&f).output();
     let err = text(&out.stderr);
     assert_eq!(out.code(), Some(0), "{err}");
@@ -508,6 +543,90 @@ fn a_deferred_conda_package_is_built_from_its_recipe_and_delivered() {
     assert!(
         !yml.contains(&format!("file://{}", conda.display())),
         "the local channel is listed once, as the placeholder's value: {yml}"
+    );
+}
+
+/// Issue 10 req 4, native half: the tools environment is solved again on every run, from the
+/// repodata cache while the channel's `Cache-Control: max-age` says it is fresh (as conda and
+/// rattler honour it), so a tool published since is not seen; `--update-base` (or
+/// `always_update_base_environment`) fetches the repodata afresh and installs the newest.
+#[test]
+fn update_base_solves_the_native_tools_environment_with_fresh_repodata() {
+    let mut w = world();
+    let tools = w.tmp.path().join("www/tools");
+    // The tools channel on a CDN-like server: repodata cacheable for an hour, with an ETag.
+    let cdn = Server::builder()
+        .root(&w.tmp.path().join("www"))
+        .caching(std::time::Duration::from_secs(3600))
+        .start();
+    let mut rd = RecipeDelivery::new(&mut w, &tools, &cdn.url("/tools"));
+    std::fs::write(
+        &rd.delivery,
+        read(&rd.delivery).replace("    demo-built==0.2\n", ""),
+    )
+    .unwrap();
+    let repodata_gets = |cdn: &Server| {
+        cdn.requests()
+            .iter()
+            .filter(|r| r.starts_with("GET /tools/") && r.ends_with("/repodata.json"))
+            .count()
+    };
+    let run = |w: &World, rd: &RecipeDelivery, extra: &[&str]| {
+        let out = w
+            .stasis()
+            .args(extra)
+            .args(["--no-testing", "--overwrite"])
+            .arg(&rd.delivery)
+            .output();
+        let err = text(&out.stderr);
+        assert_eq!(out.code(), Some(0), "{err}");
+        let prefix = w.root().join("envdemo-1.0/tools/env");
+        assert!(
+            err.contains(&format!("tools environment at {}", prefix.display())),
+            "{err}"
+        );
+        err
+    };
+
+    let first = run(&w, &rd, &[]);
+    assert_eq!(rd.versions_run(), ["0.1"]);
+    assert!(first.contains("rattler-build 0.1"), "{first}");
+    assert!(repodata_gets(&cdn) > 0, "{:?}", cdn.requests());
+
+    // 0.2 is published. The cached repodata is still fresh: the run neither asks for it nor
+    // sees 0.2, and says nothing about refreshing.
+    rd.publish_rattler_build("0.2");
+    cdn.clear();
+    let cached = run(&w, &rd, &[]);
+    assert_eq!(rd.versions_run(), ["0.1", "0.1"]);
+    assert_eq!(repodata_gets(&cdn), 0, "{:?}", cdn.requests());
+    assert!(!cached.contains("--update-base"), "{cached}");
+
+    // --update-base: the repodata is fetched again, 0.2 is installed and the run says why.
+    let updated = run(&w, &rd, &["--update-base"]);
+    assert_eq!(rd.versions_run(), ["0.1", "0.1", "0.2"]);
+    assert!(repodata_gets(&cdn) > 0, "{:?}", cdn.requests());
+    let line = updated
+        .lines()
+        .find(|l| l.contains("tools environment at "))
+        .unwrap();
+    assert!(
+        line.contains("rattler-build 0.2") && line.contains("fresh repodata (--update-base)"),
+        "{updated}"
+    );
+
+    // The stasis.ini key is the flag: 0.3, published now, is installed without it.
+    rd.publish_rattler_build("0.3");
+    w.edit_sysini(
+        "stasis-always.ini",
+        "[default]\n",
+        "[default]\nalways_update_base_environment = true\n",
+    );
+    let always = run(&w, &rd, &[]);
+    assert_eq!(rd.versions_run(), ["0.1", "0.1", "0.2", "0.3"]);
+    assert!(
+        always.contains("fresh repodata (--update-base)"),
+        "{always}"
     );
 }
 

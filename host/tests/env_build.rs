@@ -16,7 +16,7 @@ use stasis::env::EnvSpec;
 use stasis::env::build::{self, BuildError, ContainerEngine, RecipeJob, WheelBackend, WheelJob};
 use stasis::env::native::NativeEngine;
 use stasis::process::Timeouts;
-use support::conda::{Channel, Pkg};
+use support::conda::{Channel, Pkg, write_recipe};
 use support::env_settings;
 use support::pyindex;
 use support::server::Server;
@@ -530,12 +530,7 @@ fn rattler_build_recipe_gets_a_python_variant_and_the_rewritten_recipe() {
     ch.add(Pkg::new("demo-lib", "1.4.0"));
     ch.write().unwrap();
     let repo = tmp.path().join("recipes/demo-lib-recipe");
-    std::fs::create_dir_all(repo.join("recipe")).unwrap();
-    std::fs::write(
-        repo.join("recipe/recipe.yaml"),
-        "context:\n  version: \"1.0\"\npackage:\n  name: demo-lib\n  version: ${{ version }}\nsource:\n  url: https://example.org/x.tar.gz\n  sha256: 00\nbuild:\n  number: 3\n",
-    )
-    .unwrap();
+    write_recipe(&repo, "demo-lib", "1.0").unwrap();
     let bin = tmp.path().join("bin");
     let log = tmp.path().join("rattler.log");
     exe(

@@ -9,7 +9,7 @@ mod support;
 use std::path::PathBuf;
 
 use support::cli::Stasis;
-use support::conda::{Channel, Pkg, python_wrapper_pkg};
+use support::conda::{Channel, Pkg, python_wrapper_pkg, write_recipe};
 use support::git::Repo;
 use support::text;
 
@@ -64,12 +64,7 @@ fn world() -> World {
     src.commit_file("VERSION", "dev1\n", "later");
     src.commit_file("VERSION", "dev2\n", "later still");
     let recipe_dir = dir.join("repos/hstcal-recipe");
-    std::fs::create_dir_all(recipe_dir.join("recipe")).unwrap();
-    std::fs::write(
-        recipe_dir.join("recipe/recipe.yaml"),
-        "context:\n  version: \"0.1\"\npackage:\n  name: hstcal\n  version: ${{ version }}\nsource:\n  url: https://example.org/x.tar.gz\n  sha256: 00\nbuild:\n  number: 3\n",
-    )
-    .unwrap();
+    write_recipe(&recipe_dir, "hstcal", "0.1").unwrap();
     Repo::init(&recipe_dir).commit("recipe");
 
     // `hstcal` is listed without a version: upstream's test version is `HEAD`.

@@ -211,9 +211,12 @@ impl Slot {
 
 /// Block until the job `pid` ends, reap it, and kill whatever it left running in its group
 /// (the leader is gone, so anything left was orphaned by the job). Called exactly once per
-/// spawned pid, by the slot worker that spawned it.
-pub(crate) fn reap(pid: u32) -> Exited {
+/// spawned pid, by the slot worker that spawned it. `on_exit` sees the exit before the end
+/// clocks are read, so whatever it does (the slot worker closing its pool's gate on a
+/// failure under `--fail-fast`) happens before the job's recorded end.
+pub(crate) fn reap(pid: u32, on_exit: impl FnOnce(&std::io::Result<Exit>)) -> Exited {
     let exit = unix::wait_exit(pid);
+    on_exit(&exit);
     let end_time = SystemTime::now();
     let ended = Instant::now();
     let leaked = unix::kill_leftovers(pid);

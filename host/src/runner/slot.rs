@@ -4,8 +4,8 @@
 //! So one job ending never waits for the dispatcher thread to be scheduled, nor for it to
 //! print and record, before the slot is busy again. Every spawn happens under the pool's
 //! [`Gate`], which the dispatcher closes to stop a pool (fail-fast, interrupt) and which a
-//! worker closes itself the moment it reaps a failed job under `--fail-fast`: no job starts
-//! once a stop was decided.
+//! worker closes itself the moment it reaps a failed job under `--fail-fast`, before that
+//! job's end is read: no job starts once a stop was decided, nor after a failure's recorded end.
 //!
 //! Workers only wait, spawn and send [`Event`]s; they print nothing and record nothing (the
 //! dispatcher does), and they start processes only through the executor.
@@ -150,6 +150,9 @@ impl PoolShared<'_> {
                 }
             }
             Err(reason) => {
+                // Closed before the gate is let go, so no other slot starts a job between
+                // this failure and the stop (`failed` would close it only after).
+                gate.stopped |= self.fail_fast;
                 drop(gate);
                 failed(reason)
             }
@@ -164,24 +167,24 @@ impl PoolShared<'_> {
         pid: u32,
         tx: &Sender<Event>,
     ) -> Launch {
-        let exited = executor::reap(pid);
-        let timed_out = self.states[index].swap(JOB_REAPED, Ordering::SeqCst) == JOB_TIMED_OUT;
-        let failed = self.fail_fast && {
-            let (code, signal) = match &exited.exit {
-                Ok(exit) => (exit.return_code, exit.signal),
-                Err(_) => (None, None),
-            };
+        let mut timed_out = false;
+        let exited = executor::reap(pid, |exit| {
+            timed_out = self.states[index].swap(JOB_REAPED, Ordering::SeqCst) == JOB_TIMED_OUT;
             // The dispatcher makes the same decision from the same facts when it records
-            // the job; deciding here too closes the gate before the slot refills.
-            self.jobs[index].policy.decide(code, signal, timed_out) == Outcome::Fail
-        };
-        {
-            let mut gate = self.gate();
-            gate.live.retain(|&(i, _)| i != index);
-            if failed {
-                gate.stopped = true;
+            // the job; deciding here too closes the gate before the slot refills, and before
+            // the job's end is read: other slots spawn under the gate and read their start
+            // there, so every job that starts at all starts before the failure's recorded end.
+            if self.fail_fast {
+                let (code, signal) = match exit {
+                    Ok(exit) => (exit.return_code, exit.signal),
+                    Err(_) => (None, None),
+                };
+                if self.jobs[index].policy.decide(code, signal, timed_out) == Outcome::Fail {
+                    self.gate().stopped = true;
+                }
             }
-        }
+        });
+        self.gate().live.retain(|&(i, _)| i != index);
         let next = self.launch(slot);
         let _ = tx.send(Event::Exited {
             index,
@@ -369,6 +372,57 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_under_fail_fast_closes_the_gate_before_its_end_is_read() {
+        // Another slot that spawns while the gate is still open reads its start under the
+        // gate: this test holds the gate as such a slot would, at `start`, while the failed
+        // job is reaped. Its worker must not read the failure's end before it has closed the
+        // gate, or a job could start after the failure's recorded end (the race seen as a
+        // flaky `fail_fast_among_many_short_jobs_starts_nothing_after_the_failure`).
+        let p = pool(&["false", "true"]);
+        let shared = p.shared(true);
+        let (tx, rx) = mpsc::channel();
+        let (i0, _, pid0) = started(shared.launch(&mut Slot::default()));
+        let gate = shared.gate();
+        let start = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| {
+                let next = shared.reap_and_refill(&mut Slot::default(), i0, pid0, &tx);
+                matches!(next, Launch::None)
+            });
+            // Give the job time to end and its worker time to reap it and reach the gate (a
+            // worker still on its way passes this test: it only can fail, never flake, once
+            // the bug is back).
+            let t = std::time::Instant::now();
+            while !zombie(pid0) && t.elapsed() < std::time::Duration::from_secs(10) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let start = std::time::SystemTime::now();
+            drop(gate);
+            assert!(worker.join().unwrap(), "nothing starts after the failure");
+            start
+        });
+        let Ok(Event::Exited { exited, .. }) = rx.try_recv() else {
+            panic!("the failed job was not reported");
+        };
+        assert!(shared.gate().stopped);
+        assert!(
+            exited.end_time > start,
+            "a job started at {start:?}, after the failure's recorded end {:?}",
+            exited.end_time
+        );
+    }
+
+    /// Whether `pid` has ended and waits to be reaped (or is already gone).
+    fn zombie(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                crate::process::unix::parse_stat(&stat).is_some_and(|(state, _)| state == 'Z')
+            }
+            Err(_) => true,
+        }
+    }
+
+    #[test]
     fn without_fail_fast_a_failure_does_not_close_the_gate() {
         let p = pool(&["false", "true"]);
         let shared = p.shared(false);
@@ -378,7 +432,7 @@ mod tests {
         let (i1, _, pid1) = started(shared.reap_and_refill(&mut slot, i0, pid0, &tx));
         assert_eq!(i1, 1);
         assert!(!shared.gate().stopped);
-        let _ = executor::reap(pid1);
+        let _ = executor::reap(pid1, |_| {});
     }
 
     #[test]
@@ -423,7 +477,7 @@ mod tests {
         let t = std::time::Instant::now();
         drop(AbortGuard(&shared));
         assert!(shared.gate().stopped);
-        let exited = executor::reap(pid);
+        let exited = executor::reap(pid, |_| {});
         assert_eq!(exited.exit.unwrap().signal, Some(libc::SIGKILL));
         assert!(t.elapsed() < std::time::Duration::from_secs(10));
     }

@@ -12,7 +12,8 @@ use super::env_state::{
     tools_prefix,
 };
 use super::{RunContext, StageError, StageReport};
-use crate::env::{Engine, EnvSpec, build};
+use crate::env::{Engine, EnvSpec, InstalledPackage, build};
+use crate::package::PackageSpec;
 use crate::plan::{Plan, TestBlock};
 use crate::runner::{RunRecord, StepStatus};
 
@@ -116,6 +117,22 @@ fn recorded_describe(record: &RunRecord, test: &str) -> Option<String> {
         .filter(|d| !d.trim().is_empty())
 }
 
+/// The requested tool packages as installed (`rattler-build 0.2`), so a run shows which tool
+/// versions built its recipes; a spec whose package is not found is shown as written.
+fn installed_tools(installed: &[InstalledPackage], requested: &[String]) -> String {
+    requested
+        .iter()
+        .map(|spec| {
+            let name = PackageSpec::conda(spec).map(|s| s.normalized).ok();
+            match installed.iter().find(|p| Some(&p.name) == name.as_ref()) {
+                Some(p) => format!("{} {}", p.name, p.version),
+                None => spec.clone(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Where recipe builds run. The native engine creates the tools environment (stasis.ini's
 /// `conda_packages` / `pip_packages`: conda-build, rattler-build …) under `{root}/tools` now,
 /// the first time a recipe is built; the installer engine installed them into its base in
@@ -151,9 +168,13 @@ fn tools_run_env(
             };
             let created = engine.create("tools", prefix, &spec).map_err(failed)?;
             report.detail.push(format!(
-                "tools environment at {} ({})",
+                "tools environment at {} ({}){}",
                 prefix.display(),
-                tools.tool_conda_packages.join(", ")
+                installed_tools(&created.packages, &tools.tool_conda_packages),
+                match plan.settings.update_base {
+                    true => ", solved with fresh repodata (--update-base)",
+                    false => "",
+                }
             ));
             Ok(created.activation.apply(&st.test_run_env()))
         }

@@ -3,7 +3,9 @@
 //! HTTPS with a certificate of the private CA in [`super::tls`], answer proxy-form requests
 //! (`GET http://host/path`, logged with the full URL) as a forward proxy would, require Basic
 //! auth, fail the first N requests for a path (retries), answer from test-defined routes
-//! (uploads, redirects, echoes), or accept every connection and never answer (hung servers).
+//! (uploads, redirects, echoes), accept every connection and never answer (hung servers), or
+//! serve the directory with HTTP caching headers (`Cache-Control: max-age`, `ETag`, `304 Not
+//! Modified`) as conda channels on a CDN do.
 //! Every request is recorded with its headers and body, so tests can assert what was sent
 //! (`Authorization` values included). Examples include this file by path for the same server.
 #![allow(dead_code)]
@@ -120,6 +122,9 @@ pub struct Builder {
     route: Option<Route>,
     basic_auth: Option<String>,
     hang: bool,
+    /// `Some(max_age)`: served files carry `Cache-Control` and an `ETag`, and a matching
+    /// `If-None-Match` is answered `304 Not Modified`.
+    max_age: Option<u64>,
 }
 
 impl Builder {
@@ -168,6 +173,16 @@ impl Builder {
     /// package index. Connections stay open until the test process ends.
     pub fn hang(mut self) -> Self {
         self.hang = true;
+        self
+    }
+
+    /// Serve the directory's files as a caching CDN would: `Cache-Control: public,
+    /// max-age=SECONDS`, an `ETag` of the content (so a changed file gets a new one), and
+    /// `304 Not Modified` for a request whose `If-None-Match` names the current one. Clients
+    /// that honour HTTP caching (rattler's repodata cache) may then skip the request entirely
+    /// for `max_age` seconds.
+    pub fn caching(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age.as_secs());
         self
     }
 
@@ -351,7 +366,11 @@ fn handle<S: Read + Write>(
     } else if let Some(r) = mode.route.as_ref().and_then(|route| route(&req, &earlier)) {
         r
     } else {
-        file_response(mode.root.as_deref(), &path)
+        let r = file_response(mode.root.as_deref(), &path);
+        match mode.max_age {
+            Some(max_age) if r.status.starts_with("200") => cached(r, &req, max_age),
+            _ => r,
+        }
     };
     let mut head = format!(
         "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -367,6 +386,24 @@ fn handle<S: Read + Write>(
         stream.write_all(&response.body)?;
     }
     stream.flush()
+}
+
+/// `r` with caching headers, or `304 Not Modified` (same headers, no body) when the request's
+/// `If-None-Match` names its content's `ETag`.
+fn cached(r: Response, req: &Request, max_age: u64) -> Response {
+    use sha2::Digest;
+    let etag = format!("\"{:x}\"", sha2::Sha256::digest(&r.body));
+    let fresh = req.header("if-none-match").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == etag)
+    });
+    let r = if fresh {
+        Response::new("304 Not Modified", "")
+    } else {
+        r
+    };
+    r.header("Cache-Control", &format!("public, max-age={max_age}"))
+        .header("ETag", &etag)
 }
 
 /// The file under `root` that `path` names (`..` dropped), or 404.
