@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::junit::{CaseResult, CaseStatus, JunitError, read_cases};
 use crate::redact::Redactor;
-use crate::runner::{JobRecord, Outcome, RunRecord, RunStatus, StepStatus, Timestamp};
+use crate::runner::{JobRecord, Outcome, RunRecord, RunStatus, Timestamp};
 
 /// How much of a failed task's log the report carries inline.
 pub const LOG_TAIL_BYTES: usize = 16 * 1024;
@@ -205,7 +205,10 @@ pub struct JobRow {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StepRow {
     pub name: String,
+    /// `success`, `fail`, `skipped`, `not_performed`, `not_run`.
     pub status: String,
+    /// Why a stage was not performed (none for a performed one, or from an older record).
+    pub reason: Option<String>,
     pub duration_ms: u64,
     pub start_ms: u64,
     pub error: Option<String>,
@@ -304,11 +307,7 @@ fn step_row(
     opts: &ViewOptions,
     skip_keys: &[&str],
 ) -> StepRow {
-    let status = match s.status {
-        StepStatus::Success => "success",
-        StepStatus::Fail => "fail",
-        StepStatus::Skipped => "skipped",
-    };
+    let status = s.status.as_str();
     let mut outputs = Vec::new();
     let mut facts = Vec::new();
     let mut error = None;
@@ -327,6 +326,7 @@ fn step_row(
     StepRow {
         name: s.name.clone(),
         status: status.into(),
+        reason: s.reason.as_deref().map(|r| opts.redactor.redact(r)),
         duration_ms: s.duration_ms,
         start_ms: ms_between(record.start_time, s.start_time),
         error,
