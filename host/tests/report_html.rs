@@ -566,3 +566,139 @@ fn a_disabled_stage_is_shown_skipped_with_its_reason_and_old_records_still_rende
     assert_eq!(stage_row(&dom, "templates").unwrap().0, "success");
     assert!(stage_row(&dom, "docker").is_none());
 }
+
+/// The data the page draws from (`data/index.js`), as JSON.
+fn index_data(report: &Path) -> serde_json::Value {
+    let js = std::fs::read_to_string(report.join("data/index.js")).unwrap();
+    let json = js
+        .trim_end()
+        .strip_prefix("stasisReport.index(")
+        .and_then(|s| s.strip_suffix(");"))
+        .unwrap_or_else(|| panic!("unexpected index.js: {js}"));
+    serde_json::from_str(json).unwrap()
+}
+
+/// The merged `junit.xml` read as CI test reporters read it: junitparser on lxml (the parser
+/// behind EnricoMi/publish-unit-test-result-action, GitHub's most used JUnit reporter) sees the
+/// run's totals and the failing case's message; the file is valid against the schema of what
+/// GitLab's and Jenkins' readers need (`host/tests/data/junit-ci.xsd`, lxml); and
+/// gitlab-ci-local runs a job that declares it as `artifacts: reports: junit:`.
+#[test]
+fn the_merged_junit_is_read_by_ci_test_reporters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, sysini, root) = example_delivery(tmp.path());
+    let out = Stasis::new(&root).config(&sysini).arg(&file).output();
+    assert_eq!(out.code(), Some(1), "{}", text(&out.stderr));
+    let report = root.join("example-1.0/output/report");
+    let junit = report.join("junit.xml");
+
+    let python = support::tools::venv_python(&["junitparser", "lxml"]);
+    let data = workspace().join("host/tests/data");
+    let seen = std::process::Command::new(&python)
+        .arg(data.join("junit_reporters.py"))
+        .arg(&junit)
+        .arg(data.join("junit-ci.xsd"))
+        .output()
+        .unwrap();
+    assert!(seen.status.success(), "{}", text(&seen.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&seen.stdout).unwrap();
+    assert_eq!(
+        seen["schema_errors"],
+        serde_json::json!([]),
+        "junit.xml does not fit what the CI readers need:\n{}",
+        std::fs::read_to_string(&junit).unwrap()
+    );
+    // The run's totals: its JUnit cases, plus one case for each task that failed without a
+    // failing case (the crashed block).
+    let index = index_data(&report);
+    let t = &index["totals"];
+    let case_less_failures = index["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["outcome"] == "fail" && j["name"] == "crash")
+        .count() as u64;
+    assert_eq!(case_less_failures, 1);
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let expected = serde_json::json!({
+        "tests": n(&t["tests"]) + case_less_failures,
+        "failures": n(&t["failures"]) + case_less_failures,
+        "errors": n(&t["errors"]),
+        "skipped": n(&t["skipped"]),
+    });
+    assert_eq!(
+        expected,
+        serde_json::json!({"tests": 8, "failures": 2, "errors": 1, "skipped": 1})
+    );
+    assert_eq!(seen["suite_totals"], expected, "the action's suite totals");
+    assert_eq!(seen["case_totals"], expected, "the cases junitparser reads");
+    assert_eq!(seen["duplicates"], serde_json::json!([]));
+    assert_eq!(seen["gitlab_empty_detail"], serde_json::json!([]));
+    let case = |name: &str| -> serde_json::Value {
+        seen["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no case {name}: {seen:#}"))
+            .clone()
+    };
+    let broken = case("test_broken");
+    assert_eq!(broken["result"], "failure");
+    assert_eq!(broken["message"], "assert 41 == 42");
+    assert!(
+        broken["text"]
+            .as_str()
+            .unwrap()
+            .contains("E       assert 41 == 42"),
+        "{broken}"
+    );
+    let fixture = case("test_fixture");
+    assert_eq!(
+        (&fixture["result"], &fixture["message"], &fixture["text"]),
+        (
+            &"error".into(),
+            &"fixture 'db' not found".into(),
+            &"fixture 'db' not found".into()
+        )
+    );
+    let crash = case("crash");
+    assert_eq!(
+        (&crash["result"], &crash["classname"], &crash["message"]),
+        (
+            &"failure".into(),
+            &"stasis.task".into(),
+            &"the task exited 3".into()
+        )
+    );
+    assert_eq!(case("test_skipped")["result"], "skipped");
+
+    // GitLab reads the file itself (not runnable here); gitlab-ci-local accepts and runs a job
+    // declaring it as a JUnit report, and hands the file back as the job's artifact.
+    let project = tmp.path().join("project");
+    let repo = Repo::init(&project);
+    repo.write(
+        ".gitlab-ci.yml",
+        "report:\n  script:\n    - mkdir -p out && cp stasis-junit.xml out/junit.xml\n  \
+         artifacts:\n    when: always\n    paths:\n      - out/junit.xml\n    reports:\n      junit: out/junit.xml\n",
+    )
+    .write("stasis-junit.xml", &std::fs::read_to_string(&junit).unwrap())
+    .commit("pipeline");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let glcl = std::process::Command::new(support::tools::gitlab_ci_local())
+        .args(["--shell-executor-no-image", "--shell-isolation"])
+        .current_dir(&project)
+        .env("HOME", &home)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = format!("{}\n{}", text(&glcl.stdout), text(&glcl.stderr));
+    assert!(glcl.status.success(), "{log}");
+    assert!(log.contains("report") && log.contains("PASS"), "{log}");
+    assert_eq!(
+        std::fs::read(project.join("out/junit.xml")).unwrap(),
+        std::fs::read(&junit).unwrap(),
+        "the job's JUnit report artifact came back unchanged:\n{log}"
+    );
+}
