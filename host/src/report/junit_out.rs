@@ -9,6 +9,7 @@
 //!
 //! Pure: takes the views, returns the XML text. Must not read files.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
@@ -22,9 +23,11 @@ pub const TASK_CLASSNAME: &str = "stasis.task";
 pub fn render(index: &IndexView, jobs: &[&JobView]) -> Result<String, String> {
     let mut report = Report::new(index.release.clone());
     report.set_time(Duration::from_millis(index.duration_ms));
+    let mut seen = HashSet::new();
     for row in &index.jobs {
         let view = jobs.iter().find(|j| j.id == row.id);
-        let mut suite = TestSuite::new(format!("{} ({})", row.name, row.pool));
+        let suite_name = format!("{} ({})", row.name, row.pool);
+        let mut suite = TestSuite::new(suite_name.clone());
         suite.set_time(Duration::from_millis(row.duration_ms));
         let cases = view.map(|v| v.cases.as_slice()).unwrap_or_default();
         for c in cases {
@@ -46,15 +49,24 @@ pub fn render(index: &IndexView, jobs: &[&JobView]) -> Result<String, String> {
                     status.set_description(c.m.clone());
                 }
             }
-            let mut case = TestCase::new(c.n.clone(), status);
-            case.set_classname(if c.c.is_empty() {
+            let name = if c.n.trim().is_empty() {
+                "(unnamed case)".to_string()
+            } else {
+                c.n.clone()
+            };
+            let classname = if c.c.trim().is_empty() {
                 row.name.clone()
             } else {
                 c.c.clone()
+            };
+            let classname = unique_classname(&mut seen, &suite_name, classname, &name);
+            let mut case = TestCase::new(name, status);
+            case.set_classname(classname);
+            case.set_time(if c.t.is_finite() && c.t >= 0.0 {
+                Duration::from_secs_f64(c.t)
+            } else {
+                Duration::ZERO
             });
-            if c.t.is_finite() && c.t >= 0.0 {
-                case.set_time(Duration::from_secs_f64(c.t));
-            }
             suite.add_test_case(case);
         }
         let failing = cases
@@ -73,7 +85,12 @@ pub fn render(index: &IndexView, jobs: &[&JobView]) -> Result<String, String> {
                 _ => status.set_description(why),
             };
             let mut case = TestCase::new(row.name.clone(), status);
-            case.set_classname(TASK_CLASSNAME);
+            case.set_classname(unique_classname(
+                &mut seen,
+                &suite_name,
+                TASK_CLASSNAME.to_string(),
+                &row.name,
+            ));
             case.set_time(Duration::from_millis(row.duration_ms));
             suite.add_test_case(case);
         } else if cases.is_empty() {
@@ -88,7 +105,12 @@ pub fn render(index: &IndexView, jobs: &[&JobView]) -> Result<String, String> {
                 _ => TestCaseStatus::success(),
             };
             let mut case = TestCase::new(row.name.clone(), status);
-            case.set_classname(TASK_CLASSNAME);
+            case.set_classname(unique_classname(
+                &mut seen,
+                &suite_name,
+                TASK_CLASSNAME.to_string(),
+                &row.name,
+            ));
             case.set_time(Duration::from_millis(row.duration_ms));
             suite.add_test_case(case);
         }
@@ -98,6 +120,23 @@ pub fn render(index: &IndexView, jobs: &[&JobView]) -> Result<String, String> {
         .to_string()
         .map(|xml| disabled_as_skipped(&xml))
         .map_err(|e| e.to_string())
+}
+
+/// GitLab keys a case by `classname` + `name` and drops a repeat: the same tests run by two
+/// test blocks (two versions of one package) would lose all but the first block's results. A
+/// repeat is kept apart under its suite's name (`BLOCK (POOL) » classname`).
+fn unique_classname(
+    seen: &mut HashSet<(String, String)>,
+    suite: &str,
+    classname: String,
+    name: &str,
+) -> String {
+    if seen.insert((classname.clone(), name.to_string())) {
+        return classname;
+    }
+    let apart = format!("{suite} » {classname}");
+    seen.insert((apart.clone(), name.to_string()));
+    apart
 }
 
 /// quick-junit counts skipped cases in a `disabled` attribute on `<testsuite>`. The readers
