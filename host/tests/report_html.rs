@@ -469,6 +469,12 @@ fn the_report_is_live_while_the_run_goes() {
         index.contains("\"live\":true") && index.contains("\"status\":\"in_progress\""),
         "{index}"
     );
+    // The tests stage is under way, the stages after it are not reached yet.
+    assert!(
+        index.contains("{\"name\":\"tests\",\"status\":\"running\"")
+            && index.contains("{\"name\":\"templates\",\"status\":\"pending\""),
+        "{index}"
+    );
     if let Some(browser) = Browser::find() {
         let dom = browser.dump_dom(&report.join("index.html"));
         assert!(dom.contains("data-state=\"live\""), "{dom}");
@@ -477,6 +483,10 @@ fn the_report_is_live_while_the_run_goes() {
     assert!(child.wait().unwrap().success());
     let index = std::fs::read_to_string(report.join("data/index.js")).unwrap();
     assert!(index.contains("\"live\":false") && index.contains("\"name\":\"slow\""));
+    assert!(
+        !index.contains("\"pending\"") && !index.contains("\"running\""),
+        "{index}"
+    );
 }
 
 #[test]

@@ -205,7 +205,8 @@ pub struct JobRow {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StepRow {
     pub name: String,
-    /// `success`, `fail`, `skipped`, `not_performed`, `not_run`.
+    /// `success`, `fail`, `skipped`, `not_performed`, `not_run`; in a live run, `running` for
+    /// the stage under way and `pending` for those after it.
     pub status: String,
     /// Why a stage was not performed (none for a performed one, or from an older record).
     pub reason: Option<String>,
@@ -335,6 +336,39 @@ fn step_row(
     }
 }
 
+/// The record's stages and, while the run is live, the ones it has not recorded yet: a run
+/// records every stage of the catalogue, in its order, when the stage ends, so the first one
+/// missing is `running` and the others are `pending`.
+fn stage_rows(record: &RunRecord, opts: &ViewOptions) -> Vec<StepRow> {
+    let mut rows: Vec<StepRow> = record
+        .stages
+        .iter()
+        .map(|s| step_row(record, s, opts, &["deployed"]))
+        .collect();
+    if opts.live && record.status == RunStatus::InProgress {
+        let next = record
+            .stages
+            .last()
+            .map(|s| ms_between(record.start_time, s.end_time));
+        let mut status = "running";
+        for kind in crate::plan::StageKind::ALL {
+            if !record.stages.iter().any(|s| s.name == kind.name()) {
+                rows.push(StepRow {
+                    name: kind.name().to_string(),
+                    status: std::mem::replace(&mut status, "pending").into(),
+                    reason: None,
+                    duration_ms: 0,
+                    start_ms: next.unwrap_or(0),
+                    error: None,
+                    outputs: Vec::new(),
+                    facts: Vec::new(),
+                });
+            }
+        }
+    }
+    rows
+}
+
 fn value_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
@@ -411,11 +445,7 @@ impl IndexView {
             max_parallelism: record.parallelism.max_parallelism,
             n_proc: record.parallelism.n_proc,
             cpu_limit: record.parallelism.cpu_limit,
-            stages: record
-                .stages
-                .iter()
-                .map(|s| step_row(record, s, opts, &["deployed"]))
-                .collect(),
+            stages: stage_rows(record, opts),
             clones: record
                 .clones
                 .iter()

@@ -257,6 +257,8 @@
       // A stage the run left out has no duration; its reason is what the row says.
       var performed = s.status === "success" || s.status === "fail";
       if (s.reason) detail.unshift(el("div", { class: "reason", "data-reason": "", text: s.reason }));
+      if (s.status === "running") detail.push(el("div", { class: "muted", text: "under way" }));
+      if (s.status === "pending") detail.push(el("div", { class: "muted", text: "not reached yet" }));
       return el("tr", { "data-step": s.name, "data-status": s.status, class: performed ? "" : "left-out" },
         [td(s.name), td(badge(s.status)), td(performed ? dur(s.duration_ms) : "—", "num"), el("td", null, detail)]);
     }))]);
