@@ -95,6 +95,18 @@ fn project(tmp: &Path, n: usize) -> (PathBuf, String) {
     (proj.dir, commit)
 }
 
+/// The setup job as a runner starts it (the generated pipeline adds `--layout` and the like).
+const SETUP_JOB: [&str; 8] = [
+    "ci",
+    "run-job",
+    "setup",
+    "--plan",
+    "stasis-ci/plan.json",
+    "-c",
+    "stasis.ini",
+    "d.ini",
+];
+
 fn stasis_in(dir: &Path, root: &Path) -> Stasis {
     let mut s = Stasis::new(root);
     s.current_dir(dir).env_remove("STASIS_ROOT");
@@ -211,34 +223,10 @@ fn gitlab_pipeline_runs_end_to_end_under_gitlab_ci_local_and_a_failed_job_reprod
         ],
     );
 
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
     let started = std::time::Instant::now();
-    let out = Command::new(gitlab_ci_local())
-        .args([
-            "--shell-executor-no-image",
-            "--shell-isolation",
-            "--concurrency",
-            "4",
-            "--variable",
-            "CI_RUNNER_DESCRIPTION=glcl-runner",
-        ])
-        .current_dir(&dir)
-        .env("PATH", path_with_stasis())
-        .env("HOME", &home)
-        .env("STASIS_SYSCONFDIR", workspace().join("etc"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("NO_COLOR", "1")
-        .env_remove("STASIS_ROOT")
-        .env_remove("TMPDIR")
-        .output()
-        .unwrap();
-    let log = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    let (ok, log) = run_gitlab_ci_local(&dir, &tmp.path().join("home"), &[]);
     eprintln!("gitlab-ci-local: {:.1}s", started.elapsed().as_secs_f64());
-    assert!(
-        !out.status.success(),
-        "a failing block fails the pipeline:\n{log}"
-    );
+    assert!(!ok, "a failing block fails the pipeline:\n{log}");
     for job in ["setup", "test:b00", "test:b19", "tests:serial", "report"] {
         assert!(
             log.contains(&format!("{job} ")) && log.contains("starting shell"),
@@ -624,18 +612,7 @@ fn generate_is_deterministic_and_the_setup_refuses_another_layout() {
         run.stderr
     );
     // A job name the plan does not have is a usage error naming the jobs.
-    let setup = stasis_in(&dir, &dir)
-        .args([
-            "ci",
-            "run-job",
-            "setup",
-            "--plan",
-            "stasis-ci/plan.json",
-            "-c",
-            "stasis.ini",
-            "d.ini",
-        ])
-        .output();
+    let setup = stasis_in(&dir, &dir).args(SETUP_JOB).output();
     assert_eq!(setup.code(), Some(0), "{}", setup.stderr);
     let bad = stasis_in(&dir, &dir)
         .args([
@@ -654,18 +631,7 @@ fn generate_is_deterministic_and_the_setup_refuses_another_layout() {
 fn merge_reports_missing_and_unreadable_fragments() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _) = project(tmp.path(), 3);
-    let ok = stasis_in(&dir, &dir)
-        .args([
-            "ci",
-            "run-job",
-            "setup",
-            "--plan",
-            "stasis-ci/plan.json",
-            "-c",
-            "stasis.ini",
-            "d.ini",
-        ])
-        .output();
+    let ok = stasis_in(&dir, &dir).args(SETUP_JOB).output();
     assert_eq!(ok.code(), Some(0), "{}", ok.stderr);
     let t = stasis_in(&dir, &dir)
         .args(["ci", "run-job", "test:b00", "--plan", "stasis-ci/plan.json"])
@@ -780,17 +746,153 @@ fn runner_mapping_reaches_both_pipelines_and_stasis_plan() {
     assert_eq!(gh["jobs"]["serial"]["timeout-minutes"], 120);
 }
 
-/// The parent pipeline of docs/scale-out.md (the child form) is valid GitLab CI, and triggers
-/// the artifact `ci generate` writes.
-#[test]
-fn the_documented_parent_pipeline_is_valid_gitlab_ci() {
+/// The parent-pipeline snippet of docs/scale-out.md (the child form), as written there.
+fn documented_parent() -> String {
     let doc = std::fs::read_to_string(workspace().join("docs/scale-out.md")).unwrap();
     let start = doc
         .find("```yaml\nstages: [generate, delivery]")
         .expect("the parent snippet in docs/scale-out.md")
         + "```yaml\n".len();
     let end = start + doc[start..].find("```").unwrap();
-    let parent = yaml_as_json(&doc[start..end]);
+    doc[start..end].to_string()
+}
+
+/// gitlab-ci-local (shell executor, one isolated workspace per job) in `dir` with `args`:
+/// whether it succeeded, and its output.
+fn run_gitlab_ci_local(dir: &Path, home: &Path, args: &[&str]) -> (bool, String) {
+    std::fs::create_dir_all(home).unwrap();
+    let out = Command::new(gitlab_ci_local())
+        .args([
+            "--shell-executor-no-image",
+            "--shell-isolation",
+            "--concurrency",
+            "4",
+            "--variable",
+            "CI_RUNNER_DESCRIPTION=glcl-runner",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("PATH", path_with_stasis())
+        .env("HOME", home)
+        .env("STASIS_SYSCONFDIR", workspace().join("etc"))
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("NO_COLOR", "1")
+        .env_remove("STASIS_ROOT")
+        .env_remove("TMPDIR")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!("{}\n{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+/// The child form executed. gitlab-ci-local 4.55.0 does not run `trigger:` child pipelines (a
+/// trigger job passes without a script; firecow/gitlab-ci-local#94, whose documented workaround
+/// is `--file` with the generated file), so the test runs what a GitLab parent pipeline runs, in
+/// two steps in one workspace: (1) the documented parent pipeline, verbatim from
+/// docs/scale-out.md, under gitlab-ci-local: its `stasis-generate` job really writes the
+/// artifact `stasis-ci/pipeline.yml`, and its `stasis-delivery` trigger job runs nothing (checked,
+/// so a gitlab-ci-local that starts running child pipelines shows up here); (2) that artifact
+/// as the child pipeline, `gitlab-ci-local --file stasis-ci/pipeline.yml`, end to end, and its
+/// merged record is checked. What GitLab itself adds between the two (`strategy: depend`, the
+/// parent job taking the child's status) is not executed; it is schema-checked below.
+#[test]
+fn the_documented_parent_pipeline_and_its_child_run_under_gitlab_ci_local() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = project(tmp.path(), 3);
+    let repo = Repo { dir: dir.clone() };
+    // The snippet names the delivery `delivery.ini`.
+    let delivery = std::fs::read_to_string(dir.join("d.ini")).unwrap();
+    repo.commit_file("delivery.ini", &delivery, "delivery.ini");
+    repo.commit_file(".gitlab-ci.yml", &documented_parent(), "parent pipeline");
+    let home = tmp.path().join("home");
+
+    // (1) The parent pipeline.
+    let (ok, log) = run_gitlab_ci_local(&dir, &home, &[]);
+    assert!(ok, "the parent pipeline fails:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("stasis-generate ") && l.contains("starting shell")),
+        "{log}"
+    );
+    let child = std::fs::read_to_string(dir.join("stasis-ci/pipeline.yml"))
+        .unwrap_or_else(|e| panic!("the generate job's artifact: {e}\n{log}"));
+    validate(
+        &vendored_schema("gitlab-ci.json"),
+        &yaml_as_json(&child),
+        "the generated child pipeline",
+    );
+    let again = stasis_in(&dir, &dir)
+        .args([
+            "ci",
+            "generate",
+            "--target",
+            "gitlab",
+            "-c",
+            "stasis.ini",
+            "delivery.ini",
+        ])
+        .output();
+    assert_eq!(again.code(), Some(0), "{}", again.stderr);
+    assert_eq!(
+        child, again.stdout,
+        "the artifact is what `ci generate` writes"
+    );
+    assert!(
+        !dir.join("stasis-ci/jobs").exists() && !log.contains("starting shell (stasis-setup)"),
+        "gitlab-ci-local 4.55.0 is documented not to run trigger jobs' child pipelines; it now \
+         does: run the parent alone and update this test and docs/scale-out.md\n{log}"
+    );
+
+    // (2) The artifact as the child pipeline, in the same workspace.
+    let (ok, log) = run_gitlab_ci_local(&dir, &home, &["--file", "stasis-ci/pipeline.yml"]);
+    assert!(ok, "the child pipeline fails:\n{log}");
+    for job in ["setup", "test:b00", "test:b02", "tests:serial", "report"] {
+        assert!(
+            log.lines()
+                .any(|l| l.starts_with(&format!("{job} ")) && l.contains("starting shell")),
+            "{job} did not run:\n{log}"
+        );
+    }
+    let merged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("stasis-ci/merged/run.json")).unwrap())
+            .unwrap();
+    validate(&record_schema(), &merged, "the child's merged run.json");
+    assert_eq!(merged["status"], "success", "{merged:#}");
+    let jobs: Vec<&str> = merged["aux"]["ci"]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        jobs,
+        ["setup", "test:b00", "test:b01", "test:b02", "tests:serial"]
+    );
+    let mut tasks: Vec<&str> = merged["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    tasks.sort_unstable();
+    assert_eq!(tasks, ["b00", "b01", "b02", "s1", "s2"]);
+    assert!(
+        merged["aux"]["ci"]["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["runner"] == "glcl-runner"),
+        "{merged:#}"
+    );
+}
+
+/// The parent pipeline of docs/scale-out.md (the child form) is valid GitLab CI, and triggers
+/// the artifact `ci generate` writes.
+#[test]
+fn the_documented_parent_pipeline_is_valid_gitlab_ci() {
+    let parent = yaml_as_json(&documented_parent());
     validate(
         &vendored_schema("gitlab-ci.json"),
         &parent,
@@ -804,5 +906,274 @@ fn the_documented_parent_pipeline_is_valid_gitlab_ci() {
         script.starts_with("stasis ci generate --target gitlab")
             && script.ends_with(&format!("-o {artifact}")),
         "{script}"
+    );
+}
+
+/// Publish `pkg` into the channel at `chan` beside what is there: its archive is added and its
+/// record merged into `repodata.json`, the other archives (and their hashes) left untouched.
+fn publish(chan: &Path, pkg: support::conda::Pkg, scratch: &Path) {
+    let subdir = pkg.subdir.clone();
+    let mut one = support::conda::Channel::new(scratch);
+    one.add(pkg);
+    one.write().unwrap();
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let mut repodata = read(&chan.join(&subdir).join("repodata.json"));
+    let new = read(&scratch.join(&subdir).join("repodata.json"));
+    for (file, rec) in new["packages"].as_object().unwrap() {
+        std::fs::copy(
+            scratch.join(&subdir).join(file),
+            chan.join(&subdir).join(file),
+        )
+        .unwrap();
+        repodata["packages"][file] = rec.clone();
+    }
+    std::fs::write(
+        chan.join(&subdir).join("repodata.json"),
+        serde_json::to_vec_pretty(&repodata).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Every job after the setup job installs the setup job's environment lock without solving:
+/// a newer version published to the channel after the setup job (which a solve picks, as the
+/// test shows), or to the pip index, does not reach the test job (nor its reproduction); its record says the environment came from the
+/// lock; `stasis plan --env-lock` shows the setting; a corrupted lock, or one for another
+/// platform, stops the job with an error naming the file. Real conda packages from a local
+/// channel served on 127.0.0.1, the native engine, the CLI as a CI runner calls it.
+#[test]
+fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
+    use support::conda::{Channel, Pkg, python_wrapper_pkg};
+    let tmp = tempfile::tempdir().unwrap();
+    let chan = tmp.path().join("www/chan");
+    let mut ch = Channel::new(&chan);
+    // python, pip and setuptools: the generic mission's base.yml asks for them.
+    ch.add(python_wrapper_pkg("3.12.1"))
+        .add(Pkg::new("pip", "24.0"))
+        .add(Pkg::new("setuptools", "70.0"))
+        .add(Pkg::new("libfoo", "1.0"))
+        .add(Pkg::new("libbar", "1.0").depends("libfoo"));
+    ch.write().unwrap();
+    // And a pip package in a PEP 503 index: lockdemo 1.0 (2.0 comes after the setup job).
+    let simple = tmp.path().join("www/simple");
+    let wheels = tmp.path().join("wheels");
+    support::pyindex::write_index(
+        &simple,
+        &[support::pyindex::write_wheel(&wheels, "lockdemo", "1.0")],
+    );
+    let server = support::server::Server::start(&tmp.path().join("www"));
+    let chan_url = format!("{}/chan", server.base_url);
+
+    let src = Repo::init(&tmp.path().join("src"));
+    src.write("README", "x\n");
+    src.commit("tested package");
+    let proj = Repo::init(&tmp.path().join("project"));
+    proj.write(
+        "stasis.ini",
+        &format!(
+            "[default]\nconda_engine = native\npackage_cache = {}\nconda_channels = {chan_url}\npip_index_url = {}/simple/\ntask_kill_grace = 1s\n",
+            tmp.path().join("pkgs").display(),
+            server.base_url
+        ),
+    )
+    .write(
+        "d.ini",
+        &format!(
+            "[meta]\nmission = generic\nname = locked\nversion = 1.0\nrc = 1\npython = 3.12\n\
+             {CONDA}conda_packages =\n    libbar\npip_packages =\n    lockdemo\n\n\
+             [test:b00]\nrepository = {}\nscript =\n    cat \"$CONDA_PREFIX/share/libbar/VERSION\"\n    grep -qx 'libbar 1.0' \"$CONDA_PREFIX/share/libbar/VERSION\"\n    python -c \"import lockdemo; assert lockdemo.VERSION == '1.0', lockdemo.VERSION\"\n",
+            src.dir.display()
+        ),
+    );
+    proj.commit("delivery");
+    let dir = proj.dir.clone();
+    let stasis = || {
+        let mut s = stasis_in(&dir, &dir);
+        s.env("STASIS_DOWNLOAD_RETRY_MAX", "1");
+        s
+    };
+    let test_job = || {
+        stasis()
+            .args(["ci", "run-job", "test:b00", "--plan", "stasis-ci/plan.json"])
+            .output()
+    };
+    let setup = stasis().args(SETUP_JOB).output();
+    assert_eq!(setup.code(), Some(0), "{}\n{}", setup.stdout, setup.stderr);
+    let lock = std::fs::read_dir(dir.join("stasis-ci/env"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "lock"))
+        .expect("the setup job wrote the test environment's lock");
+    let lock_text = std::fs::read_to_string(&lock).unwrap();
+    assert!(lock_text.contains("# platform: linux-64\n"), "{lock_text}");
+    assert!(
+        lock_text.contains("/noarch/libbar-1.0-h0_0.tar.bz2#"),
+        "{lock_text}"
+    );
+    assert!(
+        lock_text.contains("\n# pip: lockdemo==1.0\n"),
+        "{lock_text}"
+    );
+
+    // After the setup job, the channel gets libbar 2.0: a solve now picks it.
+    publish(
+        &chan,
+        Pkg::new("libbar", "2.0").depends("libfoo"),
+        &tmp.path().join("scratch"),
+    );
+    let solver = stasis::env::native::NativeEngine::new(
+        support::env_settings(
+            tmp.path().join("fresh/pkgs"),
+            1,
+            std::time::Duration::from_millis(10),
+        ),
+        std::env::vars().collect(),
+    );
+    let solved = solver
+        .create(
+            "probe",
+            &tmp.path().join("fresh/envs/probe"),
+            &stasis::env::EnvSpec {
+                channels: vec![chan_url.clone()],
+                conda: vec!["libbar".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let bar = solved.packages.iter().find(|p| p.name == "libbar").unwrap();
+    assert_eq!(
+        bar.version, "2.0",
+        "re-solving would install the new version"
+    );
+    // And the index gets lockdemo 2.0, which an unpinned `pip install lockdemo` would take.
+    support::pyindex::write_index(
+        &simple,
+        &[support::pyindex::write_wheel(&wheels, "lockdemo", "2.0")],
+    );
+
+    // The test job installs the lock: libbar 1.0, and its test (which checks that) passes.
+    let test = test_job();
+    assert_eq!(test.code(), Some(0), "{}\n{}", test.stdout, test.stderr);
+    let fragment: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("stasis-ci/jobs/job-test-b00/run.json")).unwrap(),
+    )
+    .unwrap();
+    validate(&record_schema(), &fragment, "the test job's fragment");
+    assert_eq!(fragment["jobs"][0]["outcome"], "success", "{fragment:#}");
+    let envs = fragment["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "environments")
+        .unwrap_or_else(|| panic!("no environments stage: {fragment:#}"));
+    let env = &envs["detail"]["environment"];
+    assert_eq!(env["installed_from"], "lock", "{envs:#}");
+    assert_eq!(env["lock"], lock.display().to_string(), "{envs:#}");
+    assert!(
+        test.stderr
+            .contains(&format!("from the lock {} (not solved)", lock.display()))
+            || test
+                .stdout
+                .contains(&format!("from the lock {} (not solved)", lock.display())),
+        "the log says where the environment came from:\n{}\n{}",
+        test.stdout,
+        test.stderr
+    );
+    let meta: Vec<String> =
+        std::fs::read_dir(Path::new(env["prefix"].as_str().unwrap()).join("conda-meta"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+    assert!(meta.iter().any(|n| n == "libbar-1.0-h0_0.json"), "{meta:?}");
+    assert!(
+        !meta.iter().any(|n| n.starts_with("libbar-2.0")),
+        "{meta:?}"
+    );
+    // The record of a locked install is whole (read from the archive): dependencies included.
+    let rec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env["prefix"].as_str().unwrap()).join("conda-meta/libbar-1.0-h0_0.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["depends"], serde_json::json!(["libfoo"]), "{rec:#}");
+
+    // Reproducing the job installs the bundle's lock, not a new solve, either.
+    let repro = stasis()
+        .args(["ci", "reproduce", "stasis-ci/jobs/job-test-b00/bundle"])
+        .output();
+    assert_eq!(repro.code(), Some(0), "{}\n{}", repro.stdout, repro.stderr);
+    let fragment: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("stasis-ci-reproduce/jobs/job-test-b00/run.json")).unwrap(),
+    )
+    .unwrap();
+    let envs = fragment["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "environments")
+        .unwrap();
+    assert_eq!(
+        envs["detail"]["environment"]["lock"],
+        dir.join("stasis-ci-reproduce/env")
+            .join(lock.file_name().unwrap())
+            .display()
+            .to_string(),
+        "{envs:#}"
+    );
+    assert_eq!(fragment["jobs"][0]["outcome"], "success", "{fragment:#}");
+
+    // `stasis plan --env-lock FILE` shows the setting.
+    let plan = stasis()
+        .args([
+            "plan",
+            "-c",
+            "stasis.ini",
+            "--env-lock",
+            lock.to_str().unwrap(),
+            "d.ini",
+        ])
+        .output();
+    assert_eq!(plan.code(), Some(0), "{}", plan.stderr);
+    assert!(
+        plan.stdout.contains(&format!(
+            "env lock      {} (the test environment is installed from it, not solved)",
+            lock.display()
+        )),
+        "{}",
+        plan.stdout
+    );
+
+    // A corrupted lock, and a lock for another platform: the job fails and names the file.
+    for (bad, says) in [
+        (
+            lock_text.replace("/noarch/libbar-1.0-h0_0.tar.bz2", "/noarch/libbar-garbage"),
+            "not a conda package file name",
+        ),
+        (
+            lock_text.replace("# platform: linux-64", "# platform: osx-arm64"),
+            "locked for platform osx-arm64; this machine is linux-64",
+        ),
+    ] {
+        std::fs::write(&lock, &bad).unwrap();
+        let run = test_job();
+        assert_eq!(run.code(), Some(1), "{}\n{}", run.stdout, run.stderr);
+        let all = format!("{}\n{}", run.stdout, run.stderr);
+        assert!(
+            all.contains(&format!("lock file {}: ", lock.display())) && all.contains(says),
+            "{all}"
+        );
+    }
+    std::fs::remove_file(&lock).unwrap();
+    let run = test_job();
+    let all = format!("{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!("lock file {}: cannot read it", lock.display())),
+        "{all}"
     );
 }

@@ -114,6 +114,39 @@ fn installer_flow_with_retries_config_and_environment() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from env\n");
 
+    // From a lock: `conda create --file LOCK` (conda installs an @EXPLICIT list unsolved), the
+    // environment activated as any other; a lock that is not there is an error naming it.
+    let lock = tmp.path().join("rel.lock");
+    std::fs::write(
+        &lock,
+        "# platform: linux-64\n@EXPLICIT\nhttps://conda.example/c/noarch/numpy-1.0-h0_0.tar.bz2\n",
+    )
+    .unwrap();
+    let locked = tmp.path().join("envs/rel-locked");
+    let env = eng.create_from_lock("rel-locked", &locked, &lock).unwrap();
+    let log = std::fs::read_to_string(base.join("conda.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l
+            == format!(
+                "create -y -p {} --file={}",
+                locked.display(),
+                lock.display()
+            )),
+        "{log}"
+    );
+    assert_eq!(env.activation.get("CONDA_DEFAULT_ENV"), Some("rel-locked"));
+    let missing = tmp.path().join("nope.lock");
+    let err = eng
+        .create_from_lock("rel-locked", &locked, &missing)
+        .unwrap_err();
+    assert!(
+        matches!(err, EnvError::Lock { .. })
+            && err
+                .to_string()
+                .contains(&format!("lock file {}: cannot read it", missing.display())),
+        "{err}"
+    );
+
     // A second bootstrap reuses the downloaded installer (no new request) and, with
     // conda_fresh_start, reinstalls the base.
     server.clear();

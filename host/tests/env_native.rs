@@ -140,12 +140,7 @@ fn create_activate_purge_export_round_trip_and_warm_cache() {
 
     // Round trip 1: from the lock, no solve.
     let from_lock = eng
-        .create_from_lock(
-            "rel-lock",
-            &tmp.path().join("envs/rel-lock"),
-            &lock_text,
-            &[],
-        )
+        .create_from_lock("rel-lock", &tmp.path().join("envs/rel-lock"), &lock_path)
         .unwrap();
     assert_eq!(names(&from_lock), names(&env));
 

@@ -101,6 +101,11 @@ pub fn run_job(cx: &JobContext<'_>, name: &str) -> Result<JobResult, CiError> {
         ));
         plan = super::rebase_plan(&plan, &root, &own)?;
     }
+    if job.role != JobRole::Setup && test_env_prefix(&plan).is_some() {
+        // Every job after the setup installs the setup job's lock, unsolved: the channels may
+        // have moved on since, and all jobs must test the same packages.
+        plan.settings.env_lock = Some(lock_file(&plan, cx.ci_dir));
+    }
     let started = SystemTime::now();
     let held = match job.role {
         JobRole::Serial if !plan.settings.continue_on_error => failed_parallel_jobs(cx),
@@ -160,7 +165,7 @@ pub fn run_job(cx: &JobContext<'_>, name: &str) -> Result<JobResult, CiError> {
 
     let mut notes = Vec::new();
     match job.role {
-        JobRole::Setup => write_env_locks(&plan, cx.ci_dir)?,
+        JobRole::Setup => write_env_locks(&plan, cx.ci_dir, cx.env)?,
         JobRole::Tests | JobRole::Serial => {
             if let Some(problem) = check_env_lock(&plan, cx.ci_dir)? {
                 cx.events.error(&problem);
@@ -297,6 +302,43 @@ fn lock_of(name: &str, prefix: &Path) -> Result<String, CiError> {
     Ok(crate::env::export::explicit_lock(&env, ""))
 }
 
+/// The package lines of a lock (its URLs), without comments: what two installs must share.
+fn lock_packages(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "@EXPLICIT")
+        .collect()
+}
+
+/// The pip packages pip owns in the environment at `prefix`, pinned (`name==version`): the
+/// lock's `# pip:` lines. None when the environment has no python.
+fn pip_pins(
+    name: &str,
+    prefix: &Path,
+    env: &BTreeMap<String, String>,
+    plan: &Plan,
+) -> Result<Vec<String>, CiError> {
+    if !crate::env::pip::python(prefix).is_file() {
+        return Ok(Vec::new());
+    }
+    let fail = |e: crate::env::EnvError| CiError::Failed(e.to_string());
+    let base: std::collections::HashMap<String, String> =
+        env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let activation = crate::env::activation::activate(name, prefix, &base).map_err(fail)?;
+    let freeze = crate::env::pip::freeze(
+        name,
+        prefix,
+        &activation.apply(&base),
+        plan.settings.timeouts.pip,
+    )
+    .map_err(fail)?;
+    let conda = crate::env::native::installed_packages(prefix).map_err(fail)?;
+    Ok(crate::env::export::pip_only(&freeze, &conda)
+        .into_iter()
+        .filter(|p| p.contains("=="))
+        .collect())
+}
+
 fn lock_file(plan: &Plan, ci_dir: &Path) -> PathBuf {
     ci_dir
         .join("env")
@@ -304,15 +346,24 @@ fn lock_file(plan: &Plan, ci_dir: &Path) -> PathBuf {
 }
 
 /// Setup: `stasis-ci/env/environments.json` (the engine and the lock's name) and the test
-/// environment's explicit lock.
-fn write_env_locks(plan: &Plan, ci_dir: &Path) -> Result<(), CiError> {
+/// environment's explicit lock, naming its platform and pinning its pip packages.
+fn write_env_locks(
+    plan: &Plan,
+    ci_dir: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<(), CiError> {
     let env_dir = ci_dir.join("env");
     std::fs::create_dir_all(&env_dir).map_err(io(&env_dir))?;
     let mut lock = None;
     if let Some(prefix) = test_env_prefix(plan).filter(|p| p.is_dir()) {
         let path = lock_file(plan, ci_dir);
-        crate::atomic::write(&path, lock_of(&plan.info.test_env, &prefix)?.as_bytes())
-            .map_err(io(&path))?;
+        let name = &plan.info.test_env;
+        let text = crate::env::export::platform_lock(
+            &lock_of(name, &prefix)?,
+            &plan.system.conda_subdir,
+            &pip_pins(name, &prefix, env, plan)?,
+        );
+        crate::atomic::write(&path, text.as_bytes()).map_err(io(&path))?;
         lock = path.file_name().map(|n| n.to_string_lossy().into_owned());
     }
     write_json(
@@ -325,7 +376,8 @@ fn write_env_locks(plan: &Plan, ci_dir: &Path) -> Result<(), CiError> {
     )
 }
 
-/// A test job's environment must hold exactly what the setup job's did.
+/// A test job's environment must hold exactly what the setup job's lock lists (it was installed
+/// from it; this catches a lock that changed under the job or an install that went wrong).
 fn check_env_lock(plan: &Plan, ci_dir: &Path) -> Result<Option<String>, CiError> {
     let Some(prefix) = test_env_prefix(plan).filter(|p| p.is_dir()) else {
         return Ok(None);
@@ -338,13 +390,15 @@ fn check_env_lock(plan: &Plan, ci_dir: &Path) -> Result<Option<String>, CiError>
         )));
     };
     let found = lock_of(&plan.info.test_env, &prefix)?;
-    Ok((found != expected).then(|| {
-        format!(
-            "environment {}: this job installed other packages than the setup job's lock {}",
-            plan.info.test_env,
-            path.display()
-        )
-    }))
+    Ok(
+        (lock_packages(&found) != lock_packages(&expected)).then(|| {
+            format!(
+                "environment {}: this job installed other packages than the setup job's lock {}",
+                plan.info.test_env,
+                path.display()
+            )
+        }),
+    )
 }
 
 /// The deploy job runs only after a successful merged record.

@@ -31,7 +31,7 @@ pub enum JobRole {
 impl JobRole {
     /// The stages a job of this role performs (the others are skipped, naming the job that
     /// performs them). Test jobs repeat the environment stages: the test environment must exist
-    /// on their runner; the setup job's lock is what they must agree with.
+    /// on their runner; they install it from the setup job's lock, unsolved (`bundle::run_job`).
     pub fn stages(self) -> &'static [StageKind] {
         use StageKind::*;
         match self {

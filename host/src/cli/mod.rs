@@ -269,6 +269,10 @@ pub struct RunOpts {
     /// Do not rewrite the exported environment files.
     #[arg(long = "no-rewrite")]
     pub no_rewrite: bool,
+    /// Install the test environment from this explicit lock (`@EXPLICIT` + URLs), without
+    /// solving.
+    #[arg(long = "env-lock", value_name = "FILE")]
+    pub env_lock: Option<PathBuf>,
 }
 
 impl RunOpts {
@@ -304,6 +308,7 @@ impl RunOpts {
             no_parallel: top.no_parallel || sub.no_parallel,
             no_task_logging: top.no_task_logging || sub.no_task_logging,
             no_rewrite: top.no_rewrite || sub.no_rewrite,
+            env_lock: sub.env_lock.or(top.env_lock),
         }
     }
 
@@ -464,6 +469,11 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
         verbose: opts.verbose,
         test_filters: opts.test.clone(),
         unbuffered: opts.unbuffered,
+        // The Plan holds absolute paths (jobs run from other directories).
+        env_lock: opts
+            .env_lock
+            .as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
         ..Default::default()
     })
 }

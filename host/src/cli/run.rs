@@ -181,6 +181,13 @@ pub fn describe_plan(plan: &Plan) -> String {
             plan.conda.channels.join(" ")
         };
         let _ = writeln!(s, "channels      {channels}");
+        if let Some(lock) = &plan.settings.env_lock {
+            let _ = writeln!(
+                s,
+                "env lock      {} (the test environment is installed from it, not solved)",
+                lock.display()
+            );
+        }
         for (kind, specs) in [
             ("conda", &plan.conda.conda_packages),
             ("pip", &plan.conda.pip_packages),

@@ -63,6 +63,49 @@ pub fn explicit_lock(env: &InstalledEnv, header: &str) -> String {
     out
 }
 
+/// The comment that names a lock's platform (conda's `conda list --explicit` writes it too).
+pub const LOCK_PLATFORM: &str = "# platform: ";
+/// The comment that pins one pip package in a lock (a comment, so `conda create --file` still
+/// reads the lock).
+pub const LOCK_PIP: &str = "# pip: ";
+
+/// `lock` (an [`explicit_lock`]) with `# platform: SUBDIR` after its header comments and one
+/// `# pip: name==version` line per pip package pin appended.
+pub fn platform_lock(lock: &str, subdir: &str, pip_pins: &[String]) -> String {
+    let mut out = String::new();
+    let mut placed = false;
+    for line in lock.split_inclusive('\n') {
+        if !placed && !line.starts_with('#') {
+            out.push_str(&format!("{LOCK_PLATFORM}{subdir}\n"));
+            placed = true;
+        }
+        out.push_str(line);
+    }
+    if !placed {
+        out.push_str(&format!("{LOCK_PLATFORM}{subdir}\n"));
+    }
+    for p in pip_pins {
+        out.push_str(&format!("{LOCK_PIP}{p}\n"));
+    }
+    out
+}
+
+/// The platform a lock names (`# platform: linux-64`), if it names one.
+pub fn lock_platform(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(LOCK_PLATFORM.trim_end()))
+        .map(str::trim)
+}
+
+/// The pip pins of a lock (`# pip: name==version` lines).
+pub fn lock_pip_pins(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix(LOCK_PIP.trim_end()))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
 /// Values of upstream's release header (`delivery_get_release_header`).
 #[derive(Debug, Clone, Default)]
 pub struct ReleaseHeader {
@@ -285,6 +328,30 @@ mod tests {
             env_yml(&env(), &freeze),
             "name: rel\nchannels:\n  - http://h/c\ndependencies:\n  - numpy=1.0=h0_0\n  - python=3.12.1=h0_0\n  - pip:\n      - acstools==3.7.1\n      - Zeta_Pkg==2\nprefix: /x/envs/rel\n"
         );
+    }
+
+    #[test]
+    fn a_platform_lock_names_its_platform_and_pip_pins_and_reads_them_back() {
+        let lock = platform_lock(
+            &explicit_lock(&env(), "# h\n"),
+            "linux-64",
+            &["astropy==6.0.1".into(), "Zeta_Pkg==2".into()],
+        );
+        let lines: Vec<&str> = lock.lines().collect();
+        assert_eq!(
+            &lines[..4],
+            [
+                "# h",
+                "# environment: rel",
+                "# platform: linux-64",
+                "@EXPLICIT"
+            ]
+        );
+        assert_eq!(lines.last(), Some(&"# pip: Zeta_Pkg==2"));
+        assert_eq!(lock_platform(&lock), Some("linux-64"));
+        assert_eq!(lock_pip_pins(&lock), ["astropy==6.0.1", "Zeta_Pkg==2"]);
+        assert_eq!(lock_platform("@EXPLICIT\n"), None);
+        assert!(lock_pip_pins("@EXPLICIT\n# pip:   \n").is_empty());
     }
 
     #[test]

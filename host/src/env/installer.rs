@@ -181,6 +181,22 @@ impl InstallerEngine {
         pip::run("base", cmd, env, &[])
     }
 
+    /// `conda env remove` of the environment at `prefix`, when there is one, and whatever
+    /// conda left there.
+    fn remove_env(&self, env: &HashMap<String, String>, prefix: &Path) -> Result<(), EnvError> {
+        if prefix.exists() {
+            ensure_removable(prefix)?;
+            self.conda(
+                env,
+                &["env", "remove", "-y", "-p", &prefix.display().to_string()],
+            )?;
+            if prefix.exists() {
+                std::fs::remove_dir_all(prefix).map_err(|e| EnvError::io(prefix, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Create environment `name` at `prefix` with `conda env create --file` (a YAML written
     /// from `spec`), then purge, pip install, mark complete and activate.
     pub fn create(
@@ -190,16 +206,7 @@ impl InstallerEngine {
         spec: &EnvSpec,
     ) -> Result<InstalledEnv, EnvError> {
         let env = self.base_run_env();
-        if prefix.exists() {
-            ensure_removable(prefix)?;
-            self.conda(
-                &env,
-                &["env", "remove", "-y", "-p", &prefix.display().to_string()],
-            )?;
-            if prefix.exists() {
-                std::fs::remove_dir_all(prefix).map_err(|e| EnvError::io(prefix, e))?;
-            }
-        }
+        self.remove_env(&env, prefix)?;
         let yml_path = self.config.tmp_dir.join(format!("{name}.spec.yml"));
         let yml = super::spec::write_env_yaml(name, &spec.channels, &spec.conda, &[], None);
         crate::atomic::write(&yml_path, yml.as_bytes()).map_err(|e| EnvError::io(&yml_path, e))?;
@@ -210,6 +217,32 @@ impl InstallerEngine {
             self.conda(&env, &["remove", "-y", "-p", &p, pkg])?;
         }
         super::native::complete(name, prefix, spec, &self.base_env, &self.settings)
+    }
+
+    /// Create environment `name` at `prefix` from the explicit lock file `lock` with
+    /// `conda create --file` (conda installs an `@EXPLICIT` list without solving), then the
+    /// lock's pinned pip packages.
+    pub fn create_from_lock(
+        &self,
+        name: &str,
+        prefix: &Path,
+        lock: &Path,
+    ) -> Result<InstalledEnv, EnvError> {
+        let text = std::fs::read_to_string(lock).map_err(|e| EnvError::Lock {
+            env: name.to_string(),
+            path: lock.to_path_buf(),
+            reason: format!("cannot read it: {e}"),
+        })?;
+        let env = self.base_run_env();
+        self.remove_env(&env, prefix)?;
+        let p = prefix.display().to_string();
+        let f = format!("--file={}", lock.display());
+        self.conda(&env, &["create", "-y", "-p", &p, &f])?;
+        let spec = EnvSpec {
+            pip: super::export::lock_pip_pins(&text),
+            ..EnvSpec::default()
+        };
+        super::native::complete(name, prefix, &spec, &self.base_env, &self.settings)
     }
 }
 

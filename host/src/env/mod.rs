@@ -171,6 +171,22 @@ impl Engine {
             Engine::Installer(i) => i.create(name, prefix, spec),
         }
     }
+
+    /// Create environment `name` at `prefix` from the explicit lock file `lock`, without
+    /// solving (see [`native::NativeEngine::create_from_lock`]). The `system` engine creates
+    /// nothing, as with [`Engine::create`].
+    pub fn create_from_lock(
+        &self,
+        name: &str,
+        prefix: &Path,
+        lock: &Path,
+    ) -> Result<InstalledEnv, EnvError> {
+        match self {
+            Engine::System => self.create(name, prefix, &EnvSpec::default()),
+            Engine::Native(n) => n.create_from_lock(name, prefix, lock),
+            Engine::Installer(i) => i.create_from_lock(name, prefix, lock),
+        }
+    }
 }
 
 /// Everything that can go wrong building an environment. Each variant names the environment,
@@ -214,6 +230,12 @@ pub enum EnvError {
         env: String,
         prefix: PathBuf,
         message: String,
+    },
+    #[error("environment {env}: lock file {path}: {reason}")]
+    Lock {
+        env: String,
+        path: PathBuf,
+        reason: String,
     },
     #[error("environment {env}: activation failed: {message}")]
     Activation { env: String, message: String },

@@ -16,7 +16,8 @@ use rattler::install::Installer;
 use rattler::package_cache::PackageCache;
 use rattler_conda_types::{
     Channel, ChannelConfig, GenericVirtualPackage, MatchSpec, Matches, PackageName, PackageRecord,
-    ParseStrictness, PrefixRecord, RepoDataRecord, Subdir, Version, package::DistArchiveIdentifier,
+    ParseStrictness, PrefixRecord, RepoDataRecord, Subdir, Version,
+    package::{DistArchiveIdentifier, IndexJson, PackageFile},
 };
 use rattler_networking::LazyClient;
 
@@ -82,22 +83,78 @@ impl NativeEngine {
         self.finish(name, prefix, spec)
     }
 
-    /// Create environment `name` at `prefix` from an explicit lock (`@EXPLICIT` + URLs with
-    /// `#sha256`), without solving: exactly the locked archives are installed.
+    /// Create environment `name` at `prefix` from the explicit lock file `lock` (`@EXPLICIT` +
+    /// URLs with `#sha256`, `# pip: name==version` pins), without solving: exactly the locked
+    /// archives are fetched through the shared package cache (checked against their hashes, as
+    /// in a normal install), their full records read from the archives' `info/index.json`, and
+    /// installed; then the pinned pip packages. A missing or unreadable lock, a line that is not
+    /// a package URL, or a lock for another platform is an [`EnvError::Lock`] naming the file.
     pub fn create_from_lock(
         &self,
         name: &str,
         prefix: &Path,
-        lock_text: &str,
-        pip_specs: &[String],
+        lock: &Path,
     ) -> Result<InstalledEnv, EnvError> {
-        let records = lock_records(name, lock_text)?;
+        let (records, pip) = read_lock(name, lock)?;
+        let records = block_on(name, self.complete_records(name, prefix, records))??;
         self.install_records(name, prefix, records, &[])?;
         let spec = EnvSpec {
-            pip: pip_specs.to_vec(),
+            pip,
             ..EnvSpec::default()
         };
         self.finish(name, prefix, &spec)
+    }
+
+    /// The locked records made whole: each archive fetched into the package cache (verified
+    /// against the lock's hash by the cache) and its record rebuilt from `info/index.json`, so
+    /// `conda-meta` holds the dependencies and `noarch` kind a solved install would.
+    async fn complete_records(
+        &self,
+        name: &str,
+        prefix: &Path,
+        records: Vec<RepoDataRecord>,
+    ) -> Result<Vec<RepoDataRecord>, EnvError> {
+        let cache = PackageCache::new(&self.settings.package_cache);
+        let client = LazyClient::from(self.settings.net.rattler_client()?);
+        // Concurrently, as the installer downloads; results keep the lock's order.
+        let mut set = tokio::task::JoinSet::new();
+        for (i, r) in records.into_iter().enumerate() {
+            let (cache, client) = (cache.clone(), client.clone());
+            set.spawn(async move {
+                let entry = cache
+                    .get_or_fetch_from_url_with_retry(
+                        &r.package_record,
+                        r.url.clone(),
+                        client,
+                        rattler_networking::retry_policies::default_retry_policy(),
+                        None,
+                        None,
+                    )
+                    .await;
+                (i, r, entry)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            let (i, mut r, entry) = joined.map_err(|e| EnvError::Install {
+                env: name.to_string(),
+                prefix: prefix.to_path_buf(),
+                message: format!("fetching a locked package: {e}"),
+            })?;
+            let entry = entry.map_err(|e| install_error(name, prefix, &e))?;
+            let index = IndexJson::from_package_directory(entry.path())
+                .map_err(|e| EnvError::io(&entry.path().join("info/index.json"), e))?;
+            let p = &r.package_record;
+            r.package_record = PackageRecord::from_index_json(index, p.size, p.sha256, p.md5)
+                .map_err(|e| EnvError::Install {
+                    env: name.to_string(),
+                    prefix: prefix.to_path_buf(),
+                    message: format!("{}: {e}", r.url),
+                })?;
+            out.push((i, r));
+        }
+        out.sort_by_key(|(i, _)| *i);
+        Ok(out.into_iter().map(|(_, r)| r).collect())
     }
 
     /// Purge, pip, marker, activation: the steps after the conda install.
@@ -488,6 +545,43 @@ fn parse_specs(env: &str, specs: &[String]) -> Result<Vec<MatchSpec>, EnvError> 
         .collect()
 }
 
+/// The lock file `lock`: its package records (one per URL, for this platform or noarch) and
+/// its pinned pip packages. Every problem names the file.
+fn read_lock(env: &str, lock: &Path) -> Result<(Vec<RepoDataRecord>, Vec<String>), EnvError> {
+    let bad = |reason: String| EnvError::Lock {
+        env: env.to_string(),
+        path: lock.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(lock).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    if !text.lines().any(|l| l.trim() == "@EXPLICIT") {
+        return Err(bad("not an explicit lock (no @EXPLICIT line)".into()));
+    }
+    let here = Subdir::current().unwrap_or(Subdir::Linux64).to_string();
+    if let Some(p) = super::export::lock_platform(&text)
+        && p != here
+    {
+        return Err(bad(format!(
+            "locked for platform {p}; this machine is {here}"
+        )));
+    }
+    let records = lock_records(env, &text).map_err(|e| bad(e.to_string()))?;
+    if records.is_empty() {
+        return Err(bad("lists no packages".into()));
+    }
+    if let Some(r) = records
+        .iter()
+        .find(|r| r.package_record.subdir != here && r.package_record.subdir != "noarch")
+    {
+        return Err(bad(format!(
+            "{} is for platform {}; this machine is {here}",
+            r.url, r.package_record.subdir
+        )));
+    }
+    Ok((records, super::export::lock_pip_pins(&text)))
+}
+
 /// Records for an explicit lock: one per URL, checked against its `#sha256` (or `#md5`).
 fn lock_records(env: &str, text: &str) -> Result<Vec<RepoDataRecord>, EnvError> {
     let bad = |line: &str, reason: &str| EnvError::BadSpec {
@@ -611,7 +705,7 @@ fn failing_channel(reason: &str, channels: &[Channel]) -> String {
         })
 }
 
-fn install_error(name: &str, prefix: &Path, e: &rattler::install::InstallerError) -> EnvError {
+fn install_error(name: &str, prefix: &Path, e: &(dyn std::error::Error + 'static)) -> EnvError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(rattler_package_streaming::ExtractError::HashMismatch {

@@ -409,6 +409,10 @@ pub struct Settings {
     /// Trust, proxies, timeouts and retries of every HTTP client (from `SSL_CERT_FILE`, the
     /// proxy variables and `STASIS_DOWNLOAD_*`; proxy credentials are shown redacted).
     pub net: crate::http::NetSettings,
+    /// `--env-lock FILE` (`stasis ci run-job` sets it for every job after the setup job): the
+    /// test environment is installed from this explicit lock, without solving.
+    #[serde(default)]
+    pub env_lock: Option<PathBuf>,
 }
 
 /// The user's cache directory: `$XDG_CACHE_HOME`, else `~/.cache`, else the temporary directory
