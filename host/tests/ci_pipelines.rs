@@ -14,41 +14,12 @@ use std::process::Command;
 
 use support::cli::Stasis;
 use support::git::Repo;
+use support::tools::{gitlab_ci_local, npm_dir, venv};
 use support::{text, workspace};
-
-/// Where `scripts/setup` puts a tool, or the PATH.
-fn npm_dir() -> PathBuf {
-    std::env::var_os("STASIS_NPM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home().join(".cache/stasis-npm"))
-}
-
-fn home() -> PathBuf {
-    PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-}
-
-fn gitlab_ci_local() -> PathBuf {
-    let local = npm_dir().join("node_modules/.bin/gitlab-ci-local");
-    if local.exists() {
-        return local;
-    }
-    let out = Command::new("sh")
-        .args(["-c", "command -v gitlab-ci-local"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gitlab-ci-local is not installed: run scripts/setup"
-    );
-    PathBuf::from(text(&out.stdout).trim())
-}
 
 /// The published schemas, as check-jsonschema vendors them (with their licences).
 fn vendored_schema(name: &str) -> serde_json::Value {
-    let venv = std::env::var_os("STASIS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home().join(".cache/stasis-venv"));
-    let lib = venv.join("lib");
+    let lib = venv().join("lib");
     let site = std::fs::read_dir(&lib)
         .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup", lib.display()))
         .flatten()

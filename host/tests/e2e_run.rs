@@ -160,16 +160,35 @@ script =\n    test -e {m}/parallel-bytag\n    test -e {m}/parallel-bybranch\n   
         .map(|e| e.file_name())
         .collect();
     assert_eq!(junit.len(), 1, "{junit:?}");
-    let stages: Vec<&str> = v["stages"]
+    // Every stage of the Plan is recorded; the performed ones are these, the others say why.
+    let stages: Vec<(&str, &str)> = v["stages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["name"].as_str().unwrap())
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    let performed: Vec<&str> = stages
+        .iter()
+        .filter(|(_, st)| *st == "success" || *st == "fail")
+        .map(|(n, _)| *n)
         .collect();
     assert_eq!(
-        stages,
+        performed,
         ["layout", "tests", "release_environment", "templates"]
     );
+    assert_eq!(
+        stages.len(),
+        stasis::plan::StageKind::ALL.len(),
+        "{stages:?}"
+    );
+    for s in v["stages"].as_array().unwrap() {
+        if s["status"] == "skipped" {
+            assert!(
+                !s["reason"].as_str().unwrap_or_default().is_empty(),
+                "a skipped stage says why: {s}"
+            );
+        }
+    }
 }
 
 fn one_test_delivery(tmp: &Path, name: &str, body: &str) -> PathBuf {

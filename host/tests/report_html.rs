@@ -86,6 +86,57 @@ fn attr(dom: &str, id: &str, name: &str) -> Option<String> {
     )
 }
 
+/// The status and text of the report's row for stage `name` (`<tr data-step=NAME …>`).
+fn stage_row(dom: &str, name: &str) -> Option<(String, String)> {
+    let at = dom.find(&format!("data-step=\"{name}\""))?;
+    let start = dom[..at].rfind("<tr")?;
+    let end = at + dom[at..].find("</tr>")?;
+    let row = &dom[start..end];
+    let key = "data-status=\"";
+    let s = row.find(key)? + key.len();
+    let status = row[s..s + row[s..].find('"')?].to_string();
+    // The row's text, tags dropped.
+    let mut text = String::new();
+    let mut in_tag = false;
+    for ch in row.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    Some((status, text.replace("&amp;", "&")))
+}
+
+/// `(status, reason)` of every stage in a run record, in record order.
+fn record_stages(run_json: &Path) -> Vec<(String, String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(run_json).unwrap()).unwrap();
+    v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+                s["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn stage<'a>(stages: &'a [(String, String, String)], name: &str) -> (&'a str, &'a str) {
+    let s = stages
+        .iter()
+        .find(|s| s.0 == name)
+        .unwrap_or_else(|| panic!("no stage {name} in {stages:?}"));
+    (s.1.as_str(), s.2.as_str())
+}
+
 /// Measures the page once it is drawn and writes what it saw into `#probe`.
 const PROBE_JS: &str = r#"
 document.addEventListener("stasis:rendered", function () {
@@ -259,6 +310,37 @@ fn a_delivery_report_shows_failures_first_in_a_real_browser() {
         "{md}"
     );
 
+    // Every stage of the Plan is in the record: performed, skipped or not run, with why.
+    let stages = record_stages(&output.join("run.json"));
+    assert_eq!(
+        stages.len(),
+        stasis::plan::StageKind::ALL.len(),
+        "{stages:?}"
+    );
+    assert_eq!(stage(&stages, "layout").0, "success");
+    assert_eq!(stage(&stages, "tests").0, "fail");
+    assert_eq!(
+        stage(&stages, "release_environment"),
+        ("not_run", "an earlier stage failed")
+    );
+    assert_eq!(stage(&stages, "templates").0, "not_run");
+    let (status, why) = stage(&stages, "conda");
+    assert_eq!(status, "skipped");
+    assert!(why.contains("conda_engine = system"), "{why}");
+    assert_eq!(
+        stage(&stages, "docker"),
+        ("skipped", "no [deploy:docker] section")
+    );
+    assert!(
+        md.contains("| release\\_environment | not run | – | an earlier stage failed |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| docker | skipped | – | no \\[deploy:docker\\] section |"),
+        "{md}"
+    );
+    assert!(md.contains("| tests | fail | "), "{md}");
+
     // After the fact, into another directory: the same report, links still resolve.
     let elsewhere = tmp.path().join("elsewhere/report");
     let again = Stasis::new(&root)
@@ -282,6 +364,17 @@ fn a_delivery_report_shows_failures_first_in_a_real_browser() {
         dom.contains("not UTF-8"),
         "the page says the log had bad bytes"
     );
+    let (status, text) =
+        stage_row(&dom, "release_environment").expect("no release_environment row");
+    assert_eq!(status, "not_run");
+    assert!(
+        text.contains("not run") && text.contains("an earlier stage failed"),
+        "{text}"
+    );
+    let (status, text) = stage_row(&dom, "docker").expect("no docker row");
+    assert_eq!(status, "skipped");
+    assert!(text.contains("no [deploy:docker] section"), "{text}");
+    assert_eq!(stage_row(&dom, "tests").unwrap().0, "fail");
     look_at(&browser, &elsewhere);
     let png = tmp.path().join("report.png");
     browser.screenshot(&report.join("index.html"), &png);
@@ -376,6 +469,12 @@ fn the_report_is_live_while_the_run_goes() {
         index.contains("\"live\":true") && index.contains("\"status\":\"in_progress\""),
         "{index}"
     );
+    // The tests stage is under way, the stages after it are not reached yet.
+    assert!(
+        index.contains("{\"name\":\"tests\",\"status\":\"running\"")
+            && index.contains("{\"name\":\"templates\",\"status\":\"pending\""),
+        "{index}"
+    );
     if let Some(browser) = Browser::find() {
         let dom = browser.dump_dom(&report.join("index.html"));
         assert!(dom.contains("data-state=\"live\""), "{dom}");
@@ -384,4 +483,232 @@ fn the_report_is_live_while_the_run_goes() {
     assert!(child.wait().unwrap().success());
     let index = std::fs::read_to_string(report.join("data/index.js")).unwrap();
     assert!(index.contains("\"live\":false") && index.contains("\"name\":\"slow\""));
+    assert!(
+        !index.contains("\"pending\"") && !index.contains("\"running\""),
+        "{index}"
+    );
+}
+
+#[test]
+fn a_disabled_stage_is_shown_skipped_with_its_reason_and_old_records_still_render() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, sysini, root) = example_delivery(tmp.path());
+    let mut ini = std::fs::read_to_string(&file).unwrap();
+    ini.push_str("\n[deploy:docker]\nregistry = localhost:1\ntags =\n    example:1\n");
+    std::fs::write(&file, ini).unwrap();
+    let out = Stasis::new(&root)
+        .config(&sysini)
+        .args(["--no-docker", "--test", "green"])
+        .arg(&file)
+        .output();
+    assert_eq!(out.code(), Some(0), "{}", text(&out.stderr));
+    let output = root.join("example-1.0/output");
+    let report = output.join("report");
+    let stages = record_stages(&output.join("run.json"));
+    assert_eq!(
+        stages.len(),
+        stasis::plan::StageKind::ALL.len(),
+        "{stages:?}"
+    );
+    assert_eq!(stage(&stages, "docker"), ("skipped", "--no-docker"));
+    assert_eq!(stage(&stages, "tests").0, "success");
+    assert_eq!(stage(&stages, "templates").0, "success");
+    assert_eq!(
+        stage(&stages, "deploy"),
+        ("skipped", "no [deploy:*] upload sections")
+    );
+    assert!(
+        stages
+            .iter()
+            .all(|(_, st, why)| matches!(st.as_str(), "success" | "fail") == why.is_empty()),
+        "a stage has a reason exactly when it was left out: {stages:?}"
+    );
+    let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(
+        md.contains("| docker | skipped | – | --no-docker |"),
+        "{md}"
+    );
+
+    // A record written before left-out stages were recorded: only performed stages, no
+    // `reason` fields. It still renders, with the stages it has.
+    let mut old: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(output.join("run.json")).unwrap()).unwrap();
+    let performed: Vec<serde_json::Value> = old["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "success" || s["status"] == "fail")
+        .cloned()
+        .collect();
+    old["stages"] = performed.into();
+    let old_json = tmp.path().join("old/run.json");
+    std::fs::create_dir_all(old_json.parent().unwrap()).unwrap();
+    std::fs::write(&old_json, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    let old_report = tmp.path().join("old/report");
+    let again = Stasis::new(&root)
+        .args(["report", "-o"])
+        .arg(&old_report)
+        .arg(&old_json)
+        .output();
+    assert_eq!(again.code(), Some(0), "{}", text(&again.stderr));
+    let old_md = std::fs::read_to_string(old_report.join("summary.md")).unwrap();
+    assert!(old_md.contains("| templates | success | "), "{old_md}");
+    assert!(!old_md.contains("| docker |"), "{old_md}");
+
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    let dom = browser.dump_dom(&report.join("index.html"));
+    assert!(dom.contains("data-state=\"rendered\""), "{dom}");
+    let (status, text) = stage_row(&dom, "docker").expect("no docker row");
+    assert_eq!(status, "skipped");
+    assert!(
+        text.contains("skipped") && text.contains("--no-docker"),
+        "{text}"
+    );
+    assert_eq!(stage_row(&dom, "templates").unwrap().0, "success");
+    assert!(
+        dom.contains("the deploy stage was skipped (no [deploy:*] upload sections)"),
+        "{dom}"
+    );
+    let dom = browser.dump_dom(&old_report.join("index.html"));
+    assert!(dom.contains("data-state=\"rendered\""), "{dom}");
+    assert_eq!(stage_row(&dom, "templates").unwrap().0, "success");
+    assert!(stage_row(&dom, "docker").is_none());
+}
+
+/// The data the page draws from (`data/index.js`), as JSON.
+fn index_data(report: &Path) -> serde_json::Value {
+    let js = std::fs::read_to_string(report.join("data/index.js")).unwrap();
+    let json = js
+        .trim_end()
+        .strip_prefix("stasisReport.index(")
+        .and_then(|s| s.strip_suffix(");"))
+        .unwrap_or_else(|| panic!("unexpected index.js: {js}"));
+    serde_json::from_str(json).unwrap()
+}
+
+/// The merged `junit.xml` read as CI test reporters read it: junitparser on lxml (the parser
+/// behind EnricoMi/publish-unit-test-result-action, GitHub's most used JUnit reporter) sees the
+/// run's totals and the failing case's message; the file is valid against the schema of what
+/// GitLab's and Jenkins' readers need (`host/tests/data/junit-ci.xsd`, lxml); and
+/// gitlab-ci-local runs a job that declares it as `artifacts: reports: junit:`.
+#[test]
+fn the_merged_junit_is_read_by_ci_test_reporters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, sysini, root) = example_delivery(tmp.path());
+    let out = Stasis::new(&root).config(&sysini).arg(&file).output();
+    assert_eq!(out.code(), Some(1), "{}", text(&out.stderr));
+    let report = root.join("example-1.0/output/report");
+    let junit = report.join("junit.xml");
+
+    let python = support::tools::venv_python(&["junitparser", "lxml"]);
+    let data = workspace().join("host/tests/data");
+    let seen = std::process::Command::new(&python)
+        .arg(data.join("junit_reporters.py"))
+        .arg(&junit)
+        .arg(data.join("junit-ci.xsd"))
+        .output()
+        .unwrap();
+    assert!(seen.status.success(), "{}", text(&seen.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&seen.stdout).unwrap();
+    assert_eq!(
+        seen["schema_errors"],
+        serde_json::json!([]),
+        "junit.xml does not fit what the CI readers need:\n{}",
+        std::fs::read_to_string(&junit).unwrap()
+    );
+    // The run's totals: its JUnit cases, plus one case for each task that failed without a
+    // failing case (the crashed block).
+    let index = index_data(&report);
+    let t = &index["totals"];
+    let case_less_failures = index["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["outcome"] == "fail" && j["name"] == "crash")
+        .count() as u64;
+    assert_eq!(case_less_failures, 1);
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let expected = serde_json::json!({
+        "tests": n(&t["tests"]) + case_less_failures,
+        "failures": n(&t["failures"]) + case_less_failures,
+        "errors": n(&t["errors"]),
+        "skipped": n(&t["skipped"]),
+    });
+    assert_eq!(
+        expected,
+        serde_json::json!({"tests": 8, "failures": 2, "errors": 1, "skipped": 1})
+    );
+    assert_eq!(seen["suite_totals"], expected, "the action's suite totals");
+    assert_eq!(seen["case_totals"], expected, "the cases junitparser reads");
+    assert_eq!(seen["duplicates"], serde_json::json!([]));
+    assert_eq!(seen["gitlab_empty_detail"], serde_json::json!([]));
+    let case = |name: &str| -> serde_json::Value {
+        seen["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no case {name}: {seen:#}"))
+            .clone()
+    };
+    let broken = case("test_broken");
+    assert_eq!(broken["result"], "failure");
+    assert_eq!(broken["message"], "assert 41 == 42");
+    assert!(
+        broken["text"]
+            .as_str()
+            .unwrap()
+            .contains("E       assert 41 == 42"),
+        "{broken}"
+    );
+    let fixture = case("test_fixture");
+    assert_eq!(
+        (&fixture["result"], &fixture["message"], &fixture["text"]),
+        (
+            &"error".into(),
+            &"fixture 'db' not found".into(),
+            &"fixture 'db' not found".into()
+        )
+    );
+    let crash = case("crash");
+    assert_eq!(
+        (&crash["result"], &crash["classname"], &crash["message"]),
+        (
+            &"failure".into(),
+            &"stasis.task".into(),
+            &"the task exited 3".into()
+        )
+    );
+    assert_eq!(case("test_skipped")["result"], "skipped");
+
+    // GitLab reads the file itself (not runnable here); gitlab-ci-local accepts and runs a job
+    // declaring it as a JUnit report, and hands the file back as the job's artifact.
+    let project = tmp.path().join("project");
+    let repo = Repo::init(&project);
+    repo.write(
+        ".gitlab-ci.yml",
+        "report:\n  script:\n    - mkdir -p out && cp stasis-junit.xml out/junit.xml\n  \
+         artifacts:\n    when: always\n    paths:\n      - out/junit.xml\n    reports:\n      junit: out/junit.xml\n",
+    )
+    .write("stasis-junit.xml", &std::fs::read_to_string(&junit).unwrap())
+    .commit("pipeline");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let glcl = std::process::Command::new(support::tools::gitlab_ci_local())
+        .args(["--shell-executor-no-image", "--shell-isolation"])
+        .current_dir(&project)
+        .env("HOME", &home)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = format!("{}\n{}", text(&glcl.stdout), text(&glcl.stderr));
+    assert!(glcl.status.success(), "{log}");
+    assert!(log.contains("report") && log.contains("PASS"), "{log}");
+    assert_eq!(
+        std::fs::read(project.join("out/junit.xml")).unwrap(),
+        std::fs::read(&junit).unwrap(),
+        "the job's JUnit report artifact came back unchanged:\n{log}"
+    );
 }

@@ -306,3 +306,53 @@ fn an_unreadable_record_is_a_usage_error_naming_it() {
     assert_eq!(out.code(), Some(2));
     assert!(text(&out.stderr).contains("nope.json"));
 }
+
+/// Two test blocks running the same tests (two versions of one package): GitLab keeps only
+/// the first case of a `classname` + `name`, so the second block's cases are kept apart under
+/// its suite's name, and every suite counts its skips as `skipped`.
+#[test]
+fn the_same_tests_in_two_blocks_stay_apart_in_junit_xml() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("output");
+    let mut record = RunRecord::new(out.join("run.json"), "d.ini", "rel-1");
+    for name in ["v1", "v2"] {
+        write(&out.join(format!("logs/{name}.log")), "x\n");
+        write(
+            &out.join(format!("results/{name}.xml")),
+            r#"<testsuite name="s" tests="2"><testcase classname="k" name="ok"/><testcase classname="k" name="later"><skipped message="not today"/></testcase></testsuite>"#,
+        );
+        record
+            .add_job(job(
+                &out,
+                name,
+                Outcome::Success,
+                Some(out.join(format!("results/{name}.xml"))),
+            ))
+            .unwrap();
+    }
+    record.finish(RunStatus::Success).unwrap();
+    let dir = tmp.path().join("r");
+    report(&out.join("run.json"), &dir);
+    let cases = stasis::report::read_cases(&dir.join("junit.xml")).unwrap();
+    let keys: Vec<(String, String)> = cases
+        .iter()
+        .map(|c| (c.classname.clone(), c.name.clone()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("k".to_string(), "ok".to_string()),
+            ("k".to_string(), "later".to_string()),
+            ("v2 (parallel) » k".to_string(), "ok".to_string()),
+            ("v2 (parallel) » k".to_string(), "later".to_string()),
+        ]
+    );
+    let skipped = cases.iter().find(|c| c.name == "later").unwrap();
+    assert_eq!(
+        skipped.text, "not today",
+        "a skip carries its reason as content"
+    );
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(xml.matches(" skipped=\"1\"").count(), 2, "{xml}");
+    assert!(!xml.contains("disabled="), "{xml}");
+}

@@ -151,15 +151,21 @@ pub fn render(index: &IndexView, jobs: &[&JobView]) -> String {
     }
     if !index.stages.is_empty() {
         let _ = writeln!(md, "<details><summary>Stages</summary>\n");
-        let _ = writeln!(md, "| stage | status | duration |");
-        let _ = writeln!(md, "|:--|:--|--:|");
+        let _ = writeln!(md, "| stage | status | duration | why |");
+        let _ = writeln!(md, "|:--|:--|--:|:--|");
         for s in &index.stages {
+            // A stage left out has no duration; it says why instead.
+            let duration = match s.status.as_str() {
+                "success" | "fail" => format!("{:.1} s", s.duration_ms as f64 / 1000.0),
+                _ => "–".into(),
+            };
+            let why = s.reason.as_deref().or(s.error.as_deref()).unwrap_or("");
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.1} s |",
+                "| {} | {} | {duration} | {} |",
                 cell(&s.name),
-                s.status,
-                s.duration_ms as f64 / 1000.0
+                s.status.replace('_', " "),
+                cell(&short(why, MAX_MESSAGE))
             );
         }
         let _ = writeln!(md, "\n</details>");

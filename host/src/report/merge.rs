@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::runner::{RunRecord, RunStatus, Timestamp};
+use crate::runner::{RunRecord, RunStatus, StepRecord, Timestamp};
 
 /// A job the pipeline has, whose fragment the merge expects.
 #[derive(Debug, Clone)]
@@ -236,6 +236,7 @@ pub fn merge(
         }
     }
     let mut record = merged.unwrap_or_else(|| RunRecord::new(out, "", ""));
+    record.stages = one_entry_per_left_out_stage(std::mem::take(&mut record.stages));
     let status = if jobs.iter().all(|j| j.state == FragmentState::Success) {
         RunStatus::Success
     } else if jobs.iter().any(|j| j.state == FragmentState::Interrupted) {
@@ -269,4 +270,70 @@ pub fn merge(
         status,
         jobs,
     })
+}
+
+/// Every job's fragment lists every stage of the Plan, most of them left out because another
+/// job performs them. The merged record keeps every performed entry and, for a stage no job
+/// performed, the first entry saying why (each job skips it for the same reason, or names the
+/// job that owns it).
+fn one_entry_per_left_out_stage(stages: Vec<StepRecord>) -> Vec<StepRecord> {
+    let performed: std::collections::BTreeSet<String> = stages
+        .iter()
+        .filter(|s| s.status.performed())
+        .map(|s| s.name.clone())
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    stages
+        .into_iter()
+        .filter(|s| {
+            s.status.performed() || (!performed.contains(&s.name) && seen.insert(s.name.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::StepStatus;
+    use std::time::SystemTime;
+
+    #[test]
+    fn a_merged_record_keeps_performed_stages_and_one_reason_for_the_others() {
+        let t = SystemTime::now();
+        let left = |name: &str, status, why: &str| StepRecord::not_performed(name, t, status, why);
+        let done = |name: &str| StepRecord::new(name, t, t, StepStatus::Success);
+        let stages = vec![
+            // The setup job's fragment.
+            done("layout"),
+            left(
+                "tests",
+                StepStatus::Skipped,
+                "CI job setup: performed by job tests-1",
+            ),
+            left("docker", StepStatus::Skipped, "no [deploy:docker] section"),
+            // Two test jobs.
+            left(
+                "layout",
+                StepStatus::Skipped,
+                "CI job tests-1: performed by job setup",
+            ),
+            done("tests"),
+            left("docker", StepStatus::Skipped, "no [deploy:docker] section"),
+            done("tests"),
+            left("docker", StepStatus::Skipped, "no [deploy:docker] section"),
+        ];
+        let merged: Vec<(String, StepStatus)> = one_entry_per_left_out_stage(stages)
+            .into_iter()
+            .map(|s| (s.name, s.status))
+            .collect();
+        assert_eq!(
+            merged,
+            [
+                ("layout".to_string(), StepStatus::Success),
+                ("docker".to_string(), StepStatus::Skipped),
+                ("tests".to_string(), StepStatus::Success),
+                ("tests".to_string(), StepStatus::Success),
+            ]
+        );
+    }
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::junit::{CaseResult, CaseStatus, JunitError, read_cases};
 use crate::redact::Redactor;
-use crate::runner::{JobRecord, Outcome, RunRecord, RunStatus, StepStatus, Timestamp};
+use crate::runner::{JobRecord, Outcome, RunRecord, RunStatus, Timestamp};
 
 /// How much of a failed task's log the report carries inline.
 pub const LOG_TAIL_BYTES: usize = 16 * 1024;
@@ -205,7 +205,11 @@ pub struct JobRow {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StepRow {
     pub name: String,
+    /// `success`, `fail`, `skipped`, `not_performed`, `not_run`; in a live run, `running` for
+    /// the stage under way and `pending` for those after it.
     pub status: String,
+    /// Why a stage was not performed (none for a performed one, or from an older record).
+    pub reason: Option<String>,
     pub duration_ms: u64,
     pub start_ms: u64,
     pub error: Option<String>,
@@ -304,11 +308,7 @@ fn step_row(
     opts: &ViewOptions,
     skip_keys: &[&str],
 ) -> StepRow {
-    let status = match s.status {
-        StepStatus::Success => "success",
-        StepStatus::Fail => "fail",
-        StepStatus::Skipped => "skipped",
-    };
+    let status = s.status.as_str();
     let mut outputs = Vec::new();
     let mut facts = Vec::new();
     let mut error = None;
@@ -327,12 +327,46 @@ fn step_row(
     StepRow {
         name: s.name.clone(),
         status: status.into(),
+        reason: s.reason.as_deref().map(|r| opts.redactor.redact(r)),
         duration_ms: s.duration_ms,
         start_ms: ms_between(record.start_time, s.start_time),
         error,
         outputs,
         facts,
     }
+}
+
+/// The record's stages and, while the run is live, the ones it has not recorded yet: a run
+/// records every stage of the catalogue, in its order, when the stage ends, so the first one
+/// missing is `running` and the others are `pending`.
+fn stage_rows(record: &RunRecord, opts: &ViewOptions) -> Vec<StepRow> {
+    let mut rows: Vec<StepRow> = record
+        .stages
+        .iter()
+        .map(|s| step_row(record, s, opts, &["deployed"]))
+        .collect();
+    if opts.live && record.status == RunStatus::InProgress {
+        let next = record
+            .stages
+            .last()
+            .map(|s| ms_between(record.start_time, s.end_time));
+        let mut status = "running";
+        for kind in crate::plan::StageKind::ALL {
+            if !record.stages.iter().any(|s| s.name == kind.name()) {
+                rows.push(StepRow {
+                    name: kind.name().to_string(),
+                    status: std::mem::replace(&mut status, "pending").into(),
+                    reason: None,
+                    duration_ms: 0,
+                    start_ms: next.unwrap_or(0),
+                    error: None,
+                    outputs: Vec::new(),
+                    facts: Vec::new(),
+                });
+            }
+        }
+    }
+    rows
 }
 
 fn value_text(v: &serde_json::Value) -> String {
@@ -411,11 +445,7 @@ impl IndexView {
             max_parallelism: record.parallelism.max_parallelism,
             n_proc: record.parallelism.n_proc,
             cpu_limit: record.parallelism.cpu_limit,
-            stages: record
-                .stages
-                .iter()
-                .map(|s| step_row(record, s, opts, &["deployed"]))
-                .collect(),
+            stages: stage_rows(record, opts),
             clones: record
                 .clones
                 .iter()

@@ -179,13 +179,36 @@ pub struct JobRecord {
     pub spawn_error: Option<String>,
 }
 
-/// Status of a clone or stage step.
+/// Status of a clone or stage step. A stage the run did not perform is still recorded, with
+/// its `reason`: `skipped` (a flag or the configuration left it out), `not_performed`
+/// (configured but not available) or `not_run` (an earlier stage failed, or the run was
+/// interrupted). Records written before these entries existed list only performed stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Success,
     Fail,
     Skipped,
+    NotPerformed,
+    NotRun,
+}
+
+impl StepStatus {
+    /// The word the record and the reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Success => "success",
+            StepStatus::Fail => "fail",
+            StepStatus::Skipped => "skipped",
+            StepStatus::NotPerformed => "not_performed",
+            StepStatus::NotRun => "not_run",
+        }
+    }
+
+    /// The step ran (successfully or not), as opposed to being left out.
+    pub fn performed(self) -> bool {
+        matches!(self, StepStatus::Success | StepStatus::Fail)
+    }
 }
 
 /// A git clone or a pipeline stage, recorded by the caller beside the jobs.
@@ -197,6 +220,10 @@ pub struct StepRecord {
     pub end_time: Timestamp,
     pub duration_ms: u64,
     pub status: StepStatus,
+    /// Why a step was not performed (`skipped`, `not_performed`, `not_run`); absent for a
+    /// performed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Free-form facts (repository URL, commit, describe, package count, …).
     #[serde(default)]
     pub detail: BTreeMap<String, serde_json::Value>,
@@ -215,8 +242,21 @@ impl StepRecord {
             end_time: Timestamp::from(end),
             duration_ms: millis_between(start, end),
             status,
+            reason: None,
             detail: BTreeMap::new(),
         }
+    }
+
+    /// A step the run left out at `at`, with why (no duration).
+    pub fn not_performed(
+        name: impl Into<String>,
+        at: SystemTime,
+        status: StepStatus,
+        reason: impl Into<String>,
+    ) -> Self {
+        let mut step = StepRecord::new(name, at, at, status);
+        step.reason = Some(reason.into());
+        step
     }
 
     pub fn with_detail(

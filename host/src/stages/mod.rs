@@ -278,6 +278,7 @@ pub fn run_delivery(
             StageState::Interrupted => cx.interrupt.trigger(),
             _ => {}
         }
+        record_left_out(&mut cx, stage, &state);
         results.push(StageResult {
             kind: stage.name,
             state,
@@ -373,6 +374,26 @@ fn run_stage(cx: &mut RunContext<'_>, stage: &Stage) -> StageState {
         cx.events.warn(&format!("run record: {e}"));
     }
     state
+}
+
+/// A stage the run did not perform still gets its entry in the run record, with the reason,
+/// so the reports show every stage of the Plan (a performed one was recorded by `run_stage`).
+fn record_left_out(cx: &mut RunContext<'_>, stage: &Stage, state: &StageState) {
+    let (status, reason) = match state {
+        StageState::Skipped(r) => (StepStatus::Skipped, r),
+        StageState::NotPerformed(r) => (StepStatus::NotPerformed, r),
+        StageState::NotRun(r) => (StepStatus::NotRun, r),
+        StageState::Done | StageState::Failed(_) | StageState::Interrupted => return,
+    };
+    let step = StepRecord::not_performed(
+        stage.name.name(),
+        SystemTime::now(),
+        status,
+        cx.redact(reason),
+    );
+    if let Err(e) = cx.record.add_stage(step) {
+        cx.events.warn(&format!("run record: {e}"));
+    }
 }
 
 /// The one-line form of a stage's end, for the summary and the `after_stage` hook.

@@ -2,7 +2,8 @@
 //! ([`git`]), the one HTTP test server with its modes ([`server`]) and the private CA for its
 //! TLS mode ([`tls`]), headless Chromium for the HTML report ([`browser`]), the `stasis`
 //! binary with a hermetic environment ([`cli`]), the
-//! documentation's runnable shell blocks ([`docs`]), and the
+//! documentation's runnable shell blocks ([`docs`]), where `scripts/setup` put the external
+//! tools (the venv, gitlab-ci-local: [`tools`]), and the
 //! on-disk conda channel and PEP 503 index fixtures ([`conda`], [`pyindex`], shared with the
 //! examples). A test file includes it with `mod support;` and uses what it needs. The
 //! support for a single area stays next to its tests (`plugins_support`, `runner_fixture`).
@@ -17,6 +18,7 @@ pub mod git;
 pub mod registry;
 pub mod server;
 pub mod tls;
+pub mod tools;
 
 #[path = "../../../tests/fixtures/conda/mod.rs"]
 pub mod conda;

@@ -254,7 +254,13 @@
         detail.push(keepOpen(el("details", null, [el("summary", { text: s.outputs.length + " file(s) written" })].concat(
           s.outputs.map(function (o) { return el("div", null, [fileLink(o, o.path, "output")]); }))), id + "-" + s.name));
       }
-      return el("tr", null, [td(s.name), td(badge(s.status)), td(dur(s.duration_ms), "num"), el("td", null, detail)]);
+      // A stage the run left out has no duration; its reason is what the row says.
+      var performed = s.status === "success" || s.status === "fail";
+      if (s.reason) detail.unshift(el("div", { class: "reason", "data-reason": "", text: s.reason }));
+      if (s.status === "running") detail.push(el("div", { class: "muted", text: "under way" }));
+      if (s.status === "pending") detail.push(el("div", { class: "muted", text: "not reached yet" }));
+      return el("tr", { "data-step": s.name, "data-status": s.status, class: performed ? "" : "left-out" },
+        [td(s.name), td(badge(s.status)), td(performed ? dur(s.duration_ms) : "—", "num"), el("td", null, detail)]);
     }))]);
   }
 
@@ -284,7 +290,7 @@
     var colour = { success: "#1f7a3a", fail: "#b42318", fail_ignored: "#6b7280", skipped: "#9ca3af" };
     var label = function (y, text) { var t = s("text", { x: 4, y: y }); t.textContent = text; svg.appendChild(t); };
     label(stageY + 10, "stages");
-    ix.stages.forEach(function (st) {
+    ix.stages.filter(function (st) { return st.status === "success" || st.status === "fail"; }).forEach(function (st) {
       svg.appendChild(s("rect", { x: x(st.start_ms), y: stageY, width: Math.max(1, x(st.start_ms + st.duration_ms) - x(st.start_ms)), height: 14, fill: colour[st.status] || "#1d4ed8", opacity: 0.6 },
         st.name + ": " + st.status + ", " + dur(st.duration_ms)));
     });
@@ -301,8 +307,11 @@
 
   function deployed(ix) {
     if (ix.deployed.length === 0) {
-      var ran = ix.stages.some(function (s) { return s.name === "deploy"; });
-      return section("deployed", "Deployed", [el("p", { class: "muted", text: ran ? "The deploy stage deployed nothing." : "Nothing was deployed: the record has no deploy stage." })]);
+      var stage = ix.stages.filter(function (s) { return s.name === "deploy"; })[0];
+      var text = !stage ? "Nothing was deployed: the record has no deploy stage."
+        : stage.status === "success" || stage.status === "fail" ? "The deploy stage deployed nothing."
+        : "Nothing was deployed: the deploy stage was " + stage.status.replace("_", " ") + (stage.reason ? " (" + stage.reason + ")." : ".");
+      return section("deployed", "Deployed", [el("p", { class: "muted", text: text })]);
     }
     return section("deployed", "Deployed", [table(["target", "what", "where"], ix.deployed.map(function (d) {
       return el("tr", null, [td(d.target), td(d.subject, "mono"), td(d.location, "mono")]);
