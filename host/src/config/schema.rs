@@ -197,6 +197,12 @@ pub const IGNORED: &[(FileKind, &str, &str, &str)] = &[
         "workaround_parent_only exclusions explode recursive retries retry_wait_time detailed_summary quiet regexp spec flat",
         "upload option parsed and then discarded by upstream too (jfrt_upload_init)",
     ),
+    (
+        FileKind::Delivery,
+        "deploy:artifactory*",
+        "url",
+        "the Artifactory URL comes from STASIS_JF_ARTIFACTORY_URL or stasis.ini [deploy:artifactory] url only (upstream never reads a delivery's url either)",
+    ),
 ];
 
 /// Why `key` of `section` in a file of `kind` is ignored, if it is in [`IGNORED`].
@@ -367,16 +373,21 @@ mod tests {
         assert!(msgs[3].contains(":8: [indexer] micromamba_download_url"));
         let f = parse_str(
             Path::new("d.ini"),
-            "[deploy:artifactory:a]\nfiles = x\ndest = y\nflat = true\n",
+            "[deploy:artifactory:a]\nfiles = x\ndest = y\nflat = true\nurl = https://elsewhere/artifactory\n",
         )
         .unwrap();
         let mut d = Diagnostics::default();
         check_names(FileKind::Delivery, &f, &mut d);
-        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.items.len(), 2);
         assert!(
             d.items[0]
                 .to_string()
                 .contains(":4: [deploy:artifactory:a] flat")
+        );
+        let url = d.items[1].to_string();
+        assert!(
+            url.contains(":5: [deploy:artifactory:a] url") && url.contains("STASIS_JF_ARTIFACTORY_URL"),
+            "{url}"
         );
     }
 
