@@ -185,8 +185,15 @@ fn one(sh: &Shared<'_>, job: &Job) -> Result<DownloadReceipt, CapError> {
     };
     let tmp = temp_beside(Path::new(&name));
     let result = (|| {
+        // Read back for hashing; a fresh name, so nothing is followed or truncated.
         let mut file = parent
-            .create(&tmp)
+            .open_with(
+                &tmp,
+                cap_std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true),
+            )
             .map_err(|e| CapError::Failed(format!("creating a file beside {shown}: {e}")))?
             .into_std();
         let mut resp = resp;
