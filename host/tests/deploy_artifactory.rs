@@ -156,7 +156,10 @@ fn uploads_exact_paths_with_checksums_then_a_second_run_sends_no_bodies() {
             .count(),
         1
     );
-    assert!(seen.iter().all(|s| s.method != "GET" || s.path().contains("/api/")));
+    assert!(
+        seen.iter()
+            .all(|s| s.method != "GET" || s.path().contains("/api/"))
+    );
     for rel in ["a.txt", "sub/b;c.bin"] {
         let local = std::fs::read(tree.join("data").join(rel)).unwrap();
         let encoded = rel.replace(';', "%3B");
@@ -214,7 +217,11 @@ fn uploads_exact_paths_with_checksums_then_a_second_run_sends_no_bodies() {
         seen.len(),
         server.connections()
     );
-    assert!(server.connections() <= 4, "{} connections", server.connections());
+    assert!(
+        server.connections() <= 4,
+        "{} connections",
+        server.connections()
+    );
 
     // One build-info, published by the last section, listing both sections' artifacts.
     let builds = server.builds();
@@ -525,7 +532,10 @@ const RC1: &str = "arty-1.0-1-py312-linux-x86_64";
 fn rc1_files() -> Vec<(String, Vec<u8>)> {
     vec![
         (format!("delivery/{RC1}.yml"), b"name: arty\n".to_vec()),
-        (format!("delivery/README-{RC1}.md"), b"# arty 1.0 rc 1\n".to_vec()),
+        (
+            format!("delivery/README-{RC1}.md"),
+            b"# arty 1.0 rc 1\n".to_vec(),
+        ),
         (
             format!("packages/wheels/{RC1}/demo-0.1-py3-none-any.whl"),
             b"PK wheel".to_vec(),
@@ -578,12 +588,17 @@ fn rc2_downloads_the_earlier_rcs_files_before_the_first_stage_as_upstream() {
             r#"items.find({{"path":{{"$ne":"."}},"$or":[{{"$and":[{{"repo":"generic","path":{{"$match":"generic/arty-1.0/*"}},"name":{{"$match":"{p}"}}}}]}},{{"$and":[{{"repo":"generic","path":{{"$match":"generic/arty-1.0/*/*"}},"name":{{"$match":"{p}"}}}}]}},{{"$and":[{{"repo":"generic","path":{{"$match":"generic/arty-1.0/*/*arty-1.0-*"}},"name":{{"$match":"*-py312-linux-x86_64*"}}}}]}},{{"$and":[{{"repo":"generic","path":{{"$match":"generic/arty-1.0/*/{p}"}},"name":{{"$match":"*"}}}}]}}]}}).include("name","repo","path","actual_md5","actual_sha1","sha256","size","type","modified","created","property")"#
         )
     );
-    assert_eq!(seen[1].header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
 
     // Exactly the rc-1 files under a folder of the build, each fetched once, with the token,
     // all before the deploy stage's ping.
-    let gets: Vec<&support::artifactory::Seen> =
-        seen.iter().filter(|s| s.method == "GET" && !s.path().contains("/api/")).collect();
+    let gets: Vec<&support::artifactory::Seen> = seen
+        .iter()
+        .filter(|s| s.method == "GET" && !s.path().contains("/api/"))
+        .collect();
     let mut fetched: Vec<String> = gets.iter().map(|s| s.path().to_string()).collect();
     fetched.sort();
     let mut want: Vec<String> = rc1_files()
@@ -594,23 +609,40 @@ fn rc2_downloads_the_earlier_rcs_files_before_the_first_stage_as_upstream() {
     assert_eq!(fetched, want);
     assert!(gets.iter().all(|s| s.status == 200
         && s.header("authorization") == Some(format!("Bearer {TOKEN}").as_str())));
-    let ping = seen.iter().position(|s| s.path() == "/artifactory/api/system/ping").unwrap();
-    let last_get = seen.iter().rposition(|s| s.method == "GET" && !s.path().contains("/api/")).unwrap();
+    let ping = seen
+        .iter()
+        .position(|s| s.path() == "/artifactory/api/system/ping")
+        .unwrap();
+    let last_get = seen
+        .iter()
+        .rposition(|s| s.method == "GET" && !s.path().contains("/api/"))
+        .unwrap();
     assert!(last_get < ping, "the downloads come before the stages");
 
     // Upstream's local paths: the output directory + the path below the build's folder.
     let output = w.root.join(BUILD).join("output");
     for (rel, content) in rc1_files() {
         let local = output.join(&rel);
-        assert_eq!(std::fs::read(&local).unwrap_or_else(|e| panic!("{}: {e}", local.display())), content);
+        assert_eq!(
+            std::fs::read(&local).unwrap_or_else(|e| panic!("{}: {e}", local.display())),
+            content
+        );
     }
     let local = files_under(&output);
     assert!(
-        !local.iter().any(|f| f.contains("py311") || f.contains("arty-0.9") || f.ends_with(".txt") || f.contains("stasis-tmp")),
+        !local.iter().any(|f| f.contains("py311")
+            || f.contains("arty-0.9")
+            || f.ends_with(".txt")
+            || f.contains("stasis-tmp")),
         "{local:?}"
     );
     // And the rc-2 delivery is uploaded beside them as usual.
-    assert!(server.paths().iter().any(|p| p.contains("arty-1.0-2-py312-linux-x86_64")));
+    assert!(
+        server
+            .paths()
+            .iter()
+            .any(|p| p.contains("arty-1.0-2-py312-linux-x86_64"))
+    );
 }
 
 #[test]
@@ -627,14 +659,19 @@ fn rc2_download_failures_stop_the_run_before_any_stage() {
     let out = run(&w, &server, true, &[]);
     assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);
-    let url = format!("{}/generic/generic/{BUILD}/delivery/README-{RC1}.md", server.url);
+    let url = format!(
+        "{}/generic/generic/{BUILD}/delivery/README-{RC1}.md",
+        server.url
+    );
     assert!(all.contains(&format!("GET {url} answered 500")), "{all}");
     assert!(!all.contains("==> layout"), "no stage may run: {all}");
     assert!(server.seen().iter().all(|s| s.method != "PUT"));
     let output = w.root.join(BUILD).join("output");
     assert!(!output.join(format!("delivery/README-{RC1}.md")).exists());
     assert!(
-        files_under(&w.root).iter().all(|f| !f.contains("stasis-tmp")),
+        files_under(&w.root)
+            .iter()
+            .all(|f| !f.contains("stasis-tmp")),
         "{:?}",
         files_under(&w.root)
     );
@@ -647,8 +684,16 @@ fn rc2_download_failures_stop_the_run_before_any_stage() {
     let out = run(&w, &server, true, &[]);
     assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(all.contains("sha256") && all.contains(&format!("{RC1}.yml")), "{all}");
-    assert!(!w.root.join(BUILD).join(format!("output/delivery/{RC1}.yml")).exists());
+    assert!(
+        all.contains("sha256") && all.contains(&format!("{RC1}.yml")),
+        "{all}"
+    );
+    assert!(
+        !w.root
+            .join(BUILD)
+            .join(format!("output/delivery/{RC1}.yml"))
+            .exists()
+    );
 
     // A hostile server naming a path with `..`: refused before anything is fetched.
     let w = world_rc(&sections, 2);
@@ -660,7 +705,10 @@ fn rc2_download_failures_stop_the_run_before_any_stage() {
     let out = run(&w, &server, true, &[]);
     assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(all.contains("refusing") && all.contains("not a plain path"), "{all}");
+    assert!(
+        all.contains("refusing") && all.contains("not a plain path"),
+        "{all}"
+    );
     assert!(server.seen().iter().all(|s| s.method != "GET"));
     assert!(
         files_under(&w.dir).iter().all(|f| !f.contains("evil-")),

@@ -1332,7 +1332,12 @@ fn downloads_stay_inside_write_dirs_follow_no_symlink_and_are_verified() {
     let fetch = |path: &str, sha: &str| {
         case(
             &host,
-            &[("case", "download"), ("arg", path), ("source", &hello), ("sha256", sha)],
+            &[
+                ("case", "download"),
+                ("arg", path),
+                ("source", &hello),
+                ("sha256", sha),
+            ],
         )
     };
     // Written atomically, parents created, the checksum computed.

@@ -589,7 +589,12 @@ impl Target {
                 "" | "." => s("name").to_string(),
                 p => format!("{p}/{}", s("name")),
             };
-            let remote = format!("{}/{}/{}", self.url, encode_path(s("repo")), encode_path(&full));
+            let remote = format!(
+                "{}/{}/{}",
+                self.url,
+                encode_path(s("repo")),
+                encode_path(&full)
+            );
             // jf places a file by what its pattern's group matched; an item the pattern does
             // not cover (which a real server does not return) is not placed anywhere.
             let rel = match full.strip_prefix(&prefix) {

@@ -386,7 +386,8 @@ mod tests {
         );
         let url = d.items[1].to_string();
         assert!(
-            url.contains(":5: [deploy:artifactory:a] url") && url.contains("STASIS_JF_ARTIFACTORY_URL"),
+            url.contains(":5: [deploy:artifactory:a] url")
+                && url.contains("STASIS_JF_ARTIFACTORY_URL"),
             "{url}"
         );
     }

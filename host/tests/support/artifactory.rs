@@ -145,11 +145,7 @@ impl Artifactory {
     /// Serve downloads whose path ends with `suffix` with one byte changed (the checksum
     /// headers still describe the stored file).
     pub fn corrupt(&self, suffix: &str) {
-        self.state
-            .lock()
-            .unwrap()
-            .corrupt
-            .push(suffix.to_string());
+        self.state.lock().unwrap().corrupt.push(suffix.to_string());
     }
 
     /// Store `content` at `repo/path` as a deploy would.
@@ -509,7 +505,12 @@ fn download_checksums(st: &Mutex<State>, target: &str) -> String {
     let Some(rest) = target.strip_prefix(PREFIX) else {
         return String::new();
     };
-    let repo_path = decode(rest.split([';', '?']).next().unwrap_or("").trim_start_matches('/'));
+    let repo_path = decode(
+        rest.split([';', '?'])
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('/'),
+    );
     match st.lock().unwrap().files.get(&repo_path) {
         Some(f) => format!(
             "X-Checksum-Sha256: {}\r\nX-Checksum-Sha1: {}\r\nX-Checksum-Md5: {}\r\n",

@@ -109,43 +109,88 @@ pub(crate) fn upload_batch(
     req: BatchRequest,
 ) -> Result<Vec<Result<BatchReceipt, CapError>>, CapError> {
     let ctx = state.ctx.clone();
-    let with_secrets = !matches!(req.credential, Credential::None);
     // Every destination and source is checked before the first byte leaves.
     let mut jobs = Vec::with_capacity(req.items.len());
     for item in &req.items {
-        let url = url::Url::parse(&item.destination)
-            .map_err(|e| CapError::Invalid(format!("destination {:?}: {e}", item.destination)))?;
-        ctx.grant
-            .check_url(&url)
-            .map_err(|d| ctx.deny("upload", d))?;
+        let (url, mut headers) = item_request(
+            &ctx,
+            "upload",
+            "destination",
+            &item.destination,
+            &req.headers,
+            &req.credential,
+        )?;
         let rel = delivery_relative(state, &item.path).ok_or_else(|| {
             ctx.deny(
                 "upload",
                 Denial(format!("{:?} is outside the delivery tree", item.path)),
             )
         })?;
-        // Per item: a secret may be bound to some destinations only.
-        let mut headers = build_headers(&ctx, "upload", &url, &req.headers, &[])?;
-        headers.extend(credential_headers(&ctx, &url, &req.credential)?);
         headers.extend(build_headers(&ctx, "upload", &url, &item.headers, &[])?);
         jobs.push(Job { url, rel, headers });
     }
-    let (parallel, retry) = limits(&ctx, req.parallel, req.attempts, req.retry_wait_ms);
-    let deadline = state.deadline;
-    let fail_fast = req.fail_fast;
-    let checksum_deploy = req.checksum_deploy;
+    let settings = BatchSettings {
+        with_secrets: !matches!(req.credential, Credential::None),
+        limits: limits(&ctx, req.parallel, req.attempts, req.retry_wait_ms),
+        deadline: state.deadline,
+        fail_fast: req.fail_fast,
+        checksum_deploy: req.checksum_deploy,
+    };
+    run_batch(ctx, settings, jobs, one)
+}
+
+/// One batch item's URL, parsed and checked against `allow_hosts`, and its request headers:
+/// the batch's, then the credential's (per item: a secret may be bound to some hosts only).
+pub(crate) fn item_request(
+    ctx: &PluginContext,
+    capability: &str,
+    what: &str,
+    raw: &str,
+    headers: &[(String, String)],
+    credential: &Credential,
+) -> Result<(url::Url, HeaderMap), CapError> {
+    let url =
+        url::Url::parse(raw).map_err(|e| CapError::Invalid(format!("{what} {raw:?}: {e}")))?;
+    ctx.grant
+        .check_url(&url)
+        .map_err(|d| ctx.deny(capability, d))?;
+    let mut map = build_headers(ctx, capability, &url, headers, &[])?;
+    map.extend(credential_headers(ctx, &url, credential)?);
+    Ok((url, map))
+}
+
+/// How a batch runs: which of the plugin's clients, its workers and retries, its deadline.
+pub(crate) struct BatchSettings {
+    pub with_secrets: bool,
+    pub limits: (usize, RetryPolicy),
+    pub deadline: Instant,
+    pub fail_fast: bool,
+    pub checksum_deploy: bool,
+}
+
+/// Run `work` over the checked `jobs` on a thread of its own (off any async runtime) with
+/// the plugin's client: one result per job, in order.
+pub(crate) fn run_batch<J: Sync + Send + std::fmt::Display + 'static, R: Send + 'static>(
+    ctx: std::sync::Arc<PluginContext>,
+    settings: BatchSettings,
+    jobs: Vec<J>,
+    work: fn(&Shared<'_>, &J) -> Result<R, CapError>,
+) -> Result<Vec<Result<R, CapError>>, CapError> {
     super::off_runtime(move || {
-        let client = shared_client(&ctx, with_secrets)?;
+        let client = shared_client(&ctx, settings.with_secrets)?;
+        let (parallel, retry) = settings.limits;
         let shared = Shared {
             ctx: &ctx,
             client,
             retry,
-            deadline,
-            checksum_deploy,
+            deadline: settings.deadline,
+            checksum_deploy: settings.checksum_deploy,
         };
-        Ok(pool(&jobs, parallel, fail_fast, |job| one(&shared, job)))
+        Ok(pool(&jobs, parallel, settings.fail_fast, |job| {
+            work(&shared, job)
+        }))
     })
-    .unwrap_or_else(|| Err(CapError::Failed("the upload worker thread failed".into())))
+    .unwrap_or_else(|| Err(CapError::Failed("the transfer worker thread failed".into())))
 }
 
 /// A batch's workers and retry policy from what the guest asked, clamped: 0 workers = 3,

@@ -18,14 +18,11 @@ use std::path::{Component, Path, PathBuf};
 use cap_std::fs::{Dir, MetadataExt};
 use reqwest::header::HeaderMap;
 
-use super::batch::{Shared, credential_headers, limits, pool, send};
+use super::batch::{BatchSettings, Shared, item_request, limits, run_batch, send};
 use super::context::{temp_beside, writable};
-use super::http::{build_headers, shared_client};
 use super::upload::{Checksums, checksums};
 use crate::plugins::bindings::host_api::types::CapError;
-use crate::plugins::bindings::host_api::upload::{
-    Credential, DownloadReceipt, DownloadRequest,
-};
+use crate::plugins::bindings::host_api::upload::{Credential, DownloadReceipt, DownloadRequest};
 use crate::plugins::context::{PluginContext, PluginState};
 use crate::plugins::grant::Denial;
 
@@ -94,13 +91,17 @@ pub(crate) fn download_batch(
     req: DownloadRequest,
 ) -> Result<Vec<Result<DownloadReceipt, CapError>>, CapError> {
     let ctx = state.ctx.clone();
-    let with_secrets = !matches!(req.credential, Credential::None);
     // Every source and destination is checked before the first request.
     let mut jobs = Vec::with_capacity(req.items.len());
     for item in &req.items {
-        let url = url::Url::parse(&item.source)
-            .map_err(|e| CapError::Invalid(format!("source {:?}: {e}", item.source)))?;
-        ctx.grant.check_url(&url).map_err(|d| ctx.deny(CAP, d))?;
+        let (url, headers) = item_request(
+            &ctx,
+            CAP,
+            "source",
+            &item.source,
+            &req.headers,
+            &req.credential,
+        )?;
         let rel = writable(state, CAP, &item.path)?;
         if rel == Path::new(".") {
             return Err(CapError::Invalid(format!(
@@ -113,8 +114,6 @@ pub(crate) fn download_batch(
             sha1: hex_sum("sha1", &item.sha1, 40)?,
             md5: hex_sum("md5", &item.md5, 32)?,
         };
-        let mut headers = build_headers(&ctx, CAP, &url, &req.headers, &[])?;
-        headers.extend(credential_headers(&ctx, &url, &req.credential)?);
         jobs.push(Job {
             url,
             rel,
@@ -122,21 +121,14 @@ pub(crate) fn download_batch(
             expected,
         });
     }
-    let (parallel, retry) = limits(&ctx, req.parallel, req.attempts, req.retry_wait_ms);
-    let deadline = state.deadline;
-    let fail_fast = req.fail_fast;
-    super::off_runtime(move || {
-        let client = shared_client(&ctx, with_secrets)?;
-        let shared = Shared {
-            ctx: &ctx,
-            client,
-            retry,
-            deadline,
-            checksum_deploy: false,
-        };
-        Ok(pool(&jobs, parallel, fail_fast, |job| one(&shared, job)))
-    })
-    .unwrap_or_else(|| Err(CapError::Failed("the download worker thread failed".into())))
+    let settings = BatchSettings {
+        with_secrets: !matches!(req.credential, Credential::None),
+        limits: limits(&ctx, req.parallel, req.attempts, req.retry_wait_ms),
+        deadline: state.deadline,
+        fail_fast: req.fail_fast,
+        checksum_deploy: false,
+    };
+    run_batch(ctx, settings, jobs, one)
 }
 
 /// Download one file: skip it when it is already there, else fetch, verify and rename.
@@ -209,7 +201,10 @@ fn one(sh: &Shared<'_>, job: &Job) -> Result<DownloadReceipt, CapError> {
             .map_err(|e| CapError::Failed(format!("writing {shown}: {e}")))?;
         let sums = checksums(&mut file)
             .map_err(|e| CapError::Failed(format!("reading back {shown}: {e}")))?;
-        for (whose, want) in [("the item", &job.expected), ("the server's X-Checksum", &announced)] {
+        for (whose, want) in [
+            ("the item", &job.expected),
+            ("the server's X-Checksum", &announced),
+        ] {
             if let Some((alg, wanted, got)) = want.mismatch(&sums) {
                 return Err(CapError::Failed(format!(
                     "GET {}: the content's {alg} is {got}, {whose} says {wanted}: not written to {shown}",
