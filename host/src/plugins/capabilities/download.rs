@@ -193,7 +193,10 @@ fn one(sh: &Shared<'_>, job: &Job) -> Result<DownloadReceipt, CapError> {
             if e.to_string().contains("timed out") {
                 CapError::Timeout
             } else {
-                CapError::Failed(format!("GET {}: reading the answer: {e}", job.url))
+                CapError::Failed(
+                    ctx.secrets
+                        .redact(&format!("GET {}: reading the answer: {e}", job.url)),
+                )
             }
         })?;
         file.flush()
@@ -206,10 +209,10 @@ fn one(sh: &Shared<'_>, job: &Job) -> Result<DownloadReceipt, CapError> {
             ("the server's X-Checksum", &announced),
         ] {
             if let Some((alg, wanted, got)) = want.mismatch(&sums) {
-                return Err(CapError::Failed(format!(
+                return Err(CapError::Failed(ctx.secrets.redact(&format!(
                     "GET {}: the content's {alg} is {got}, {whose} says {wanted}: not written to {shown}",
                     job.url
-                )));
+                ))));
             }
         }
         file.sync_all()
