@@ -170,3 +170,63 @@ impl Resolver<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::World;
+
+    /// The entries of the first bound target, by key (the last value wins, as in the plugin).
+    fn entry(plan: &crate::plan::Plan, key: &str) -> String {
+        plan.deploy.targets[0]
+            .entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn rc_above_one_asks_for_the_series_before_the_first_stage() {
+        let world = |rc: &str, overwrite: bool| {
+            let mut w = World::new()
+                .with_system("[deploy:artifactory]\nurl = https://jf.example/artifactory\nrepo = generic\n")
+                .with_delivery("\n[deploy:artifactory:a]\nfiles = output/**\ndest = x/\nrepo = sectionrepo\n\n[deploy:artifactory:b]\nfiles = output/**\ndest = y/\n");
+            w.delivery = w.delivery.replace("rc = 2", &format!("rc = {rc}"));
+            w.input.settings.artifactory = true;
+            w.input.settings.overwrite = overwrite;
+            // (The fixture's built-in sysconf has no plugins.lock for the declaration's pin:
+            // that error is not what this test is about.)
+            w.resolve().0
+        };
+        let p = world("2", false);
+        let series = entry(&p, "series");
+        assert!(
+            series.starts_with("demo-1.0-*-py312-") && !series.contains("%"),
+            "{series}"
+        );
+        assert_eq!(entry(&p, "series_repo"), "generic", "the global repository");
+        assert_eq!(
+            (entry(&p, "preflight"), entry(&p, "release_check")),
+            ("true".into(), "true".into())
+        );
+        // Only the first section asks; --overwrite drops the check, not the download.
+        assert!(
+            p.deploy.targets[1]
+                .entries
+                .iter()
+                .any(|(k, v)| k == "series" && v.is_empty())
+        );
+        let p = world("2", true);
+        assert_eq!(
+            (entry(&p, "preflight"), entry(&p, "release_check")),
+            ("true".into(), "false".into())
+        );
+        assert_eq!(entry(&p, "series"), series);
+        let p = world("1", true);
+        assert_eq!(
+            (entry(&p, "preflight"), entry(&p, "series")),
+            ("false".into(), String::new())
+        );
+    }
+}
