@@ -643,6 +643,28 @@ fn rc2_downloads_the_earlier_rcs_files_before_the_first_stage_as_upstream() {
             .iter()
             .any(|p| p.contains("arty-1.0-2-py312-linux-x86_64"))
     );
+
+    // --no-artifactory-upload uploads nothing but still fetches the series (a download);
+    // --no-artifactory skips both.
+    let dry = world_rc(SECTIONS, 2);
+    server.clear();
+    let out = run(&dry, &server, true, &["--no-artifactory-upload"]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(server.seen().iter().all(|s| s.method != "PUT"));
+    assert_eq!(
+        std::fs::read(
+            dry.root
+                .join(BUILD)
+                .join(format!("output/delivery/{RC1}.yml"))
+        )
+        .unwrap(),
+        b"name: arty\n"
+    );
+    let off = world_rc(SECTIONS, 2);
+    server.clear();
+    let out = run(&off, &server, true, &["--no-artifactory"]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
 }
 
 #[test]
