@@ -3,7 +3,8 @@
 //! Artifactory's REST protocol (support/artifactory.rs): exact paths, checksum headers and
 //! bodies, checksum deploy (a second run sends no bodies), build-info, a server error failing
 //! the run with the URL and the status, the dry run and `--no-artifactory`, the default grant in
-//! `stasis plan`, and a scan showing the credentials never reach output, records or the tree.
+//! `stasis plan`, a scan showing the credentials never reach output, records or the tree, and
+//! for rc > 1 upstream's download of the earlier rcs' files before the first stage.
 
 mod support;
 
@@ -31,6 +32,10 @@ struct World {
 const BUILD: &str = "arty-1.0";
 
 fn world(sections: &str) -> World {
+    world_rc(sections, 1)
+}
+
+fn world_rc(sections: &str, rc: u32) -> World {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let root = dir.join("root");
@@ -49,7 +54,7 @@ fn world(sections: &str) -> World {
     std::fs::write(
         &delivery,
         format!(
-            "[meta]\nmission = generic\nname = arty\nversion = 1.0\nrc = 1\npython = 3.12\n\
+            "[meta]\nmission = generic\nname = arty\nversion = 1.0\nrc = {rc}\npython = 3.12\n\
 [conda]\ninstaller_name = Miniforge3\ninstaller_version = 24.3.0-0\ninstaller_platform = Linux\ninstaller_arch = x86_64\n\n{sections}"
         ),
     )
@@ -141,9 +146,20 @@ fn uploads_exact_paths_with_checksums_then_a_second_run_sends_no_bodies() {
     // Every deploy: checksum deploy first (no body, 404), then the body with the same
     // checksum headers, jf's build properties in the URL, the token as a Bearer header.
     let seen = server.seen();
-    // Before the first stage the release-history search, then jf's ping.
+    // Before the first stage the release-history search, then jf's ping. rc = 1: no series
+    // search and nothing downloaded.
     assert_eq!(seen[0].path(), "/artifactory/api/search/aql");
     assert_eq!(seen[1].path(), "/artifactory/api/system/ping");
+    assert_eq!(
+        seen.iter()
+            .filter(|s| s.path().ends_with("/api/search/aql"))
+            .count(),
+        1
+    );
+    assert!(
+        seen.iter()
+            .all(|s| s.method != "GET" || s.path().contains("/api/"))
+    );
     for rel in ["a.txt", "sub/b;c.bin"] {
         let local = std::fs::read(tree.join("data").join(rel)).unwrap();
         let encoded = rel.replace(';', "%3B");
@@ -193,6 +209,19 @@ fn uploads_exact_paths_with_checksums_then_a_second_run_sends_no_bodies() {
             local
         );
     }
+
+    // One HTTP client per plugin per run: the search, both sections' pings and batches (3 in
+    // flight) and the build-info share its connections.
+    eprintln!(
+        "{} requests over {} connections",
+        seen.len(),
+        server.connections()
+    );
+    assert!(
+        server.connections() <= 4,
+        "{} connections",
+        server.connections()
+    );
 
     // One build-info, published by the last section, listing both sections' artifacts.
     let builds = server.builds();
@@ -494,4 +523,218 @@ fn plugin_inspect_shows_the_shipped_declaration_and_its_grant() {
         "{o}"
     );
     assert!(o.contains("allow_hosts: added by stasis"), "{o}");
+}
+
+/// The earlier rc's release name (rc = 1) of the `arty` delivery, and the files of that rc a
+/// server holds under `{repo}/{mission}/{build_name}/`: (remote path below it, content).
+const RC1: &str = "arty-1.0-1-py312-linux-x86_64";
+
+fn rc1_files() -> Vec<(String, Vec<u8>)> {
+    vec![
+        (format!("delivery/{RC1}.yml"), b"name: arty\n".to_vec()),
+        (
+            format!("delivery/README-{RC1}.md"),
+            b"# arty 1.0 rc 1\n".to_vec(),
+        ),
+        (
+            format!("packages/wheels/{RC1}/demo-0.1-py3-none-any.whl"),
+            b"PK wheel".to_vec(),
+        ),
+        // Larger than one read buffer, so streaming and hashing are exercised.
+        (
+            format!("packages/docker/{RC1}.tar"),
+            (0..3_000_000u32).map(|i| (i % 251) as u8).collect(),
+        ),
+    ]
+}
+
+/// What the series pattern must not catch: the build's root (no folder), another Python,
+/// a file without the release in its name, another build, another repository.
+const DECOYS: &[&str] = &[
+    "generic/generic/arty-1.0/arty-1.0-1-py312-linux-x86_64.txt",
+    "generic/generic/arty-1.0/delivery/arty-1.0-1-py311-linux-x86_64.yml",
+    "generic/generic/arty-1.0/data/a.txt",
+    "generic/generic/arty-0.9/delivery/arty-0.9-1-py312-linux-x86_64.yml",
+    "other/generic/arty-1.0/delivery/arty-1.0-1-py312-linux-x86_64.yml",
+];
+
+fn seed_rc1(server: &Artifactory) {
+    for (rel, content) in rc1_files() {
+        server.put(&format!("generic/generic/{BUILD}/{rel}"), &content);
+    }
+    for d in DECOYS {
+        server.put(d, b"decoy\n");
+    }
+}
+
+#[test]
+fn rc2_downloads_the_earlier_rcs_files_before_the_first_stage_as_upstream() {
+    let w = world_rc(SECTIONS, 2);
+    let server = Artifactory::start(Auth::Bearer(TOKEN.into()));
+    seed_rc1(&server);
+    let out = run(&w, &server, true, &[]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+
+    let seen = server.seen();
+    // The release-history search (rc 2 is not there), then jf's query for
+    // `generic/generic/arty-1.0/(*/*arty-1.0-*-py312-linux-x86_64*)` without the parentheses.
+    assert_eq!(seen[0].path(), "/artifactory/api/search/aql");
+    assert!(String::from_utf8_lossy(&seen[0].body).contains("arty-1.0-2-py312-linux-x86_64"));
+    assert_eq!(seen[1].path(), "/artifactory/api/search/aql");
+    let p = "*arty-1.0-*-py312-linux-x86_64*";
+    assert_eq!(
+        String::from_utf8(seen[1].body.clone()).unwrap(),
+        format!(
+            r#"items.find({{"path":{{"$ne":"."}},"$or":[{{"$and":[{{"repo":"generic","path":{{"$match":"generic/arty-1.0/*"}},"name":{{"$match":"{p}"}}}}]}},{{"$and":[{{"repo":"generic","path":{{"$match":"generic/arty-1.0/*/*"}},"name":{{"$match":"{p}"}}}}]}},{{"$and":[{{"repo":"generic","path":{{"$match":"generic/arty-1.0/*/*arty-1.0-*"}},"name":{{"$match":"*-py312-linux-x86_64*"}}}}]}},{{"$and":[{{"repo":"generic","path":{{"$match":"generic/arty-1.0/*/{p}"}},"name":{{"$match":"*"}}}}]}}]}}).include("name","repo","path","actual_md5","actual_sha1","sha256","size","type","modified","created","property")"#
+        )
+    );
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+
+    // Exactly the rc-1 files under a folder of the build, each fetched once, with the token,
+    // all before the deploy stage's ping.
+    let gets: Vec<&support::artifactory::Seen> = seen
+        .iter()
+        .filter(|s| s.method == "GET" && !s.path().contains("/api/"))
+        .collect();
+    let mut fetched: Vec<String> = gets.iter().map(|s| s.path().to_string()).collect();
+    fetched.sort();
+    let mut want: Vec<String> = rc1_files()
+        .iter()
+        .map(|(rel, _)| format!("/artifactory/generic/generic/{BUILD}/{rel}"))
+        .collect();
+    want.sort();
+    assert_eq!(fetched, want);
+    assert!(gets.iter().all(|s| s.status == 200
+        && s.header("authorization") == Some(format!("Bearer {TOKEN}").as_str())));
+    let ping = seen
+        .iter()
+        .position(|s| s.path() == "/artifactory/api/system/ping")
+        .unwrap();
+    let last_get = seen
+        .iter()
+        .rposition(|s| s.method == "GET" && !s.path().contains("/api/"))
+        .unwrap();
+    assert!(last_get < ping, "the downloads come before the stages");
+
+    // Upstream's local paths: the output directory + the path below the build's folder.
+    let output = w.root.join(BUILD).join("output");
+    for (rel, content) in rc1_files() {
+        let local = output.join(&rel);
+        assert_eq!(
+            std::fs::read(&local).unwrap_or_else(|e| panic!("{}: {e}", local.display())),
+            content
+        );
+    }
+    let local = files_under(&output);
+    assert!(
+        !local.iter().any(|f| f.contains("py311")
+            || f.contains("arty-0.9")
+            || f.ends_with(".txt")
+            || f.contains("stasis-tmp")),
+        "{local:?}"
+    );
+    // And the rc-2 delivery is uploaded beside them as usual.
+    assert!(
+        server
+            .paths()
+            .iter()
+            .any(|p| p.contains("arty-1.0-2-py312-linux-x86_64"))
+    );
+
+    // --no-artifactory-upload uploads nothing but still fetches the series (a download);
+    // --no-artifactory skips both.
+    let dry = world_rc(SECTIONS, 2);
+    server.clear();
+    let out = run(&dry, &server, true, &["--no-artifactory-upload"]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(server.seen().iter().all(|s| s.method != "PUT"));
+    assert_eq!(
+        std::fs::read(
+            dry.root
+                .join(BUILD)
+                .join(format!("output/delivery/{RC1}.yml"))
+        )
+        .unwrap(),
+        b"name: arty\n"
+    );
+    let off = world_rc(SECTIONS, 2);
+    server.clear();
+    let out = run(&off, &server, true, &["--no-artifactory"]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
+}
+
+#[test]
+fn rc2_download_failures_stop_the_run_before_any_stage() {
+    let sections = SECTIONS.replace(
+        "exclusions = *.log\n",
+        "exclusions = *.log\nretries = 1\nretry_wait_time = 10ms\n",
+    );
+    // A server error: the run fails naming the URL and the status; nothing is left behind.
+    let w = world_rc(&sections, 2);
+    let server = Artifactory::start(Auth::Bearer(TOKEN.into()));
+    seed_rc1(&server);
+    server.fail_download(&format!("README-{RC1}.md"), 500);
+    let out = run(&w, &server, true, &[]);
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    let url = format!(
+        "{}/generic/generic/{BUILD}/delivery/README-{RC1}.md",
+        server.url
+    );
+    assert!(all.contains(&format!("GET {url} answered 500")), "{all}");
+    assert!(!all.contains("==> layout"), "no stage may run: {all}");
+    assert!(server.seen().iter().all(|s| s.method != "PUT"));
+    let output = w.root.join(BUILD).join("output");
+    assert!(!output.join(format!("delivery/README-{RC1}.md")).exists());
+    assert!(
+        files_under(&w.root)
+            .iter()
+            .all(|f| !f.contains("stasis-tmp")),
+        "{:?}",
+        files_under(&w.root)
+    );
+
+    // Content that does not match its checksums is not kept.
+    let w = world_rc(&sections, 2);
+    let server = Artifactory::start(Auth::Bearer(TOKEN.into()));
+    seed_rc1(&server);
+    server.corrupt(&format!("{RC1}.yml"));
+    let out = run(&w, &server, true, &[]);
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("sha256") && all.contains(&format!("{RC1}.yml")),
+        "{all}"
+    );
+    assert!(
+        !w.root
+            .join(BUILD)
+            .join(format!("output/delivery/{RC1}.yml"))
+            .exists()
+    );
+
+    // A hostile server naming a path with `..`: refused before anything is fetched.
+    let w = world_rc(&sections, 2);
+    let server = Artifactory::start(Auth::Bearer(TOKEN.into()));
+    server.put(
+        &format!("generic/generic/{BUILD}/x/../../../../../evil-{RC1}.sh"),
+        b"#!/bin/sh\n",
+    );
+    let out = run(&w, &server, true, &[]);
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("refusing") && all.contains("not a plain path"),
+        "{all}"
+    );
+    assert!(server.seen().iter().all(|s| s.method != "GET"));
+    assert!(
+        files_under(&w.dir).iter().all(|f| !f.contains("evil-")),
+        "{:?}",
+        files_under(&w.dir)
+    );
 }

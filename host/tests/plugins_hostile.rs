@@ -1315,3 +1315,69 @@ fn network_rules_hold_on_resolved_addresses() {
     );
     still_fine(&w, &host, &before);
 }
+
+#[test]
+fn downloads_stay_inside_write_dirs_follow_no_symlink_and_are_verified() {
+    let w = World::new();
+    let server = routes_server();
+    // A symlink inside the writable dir, pointing out of the tree.
+    std::os::unix::fs::symlink(&w.outside, w.delivery.join("output/link")).unwrap();
+    let host = hostile(&w, |g| {
+        g.allow_hosts =
+            vec![HostPattern::parse(&format!("http://127.0.0.1:{}", server.port)).unwrap()];
+        g.write_dirs = vec!["output".into()];
+    });
+    let hello = server.url("/hello");
+    const SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    let fetch = |path: &str, sha: &str| {
+        case(
+            &host,
+            &[
+                ("case", "download"),
+                ("arg", path),
+                ("source", &hello),
+                ("sha256", sha),
+            ],
+        )
+    };
+    // Written atomically, parents created, the checksum computed.
+    assert_eq!(
+        fetch("/delivery/output/got/hello.txt", "").unwrap(),
+        format!("output/got/hello.txt 200 5 {SHA} true")
+    );
+    assert_eq!(
+        std::fs::read(w.delivery.join("output/got/hello.txt")).unwrap(),
+        b"hello"
+    );
+    // Already there with the given checksum: not fetched again.
+    let requests = server.seen().len();
+    assert_eq!(
+        fetch("output/got/hello.txt", SHA).unwrap(),
+        format!("output/got/hello.txt 200 5 {SHA} false")
+    );
+    assert_eq!(server.seen().len(), requests);
+    let before = w.snapshot();
+    for (path, rule) in [
+        ("output/../../../outside/x", "outside the delivery tree"),
+        ("/etc/x", "outside the delivery tree"),
+        ("build/x", "write_dirs"),
+        ("escape/x", "write_dirs"),
+        ("output/link/x", "symlink"),
+    ] {
+        let e = fetch(path, "").unwrap_err().to_string();
+        assert!(e.contains("denied:") && e.contains(rule), "{path}: {e}");
+    }
+    // Content that is not what the item says: nothing under the name, no temporary file.
+    let e = fetch("output/got/other.txt", &"0".repeat(64))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sha256") && e.contains(SHA), "{e}");
+    assert!(
+        w.audit_lines()
+            .iter()
+            .filter(|l| l.contains("denied download"))
+            .count()
+            >= 5
+    );
+    still_fine(&w, &host, &before);
+}

@@ -22,7 +22,7 @@ use std::fs;
 use stasis_sdk::SecretHeader;
 use stasis_sdk::http::Request;
 use stasis_sdk::prelude::*;
-use stasis_sdk::upload::{BasicCredential, Batch, Credential};
+use stasis_sdk::upload::{BasicCredential, Batch, Credential, Download};
 
 mod buildinfo;
 mod pattern;
@@ -43,11 +43,16 @@ struct Artifactory;
 impl DeployTarget for Artifactory {
     fn plan(section: &Section, delivery: &Delivery) -> Result<Vec<Action>, PluginError> {
         let target = Target::from_section(section, delivery)?;
-        // Before the first stage: upstream's release-history check (`jf rt search
-        // --fail-no-op '{repo}/*{release}*'`) unless --overwrite; nothing else to plan yet.
+        // Before the first stage, as upstream's main: the release-history check (`jf rt
+        // search --fail-no-op '{repo}/*{release}*'`) unless --overwrite, then for rc > 1 the
+        // download of the earlier rcs' files (`delivery_series_sync`); nothing else to plan.
         if section.get("phase") == Some("preflight") {
             if target.release_check && target.upload {
                 target.refuse_existing_release(&delivery.release_name)?;
+            }
+            if !target.series.is_empty() {
+                let summary = target.sync_series(delivery)?;
+                log::info(summary);
             }
             return Ok(Vec::new());
         }
@@ -265,6 +270,11 @@ struct Target {
     build_info: BuildInfo,
     first_section: bool,
     release_check: bool,
+    /// For rc > 1: the pattern every rc of the release matches (upstream's release format
+    /// with `%r`/`%R` as `*`); empty = no series download.
+    series: String,
+    /// The repository the series lives in (upstream: the global one, not the section's).
+    series_repo: String,
     credential: String,
     user: String,
     build_name: String,
@@ -410,7 +420,14 @@ impl Target {
             upload: section.get("upload").is_none_or(boolean),
             build_info,
             first_section,
-            release_check: section.get("preflight").is_some_and(boolean),
+            release_check: section.get("release_check").is_some_and(boolean),
+            series: section.get("series").unwrap_or("").trim().to_string(),
+            series_repo: section
+                .get("series_repo")
+                .unwrap_or("")
+                .trim()
+                .trim_matches('/')
+                .to_string(),
             credential: section.get("credential").unwrap_or("").trim().to_string(),
             user: section.get("user").unwrap_or("").trim().to_string(),
             build_name: delivery.build_name.clone(),
@@ -503,6 +520,140 @@ impl Target {
                 )))
             }
         }
+    }
+
+    /// Upstream's `delivery_series_sync` for rc > 1: `jf rt download
+    /// '{repo}/{mission}/{build_name}/(*/*{series}*)' '{output_dir}/{1}'`, i.e. jf's AQL
+    /// search for the pattern without the parentheses, then every file found is fetched to
+    /// the output directory + what the parenthesised part matched (its path below
+    /// `{mission}/{build_name}/`). Any failure is fatal, as upstream's `exit(1)`: no
+    /// credentials, a search or download the server refuses, a file whose content does not
+    /// match its checksums, or a server path that would leave the output directory.
+    fn sync_series(&self, delivery: &Delivery) -> Result<String, PluginError> {
+        let credential = self.credential()?;
+        let repo = if self.series_repo.is_empty() {
+            &self.repo
+        } else {
+            &self.series_repo
+        };
+        let output = delivery.storage("output_dir").ok_or_else(|| {
+            PluginError::Failed("the delivery has no output directory in the tree".into())
+        })?;
+        let base = format!("{}/{}/", delivery.mission, delivery.build_name);
+        let wanted = format!("*/*{}*", self.series);
+        let spec = format!("{repo}/{base}({wanted})");
+        let url = format!("{}/api/search/aql", self.url);
+        let answer = Request::new("POST", &url)
+            .header("Content-Type", "text/plain")
+            .body(aql_for(&format!("{repo}/{base}{wanted}")).into_bytes())
+            .send_with(&credential)
+            .map_err(|e| {
+                PluginError::Failed(format!(
+                    "syncing the earlier rcs ({spec}): POST {url}: {}",
+                    e.reason()
+                ))
+            })?;
+        if !answer.is_success() {
+            return Err(PluginError::Failed(format!(
+                "syncing the earlier rcs ({spec}): POST {url} answered {}: {}",
+                answer.status,
+                answer.text().lines().next().unwrap_or("")
+            )));
+        }
+        let results = serde_json::from_slice::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|v| v.get("results")?.as_array().cloned())
+            .ok_or_else(|| {
+                PluginError::Failed(format!(
+                    "syncing the earlier rcs: POST {url}: the answer has no results list"
+                ))
+            })?;
+        // Below the repository key: `repo/dir` keeps its `dir/` in every item's path.
+        let (key, prefix) = match repo.split_once('/') {
+            Some((k, dir)) => (k, format!("{dir}/{base}")),
+            None => (repo.as_str(), base.clone()),
+        };
+        let matcher = Pattern::new(&wanted);
+        let mut batch = Download::new()
+            .credential(credential)
+            .parallel(self.threads)
+            .attempts(self.retries.saturating_add(1))
+            .retry_wait_ms(self.retry_wait_ms);
+        let mut shown = Vec::new();
+        for item in &results {
+            let s = |k: &str| item.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            if s("type") == "folder" {
+                continue;
+            }
+            let full = match s("path") {
+                "" | "." => s("name").to_string(),
+                p => format!("{p}/{}", s("name")),
+            };
+            let remote = format!(
+                "{}/{}/{}",
+                self.url,
+                encode_path(s("repo")),
+                encode_path(&full)
+            );
+            // jf places a file by what its pattern's group matched; an item the pattern does
+            // not cover (which a real server does not return) is not placed anywhere.
+            let rel = match full.strip_prefix(&prefix) {
+                Some(rel) if s("repo") == key && matcher.matches(rel) => rel,
+                _ => {
+                    log::warn(format!("{remote}: not matched by {spec}; skipped"));
+                    continue;
+                }
+            };
+            if rel
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+                || rel.contains('\\')
+            {
+                return Err(PluginError::Failed(format!(
+                    "refusing {remote}: the server's path {full:?} would be written to {output}/{rel}, \
+                     which is not a plain path below the output directory"
+                )));
+            }
+            batch = batch.item(
+                remote,
+                format!("{output}/{rel}"),
+                s("sha256"),
+                s("actual_sha1"),
+                s("actual_md5"),
+            );
+            shown.push(rel.to_string());
+        }
+        if batch.is_empty() {
+            return Ok(format!(
+                "rc {}: nothing of the earlier rcs on the server ({spec})",
+                delivery.rc
+            ));
+        }
+        let receipts = batch.send().map_err(|e| {
+            PluginError::Failed(format!("syncing the earlier rcs ({spec}): {}", e.reason()))
+        })?;
+        let mut failures = Vec::new();
+        let (mut fetched, mut kept) = (0usize, 0usize);
+        for (rel, r) in shown.iter().zip(receipts) {
+            match r {
+                Ok(receipt) if receipt.body_received => fetched += 1,
+                Ok(_) => kept += 1,
+                Err(e) => failures.push(format!("{rel}: {}", e.reason())),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(PluginError::Failed(format!(
+                "syncing the earlier rcs ({spec}): {} of {} download(s) failed:\n{}",
+                failures.len(),
+                shown.len(),
+                failures.join("\n")
+            )));
+        }
+        Ok(format!(
+            "rc {}: {} file(s) of the earlier rcs ({spec}) in {output}: {fetched} downloaded, {kept} already there",
+            delivery.rc,
+            shown.len()
+        ))
     }
 
     /// `jf rt build-publish`.
@@ -642,40 +793,88 @@ impl Target {
 /// The AQL jf sends for `jf rt search '{repo}/*{release}*'`: the release in the name of a
 /// file anywhere in the repository, or in a folder's path. `repo` may be `repo/dir`.
 fn aql_release_query(repo: &str, release: &str) -> String {
-    let pattern = format!("*{release}*");
-    let (key, dir) = match repo.split_once('/') {
-        Some((k, d)) => (k, Some(d.trim_matches('/'))),
-        None => (repo, None),
-    };
+    aql_for(&format!("{repo}/*{release}*"))
+}
+
+/// The AQL jf builds for a search or download pattern `REPO/PATH` (recursive, `REPO` without
+/// wildcards: jfrog-client-go's `createRepoPathFileTriples` and `CreateAqlBodyForSpecWithPattern`):
+/// one (path, name) pair per way the pattern's `*`s can split between folder and file name,
+/// a value with `*` as `{"$match":…}`, and folders at the repository root left out when the
+/// pattern has two or more `/`.
+fn aql_for(pattern: &str) -> String {
+    let (repo, rest) = pattern.split_once('/').unwrap_or((pattern, "*"));
     let q = |v: &str| serde_json::Value::String(v.to_string()).to_string();
-    let pairs: Vec<(String, String)> = match dir {
-        None => vec![("*".into(), pattern.clone()), (pattern.clone(), "*".into())],
-        Some(d) => vec![
-            (d.to_string(), pattern.clone()),
-            (format!("{d}/*"), pattern.clone()),
-            (format!("{d}/{pattern}"), "*".into()),
-        ],
+    let value = |v: &str| {
+        if v.contains('*') {
+            format!(r#"{{"$match":{}}}"#, q(v))
+        } else {
+            q(v)
+        }
     };
-    let prefix = if dir.is_some() {
+    let alternatives: Vec<String> = path_name_pairs(rest)
+        .iter()
+        .map(|(path, name)| {
+            format!(
+                r#"{{"$and":[{{"repo":{},"path":{},"name":{}}}]}}"#,
+                q(repo),
+                value(path),
+                value(name)
+            )
+        })
+        .collect();
+    let not_root = if pattern.matches('/').count() >= 2 {
         r#""path":{"$ne":"."},"#
     } else {
         ""
     };
-    let alternatives: Vec<String> = pairs
-        .iter()
-        .map(|(path, name)| {
-            format!(
-                r#"{{"$and":[{{"repo":{},{prefix}"path":{{"$match":{}}},"name":{{"$match":{}}}}}]}}"#,
-                q(key),
-                q(path),
-                q(name)
-            )
-        })
-        .collect();
     format!(
-        r#"items.find({{"$or":[{}]}}).include("name","repo","path","actual_md5","actual_sha1","sha256","size","type","modified","created","property")"#,
+        r#"items.find({{{not_root}"$or":[{}]}}).include("name","repo","path","actual_md5","actual_sha1","sha256","size","type","modified","created","property")"#,
         alternatives.join(",")
     )
+}
+
+/// jf's `createPathFilePairs` (recursive): the (path, name) pairs `pattern` (below the
+/// repository) can match.
+fn path_name_pairs(pattern: &str) -> Vec<(String, String)> {
+    if pattern == "*" {
+        return vec![("*".into(), "*".into())];
+    }
+    let (mut path, name, mut pairs) = match pattern.rfind('/') {
+        None if pattern.starts_with('*') => (String::new(), pattern.to_string(), Vec::new()),
+        None => (
+            String::new(),
+            pattern.to_string(),
+            vec![(".".to_string(), pattern.to_string())],
+        ),
+        Some(i) => {
+            let (p, n) = (pattern[..i].to_string(), pattern[i + 1..].to_string());
+            (p.clone(), n.clone(), vec![(p, n)])
+        }
+    };
+    if name == "*" {
+        pairs.push((format!("{path}/*"), "*".into()));
+        return pairs;
+    }
+    let parts: Vec<&str> = name.split('*').collect();
+    for i in 0..parts.len().saturating_sub(1) {
+        let mut joined = String::new();
+        for (j, part) in parts.iter().enumerate() {
+            if j > 0 {
+                joined.push('*');
+            }
+            joined.push_str(part);
+            if j == i {
+                joined.push_str("*/");
+            }
+        }
+        let (folder, file) = joined.split_once('/').unwrap_or((&joined, ""));
+        let file = if file.is_empty() { "*" } else { file };
+        if !path.is_empty() && !path.ends_with('/') {
+            path.push('/');
+        }
+        pairs.push((format!("{path}{folder}"), file.to_string()));
+    }
+    pairs
 }
 
 /// Upstream's `pushd` trick: the components before the first one holding `*` are the base
@@ -785,8 +984,29 @@ mod tests {
             aql_release_query("generic", "R-1"),
             r#"items.find({"$or":[{"$and":[{"repo":"generic","path":{"$match":"*"},"name":{"$match":"*R-1*"}}]},{"$and":[{"repo":"generic","path":{"$match":"*R-1*"},"name":{"$match":"*"}}]}]}).include("name","repo","path","actual_md5","actual_sha1","sha256","size","type","modified","created","property")"#
         );
-        let nested = aql_release_query("generic/dir", "R");
-        assert!(nested.contains(r#"{"repo":"generic","path":{"$ne":"."},"path":{"$match":"dir/*"},"name":{"$match":"*R*"}}"#), "{nested}");
+        // jf's exact query for a repository folder: the root left out once, up front; a
+        // value without `*` compared as is.
+        assert_eq!(
+            aql_release_query("generic/dir", "R"),
+            r#"items.find({"path":{"$ne":"."},"$or":[{"$and":[{"repo":"generic","path":"dir","name":{"$match":"*R*"}}]},{"$and":[{"repo":"generic","path":{"$match":"dir/*"},"name":{"$match":"*R*"}}]},{"$and":[{"repo":"generic","path":{"$match":"dir/*R*"},"name":{"$match":"*"}}]}]}).include("name","repo","path","actual_md5","actual_sha1","sha256","size","type","modified","created","property")"#
+        );
+    }
+
+    #[test]
+    fn the_series_download_is_jfs_aql() {
+        // `jf rt download 'generic/m/b/(*/*n-1-*-py3*)'`: the release pattern's own `*`
+        // splits between folder and file name too (jfrog-client-go createPathFilePairs).
+        assert_eq!(
+            path_name_pairs("m/b/*/*n-1-*-py3*"),
+            [
+                ("m/b/*".to_string(), "*n-1-*-py3*".to_string()),
+                ("m/b/*/*".into(), "*n-1-*-py3*".into()),
+                ("m/b/*/*n-1-*".into(), "*-py3*".into()),
+                ("m/b/*/*n-1-*-py3*".into(), "*".into()),
+            ]
+        );
+        assert_eq!(path_name_pairs("*"), [("*".to_string(), "*".to_string())]);
+        assert!(aql_for("generic/m/b/*/*R*").starts_with(r#"items.find({"path":{"$ne":"."},"$or":[{"$and":[{"repo":"generic","path":{"$match":"m/b/*"},"name":{"$match":"*R*"}}]}"#));
     }
 
     #[test]

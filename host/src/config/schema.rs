@@ -194,8 +194,14 @@ pub const IGNORED: &[(FileKind, &str, &str, &str)] = &[
     (
         FileKind::Delivery,
         "deploy:artifactory*",
-        "workaround_parent_only exclusions explode recursive retries retry_wait_time detailed_summary quiet regexp spec flat",
-        "upload option parsed and then discarded by upstream too (jfrt_upload_init)",
+        "workaround_parent_only quiet",
+        "workaround_parent_only is always on and quiet has nothing to confirm (upstream discarded both in jfrt_upload_init; the other upload options have their jf meaning: docs/deploy.md)",
+    ),
+    (
+        FileKind::Delivery,
+        "deploy:artifactory*",
+        "url",
+        "the Artifactory URL comes from STASIS_JF_ARTIFACTORY_URL or stasis.ini [deploy:artifactory] url only (upstream never reads a delivery's url either)",
     ),
 ];
 
@@ -367,16 +373,22 @@ mod tests {
         assert!(msgs[3].contains(":8: [indexer] micromamba_download_url"));
         let f = parse_str(
             Path::new("d.ini"),
-            "[deploy:artifactory:a]\nfiles = x\ndest = y\nflat = true\n",
+            "[deploy:artifactory:a]\nfiles = x\ndest = y\nquiet = true\nurl = https://elsewhere/artifactory\nflat = true\n",
         )
         .unwrap();
         let mut d = Diagnostics::default();
         check_names(FileKind::Delivery, &f, &mut d);
-        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.items.len(), 2);
         assert!(
             d.items[0]
                 .to_string()
-                .contains(":4: [deploy:artifactory:a] flat")
+                .contains(":4: [deploy:artifactory:a] quiet")
+        );
+        let url = d.items[1].to_string();
+        assert!(
+            url.contains(":5: [deploy:artifactory:a] url")
+                && url.contains("STASIS_JF_ARTIFACTORY_URL"),
+            "{url}"
         );
     }
 

@@ -111,6 +111,9 @@ pub(crate) struct PluginContext {
     pub secrets: crate::redact::Redactor,
     /// Trust, proxies, timeouts and retries of the `http` and `upload` capabilities.
     pub net: crate::http::NetSettings,
+    /// The plugin's two HTTP clients (without, with secret headers), built on first use and
+    /// reused for the rest of the run (`capabilities::http::shared_client`).
+    pub http_clients: std::sync::Mutex<[Option<reqwest::blocking::Client>; 2]>,
     /// The granted part of the environment snapshot: `allow_env` variables and `PATH`.
     pub env: std::collections::BTreeMap<String, String>,
     /// Log bytes used and lines dropped in the current invocation: guest lines and audit

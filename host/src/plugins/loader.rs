@@ -785,6 +785,7 @@ fn load_one(
             template: options.template.clone(),
             log: options.log.clone(),
             net: options.net.clone(),
+            http_clients: Default::default(),
             secrets,
             env,
             log_used: Default::default(),

@@ -99,6 +99,29 @@ pub fn format_release(
     Ok(out)
 }
 
+/// `fmt` with its revision specifiers `%r` and `%R` replaced by `*`, as upstream's
+/// `delivery_series_sync` does before rendering: the pattern every rc of a release matches.
+/// `%%` pairs are kept, so `%%r` stays a literal `%` followed by `r`.
+pub fn revision_wildcards(fmt: &str) -> String {
+    let mut out = String::with_capacity(fmt.len());
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('r' | 'R') => out.push('*'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
 /// Upstream's `to_short_version`: with two or more dots, keep the first two components and
 /// drop the rest (`1.2.3` → `12`, `3.12.1` → `312`, `generic-1.2.3` → `generic-12`);
 /// otherwise just delete the dots (`3.12` → `312`, `py3.12` → `py312`, `3.123` → `3123`).
@@ -131,6 +154,20 @@ mod tests {
 
     fn fmt(f: &str, input: &FormatInput) -> Result<String, FormatError> {
         format_release(f, input, &|_| None)
+    }
+
+    #[test]
+    fn revision_specifiers_become_wildcards() {
+        assert_eq!(
+            revision_wildcards("%n-%v-%r-py%p-%o-%a"),
+            "%n-%v-*-py%p-%o-%a"
+        );
+        assert_eq!(revision_wildcards("%v.%R+%%r%"), "%v.*+%%r%");
+        let d = mydelivery();
+        assert_eq!(
+            fmt(&revision_wildcards("%n-%v-%r-py%p-%o-%a"), &d).unwrap(),
+            "mydelivery-1.2.3-*-py312-linux-x86_64"
+        );
     }
 
     #[test]

@@ -3,11 +3,16 @@
 //! {repo}/{path};props` with checksum headers, checksum deploy with `X-Checksum-Deploy: true`
 //! and no body: 201 when content with that sha1/sha256 is stored, else 404), `PUT api/build`
 //! (build-info), AQL search (`POST api/search/aql`: `items.find({"$or":[{"$and":[{repo, path
-//! $match, name $match}]}…]})` over the stored files), and download (`GET {repo}/{path}`). It checks the credentials (a Bearer token
+//! $match, name $match}]}…]})`, top-level criteria such as `"path":{"$ne":"."}` included, over
+//! the stored files), and download (`GET {repo}/{path}`, with Artifactory's `X-Checksum-Sha256`,
+//! `X-Checksum-Sha1` and `X-Checksum-Md5` headers). It checks the credentials (a Bearer token
 //! or Basic user/password) and that checksum headers match the body (409 otherwise, as
 //! Artifactory), keeps HTTP/1.1 connections alive, and records every request: method,
 //! target, headers, body size and sha256 (bodies kept up to 1 MiB). `fail(suffix, status)`
-//! makes deploys of matching paths answer an error status.
+//! makes deploys of matching paths answer an error status, `fail_download` downloads;
+//! `corrupt(suffix)` serves other bytes than the stored file's checksums announce (a broken
+//! proxy); `put` stores a file as a deploy would (also under a path no real server would
+//! hold, such as one with `..`, to play a hostile server).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -68,6 +73,10 @@ struct State {
     files: HashMap<String, Stored>,
     builds: Vec<serde_json::Value>,
     fail: Vec<(String, u16)>,
+    fail_download: Vec<(String, u16)>,
+    corrupt: Vec<String>,
+    /// TCP connections accepted.
+    connections: usize,
 }
 
 /// What the server accepts as credentials.
@@ -101,6 +110,7 @@ impl Artifactory {
         };
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                st.lock().unwrap().connections += 1;
                 let st = st.clone();
                 let expected = expected.clone();
                 std::thread::spawn(move || {
@@ -123,8 +133,42 @@ impl Artifactory {
             .push((suffix.to_string(), status));
     }
 
+    /// Answer `status` to every download whose path ends with `suffix`.
+    pub fn fail_download(&self, suffix: &str, status: u16) {
+        self.state
+            .lock()
+            .unwrap()
+            .fail_download
+            .push((suffix.to_string(), status));
+    }
+
+    /// Serve downloads whose path ends with `suffix` with one byte changed (the checksum
+    /// headers still describe the stored file).
+    pub fn corrupt(&self, suffix: &str) {
+        self.state.lock().unwrap().corrupt.push(suffix.to_string());
+    }
+
+    /// Store `content` at `repo/path` as a deploy would.
+    pub fn put(&self, repo_path: &str, content: &[u8]) {
+        self.state.lock().unwrap().files.insert(
+            repo_path.to_string(),
+            Stored {
+                sha256: hex::encode(Sha256::digest(content)),
+                sha1: hex::encode(Sha1::digest(content)),
+                md5: hex::encode(<md5::Md5 as md5::Digest>::digest(content)),
+                content: content.to_vec(),
+                properties: String::new(),
+            },
+        );
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// TCP connections accepted so far (clients that reuse connections open few).
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
     }
 
     pub fn clear(&self) {
@@ -209,6 +253,11 @@ fn serve(stream: TcpStream, st: &Mutex<State>, expected: &str) -> std::io::Resul
         let mut body = Vec::with_capacity(len.min(256 << 20) as usize);
         (&mut reader).take(len).read_to_end(&mut body)?;
         let (status, reply) = answer(st, expected, &method, &target, &get, &body);
+        let checksums = if method == "GET" && status == 200 {
+            download_checksums(st, &target)
+        } else {
+            String::new()
+        };
         let sha = hex::encode(Sha256::digest(&body));
         st.lock().unwrap().seen.push(Seen {
             method: method.clone(),
@@ -226,10 +275,12 @@ fn serve(stream: TcpStream, st: &Mutex<State>, expected: &str) -> std::io::Resul
             401 => "Unauthorized",
             404 => "Not Found",
             409 => "Conflict",
+            500 => "Internal Server Error",
+            503 => "Service Unavailable",
             _ => "Error",
         };
         let head = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n\r\n",
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n{checksums}\r\n",
             reply.len()
         );
         writer.write_all(head.as_bytes())?;
@@ -330,9 +381,31 @@ fn answer(
         }
         ("GET", p) => {
             let repo_path = decode(p.trim_start_matches('/'));
-            match st.lock().unwrap().files.get(&repo_path) {
-                Some(f) => (200, f.content.clone()),
-                None => (404, b"{}".to_vec()),
+            let s = st.lock().unwrap();
+            if let Some((_, code)) = s
+                .fail_download
+                .iter()
+                .find(|(x, _)| repo_path.ends_with(x.as_str()))
+            {
+                return (
+                    *code,
+                    br#"{"errors":[{"message":"injected failure"}]}"#.to_vec(),
+                );
+            }
+            match s.files.get(&repo_path) {
+                Some(f) => {
+                    let mut content = f.content.clone();
+                    if s.corrupt.iter().any(|x| repo_path.ends_with(x.as_str()))
+                        && let Some(b) = content.first_mut()
+                    {
+                        *b ^= 0xff;
+                    }
+                    (200, content)
+                }
+                None => (
+                    404,
+                    br#"{"errors":[{"status":404,"message":"Could not find resource"}]}"#.to_vec(),
+                ),
             }
         }
         _ => (405, Vec::new()),
@@ -383,6 +456,8 @@ fn aql(st: &Mutex<State>, body: &[u8]) -> (u16, Vec<u8>) {
         Some(a) => a.clone(),
         None => vec![q.clone()],
     };
+    // Criteria beside `$or` (jf's `"path":{"$ne":"."}`) hold for every alternative.
+    let top = q.clone();
     let criterion_holds = |c: &serde_json::Value, repo: &str, path: &str, name: &str| {
         let field = |k: &str, actual: &str| match c.get(k) {
             None => true,
@@ -411,7 +486,7 @@ fn aql(st: &Mutex<State>, body: &[u8]) -> (u16, Vec<u8>) {
                 None => vec![alt.clone()],
             };
             all.iter().all(|c| criterion_holds(c, repo, path, name))
-        });
+        }) && criterion_holds(&top, repo, path, name);
         if hit {
             let f = &state.files[key];
             results.push(serde_json::json!({
@@ -423,4 +498,24 @@ fn aql(st: &Mutex<State>, body: &[u8]) -> (u16, Vec<u8>) {
     let n = results.len();
     let answer = serde_json::json!({"results": results, "range": {"start_pos": 0, "end_pos": n, "total": n}});
     (200, answer.to_string().into_bytes())
+}
+
+/// Artifactory's checksum headers for a download of a stored file.
+fn download_checksums(st: &Mutex<State>, target: &str) -> String {
+    let Some(rest) = target.strip_prefix(PREFIX) else {
+        return String::new();
+    };
+    let repo_path = decode(
+        rest.split([';', '?'])
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('/'),
+    );
+    match st.lock().unwrap().files.get(&repo_path) {
+        Some(f) => format!(
+            "X-Checksum-Sha256: {}\r\nX-Checksum-Sha1: {}\r\nX-Checksum-Md5: {}\r\n",
+            f.sha256, f.sha1, f.md5
+        ),
+        None => String::new(),
+    }
 }

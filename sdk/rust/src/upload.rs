@@ -1,6 +1,7 @@
 //! upload: the `stasis:host/upload` capability as a builder. The host streams one file of the
 //! delivery tree to the destination with HTTP PUT, sends Artifactory-style checksum headers,
 //! retries, and returns the checksums it computed. The destination must be in `allow_hosts`.
+//! [`Download`] is the other direction: files fetched into `write_dirs` of the delivery tree.
 
 use crate::bindings::common::stasis::host::upload as host;
 use crate::{CapError, SecretHeader};
@@ -158,5 +159,111 @@ impl Batch {
     /// Upload them: one result per item, in order.
     pub fn send(&self) -> Result<Vec<Result<BatchReceipt, CapError>>, CapError> {
         host::upload_batch(&self.inner)
+    }
+}
+
+pub use host::{DownloadItem, DownloadReceipt};
+
+/// Files to fetch into the delivery tree in one call: the host GETs them at most `parallel`
+/// at a time, writes each atomically to its path (which must lie in a `write_dirs` directory
+/// of the grant), and keeps it only when it matches the checksums given here and those the
+/// server announces (`X-Checksum-*`). A path already holding a file with the given checksums
+/// is not fetched. The sources must be in `allow_hosts`.
+#[derive(Debug, Clone)]
+pub struct Download {
+    inner: host::DownloadRequest,
+}
+
+impl Default for Download {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Download {
+    /// An empty batch: 3 in flight, 3 attempts per file, no credential.
+    pub fn new() -> Self {
+        Download {
+            inner: host::DownloadRequest {
+                items: Vec::new(),
+                headers: Vec::new(),
+                credential: Credential::None,
+                parallel: 3,
+                attempts: None,
+                retry_wait_ms: None,
+                fail_fast: false,
+            },
+        }
+    }
+
+    /// Fetch `source` to `path` (under `/delivery` or relative to the delivery root); the
+    /// checksums are lowercase hex, empty when not known.
+    pub fn item(
+        mut self,
+        source: impl Into<String>,
+        path: impl Into<String>,
+        sha256: impl Into<String>,
+        sha1: impl Into<String>,
+        md5: impl Into<String>,
+    ) -> Self {
+        self.inner.items.push(DownloadItem {
+            source: source.into(),
+            path: path.into(),
+            sha256: sha256.into(),
+            sha1: sha1.into(),
+            md5: md5.into(),
+        });
+        self
+    }
+
+    /// A header sent with every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How the host authenticates (it attaches the secret; the plugin never sees it).
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.inner.credential = credential;
+        self
+    }
+
+    /// Downloads in flight at once (the host clamps to 1..=16).
+    pub fn parallel(mut self, n: u8) -> Self {
+        self.inner.parallel = n;
+        self
+    }
+
+    /// Attempts per file (the host clamps to 1..=10; default 3).
+    pub fn attempts(mut self, n: u8) -> Self {
+        self.inner.attempts = Some(n);
+        self
+    }
+
+    /// Pause after the first failed attempt, doubled after each further one.
+    pub fn retry_wait_ms(mut self, ms: u32) -> Self {
+        self.inner.retry_wait_ms = Some(ms);
+        self
+    }
+
+    /// Start no further download after the first failure.
+    pub fn fail_fast(mut self, on: bool) -> Self {
+        self.inner.fail_fast = on;
+        self
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.inner.items.len()
+    }
+
+    /// True when there is nothing to fetch.
+    pub fn is_empty(&self) -> bool {
+        self.inner.items.is_empty()
+    }
+
+    /// Fetch them: one result per item, in order.
+    pub fn send(&self) -> Result<Vec<Result<DownloadReceipt, CapError>>, CapError> {
+        host::download_batch(&self.inner)
     }
 }

@@ -5,8 +5,9 @@
 //! declaration's grant gets `allow_hosts` = the Artifactory URL's `scheme://host:port` when
 //! it names none, so `stasis plan` shows exactly what the target may reach. The section's
 //! entries get the resolved settings the plugin needs (`artifactory_url`, `repo`, `upload`,
-//! `build_info`, `section`, `preflight`, `started_ms`, which credential is set and the user name); secret
-//! values never enter the plan.
+//! `build_info`, `section`, `preflight`, `release_check`, `series`, `series_repo`,
+//! `started_ms`, which credential is set and the user name); secret values never enter the
+//! plan.
 //!
 //! Nothing here knows how Artifactory is spoken to: that is the plugin's business.
 
@@ -24,7 +25,15 @@ impl Resolver<'_> {
     /// Bind the `[deploy:artifactory:*]` sections to the `artifactory` plugin, unless
     /// `--no-artifactory` or no Artifactory URL is configured (the deploy stage then says
     /// why they are not performed).
-    pub(super) fn bind_artifactory(&mut self, d: &mut Deploy, settings: &Settings, info: &Info) {
+    /// `series` is the pattern every rc of the release matches, for rc > 1 (upstream's
+    /// `delivery_series_sync` downloads the earlier rcs' files before the first stage).
+    pub(super) fn bind_artifactory(
+        &mut self,
+        d: &mut Deploy,
+        settings: &Settings,
+        info: &Info,
+        series: Option<&str>,
+    ) {
         if !settings.artifactory || d.artifactory_url.is_empty() || d.artifactory.is_empty() {
             return;
         }
@@ -69,9 +78,20 @@ impl Resolver<'_> {
                 ("upload", settings.artifactory_upload.to_string()),
                 ("build_info", build_info.to_string()),
                 ("section", format!("{}/{n}", i + 1)),
-                // Planned before the first stage (the deploy stage's preflight): upstream's
-                // release-history check, unless --overwrite, once per run.
-                ("preflight", (i == 0 && !settings.overwrite).to_string()),
+                // Planned before the first stage (the deploy stage's preflight), once per
+                // run: upstream's release-history check unless --overwrite, and for rc > 1
+                // its download of the earlier rcs' files (`series`: the release pattern,
+                // `series_repo`: the global repository, as upstream's).
+                (
+                    "preflight",
+                    (i == 0 && (!settings.overwrite || series.is_some())).to_string(),
+                ),
+                ("release_check", (i == 0 && !settings.overwrite).to_string()),
+                (
+                    "series",
+                    series.filter(|_| i == 0).unwrap_or_default().to_string(),
+                ),
+                ("series_repo", d.artifactory_repo.clone()),
                 ("started_ms", started_ms.to_string()),
                 ("credential", credential.to_string()),
                 ("user", user.clone()),
@@ -148,5 +168,65 @@ impl Resolver<'_> {
                     .push(("allow_hosts".into(), origin.clone(), p.line));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::World;
+
+    /// The entries of the first bound target, by key (the last value wins, as in the plugin).
+    fn entry(plan: &crate::plan::Plan, key: &str) -> String {
+        plan.deploy.targets[0]
+            .entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn rc_above_one_asks_for_the_series_before_the_first_stage() {
+        let world = |rc: &str, overwrite: bool| {
+            let mut w = World::new()
+                .with_system("[deploy:artifactory]\nurl = https://jf.example/artifactory\nrepo = generic\n")
+                .with_delivery("\n[deploy:artifactory:a]\nfiles = output/**\ndest = x/\nrepo = sectionrepo\n\n[deploy:artifactory:b]\nfiles = output/**\ndest = y/\n");
+            w.delivery = w.delivery.replace("rc = 2", &format!("rc = {rc}"));
+            w.input.settings.artifactory = true;
+            w.input.settings.overwrite = overwrite;
+            // (The fixture's built-in sysconf has no plugins.lock for the declaration's pin:
+            // that error is not what this test is about.)
+            w.resolve().0
+        };
+        let p = world("2", false);
+        let series = entry(&p, "series");
+        assert!(
+            series.starts_with("demo-1.0-*-py312-") && !series.contains("%"),
+            "{series}"
+        );
+        assert_eq!(entry(&p, "series_repo"), "generic", "the global repository");
+        assert_eq!(
+            (entry(&p, "preflight"), entry(&p, "release_check")),
+            ("true".into(), "true".into())
+        );
+        // Only the first section asks; --overwrite drops the check, not the download.
+        assert!(
+            p.deploy.targets[1]
+                .entries
+                .iter()
+                .any(|(k, v)| k == "series" && v.is_empty())
+        );
+        let p = world("2", true);
+        assert_eq!(
+            (entry(&p, "preflight"), entry(&p, "release_check")),
+            ("true".into(), "false".into())
+        );
+        assert_eq!(entry(&p, "series"), series);
+        let p = world("1", true);
+        assert_eq!(
+            (entry(&p, "preflight"), entry(&p, "series")),
+            ("false".into(), String::new())
+        );
     }
 }

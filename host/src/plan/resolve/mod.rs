@@ -94,7 +94,8 @@ pub fn resolve_with(
     r.fill_storage_vars(&storage);
     let conda = r.conda(&settings);
     let mut deploy = r.deploy();
-    r.bind_artifactory(&mut deploy, &settings, &info);
+    let series = r.release_series(&meta, &system, &info);
+    r.bind_artifactory(&mut deploy, &settings, &info, series.as_deref());
     r.vars.insert(
         "workaround.conda_reactivate".into(),
         "\nset +x; mamba activate ${CONDA_DEFAULT_ENV}; set -x\n".into(),

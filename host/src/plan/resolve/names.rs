@@ -8,6 +8,22 @@ use super::Resolver;
 use crate::plan::{Info, Meta, System};
 use crate::template::format;
 
+/// The delivery values the release formats reference.
+fn format_input(meta: &Meta, system: &System, epoch: i64) -> format::FormatInput {
+    format::FormatInput {
+        name: meta.name.clone(),
+        codename: Some(meta.codename.clone()).filter(|c| !c.is_empty()),
+        mission: meta.mission.clone(),
+        version: meta.version.clone(),
+        rc: meta.rc,
+        final_release: meta.final_release,
+        python: meta.python.clone(),
+        arch: system.arch.clone(),
+        release_platform: system.release_platform.clone(),
+        epoch,
+    }
+}
+
 impl Resolver<'_> {
     pub(super) fn epoch(&mut self) -> i64 {
         if let Some(v) = self.input.env.get("SOURCE_DATE_EPOCH") {
@@ -29,18 +45,7 @@ impl Resolver<'_> {
 
     /// Release names from the formats: the delivery's `[meta]` may override the mission's.
     pub(super) fn names(&mut self, meta: &Meta, system: &System, epoch: i64) -> Info {
-        let input = format::FormatInput {
-            name: meta.name.clone(),
-            codename: Some(meta.codename.clone()).filter(|c| !c.is_empty()),
-            mission: meta.mission.clone(),
-            version: meta.version.clone(),
-            rc: meta.rc,
-            final_release: meta.final_release,
-            python: meta.python.clone(),
-            arch: system.arch.clone(),
-            release_platform: system.release_platform.clone(),
-            epoch,
-        };
+        let input = format_input(meta, system, epoch);
         let mut info = Info {
             time_str_epoch: epoch.to_string(),
             ..Default::default()
@@ -103,6 +108,23 @@ impl Resolver<'_> {
             self.vars.insert(k.into(), v.clone());
         }
         info
+    }
+
+    /// For rc > 1, upstream's pattern of every rc of this release (`delivery_series_sync`): the
+    /// release format with `%r`/`%R` as `*`, rendered. `None` for rc 1, or when the format
+    /// does not render (`names` has reported that).
+    pub(super) fn release_series(
+        &mut self,
+        meta: &Meta,
+        system: &System,
+        info: &Info,
+    ) -> Option<String> {
+        if meta.rc <= 1 {
+            return None;
+        }
+        let epoch = info.time_str_epoch.parse().unwrap_or(0);
+        let fmt = format::revision_wildcards(&info.release_fmt);
+        format::format_release(&fmt, &format_input(meta, system, epoch), self.extra).ok()
     }
 
     /// A format string: the delivery's `[meta]`, else the mission's, else upstream's default.

@@ -1,4 +1,5 @@
-//! batch: the `upload-batch` and `fetch-with-credential` functions of `stasis:host/upload`.
+//! batch: the `upload-batch` and `fetch-with-credential` functions of `stasis:host/upload`,
+//! and the worker pool, limits and retried requests `download-batch` (download.rs) shares.
 //! A batch PUTs many files of the delivery tree with a bounded number in flight, each with
 //! sha256/sha1/md5 checksum headers, optionally trying Artifactory's checksum deploy first
 //! (no body; only a 404 sends the file), retried with exponential backoff per item. Every
@@ -20,7 +21,7 @@ use reqwest::blocking::Client;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
 use super::delivery_relative;
-use super::http::{build_headers, checked_client, classify};
+use super::http::{build_headers, classify, shared_client};
 use super::upload::{Checksums, checksums};
 use crate::http::{Attempt, RetryPolicy};
 use crate::plugins::bindings::host_api::types::{CapError, SecretHeader};
@@ -88,13 +89,19 @@ struct Job {
     headers: HeaderMap,
 }
 
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.url.fmt(f)
+    }
+}
+
 /// What every worker shares.
-struct Shared<'a> {
-    ctx: &'a PluginContext,
-    client: Client,
-    retry: RetryPolicy,
-    deadline: Instant,
-    checksum_deploy: bool,
+pub(crate) struct Shared<'a> {
+    pub ctx: &'a PluginContext,
+    pub client: Client,
+    pub retry: RetryPolicy,
+    pub deadline: Instant,
+    pub checksum_deploy: bool,
 }
 
 pub(crate) fn upload_batch(
@@ -102,94 +109,157 @@ pub(crate) fn upload_batch(
     req: BatchRequest,
 ) -> Result<Vec<Result<BatchReceipt, CapError>>, CapError> {
     let ctx = state.ctx.clone();
-    let with_secrets = !matches!(req.credential, Credential::None);
     // Every destination and source is checked before the first byte leaves.
     let mut jobs = Vec::with_capacity(req.items.len());
     for item in &req.items {
-        let url = url::Url::parse(&item.destination)
-            .map_err(|e| CapError::Invalid(format!("destination {:?}: {e}", item.destination)))?;
-        ctx.grant
-            .check_url(&url)
-            .map_err(|d| ctx.deny("upload", d))?;
+        let (url, mut headers) = item_request(
+            &ctx,
+            "upload",
+            "destination",
+            &item.destination,
+            &req.headers,
+            &req.credential,
+        )?;
         let rel = delivery_relative(state, &item.path).ok_or_else(|| {
             ctx.deny(
                 "upload",
                 Denial(format!("{:?} is outside the delivery tree", item.path)),
             )
         })?;
-        // Per item: a secret may be bound to some destinations only.
-        let mut headers = build_headers(&ctx, "upload", &url, &req.headers, &[])?;
-        headers.extend(credential_headers(&ctx, &url, &req.credential)?);
         headers.extend(build_headers(&ctx, "upload", &url, &item.headers, &[])?);
         jobs.push(Job { url, rel, headers });
     }
-    let parallel = match req.parallel {
-        0 => 3,
-        n => n.min(MAX_PARALLEL),
-    } as usize;
-    let retry = RetryPolicy {
-        attempts: u32::from(req.attempts.unwrap_or(3).clamp(1, MAX_ATTEMPTS)),
-        delay: req
-            .retry_wait_ms
-            .map(|ms| Duration::from_millis(u64::from(ms)))
-            .unwrap_or(ctx.net.retry.delay),
-        ..ctx.net.retry
+    let settings = BatchSettings {
+        with_secrets: !matches!(req.credential, Credential::None),
+        limits: limits(&ctx, req.parallel, req.attempts, req.retry_wait_ms),
+        deadline: state.deadline,
+        fail_fast: req.fail_fast,
+        checksum_deploy: req.checksum_deploy,
     };
-    let deadline = state.deadline;
-    let fail_fast = req.fail_fast;
-    let checksum_deploy = req.checksum_deploy;
+    run_batch(ctx, settings, jobs, one)
+}
+
+/// One batch item's URL, parsed and checked against `allow_hosts`, and its request headers:
+/// the batch's, then the credential's (per item: a secret may be bound to some hosts only).
+pub(crate) fn item_request(
+    ctx: &PluginContext,
+    capability: &str,
+    what: &str,
+    raw: &str,
+    headers: &[(String, String)],
+    credential: &Credential,
+) -> Result<(url::Url, HeaderMap), CapError> {
+    let url =
+        url::Url::parse(raw).map_err(|e| CapError::Invalid(format!("{what} {raw:?}: {e}")))?;
+    ctx.grant
+        .check_url(&url)
+        .map_err(|d| ctx.deny(capability, d))?;
+    let mut map = build_headers(ctx, capability, &url, headers, &[])?;
+    map.extend(credential_headers(ctx, &url, credential)?);
+    Ok((url, map))
+}
+
+/// How a batch runs: which of the plugin's clients, its workers and retries, its deadline.
+pub(crate) struct BatchSettings {
+    pub with_secrets: bool,
+    pub limits: (usize, RetryPolicy),
+    pub deadline: Instant,
+    pub fail_fast: bool,
+    pub checksum_deploy: bool,
+}
+
+/// Run `work` over the checked `jobs` on a thread of its own (off any async runtime) with
+/// the plugin's client: one result per job, in order.
+pub(crate) fn run_batch<J: Sync + Send + std::fmt::Display + 'static, R: Send + 'static>(
+    ctx: std::sync::Arc<PluginContext>,
+    settings: BatchSettings,
+    jobs: Vec<J>,
+    work: fn(&Shared<'_>, &J) -> Result<R, CapError>,
+) -> Result<Vec<Result<R, CapError>>, CapError> {
     super::off_runtime(move || {
-        let client = checked_client(
-            &ctx.net,
-            &ctx.grant,
-            deadline.saturating_duration_since(Instant::now()),
-            with_secrets,
-        )?;
+        let client = shared_client(&ctx, settings.with_secrets)?;
+        let (parallel, retry) = settings.limits;
         let shared = Shared {
             ctx: &ctx,
             client,
             retry,
-            deadline,
-            checksum_deploy,
+            deadline: settings.deadline,
+            checksum_deploy: settings.checksum_deploy,
         };
-        let results: Vec<Mutex<Option<Result<BatchReceipt, CapError>>>> =
-            jobs.iter().map(|_| Mutex::new(None)).collect();
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            for _ in 0..parallel.min(jobs.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(job) = jobs.get(i) else { break };
-                        let r = if stop.load(Ordering::Relaxed) {
-                            Err(CapError::Failed(format!(
-                                "{}: not attempted: an earlier upload failed",
-                                job.url
-                            )))
-                        } else {
-                            one(&shared, job)
-                        };
-                        if r.is_err() && fail_fast {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                        if let Ok(mut slot) = results[i].lock() {
-                            *slot = Some(r);
-                        }
-                    }
-                });
-            }
-        });
-        Ok(results
-            .into_iter()
-            .map(|m| {
-                m.into_inner().ok().flatten().unwrap_or_else(|| {
-                    Err(CapError::Failed("an upload worker thread failed".into()))
-                })
-            })
-            .collect())
+        Ok(pool(&jobs, parallel, settings.fail_fast, |job| {
+            work(&shared, job)
+        }))
     })
-    .unwrap_or_else(|| Err(CapError::Failed("the upload worker thread failed".into())))
+    .unwrap_or_else(|| Err(CapError::Failed("the transfer worker thread failed".into())))
+}
+
+/// A batch's workers and retry policy from what the guest asked, clamped: 0 workers = 3,
+/// at most [`MAX_PARALLEL`]; attempts 1..=[`MAX_ATTEMPTS`] (none = 3); the first pause from
+/// `retry_wait_ms`, else the host's policy.
+pub(crate) fn limits(
+    ctx: &PluginContext,
+    parallel: u8,
+    attempts: Option<u8>,
+    retry_wait_ms: Option<u32>,
+) -> (usize, RetryPolicy) {
+    let parallel = match parallel {
+        0 => 3,
+        n => n.min(MAX_PARALLEL),
+    } as usize;
+    let retry = RetryPolicy {
+        attempts: u32::from(attempts.unwrap_or(3).clamp(1, MAX_ATTEMPTS)),
+        delay: retry_wait_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)))
+            .unwrap_or(ctx.net.retry.delay),
+        ..ctx.net.retry
+    };
+    (parallel, retry)
+}
+
+/// Run `work` over `jobs`, at most `parallel` at a time, one result per job in order. With
+/// `fail_fast`, jobs not yet started after the first failure report "not attempted".
+pub(crate) fn pool<J: Sync + std::fmt::Display, R: Send>(
+    jobs: &[J],
+    parallel: usize,
+    fail_fast: bool,
+    work: impl Fn(&J) -> Result<R, CapError> + Sync,
+) -> Vec<Result<R, CapError>> {
+    let results: Vec<Mutex<Option<Result<R, CapError>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.min(jobs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let r = if stop.load(Ordering::Relaxed) {
+                        Err(CapError::Failed(format!(
+                            "{job}: not attempted: an earlier transfer failed"
+                        )))
+                    } else {
+                        work(job)
+                    };
+                    if r.is_err() && fail_fast {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(CapError::Failed("a transfer worker thread failed".into())))
+        })
+        .collect()
 }
 
 /// Upload one file: hash it, try checksum deploy when asked, then send the body.
@@ -228,7 +298,7 @@ fn one(sh: &Shared<'_>, job: &Job) -> Result<BatchReceipt, CapError> {
     if sh.checksum_deploy {
         let mut h = headers.clone();
         h.insert("x-checksum-deploy", HeaderValue::from_static("true"));
-        let resp = put(sh, &job.url, h, None, &mut used)?;
+        let resp = send(sh, reqwest::Method::PUT, &job.url, h, None, &mut used)?;
         let status = resp.status();
         drain(resp);
         if status.is_success() {
@@ -237,8 +307,9 @@ fn one(sh: &Shared<'_>, job: &Job) -> Result<BatchReceipt, CapError> {
         // 404: the server does not hold this content yet. jf also falls back to a plain
         // upload on any other refusal of a checksum deploy.
     }
-    let resp = put(
+    let resp = send(
         sh,
+        reqwest::Method::PUT,
         &job.url,
         headers,
         Some((&mut file, sums.bytes)),
@@ -260,10 +331,11 @@ fn one(sh: &Shared<'_>, job: &Job) -> Result<BatchReceipt, CapError> {
     Ok(receipt(&location, status.as_u16(), &sums, used, true))
 }
 
-/// One PUT, retried per the batch's policy within the invocation's deadline. `body` = the
-/// file and its size (rewound for every attempt); none = an empty body.
-fn put(
+/// One request (`PUT` with `body` = the file and its size, rewound for every attempt, or an
+/// empty body; `GET`), retried per the batch's policy within the invocation's deadline.
+pub(crate) fn send(
     sh: &Shared<'_>,
+    method: reqwest::Method,
     url: &url::Url,
     headers: HeaderMap,
     mut body: Option<(&mut std::fs::File, u64)>,
@@ -274,7 +346,7 @@ fn put(
         ctx.log(
             LogLevel::Warn,
             &format!(
-                "upload to {url}: attempt {n} of {} failed; retrying in {:.1} s",
+                "{method} {url}: attempt {n} of {} failed; retrying in {:.1} s",
                 sh.retry.attempts,
                 pause.as_secs_f64()
             ),
@@ -288,31 +360,32 @@ fn put(
             if remaining.is_zero() {
                 return Attempt::Stop(Err(CapError::Timeout));
             }
-            let payload = match body.as_mut() {
-                None => reqwest::blocking::Body::from(Vec::new()),
-                Some((file, bytes)) => match file.rewind().and_then(|()| file.try_clone()) {
-                    Ok(f) => reqwest::blocking::Body::sized(f, *bytes),
-                    Err(e) => {
-                        return Attempt::Stop(Err(CapError::Failed(format!(
-                            "rewinding the upload source: {e}"
-                        ))));
-                    }
-                },
-            };
-            let sent = sh
+            let mut rb = sh
                 .client
-                .put(url.clone())
+                .request(method.clone(), url.clone())
                 .timeout(remaining)
-                .headers(headers.clone())
-                .body(payload)
-                .send();
-            classify(ctx, "upload", sent)
+                .headers(headers.clone());
+            if method == reqwest::Method::PUT {
+                let payload = match body.as_mut() {
+                    None => reqwest::blocking::Body::from(Vec::new()),
+                    Some((file, bytes)) => match file.rewind().and_then(|()| file.try_clone()) {
+                        Ok(f) => reqwest::blocking::Body::sized(f, *bytes),
+                        Err(e) => {
+                            return Attempt::Stop(Err(CapError::Failed(format!(
+                                "rewinding the upload source: {e}"
+                            ))));
+                        }
+                    },
+                };
+                rb = rb.body(payload);
+            }
+            classify(ctx, "upload", rb.send())
         })
         .or_else(|gave_up| gave_up.last)
 }
 
 /// Read what is left of a small answer so the connection can be reused.
-fn drain(resp: reqwest::blocking::Response) {
+pub(crate) fn drain(resp: reqwest::blocking::Response) {
     let _ = std::io::copy(&mut resp.take(64 << 10), &mut std::io::sink());
 }
 

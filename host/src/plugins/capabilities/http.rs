@@ -59,12 +59,31 @@ impl reqwest::dns::Resolve for GrantResolver {
     }
 }
 
+/// The plugin's client for requests with (`with_secrets`) or without secret headers: built on
+/// first use and kept in its [`PluginContext`] for the rest of the run, so every call, every
+/// section and every batch of a plugin reuses one connection pool. It is the plugin's own
+/// (its grant is in the resolver and the redirect policy), so it is never shared between
+/// plugins. Every request sets its own timeout (what is left of its invocation).
+pub(crate) fn shared_client(ctx: &PluginContext, with_secrets: bool) -> Result<Client, CapError> {
+    let mut slots = ctx
+        .http_clients
+        .lock()
+        .map_err(|_| CapError::Failed("the plugin's HTTP client cache is poisoned".into()))?;
+    let slot = &mut slots[usize::from(with_secrets)];
+    if let Some(client) = slot {
+        return Ok(client.clone());
+    }
+    let client = checked_client(&ctx.net, &ctx.grant, with_secrets)?;
+    *slot = Some(client.clone());
+    Ok(client)
+}
+
 /// A blocking client from `net` whose redirect policy re-checks the grant on every hop and
-/// whose resolver checks every resolved address.
-pub(crate) fn checked_client(
+/// whose resolver checks every resolved address. It has no overall timeout: each request
+/// sets its own (see [`shared_client`]).
+fn checked_client(
     net: &crate::http::NetSettings,
     grant: &Grant,
-    timeout: Duration,
     with_secrets: bool,
 ) -> Result<Client, CapError> {
     let g = Arc::new(grant.clone());
@@ -90,8 +109,8 @@ pub(crate) fn checked_client(
         .map_err(|e| CapError::Failed(e.to_string()))?
         .redirect(policy)
         .dns_resolver(Arc::new(GrantResolver(g_resolve)))
-        .timeout(timeout)
-        .connect_timeout(timeout.min(net.connect_timeout))
+        .timeout(None::<Duration>)
+        .connect_timeout(net.connect_timeout)
         .build()
         .map_err(|e| CapError::Failed(format!("building HTTP client: {e}")))
 }
@@ -250,8 +269,8 @@ impl PluginState {
                 },
                 _ => ctx2.net.retry,
             };
-            // One client per call; each attempt gets what is left of the call's time.
-            let client = checked_client(&ctx2.net, &ctx2.grant, timeout, with_secrets)?;
+            // The plugin's client; each attempt gets what is left of the call's time.
+            let client = shared_client(&ctx2, with_secrets)?;
             let resp = retry
                 .run_until(Some(deadline), |_, _, _| {}, |_| {
                     let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -7,6 +7,7 @@
 
 mod batch;
 pub mod context;
+mod download;
 pub mod http;
 pub mod log;
 pub mod pipeline;

@@ -5,8 +5,8 @@
 //! retryable answers (408, 425, 429, 500, 502, 503, 504). The source is opened through the delivery
 //! tree's cap-std `Dir` (no `..`, absolute or symlink escapes); the destination is checked
 //! like `http` (and redirects re-checked). Batches (`upload-batch`: bounded parallelism,
-//! checksum deploy first) and `fetch-with-credential` live in `batch.rs`; the file hashing
-//! both use is [`checksums`].
+//! checksum deploy first) and `fetch-with-credential` live in `batch.rs`, downloads into the
+//! tree (`download-batch`) in `download.rs`; the file hashing all use is [`checksums`].
 
 use std::io::{Read, Seek};
 
@@ -16,14 +16,15 @@ use sha2::{Digest, Sha256};
 use crate::plugins::bindings::host_api::http::{Request, Response};
 use crate::plugins::bindings::host_api::types::CapError;
 use crate::plugins::bindings::host_api::upload::{
-    BatchReceipt, BatchRequest, Credential, Host, Receipt, UploadRequest,
+    BatchReceipt, BatchRequest, Credential, DownloadReceipt, DownloadRequest, Host, Receipt,
+    UploadRequest,
 };
 use crate::plugins::context::LogLevel;
 use crate::plugins::context::PluginState;
 use crate::plugins::grant::Denial;
 
 use super::delivery_relative;
-use super::http::{build_headers, checked_client, classify};
+use super::http::{build_headers, classify, shared_client};
 use crate::http::Attempt;
 
 impl Host for PluginState {
@@ -92,13 +93,8 @@ impl Host for PluginState {
                     false,
                 );
             };
-            // One client per call; each attempt gets what is left of the call's time.
-            let client = checked_client(
-                &ctx2.net,
-                &ctx2.grant,
-                deadline.saturating_duration_since(std::time::Instant::now()),
-                with_secrets,
-            )?;
+            // The plugin's client; each attempt gets what is left of the call's time.
+            let client = shared_client(&ctx2, with_secrets)?;
             let mut made = 0;
             let resp = retry
                 .run_until(Some(deadline), log_retry, |n| {
@@ -152,6 +148,13 @@ impl Host for PluginState {
         req: BatchRequest,
     ) -> Result<Vec<Result<BatchReceipt, CapError>>, CapError> {
         super::batch::upload_batch(self, req)
+    }
+
+    fn download_batch(
+        &mut self,
+        req: DownloadRequest,
+    ) -> Result<Vec<Result<DownloadReceipt, CapError>>, CapError> {
+        super::download::download_batch(self, req)
     }
 
     fn fetch_with_credential(

@@ -161,6 +161,27 @@ fn run(section: &[(String, String)], delivery: &Delivery) -> Result<DeployReport
             .map_err(cap)?;
             ok(format!("{} {} {} {} {}", r.status, r.bytes, r.sha256, r.sha1, r.attempts))
         }
+        "download" => {
+            let rs = upload::download_batch(&upload::DownloadRequest {
+                items: vec![upload::DownloadItem {
+                    source: get(section, "source").into(),
+                    path: arg.into(),
+                    sha256: get(section, "sha256").into(),
+                    sha1: String::new(),
+                    md5: String::new(),
+                }],
+                headers: vec![],
+                credential: upload::Credential::None,
+                parallel: 1,
+                attempts: Some(1),
+                retry_wait_ms: None,
+                fail_fast: false,
+            })
+            .map_err(cap)?;
+            let r = rs.into_iter().next().ok_or_else(|| PluginError::Failed("no result".into()))?;
+            let r = r.map_err(cap)?;
+            ok(format!("{} {} {} {} {}", r.path, r.status, r.bytes, r.sha256, r.body_received))
+        }
         "template" => template::render(arg).map(ok).map_err(cap)?,
         other => Err(PluginError::Unsupported(format!("case {other:?}"))),
     }
