@@ -1,7 +1,8 @@
 //! Support shared by the integration tests in `host/tests/`: real git repositories
 //! ([`git`]), the one HTTP test server with its modes ([`server`]) and the private CA for its
 //! TLS mode ([`tls`]), headless Chromium for the HTML report ([`browser`]), the `stasis`
-//! binary with a hermetic environment ([`cli`]), the
+//! binary with a hermetic environment ([`cli`]), the deploy tests' world with real container
+//! tools ([`deploy`], over [`registry`]), the
 //! documentation's runnable shell blocks ([`docs`]), and the
 //! on-disk conda channel and PEP 503 index fixtures ([`conda`], [`pyindex`], shared with the
 //! examples). A test file includes it with `mod support;` and uses what it needs. The
@@ -12,6 +13,7 @@
 pub mod artifactory;
 pub mod browser;
 pub mod cli;
+pub mod deploy;
 pub mod docs;
 pub mod git;
 pub mod registry;
