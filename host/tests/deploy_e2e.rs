@@ -132,14 +132,26 @@ fn one_delivery_builds_tests_pushes_the_image_and_uploads_its_packages() {
         assert_eq!(stage["status"], "success", "{stage}");
         assert!(!stage.to_string().contains("not performed"), "{stage}");
     }
+    // The deploy stage recorded each file it put on the server, from where to where.
     let deploy = record["stages"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["name"] == "deploy")
-        .unwrap()
-        .to_string();
-    assert!(deploy.contains("[deploy:artifactory:packages]"), "{deploy}");
+        .unwrap();
+    let mut deployed: Vec<String> = deploy["detail"]["deployed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("nothing deployed: {deploy}"))
+        .iter()
+        .inspect(|d| assert_eq!(d["target"], "artifactory:packages", "{d}"))
+        .map(|d| d["subject"].as_str().unwrap().to_string())
+        .collect();
+    deployed.sort();
+    let subjects: Vec<String> = local
+        .iter()
+        .map(|f| format!("output/packages/{f}"))
+        .collect();
+    assert_eq!(deployed, subjects);
 
     // Neither secret is anywhere stasis wrote or printed.
     assert_password_nowhere(&w, &run);

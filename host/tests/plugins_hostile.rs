@@ -447,6 +447,7 @@ fn registry_secrets_go_only_to_the_registries_they_are_bound_to() {
             }];
             // The secret file lives outside the tree; what is tested is what the host writes.
             g.unconfined = vec!["sh".into()];
+            g.allow_env = vec!["AUTH".into()];
         })
     };
     let host = with_secrets(&[
