@@ -9,34 +9,15 @@
 
 mod support;
 
-use std::path::Path;
-
 use sha2::{Digest, Sha256};
 
 use support::artifactory::{Artifactory, Auth};
 use support::deploy::{
     DockerWorld, all_output, assert_password_nowhere, docker_section, files_containing,
 };
+use support::files_under;
 
 const TOKEN: &str = "tok-e2e-7c1d-SECRET-do-not-print";
-
-/// Regular files under `dir`, relative to it, sorted.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn one_delivery_builds_tests_pushes_the_image_and_uploads_its_packages() {
