@@ -6,7 +6,8 @@
 //! resolved settings when the declaration in use leaves it open: the plugin serving
 //! `[deploy:artifactory:NAME]` gets `allow_hosts` = the Artifactory URL's `scheme://host:port`,
 //! and the plugin serving `[deploy:docker]` has its secrets bound to the section's `registry`
-//! (or, without one, the registries its tags name), so `stasis plan` shows exactly what a target may reach and where its secrets may go.
+//! (or, without one, the registries its tags name), so `stasis plan` shows exactly what a
+//! target may reach and where its secrets may go.
 //! `[deploy:artifactory:NAME]` entries get the resolved settings the plugin needs
 //! (`artifactory_url`, `repo`, `upload`, `build_info`, `section`, `preflight`, `started_ms`,
 //! which credential is set and the user name); secret values never enter the plan.
