@@ -33,7 +33,7 @@ use support::cli::{Run, Stasis};
 use support::conda::{Channel, Pkg, pip_pkg, python_with_scripts_pkg};
 use support::git::Repo;
 use support::server::{Response, Server};
-use support::{pyindex, upstream};
+use support::{files_under, pyindex, upstream};
 
 /// The Python upstream's regression tests pass with `--python`.
 const PYTHON: &str = "3.12";
@@ -329,24 +329,6 @@ fn run_record(d: &Delivered) -> serde_json::Value {
 fn junit_counts(path: &Path) -> (u64, u64) {
     let c = stasis::report::junit::parse_junit(path).unwrap_or_else(|e| panic!("{e}"));
     (c.tests, c.failures + c.errors)
-}
-
-/// Every file under `dir`, relative, sorted.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The checks upstream's RT and its rules make of every delivery's output tree: the layout

@@ -1,7 +1,8 @@
 //! `[plugin:NAME]` sections of the mission and the delivery, as written, with component paths
 //! made absolute and `sha256 = @plugins.lock` pins looked up; plus the ones stasis.ini declares
-//! (the shipped deploy targets, operator-replaceable) when a deploy section of the delivery
-//! uses them and neither the mission nor the delivery declares that name.
+//! (an operator's deploy targets, replacing the shipped ones of `deploy/targets.ini`, which
+//! deploy_defaults.rs adds) when a deploy section of the delivery uses them and the mission
+//! does not declare that name.
 
 use std::path::{Path, PathBuf};
 
