@@ -33,7 +33,7 @@ use support::cli::{Run, Stasis};
 use support::conda::{Channel, Pkg, pip_pkg, python_with_scripts_pkg};
 use support::git::Repo;
 use support::server::{Response, Server};
-use support::{pyindex, upstream};
+use support::{files_under, pyindex, upstream};
 
 /// The Python upstream's regression tests pass with `--python`.
 const PYTHON: &str = "3.12";
@@ -331,24 +331,6 @@ fn junit_counts(path: &Path) -> (u64, u64) {
     (c.tests, c.failures + c.errors)
 }
 
-/// Every file under `dir`, relative, sorted.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// The checks upstream's RT and its rules make of every delivery's output tree: the layout
 /// (`delivery_init.c`), the names (`%n-%v-%r-py%p-%o-%a`, `%n-%v`, `%v.%r`), the exports
 /// (`delivery_export.c`, rewrite stage 1 and 2), the generic mission's templates, the JUnit
@@ -561,7 +543,9 @@ fn assert_deploy_sections(w: &World, d: &Delivered, meta: &Meta) {
     };
     let docker = summary("docker");
     assert!(docker.contains("skipped: --no-docker"), "{docker}");
-    // Upstream's answer to --no-artifactory: the upload sections are skipped, by that flag.
+    // The Artifactory target exists (etc/deploy/targets.ini): --no-artifactory skips the
+    // stage, upstream's answer. (The RT's flags keep both deploy sections from being
+    // performed here; host/tests/deploy_e2e.rs performs them.)
     let deploy = summary("deploy");
     assert!(deploy.contains("skipped: --no-artifactory"), "{deploy}");
 

@@ -8,167 +8,12 @@
 mod support;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 
-use support::cli::{Run, Stasis};
-use support::registry::{BuildahStore, Registry, require_tools};
+use support::cli::Stasis;
+use support::deploy::{
+    DockerWorld as World, all_output, assert_password_nowhere, docker_section as section,
+};
 use support::workspace;
-
-const USER: &str = "deployer";
-const PASSWORD: &str = "pw-Zq8v3Kx1-never-shown";
-
-/// One test's world: its sysconf (stasis.ini with the shipped `[plugin:docker]`, a mission),
-/// its build root, its buildah storage and its registry.
-struct World {
-    dir: tempfile::TempDir,
-    store: BuildahStore,
-    registry: Registry,
-}
-
-impl World {
-    fn new() -> World {
-        require_tools();
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::start(&mk(dir.path(), "registry"), Some((USER, PASSWORD)));
-        let store = BuildahStore::new(&mk(dir.path(), "buildah"));
-        let base = store.push_busybox_base(&mk(dir.path(), "base"), &registry);
-        let w = World {
-            dir,
-            store,
-            registry,
-        };
-        w.sysconf(&base);
-        w
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// The repository's stasis.ini (with its `[plugin:docker]`) and etc/deploy, plus a mission
-    /// whose templates render the Dockerfile and a release `.yml`.
-    fn sysconf(&self, base: &str) {
-        let sys = mk(self.dir.path(), "sys");
-        let etc = workspace().join("etc");
-        let ini = std::fs::read_to_string(etc.join("stasis.ini")).unwrap();
-        std::fs::write(
-            sys.join("stasis.ini"),
-            format!("[default]\nconda_engine = system\n\n{ini}"),
-        )
-        .unwrap();
-        let deploy = mk(&sys, "deploy");
-        for f in ["docker_deploy.wasm", "plugins.lock"] {
-            std::fs::copy(etc.join("deploy").join(f), deploy.join(f)).unwrap();
-        }
-        let mission = mk(&sys, "mission/boxed");
-        std::fs::write(
-            mission.join("boxed.ini"),
-            "[meta]\nrelease_fmt = %n-%v-%r-py%p\nbuild_name_fmt = %n-%v\nbuild_number_fmt = %v.%r\n\n\
-             [template:Dockerfile.in]\ndestination = {{ storage.build_docker_dir }}/Dockerfile\n\n\
-             [template:release.yml.in]\ndestination = {{ storage.delivery_dir }}/{{ info.release_name }}.yml\n",
-        )
-        .unwrap();
-        std::fs::write(
-            mission.join("Dockerfile.in"),
-            format!(
-                "FROM {base}\nARG SNAPSHOT_INPUT\nARG SNAPSHOT_PKGDIR\nARG FLAVOUR\n\
-                 COPY ${{SNAPSHOT_INPUT}} /home/SNAPSHOT.yml\nCOPY ${{SNAPSHOT_PKGDIR}} /home/packages\n\
-                 RUN echo \"made-inside {{{{ meta.name }}}} $FLAVOUR\" > /etc/built-by-stasis\n"
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            mission.join("release.yml.in"),
-            "name: {{ info.release_name }}\nchannels:\n  - '@CONDA_CHANNEL@'\ndependencies:\n  - python\n",
-        )
-        .unwrap();
-    }
-
-    /// Write the delivery file with `deploy` as its `[deploy:docker]` body, and put packages
-    /// where the conda and wheel stages leave them.
-    fn delivery(&self, deploy: &str, package_bytes: usize) -> PathBuf {
-        let root = self.path("root/demo-1.0.0/output/packages");
-        let conda = mk(&root, "conda/noarch");
-        let wheels = mk(&root, "wheels");
-        let mut bytes = vec![0u8; package_bytes];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
-        }
-        std::fs::write(conda.join("demo-1.0.0-py_0.conda"), &bytes).unwrap();
-        std::fs::write(wheels.join("demo-1.0.0-py3-none-any.whl"), b"wheel").unwrap();
-        let file = self.path("demo.ini");
-        std::fs::write(
-            &file,
-            format!(
-                "[meta]\nmission = boxed\nname = demo\nversion = 1.0.0\nrc = 1\npython = 3.12\n\n\
-                 [conda]\ninstaller_name = Miniforge3\ninstaller_version = 24.3.0-0\n\
-                 installer_platform = Linux\ninstaller_arch = x86_64\n\
-                 installer_baseurl = https://example.invalid\n\n[deploy:docker]\n{deploy}"
-            ),
-        )
-        .unwrap();
-        file
-    }
-
-    fn stasis(&self) -> Stasis {
-        let mut s = Stasis::new(&self.path("root"));
-        s.env("STASIS_SYSCONFDIR", self.path("sys"))
-            .env("CONTAINERS_STORAGE_CONF", &self.store.conf)
-            .env("STASIS_REGISTRY_USER", USER)
-            .env("STASIS_REGISTRY_PASSWORD", PASSWORD)
-            .env_remove("REGISTRY_AUTH_FILE");
-        s
-    }
-
-    fn output(&self, rel: &str) -> PathBuf {
-        self.path("root/demo-1.0.0").join(rel)
-    }
-}
-
-fn mk(dir: &Path, rel: &str) -> PathBuf {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn all_output(r: &Run) -> String {
-    format!("{}\n{}", r.stdout, r.stderr)
-}
-
-/// The deploy section of the tests: upstream's keys plus stasis's engine/push/tls_verify.
-fn section(registry: &str, engine: &str, test_script: &str) -> String {
-    format!(
-        "registry = {registry}\nengine = {engine}\nimage_compression = zstd -q -c\npush = true\ntls_verify = false\n\
-         build_args =\n    SNAPSHOT_INPUT={{{{ info.release_name }}}}.yml\n    SNAPSHOT_PKGDIR=packages\n    FLAVOUR=plain\n\
-         tags =\n    {{{{ meta.name }}}}:{{{{ info.build_number }}}}-py{{{{ meta.python_compact }}}}\n    \
-         {{{{ deploy.docker.registry }}}}/{{{{ meta.name }}}}:{{{{ info.build_number }}}}-py{{{{ meta.python_compact }}}}\n\
-         test_script =\n{test_script}\n"
-    )
-}
-
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(ft) = e.file_type() else { continue };
-            if ft.is_dir() {
-                stack.push(p);
-            } else if ft.is_file()
-                && let Ok(bytes) = std::fs::read(&p)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                hits.push(p);
-            }
-        }
-    }
-    hits
-}
 
 #[test]
 fn an_image_is_built_tested_saved_and_pushed_with_credentials_from_the_environment() {
@@ -242,13 +87,7 @@ fn an_image_is_built_tested_saved_and_pushed_with_credentials_from_the_environme
 
     // The password (and its Basic encoding) is nowhere: not in stasis's output, the delivery
     // tree (build context, logs, records, archive) or the plugin scratch dirs.
-    use base64::Engine as _;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-    for secret in [PASSWORD, basic.as_str()] {
-        assert!(!out.contains(secret), "secret in stasis's output");
-        let hits = files_containing(&w.path("root"), secret.as_bytes());
-        assert!(hits.is_empty(), "secret written to {hits:?}");
-    }
+    assert_password_nowhere(&w, &run);
 }
 
 #[test]
@@ -298,6 +137,13 @@ fn plan_shows_the_docker_binding_and_its_grant() {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
     assert!(out.contains("docker               run"), "{out}");
+    // The registry secrets may go only to the section's registry (plain HTTP allowed by
+    // tls_verify = false), nowhere else.
+    let host = w.registry.host();
+    for name in ["STASIS_REGISTRY_USER", "STASIS_REGISTRY_PASSWORD"] {
+        let line = format!("secret to   {name} -> only https://{host}, http://{host}\n");
+        assert!(out.contains(&line), "missing {line:?} in:\n{out}");
+    }
     // `plan --json` carries the binding for the run.
     let json = w
         .stasis()
@@ -363,4 +209,37 @@ fn plugin_inspect_shows_the_shipped_component_and_its_default_grant() {
     }
     // No host is granted: registries are reached by the engine, not by the plugin.
     assert!(!out.contains("allow_hosts     "), "{out}");
+}
+
+/// A tag naming another registry does not get the password: by default the registry secrets
+/// are bound to the section's `registry`, so the host refuses to write them into an auth file
+/// for the other one. That registry accepts the very same credentials, so a push that had them
+/// would succeed: it fails, the stage fails, and the password is nowhere.
+#[test]
+fn a_tag_for_another_registry_cannot_get_the_password_sent_there() {
+    let w = World::new();
+    let other = support::registry::Registry::start(
+        &w.path("other-registry"),
+        Some((support::deploy::USER, support::deploy::PASSWORD)),
+    );
+    let body = section(&w.registry.host(), "buildah", "    true").replace(
+        "test_script =\n",
+        &format!("    {}/stolen:1\ntest_script =\n", other.host()),
+    );
+    let delivery = w.delivery(&body, 16);
+    let run = w.stasis().arg(&delivery).output();
+    let out = all_output(&run);
+    assert_eq!(run.code(), Some(1), "{out}");
+    let rule = format!(
+        "secret STASIS_REGISTRY_USER is bound to https://{0}, http://{0} and may not be sent to https://127.0.0.1",
+        w.registry.host()
+    );
+    assert!(out.contains(&rule), "{out}");
+    assert!(out.contains("denied pipeline"), "{out}");
+    assert!(
+        out.contains(&format!("pushing {}/stolen:1", other.host())),
+        "{out}"
+    );
+    assert!(other.tags("stolen").is_empty(), "pushed with the password");
+    assert_password_nowhere(&w, &run);
 }

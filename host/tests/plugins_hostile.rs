@@ -422,6 +422,90 @@ fn secret_values_never_reach_the_guest_or_the_log() {
     assert!(!w.log_text().contains(value), "the secret reached the log");
 }
 
+/// Registry secrets bound to one registry (`NAME@https://reg.example:5000`) reach a program
+/// only inside the auth file the host writes, with an entry for that registry alone. Asking
+/// for another host (or port), writing a template of its own or taking them as environment
+/// variables is refused, naming the plugin and the rule; an unbound secret goes only to the
+/// grant's `allow_hosts`.
+#[test]
+fn registry_secrets_go_only_to_the_registries_they_are_bound_to() {
+    use base64::Engine as _;
+    let w = World::new();
+    let (user, password) = ("reg-user", "reg-pw-7f3k-never-shown");
+    // SAFETY: names only this test uses.
+    unsafe {
+        std::env::set_var("STASIS_REGISTRY_USER", user);
+        std::env::set_var("STASIS_REGISTRY_PASSWORD", password);
+    }
+    let with_secrets = |secrets: &[&str]| {
+        let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
+        hostile(&w, move |g| {
+            g.secrets = secrets;
+            g.allow_commands = vec![CommandRule {
+                program: "sh".into(),
+                args: None,
+            }];
+            // The secret file lives outside the tree; what is tested is what the host writes.
+            g.unconfined = vec!["sh".into()];
+            g.allow_env = vec!["AUTH".into()];
+        })
+    };
+    let host = with_secrets(&[
+        "STASIS_REGISTRY_USER@https://reg.example:5000",
+        "STASIS_REGISTRY_PASSWORD@https://reg.example:5000",
+    ]);
+    // Its registry: the file holds exactly that entry (the child's output comes back scrubbed).
+    let out = case(
+        &host,
+        &[("case", "secret-file"), ("arg", "reg.example:5000")],
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let hosts: Vec<&String> = v["auths"].as_object().unwrap().keys().collect();
+    assert_eq!(hosts, ["reg.example:5000"], "{out}");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    assert!(!out.contains(&basic) && !out.contains(password), "{out}");
+
+    // Another registry, or the same host on another port: refused, nothing written.
+    for other in ["reg.example:5000 evil.example", "reg.example:5001"] {
+        let e = case(&host, &[("case", "secret-file"), ("arg", other)]).unwrap_err();
+        assert_names(
+            &e,
+            "is bound to https://reg.example:5000 and may not be sent to",
+        );
+    }
+    // Its own template (it would choose the hosts) or an environment variable: the secret
+    // would go to a program, and it is bound to a registry.
+    let template = "{\"auths\":{\"evil.example\":{\"auth\":\"${basic:STASIS_REGISTRY_USER:STASIS_REGISTRY_PASSWORD}\"}}}";
+    let e = case(&host, &[("case", "secret-file"), ("template", template)]).unwrap_err();
+    assert_names(
+        &e,
+        "is bound to https://reg.example:5000 and may not be given to sh",
+    );
+    let e = case(
+        &host,
+        &[
+            ("case", "secret-file"),
+            ("arg", "reg.example:5000"),
+            ("secrets", "STASIS_REGISTRY_PASSWORD"),
+        ],
+    )
+    .unwrap_err();
+    assert_names(&e, "may not be given to sh");
+
+    // Unbound: only the grant's allow_hosts (http://127.0.0.1:1 for this component).
+    let host = with_secrets(&["STASIS_REGISTRY_USER", "STASIS_REGISTRY_PASSWORD"]);
+    let e = case(&host, &[("case", "secret-file"), ("arg", "evil.example")]).unwrap_err();
+    assert_names(&e, "may go only to the grant's allow_hosts");
+    let out = case(&host, &[("case", "secret-file"), ("arg", "127.0.0.1:1")]).unwrap();
+    assert!(out.contains("\"127.0.0.1:1\""), "{out}");
+    let log = w.log_text();
+    assert!(
+        !log.contains(password) && !log.contains(&basic),
+        "a secret reached the log"
+    );
+}
+
 #[test]
 fn ungranted_hosts_and_redirects_are_denied() {
     let w = World::new();

@@ -9,7 +9,7 @@
 //! names a registry. Engines: docker, podman, buildah (`engine = auto` takes the first that
 //! works and says which). Registry credentials are never seen here: the host writes them
 //! into a private auth file from the granted secrets `STASIS_REGISTRY_USER` and
-//! `STASIS_REGISTRY_PASSWORD`.
+//! `STASIS_REGISTRY_PASSWORD`, with entries only for the registries the grant binds them to.
 //!
 //! `[deploy:docker]` keys: `registry`, `image_compression`, `test_script`, `build_args`,
 //! `tags` (upstream's), and `engine`, `isolation` (buildah, default `chroot`), `push`,
@@ -301,10 +301,12 @@ fn build(
     layout: &Layout,
     env: &[(String, String)],
 ) -> Result<(), PluginError> {
-    // The base image may come from a registry that wants the same credentials as the push.
+    // The base image may come from a registry that wants the same credentials as the push:
+    // ask for those its FROM lines name (the host refuses any the grant does not bind them to).
+    let dockerfile = std::fs::read_to_string(&layout.dockerfile).unwrap_or_default();
     authenticated(
-        s,
         engine,
+        &rules::base_registries(&dockerfile),
         &s.build_args(engine),
         layout,
         env,
@@ -458,9 +460,16 @@ fn push(
     layout: &Layout,
     env: &[(String, String)],
 ) -> Result<(), PluginError> {
+    // Credentials for this tag's registry only.
+    let registry: Vec<String> = tag
+        .split('/')
+        .next()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
     authenticated(
-        s,
         engine,
+        &registry,
         &s.push_args(engine, tag),
         layout,
         env,
@@ -471,22 +480,19 @@ fn push(
 }
 
 /// Run the engine with the registry credentials: with the secrets `STASIS_REGISTRY_USER` and
-/// `STASIS_REGISTRY_PASSWORD` granted and set, the host writes a private auth file for every
-/// registry the section names (`REGISTRY_AUTH_FILE`, read by buildah and podman); otherwise
-/// the engine's own login (or `REGISTRY_AUTH_FILE` from the environment) is used.
+/// `STASIS_REGISTRY_PASSWORD` granted and set, the host writes a private auth file with an
+/// entry for each of `registries` it lets them go to (`REGISTRY_AUTH_FILE`, read by buildah
+/// and podman; a registry the grant does not bind them to is refused, and the engine then runs
+/// without them); otherwise the engine's own login (or `REGISTRY_AUTH_FILE` from the
+/// environment) is used.
 fn authenticated(
-    s: &Settings,
     engine: Engine,
+    registries: &[String],
     args: &[String],
     layout: &Layout,
     env: &[(String, String)],
     what: &str,
 ) -> Result<(), PluginError> {
-    let auths: Vec<String> = s
-        .registries()
-        .iter()
-        .map(|r| format!("\"{r}\":{{\"auth\":\"${{basic:{USER_SECRET}:{PASSWORD_SECRET}}}\"}}"))
-        .collect();
     let env_without_auth: Vec<(String, String)> = env
         .iter()
         .filter(|(k, _)| k != "REGISTRY_AUTH_FILE")
@@ -502,12 +508,16 @@ fn authenticated(
             secret_files,
             timeout_ms: None,
         };
-    let out = if auths.is_empty() || engine == Engine::Docker {
+    let out = if registries.is_empty() || engine == Engine::Docker {
         pipeline::run(&request(Vec::new(), env))
     } else {
         let auth = pipeline::SecretFile {
             env: "REGISTRY_AUTH_FILE".into(),
-            template: format!("{{\"auths\":{{{}}}}}", auths.join(",")),
+            content: pipeline::SecretContent::RegistryAuth(pipeline::RegistryAuth {
+                hosts: registries.to_vec(),
+                user: USER_SECRET.into(),
+                password: PASSWORD_SECRET.into(),
+            }),
         };
         match pipeline::run(&request(vec![auth], &env_without_auth)) {
             // No registry credentials in stasis's environment, or not granted.

@@ -25,8 +25,6 @@ impl Engine {
 /// A `[deploy:docker]` section, read.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `registry`, as written (lowercased).
-    pub registry: String,
     /// None = `auto`.
     pub engine: Option<Engine>,
     /// buildah's `--isolation` (default `chroot`: works without a container runtime).
@@ -84,7 +82,6 @@ impl Settings {
         let push = bool_value("push", section.get("push"), false)?;
         let tls_verify = bool_value("tls_verify", section.get("tls_verify"), true)?;
         Ok(Settings {
-            registry: registry.to_ascii_lowercase(),
             engine,
             isolation: section
                 .get("isolation")
@@ -149,22 +146,6 @@ impl Settings {
         Some((program, words.collect()))
     }
 
-    /// The registries the section names: `registry` and those of the tags, each once.
-    pub fn registries(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        let named = self
-            .tags
-            .iter()
-            .filter(|t| names_registry(t))
-            .filter_map(|t| t.split('/').next().map(str::to_string));
-        for r in std::iter::once(self.registry.clone()).chain(named) {
-            if !r.is_empty() && !out.contains(&r) {
-                out.push(r);
-            }
-        }
-        out
-    }
-
     /// Tags that name a registry: a first component with a `.` or `:`, or `localhost`.
     pub fn registry_tags(&self) -> impl Iterator<Item = &String> {
         self.tags.iter().filter(|t| names_registry(t))
@@ -216,6 +197,28 @@ impl Settings {
     }
 }
 
+/// The registries a Dockerfile's `FROM` lines pull from (each once): the build needs
+/// credentials for those only.
+pub fn base_registries(dockerfile: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in dockerfile.lines() {
+        let mut words = line.split_whitespace();
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+            continue;
+        }
+        let Some(image) = words.find(|w| !w.starts_with("--")) else {
+            continue;
+        };
+        if names_registry(image)
+            && let Some(r) = image.split('/').next()
+            && !out.iter().any(|o| o == r)
+        {
+            out.push(r.to_string());
+        }
+    }
+    out
+}
+
 fn names_registry(tag: &str) -> bool {
     match tag.split_once('/') {
         Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
@@ -253,6 +256,13 @@ pub fn sanitize_tag(tag: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_build_needs_credentials_for_the_base_images_registries_only() {
+        let dockerfile = "ARG X\nFROM --platform=linux/amd64 reg.io:5000/base:1 AS b\nfrom busybox\n\
+                          FROM localhost/x\nFROM reg.io:5000/other\nRUN echo FROM elsewhere.io/y\n";
+        assert_eq!(base_registries(dockerfile), ["reg.io:5000", "localhost"]);
+    }
 
     fn delivery() -> Delivery {
         Delivery {

@@ -312,8 +312,9 @@ pub fn kinds() -> impl Iterator<Item = &'static str> {
     PluginKind::ALL.into_iter().map(PluginKind::as_str)
 }
 
-/// `stasis plugin inspect FILE`, plus the declarations stasis.ini makes of that component
-/// (the shipped deploy targets' default grants: what runs unless an operator changes it).
+/// `stasis plugin inspect FILE`, plus the declarations the sysconf's `deploy/targets.ini` and
+/// stasis.ini make of that component (the shipped deploy targets' default grants and an
+/// operator's replacement: what runs unless a mission or delivery changes it).
 pub fn inspect_with_defaults(
     file: &Path,
     cache_dir: &Path,
@@ -327,28 +328,36 @@ pub fn inspect_with_defaults(
     let Ok(sys) = crate::config::SysConf::discover(config_file, sysconfdir) else {
         return code;
     };
-    let Ok(ini) = sys.read_ini("stasis.ini") else {
-        return code;
-    };
-    let base = ini.path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let same = |c: &str| {
-        let declared = base.join(c.trim());
-        matches!((declared.canonicalize(), file.canonicalize()), (Ok(a), Ok(b)) if a == b)
-    };
-    for sec in ini.sections_with_prefix("plugin:") {
-        if !sec.get("component").is_some_and(|e| same(&e.value)) {
+    // The shipped default (deploy/targets.ini), then the operator's replacement (stasis.ini).
+    for (rel, how) in [
+        (
+            "deploy/targets.ini",
+            "default grant: [{name}] in {at} (declare [{name}] in stasis.ini to replace it)",
+        ),
+        (
+            "stasis.ini",
+            "default grant: [{name}] in {at} (replace it there to change it)",
+        ),
+    ] {
+        let Ok(ini) = sys.read_ini(rel) else {
             continue;
-        }
-        println!();
-        println!(
-            "default grant: [{}] in {}:{} (replace it there to change it)",
-            sec.name,
-            ini.path.display(),
-            sec.line
-        );
-        for e in &sec.entries {
-            let value: Vec<&str> = e.value.split_whitespace().collect();
-            println!("  {:<15} {}", e.key, value.join(" "));
+        };
+        let base = ini.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let same = |c: &str| {
+            let declared = base.join(c.trim());
+            matches!((declared.canonicalize(), file.canonicalize()), (Ok(a), Ok(b)) if a == b)
+        };
+        for sec in ini.sections_with_prefix("plugin:") {
+            if !sec.get("component").is_some_and(|e| same(&e.value)) {
+                continue;
+            }
+            println!();
+            let at = format!("{}:{}", ini.path.display(), sec.line);
+            println!("{}", how.replace("{name}", &sec.name).replace("{at}", &at));
+            for e in &sec.entries {
+                let value: Vec<&str> = e.value.split_whitespace().collect();
+                println!("  {:<15} {}", e.key, value.join(" "));
+            }
         }
     }
     code

@@ -316,16 +316,41 @@ fn describe_deploy(s: &mut String, plan: &Plan) {
                     } else {
                         e.1.split(|c: char| c == ',' || c.is_whitespace()).collect()
                     };
-                    items
-                        .into_iter()
-                        .map(str::trim)
-                        .filter(|w| !w.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    let mut words: Vec<&str> = Vec::new();
+                    for w in items.into_iter().map(str::trim).filter(|w| !w.is_empty()) {
+                        // A bound secret is listed by name here, its targets below.
+                        let w = if key == "secrets" {
+                            w.split_once('@').map_or(w, |(n, _)| n)
+                        } else {
+                            w
+                        };
+                        if !words.contains(&w) {
+                            words.push(w);
+                        }
+                    }
+                    words.join(", ")
                 })
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "none".into());
             let _ = writeln!(s, "      {label:<11} {value}");
+        }
+        // Where bound secrets may go (`NAME@https://host`), one line per secret.
+        let mut bound: Vec<(&str, Vec<&str>)> = Vec::new();
+        for e in p.entries.iter().filter(|e| e.0 == "secrets") {
+            for (name, to) in e.1.split_whitespace().filter_map(|w| w.split_once('@')) {
+                match bound.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, t)) => t.push(to),
+                    None => bound.push((name, vec![to])),
+                }
+            }
+        }
+        for (name, to) in bound {
+            let _ = writeln!(
+                s,
+                "      {:<11} {name} -> only {}",
+                "secret to",
+                to.join(", ")
+            );
         }
     }
 }

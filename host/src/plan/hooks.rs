@@ -42,7 +42,7 @@ pub fn sections(
         .plugin_policy
         .as_ref()
         .map(|p| to_input(p, "plugins".into()));
-    // stasis.ini's declarations (the shipped deploy targets) are a base like the mission's:
+    // System declarations (the shipped deploy targets or the operator's) are a base like the mission's:
     // the delivery may narrow them (plan::resolve keeps only those no mission redeclares).
     let mut base: Vec<plugins::SectionInput> = of(PluginOrigin::System);
     base.extend(of(PluginOrigin::Mission));

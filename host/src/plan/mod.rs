@@ -322,8 +322,8 @@ pub struct Docker {
     pub test_script: String,
     pub build_args: Vec<String>,
     pub tags: Vec<String>,
-    /// The deploy-target plugin that builds the image: the section's `plugin`, else the
-    /// `[plugin:docker]` shipped in stasis.ini.
+    /// The deploy-target plugin that builds the image: the section's `plugin`, else the one
+    /// `deploy/targets.ini` binds to `[deploy:docker]` (empty when none does).
     pub plugin: String,
     /// Where the `[deploy:docker]` section is.
     pub file: PathBuf,
@@ -331,9 +331,6 @@ pub struct Docker {
     /// The section's entries (rendered, `plugin` left out), as the plugin receives them.
     pub entries: Vec<(String, String)>,
 }
-
-/// The deploy-target plugin serving `[deploy:docker]` unless the section names another.
-pub const DEFAULT_DOCKER_PLUGIN: &str = "docker";
 
 /// A `[deploy:NAME]` section served by a deploy-target plugin.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]

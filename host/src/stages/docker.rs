@@ -1,6 +1,6 @@
 //! The `docker` stage: the delivery's `[deploy:docker]` section handed to the deploy-target
-//! plugin bound to it (the shipped `docker` component from stasis.ini unless the section names
-//! another with `plugin = NAME`), planned, then performed: image built from the rendered
+//! plugin bound to it (the one `deploy/targets.ini` binds, the shipped `docker` component,
+//! unless the section names another with `plugin = NAME`), planned, then performed: image built from the rendered
 //! `build/docker/Dockerfile`, its `test_script` run inside it, the archive saved under
 //! `output/packages/docker/` and, with `push = true`, its registry tags pushed. Everything
 //! container-specific lives in the plugin; this stage only calls it, records what it reports

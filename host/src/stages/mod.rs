@@ -155,10 +155,14 @@ fn decide(plan: &Plan, kind: StageKind) -> (StageStatus, String) {
         StageKind::Docker if plan.deploy.docker.is_none() => skip("no [deploy:docker] section"),
         StageKind::Docker if !s.docker => skip("--no-docker"),
         StageKind::Docker => match &plan.deploy.docker {
+            Some(d) if d.plugin.is_empty() => (
+                StageStatus::NotPerformed,
+                "no deploy-target plugin serves it (deploy/targets.ini [targets] binds none; name one with `plugin = NAME`)".into(),
+            ),
             Some(d) if !plan.plugins.iter().any(|p| p.name == d.plugin) => (
                 StageStatus::NotPerformed,
                 format!(
-                    "no deploy-target plugin {:?} is declared (stasis.ini ships [plugin:docker])",
+                    "no deploy-target plugin {:?} is declared (deploy/targets.ini ships [plugin:docker])",
                     d.plugin
                 ),
             ),

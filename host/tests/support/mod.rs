@@ -1,7 +1,8 @@
 //! Support shared by the integration tests in `host/tests/`: real git repositories
 //! ([`git`]), the one HTTP test server with its modes ([`server`]) and the private CA for its
 //! TLS mode ([`tls`]), headless Chromium for the HTML report ([`browser`]), the `stasis`
-//! binary with a hermetic environment ([`cli`]), the
+//! binary with a hermetic environment ([`cli`]), the deploy tests' world with real container
+//! tools ([`deploy`], over [`registry`]), the
 //! documentation's runnable shell blocks ([`docs`]), where `scripts/setup` put the external
 //! tools (the venv, gitlab-ci-local: [`tools`]), and the
 //! on-disk conda channel and PEP 503 index fixtures ([`conda`], [`pyindex`], shared with the
@@ -13,6 +14,7 @@
 pub mod artifactory;
 pub mod browser;
 pub mod cli;
+pub mod deploy;
 pub mod docs;
 pub mod git;
 pub mod registry;
@@ -57,4 +59,22 @@ pub fn env_settings(pkgs: PathBuf, attempts: u32, delay: Duration) -> stasis::en
     };
     s.net.timeout = Duration::from_secs(10);
     s
+}
+
+/// Every regular file under `dir`, as paths relative to it, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
 }

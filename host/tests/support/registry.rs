@@ -106,6 +106,32 @@ impl Registry {
         }
     }
 
+    /// The manifest of `name:reference` through the registry API (`/v2/NAME/manifests/REF`,
+    /// accepting the OCI and Docker v2 formats): its digest (`Docker-Content-Digest`) and body.
+    pub fn manifest(&self, name: &str, reference: &str) -> Option<(String, serde_json::Value)> {
+        let client = reqwest::blocking::Client::new();
+        let mut req = client
+            .get(format!("http://{}/v2/{name}/manifests/{reference}", self.host()))
+            .header(
+                "accept",
+                "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+            );
+        if let Some((u, p)) = &self.credentials {
+            req = req.basic_auth(u, Some(p));
+        }
+        let resp = req.timeout(Duration::from_secs(5)).send().ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
+        let digest = resp
+            .headers()
+            .get("docker-content-digest")?
+            .to_str()
+            .ok()?
+            .to_string();
+        Some((digest, serde_json::from_str(&resp.text().ok()?).ok()?))
+    }
+
     /// The tags of repository `name`, read through the registry API (`/v2/NAME/tags/list`).
     pub fn tags(&self, name: &str) -> Vec<String> {
         let Some(body) = self.get(&format!("/v2/{name}/tags/list")) else {

@@ -55,7 +55,8 @@ impl Resolver<'_> {
                     plugin: sec
                         .get("plugin")
                         .map(|e| e.value.trim().to_string())
-                        .unwrap_or_else(|| crate::plan::DEFAULT_DOCKER_PLUGIN.to_string()),
+                        .or_else(|| self.default_target(&name))
+                        .unwrap_or_default(),
                     file: file.clone(),
                     line: sec.line,
                     entries,
@@ -98,8 +99,11 @@ impl Resolver<'_> {
                     dest,
                     repo,
                 });
-            } else if let Some(p) = sec.get("plugin") {
-                let plugin = p.value.trim().to_string();
+            } else if let Some(plugin) = sec
+                .get("plugin")
+                .map(|p| p.value.trim().to_string())
+                .or_else(|| self.default_target(&name))
+            {
                 let entries = sec
                     .entries
                     .iter()
@@ -118,7 +122,7 @@ impl Resolver<'_> {
                     &file,
                     sec.line,
                     &format!("[{}]", sec.name),
-                    "unknown deploy target: use [deploy:docker], [deploy:artifactory:NAME], or name a deploy-target plugin with `plugin = NAME`",
+                    "unknown deploy target: use [deploy:docker], [deploy:artifactory:NAME], or name a deploy-target plugin with `plugin = NAME` (or bind one in deploy/targets.ini [targets])",
                 );
             }
         }

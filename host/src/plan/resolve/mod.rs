@@ -106,7 +106,7 @@ pub fn resolve_with(
     r.conda_commands(settings.conda_engine, &tests);
     let templates = r.templates();
     let mut plugins = r.plugins(&deploy);
-    r.default_deploy_plugins(&mut plugins, &deploy);
+    r.default_deploy_plugins(&mut plugins, &deploy, &settings);
     let ci = r.ci();
     let plugin_policy = loaded.system.section("plugins").map(|sec| PluginSection {
         name: "plugins".into(),

@@ -1,7 +1,8 @@
 //! `[plugin:NAME]` sections of the mission and the delivery, as written, with component paths
 //! made absolute and `sha256 = @plugins.lock` pins looked up; plus the ones stasis.ini declares
-//! (the shipped deploy targets, operator-replaceable) when a deploy section of the delivery
-//! uses them and neither the mission nor the delivery declares that name.
+//! (an operator's deploy targets, replacing the shipped ones of `deploy/targets.ini`, which
+//! deploy_defaults.rs adds) when a deploy section of the delivery uses them and the mission
+//! does not declare that name.
 
 use std::path::{Path, PathBuf};
 
@@ -82,7 +83,19 @@ impl Resolver<'_> {
         for e in &sec.entries {
             let value = match (e.key.as_str(), e.value.trim().strip_prefix('@')) {
                 ("sha256", Some(lock)) => {
-                    match pin_from_lock(&dir.join(lock), component.as_deref().unwrap_or("")) {
+                    let lock = dir.join(lock);
+                    let component = component.as_deref().unwrap_or("");
+                    // The compiled-in etc/ (no sysconf on disk) serves its locks from memory.
+                    let pin = match lock.strip_prefix(crate::config::sysconf::BUILTIN_PREFIX) {
+                        Ok(rel) => self
+                            .loaded
+                            .sysconf
+                            .read_text(&rel.to_string_lossy())
+                            .ok_or_else(|| format!("lock file {}: not built in", lock.display()))
+                            .and_then(|(_, text)| pin_in(&text, &lock, component)),
+                        Err(_) => pin_from_lock(&lock, component),
+                    };
+                    match pin {
                         Ok(pin) => pin,
                         Err(msg) => {
                             let key = format!("[{}] sha256", sec.name);
@@ -120,6 +133,11 @@ fn pin_from_lock(lock: &Path, component: &str) -> Result<String, String> {
             lock.display()
         )
     })?;
+    pin_in(&text, lock, component)
+}
+
+/// The pin of `component` in the text of lock file `lock`.
+fn pin_in(text: &str, lock: &Path, component: &str) -> Result<String, String> {
     let file = Path::new(component)
         .file_name()
         .map(|f| f.to_string_lossy().to_string())

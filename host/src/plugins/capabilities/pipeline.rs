@@ -6,7 +6,10 @@
 //! written under a temporary name, renamed only when every step exited 0. Secret files are
 //! written to a private temporary directory (0700, file 0600) outside the delivery tree and
 //! removed when the call returns; their values and the encodings made of them are redacted
-//! from everything captured. Every step runs under [`crate::process`] (own group, timeout).
+//! from everything captured. A secret bound to hosts (`NAME@https://host`) goes only into a
+//! registry auth file the host writes itself, with entries for hosts its binding allows; a
+//! template or an environment variable would hand it to a program, so only `NAME@program`
+//! bindings (or none) allow those. Every step runs under [`crate::process`] (own group, timeout).
 //!
 //! It must not widen what `process` allows: no shell, no path outside the tree, no secret
 //! that is not granted.
@@ -17,7 +20,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::plugins::bindings::host_api::pipeline::{Host, Outcome, Request, StepResult};
+use crate::plugins::bindings::host_api::pipeline::{
+    Host, Outcome, RegistryAuth, Request, SecretContent, StepResult,
+};
 use crate::plugins::bindings::host_api::types::CapError;
 use crate::plugins::context::{LogLevel, PluginContext, PluginState};
 use crate::plugins::grant::Denial;
@@ -51,10 +56,12 @@ impl Host for PluginState {
             }
             let mut values = Vec::new();
             for name in &s.secrets {
-                values.push((name.clone(), secret_value(&ctx, name)?));
+                values.push((name.clone(), secret_value(&ctx, name, &[&s.program])?));
             }
             step_secrets.push(values);
         }
+        // Every step gets every secret file's path: a template's secrets go to all of them.
+        let programs: Vec<&str> = req.steps.iter().map(|s| s.program.as_str()).collect();
         // Secret files: rendered on the host, in a private directory that dies with the call.
         let private = tempfile::Builder::new()
             .prefix("stasis-secret-")
@@ -64,7 +71,10 @@ impl Host for PluginState {
         let mut derived = Vec::new();
         for (i, f) in req.secret_files.iter().enumerate() {
             ctx.grant.check_env(&f.env).map_err(deny)?;
-            let (content, extra) = expand_secret_template(&ctx, &f.template)?;
+            let (content, extra) = match &f.content {
+                SecretContent::Template(t) => expand_secret_template(&ctx, t, &programs)?,
+                SecretContent::RegistryAuth(a) => registry_auth(&ctx, a)?,
+            };
             derived.extend(extra);
             let path = private.path().join(format!("secret-{i}"));
             write_private(&path, content.as_bytes())
@@ -257,10 +267,17 @@ impl Host for PluginState {
     }
 }
 
-fn secret_value(ctx: &PluginContext, name: &str) -> Result<String, CapError> {
-    ctx.grant
-        .check_secret(name)
-        .map_err(|d| ctx.deny("pipeline", d))?;
+/// The value of secret `name`, given to `programs`: granted, and bound to them if bound at all.
+fn secret_value(ctx: &PluginContext, name: &str, programs: &[&str]) -> Result<String, CapError> {
+    for p in programs {
+        ctx.grant
+            .check_secret_to_program(name, p)
+            .map_err(|d| ctx.deny("pipeline", d))?;
+    }
+    set_value(ctx, name)
+}
+
+fn set_value(ctx: &PluginContext, name: &str) -> Result<String, CapError> {
     ctx.secrets.value(name).map(str::to_string).ok_or_else(|| {
         CapError::Failed(format!(
             "secret {name} is granted but not set in stasis's environment"
@@ -268,11 +285,60 @@ fn secret_value(ctx: &PluginContext, name: &str) -> Result<String, CapError> {
     })
 }
 
+/// A containers-auth.json with one entry per asked host, each checked first: both secrets
+/// must be allowed to go to that host (over https or http: the engine picks the scheme, the
+/// host:port is what the entry names). Returns the text and the Basic encoding to redact.
+fn registry_auth(ctx: &PluginContext, a: &RegistryAuth) -> Result<(String, Vec<String>), CapError> {
+    if a.hosts.is_empty() {
+        return Err(CapError::Invalid("registry-auth: no hosts".into()));
+    }
+    for host in &a.hosts {
+        let urls: Vec<url::Url> = ["https", "http"]
+            .iter()
+            .filter_map(|scheme| url::Url::parse(&format!("{scheme}://{host}")).ok())
+            .filter(|u| u.path() == "/" && u.host_str().is_some_and(|h| !h.is_empty()))
+            .collect();
+        if urls.is_empty() || host.contains(['/', '@', '?', '#']) {
+            return Err(CapError::Invalid(format!(
+                "registry-auth: {host:?} is not a registry host (host or host:port)"
+            )));
+        }
+        for name in [&a.user, &a.password] {
+            let mut denial = None;
+            let allowed = urls
+                .iter()
+                .any(|u| match ctx.grant.check_secret_to_host(name, u) {
+                    Ok(()) => true,
+                    Err(d) => {
+                        denial.get_or_insert(d);
+                        false
+                    }
+                });
+            if !allowed && let Some(d) = denial {
+                return Err(ctx.deny("pipeline", d));
+            }
+        }
+    }
+    let pair = format!(
+        "{}:{}",
+        set_value(ctx, &a.user)?,
+        set_value(ctx, &a.password)?
+    );
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut auths = serde_json::Map::new();
+    for host in &a.hosts {
+        auths.insert(host.clone(), serde_json::json!({ "auth": encoded }));
+    }
+    let text = serde_json::json!({ "auths": auths }).to_string();
+    Ok((text, vec![encoded]))
+}
+
 /// Expand `${secret:NAME}` and `${basic:USER:PASSWORD}` in a secret file's template. Returns
 /// the text and the derived values (encodings) that must be redacted like the secrets.
 fn expand_secret_template(
     ctx: &PluginContext,
     template: &str,
+    programs: &[&str],
 ) -> Result<(String, Vec<String>), CapError> {
     let mut out = String::with_capacity(template.len());
     let mut derived = Vec::new();
@@ -285,12 +351,12 @@ fn expand_secret_template(
         })?;
         let inner = &after[..end];
         match inner.split(':').collect::<Vec<_>>().as_slice() {
-            ["secret", name] => out.push_str(&secret_value(ctx, name)?),
+            ["secret", name] => out.push_str(&secret_value(ctx, name, programs)?),
             ["basic", user, password] => {
                 let pair = format!(
                     "{}:{}",
-                    secret_value(ctx, user)?,
-                    secret_value(ctx, password)?
+                    secret_value(ctx, user, programs)?,
+                    secret_value(ctx, password, programs)?
                 );
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 out.push_str(&encoded);

@@ -406,6 +406,30 @@ impl Grant {
         }
     }
 
+    /// May secret `name` go to `url`, a host the plugin does not call itself (a registry a
+    /// container engine reaches with a host-written auth file)? A bound secret only to its
+    /// bindings; an unbound one only to the grant's `allow_hosts`. The operator's
+    /// `deny_hosts` win either way.
+    pub fn check_secret_to_host(&self, name: &str, url: &url::Url) -> Result<(), Denial> {
+        self.check_secret(name)?;
+        let at = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+        if self.deny_hosts.iter().any(|p| p.matches(url)) {
+            return Err(Denial(format!(
+                "secret {name} may not be sent to {at}: the operator's deny_hosts refuses it"
+            )));
+        }
+        if self.secret_targets(name).is_some() {
+            return self.check_secret_to_url(name, url);
+        }
+        if self.allow_hosts.iter().any(|p| p.matches(url)) {
+            Ok(())
+        } else {
+            Err(Denial(format!(
+                "secret {name} may go only to the grant's allow_hosts, and none admits {at} (bind it: secrets = {name}@{at})"
+            )))
+        }
+    }
+
     /// May secret `name` be given to a child process running `program`?
     pub fn check_secret_to_program(&self, name: &str, program: &str) -> Result<(), Denial> {
         self.check_secret(name)?;
@@ -447,6 +471,32 @@ pub fn special_address(ip: std::net::IpAddr) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// A delivery's `secrets` within the base's: a bare `NAME` keeps the base's bindings of NAME
+/// (naming a secret does not unbind it); `NAME@target` needs NAME unbound in the base or bound
+/// to that target there.
+fn narrow_secrets(mine: &[String], base: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for entry in mine {
+        let name = secret_name(entry);
+        let of_name: Vec<&String> = base.iter().filter(|b| secret_name(b) == name).collect();
+        let ok = if entry.contains('@') {
+            of_name.iter().any(|b| *b == entry || !b.contains('@'))
+        } else {
+            !of_name.is_empty()
+        };
+        if !ok {
+            return Err(format!("{entry} is not granted by the mission"));
+        }
+        if entry.contains('@') {
+            out.push(entry.clone());
+        } else {
+            out.extend(of_name.into_iter().cloned());
+        }
+    }
+    out.dedup();
+    Ok(out)
 }
 
 fn secret_name(entry: &str) -> &str {
@@ -717,9 +767,11 @@ fn narrow<'a>(
         }
         g.write_dirs = dirs.clone();
     }
+    if let Some(names) = &d.secrets {
+        g.secrets = narrow_secrets(names, &g.secrets).map_err(|m| widen("secrets", m))?;
+    }
     for (key, mine, theirs) in [
         ("allow_env", &d.allow_env, &mut g.allow_env),
-        ("secrets", &d.secrets, &mut g.secrets),
         ("unconfined", &d.unconfined, &mut g.unconfined),
     ] {
         if let Some(names) = mine {
@@ -909,6 +961,65 @@ mod tests {
                 .is_err()
         );
         assert!(g.check_env("TOKEN").unwrap_err().0.contains("is a secret"));
+    }
+
+    #[test]
+    fn a_host_an_engine_reaches_gets_a_secret_only_by_binding_or_allow_hosts() {
+        let mut g = Grant::new(
+            "x",
+            PluginKind::DeployTarget,
+            std::path::Path::new("x.wasm"),
+        );
+        g.secrets = vec!["PW@https://reg.example".into(), "FREE".into()];
+        g.allow_hosts = vec![HostPattern::parse("https://api.example").unwrap()];
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(
+            g.check_secret_to_host("PW", &u("https://reg.example"))
+                .is_ok()
+        );
+        let e = g
+            .check_secret_to_host("PW", &u("https://api.example"))
+            .unwrap_err();
+        assert!(e.0.contains("is bound to https://reg.example"), "{e:?}");
+        assert!(
+            g.check_secret_to_host("FREE", &u("https://api.example"))
+                .is_ok()
+        );
+        let e = g
+            .check_secret_to_host("FREE", &u("https://reg.example"))
+            .unwrap_err();
+        assert!(e.0.contains("only to the grant's allow_hosts"), "{e:?}");
+        g.deny_hosts = vec![HostPattern::parse("https://reg.example").unwrap()];
+        let e = g
+            .check_secret_to_host("PW", &u("https://reg.example"))
+            .unwrap_err();
+        assert!(e.0.contains("deny_hosts"), "{e:?}");
+    }
+
+    #[test]
+    fn a_delivery_naming_a_bound_secret_keeps_its_binding() {
+        let base: Vec<String> = ["PW@https://a.example", "PW@http://a.example", "FREE"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let narrow = |mine: &[&str]| {
+            let mine: Vec<String> = mine.iter().map(|s| s.to_string()).collect();
+            narrow_secrets(&mine, &base)
+        };
+        assert_eq!(
+            narrow(&["PW"]).unwrap(),
+            ["PW@https://a.example", "PW@http://a.example"]
+        );
+        assert_eq!(
+            narrow(&["PW@https://a.example"]).unwrap(),
+            ["PW@https://a.example"]
+        );
+        assert_eq!(
+            narrow(&["FREE@https://b.example"]).unwrap(),
+            ["FREE@https://b.example"]
+        );
+        assert!(narrow(&["PW@https://b.example"]).is_err());
+        assert!(narrow(&["OTHER"]).is_err());
     }
 
     #[test]

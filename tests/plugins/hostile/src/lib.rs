@@ -5,7 +5,7 @@ wit_bindgen::generate!({ world: "deploy-target", path: "../../../wit", generate_
 
 use exports::stasis::plugin::deployer::Guest;
 use stasis::host::types::{CapError, SecretHeader};
-use stasis::host::{http, log, process, template, upload};
+use stasis::host::{http, log, pipeline, process, template, upload};
 use stasis::plugin::types::{Action, Delivery, DeployReport, PluginError};
 
 struct Hostile;
@@ -183,6 +183,36 @@ fn run(section: &[(String, String)], delivery: &Delivery) -> Result<DeployReport
             ok(format!("{} {} {} {} {}", r.path, r.status, r.bytes, r.sha256, r.body_received))
         }
         "template" => template::render(arg).map(ok).map_err(cap)?,
+        // A secret file for `sh -c 'cat "$AUTH"'`: a registry auth file for the hosts in
+        // `arg`, or (`template` given) a template of our own naming the registry secrets.
+        "secret-file" => {
+            let template = get(section, "template");
+            let content = if template.is_empty() {
+                pipeline::SecretContent::RegistryAuth(pipeline::RegistryAuth {
+                    hosts: words(arg),
+                    user: "STASIS_REGISTRY_USER".into(),
+                    password: "STASIS_REGISTRY_PASSWORD".into(),
+                })
+            } else {
+                pipeline::SecretContent::Template(template.into())
+            };
+            let out = pipeline::run(&pipeline::Request {
+                steps: vec![pipeline::Step {
+                    program: "sh".into(),
+                    args: vec!["-c".into(), "cat \"$AUTH\"".into()],
+                    env: vec![],
+                    secrets: words(get(section, "secrets")),
+                }],
+                cwd: None,
+                stdin: None,
+                stdin_file: None,
+                stdout_file: None,
+                secret_files: vec![pipeline::SecretFile { env: "AUTH".into(), content }],
+                timeout_ms: Some(5_000),
+            })
+            .map_err(cap)?;
+            ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
         other => Err(PluginError::Unsupported(format!("case {other:?}"))),
     }
 }
