@@ -387,14 +387,9 @@ mod tests {
         let (_, diags) = w.resolve();
         assert_eq!(errors(&diags), [(0, "[deploy:docker]".to_string())]);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::fixture::World;
 
     /// The entries of the first bound target, by key (the last value wins, as in the plugin).
-    fn entry(plan: &crate::plan::Plan, key: &str) -> String {
+    fn target_entry(plan: &crate::plan::Plan, key: &str) -> String {
         plan.deploy.targets[0]
             .entries
             .iter()
@@ -418,14 +413,21 @@ mod tests {
             w.resolve().0
         };
         let p = world("2", false);
-        let series = entry(&p, "series");
+        let series = target_entry(&p, "series");
         assert!(
             series.starts_with("demo-1.0-*-py312-") && !series.contains("%"),
             "{series}"
         );
-        assert_eq!(entry(&p, "series_repo"), "generic", "the global repository");
         assert_eq!(
-            (entry(&p, "preflight"), entry(&p, "release_check")),
+            target_entry(&p, "series_repo"),
+            "generic",
+            "the global repository"
+        );
+        assert_eq!(
+            (
+                target_entry(&p, "preflight"),
+                target_entry(&p, "release_check")
+            ),
             ("true".into(), "true".into())
         );
         // Only the first section asks; --overwrite drops the check, not the download.
@@ -437,13 +439,16 @@ mod tests {
         );
         let p = world("2", true);
         assert_eq!(
-            (entry(&p, "preflight"), entry(&p, "release_check")),
+            (
+                target_entry(&p, "preflight"),
+                target_entry(&p, "release_check")
+            ),
             ("true".into(), "false".into())
         );
-        assert_eq!(entry(&p, "series"), series);
+        assert_eq!(target_entry(&p, "series"), series);
         let p = world("1", true);
         assert_eq!(
-            (entry(&p, "preflight"), entry(&p, "series")),
+            (target_entry(&p, "preflight"), target_entry(&p, "series")),
             ("false".into(), String::new())
         );
     }
