@@ -1176,4 +1176,22 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
         all.contains(&format!("lock file {}: cannot read it", lock.display())),
         "{all}"
     );
+    // Named on the command line, a missing lock is a usage error that names it.
+    let plan = stasis()
+        .args([
+            "plan",
+            "-c",
+            "stasis.ini",
+            "--env-lock",
+            lock.to_str().unwrap(),
+            "d.ini",
+        ])
+        .output();
+    assert_eq!(plan.code(), Some(2), "{}", plan.stderr);
+    assert!(
+        plan.stderr
+            .contains(&format!("--env-lock {}: no such file", lock.display())),
+        "{}",
+        plan.stderr
+    );
 }

@@ -430,6 +430,14 @@ pub fn settings_from(opts: &RunOpts) -> Result<Settings, String> {
     for p in &opts.test {
         globset::Glob::new(p).map_err(|e| format!("--test {p}: {e}"))?;
     }
+    // A lock named on the command line is checked here, so a typo is a usage error (exit 2)
+    // rather than a failed environments stage after the checkouts.
+    if let Some(lock) = opts.env_lock.as_ref().filter(|l| !l.is_file()) {
+        return Err(format!(
+            "--env-lock {}: no such file (the environment lock a CI setup job writes)",
+            lock.display()
+        ));
+    }
     let interval = opts.pool_status_interval.unwrap_or(30).clamp(1, i64::MAX) as u64;
     let wheel_builder = match &opts.wheel_builder {
         Some(w) => WheelBuilder::parse(w).ok_or_else(|| {
