@@ -682,6 +682,12 @@ impl Command {
                 });
             }
         }
+        if self.track {
+            // SAFETY: mark_in_child only makes the personality(2) syscall.
+            unsafe {
+                c.pre_exec(descendants::mark_in_child);
+            }
+        }
         if let Some(fd) = landlock {
             // SAFETY: only prctl and landlock_restrict_self (syscalls) run in the child; the
             // ruleset descriptor stays open in the parent until `spawn` returned.

@@ -126,7 +126,7 @@ pub fn resolve_with(
     });
 
     let mission_dir = loaded.mission.as_ref().map(|m| m.dir.clone());
-    Plan {
+    let mut plan = Plan {
         schema_version: PLAN_SCHEMA_VERSION,
         stasis_version: crate::version().to_string(),
         delivery_file: loaded.delivery.path.clone(),
@@ -148,7 +148,10 @@ pub fn resolve_with(
         stages: Vec::new(),
         variables: r.vars,
         ci,
-    }
+        plugin_authority: Vec::new(),
+    };
+    plan.plugin_authority = super::hooks::authority(&plan);
+    plan
 }
 
 impl Resolver<'_> {
