@@ -1239,8 +1239,9 @@ fn a_setsid_grandchild_whose_parent_exits_at_once_does_not_outlive_the_call() {
                 g.unconfined = vec!["sh".into()];
             }
         });
-        // The subshell forks the setsid child and exits at once, then sh exits: the child
-        // (which prints its pid and becomes sleep) is orphaned within a millisecond or two.
+        // The subshell starts the setsid child, prints its pid and exits at once, then sh
+        // exits: the child (setsid, then sh, then sleep, one pid: no job control, so setsid
+        // need not fork) is orphaned within a millisecond or two.
         let out = case(
             &host,
             &[
@@ -1248,11 +1249,11 @@ fn a_setsid_grandchild_whose_parent_exits_at_once_does_not_outlive_the_call() {
                 ("arg", "sh -c"),
                 (
                     "argv_tail",
-                    "(setsid sh -c 'echo $$; exec sleep 300' &); exit 0",
+                    "(setsid sh -c 'exec sleep 300' & echo $!); exit 0",
                 ),
             ],
-        );
-        let out = out.unwrap();
+        )
+        .unwrap();
         let pid: u32 = out
             .strip_prefix("status=Some(0) stdout=")
             .and_then(|r| r.split_whitespace().next())
