@@ -146,19 +146,22 @@ fn a_python_plugin_build_without_componentize_py_says_how_to_get_it() {
     }
 }
 
-#[test]
-fn a_plugin_without_sha256_under_require_sha256_gets_the_line_to_add() {
-    let tmp = tempfile::tempdir().unwrap();
-    let wasm = tmp.path().join("fmt.wasm");
+/// The shipped date formatter copied to `dir/fmt.wasm`; its sha256.
+fn formatter_in(dir: &Path) -> String {
+    let wasm = dir.join("fmt.wasm");
     std::fs::copy(
         workspace().join("etc/examples/plugins/date_formatter.wasm"),
         &wasm,
     )
     .unwrap();
-    let digest = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(std::fs::read(&wasm).unwrap()))
-    };
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(&wasm).unwrap()))
+}
+
+#[test]
+fn a_plugin_without_sha256_under_require_sha256_gets_the_line_to_add() {
+    let tmp = tempfile::tempdir().unwrap();
+    let digest = formatter_in(tmp.path());
     let f = delivery(tmp.path(), "generic");
     let mut text = std::fs::read_to_string(&f).unwrap();
     text.push_str("\n[plugin:dates]\nkind = release-formatter\ncomponent = fmt.wasm\n");
@@ -197,16 +200,7 @@ fn a_lock_pin_sits_beside_its_ini_and_inline_mode_wants_the_pin_written() {
     let tmp = tempfile::tempdir().unwrap();
     let sub = tmp.path().join("sub");
     std::fs::create_dir(&sub).unwrap();
-    let wasm = tmp.path().join("fmt.wasm");
-    std::fs::copy(
-        workspace().join("etc/examples/plugins/date_formatter.wasm"),
-        &wasm,
-    )
-    .unwrap();
-    let digest = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(std::fs::read(&wasm).unwrap()))
-    };
+    let digest = formatter_in(tmp.path());
     let lock = format!("# pins\nfmt.wasm = {digest}\n");
     for dir in [tmp.path(), sub.as_path()] {
         std::fs::write(dir.join("plugins.lock"), &lock).unwrap();

@@ -1180,6 +1180,25 @@ fn confinement_is_widened_only_by_the_grant() {
     }
 }
 
+/// The pid a `run` case printed first on stdout, and whether that process is gone (dead or a
+/// zombie) within a second.
+fn printed_pid_gone(out: &str) -> (u32, bool) {
+    let pid: u32 = out
+        .strip_prefix("status=Some(0) stdout=")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    let gone = (0..100).any(|_| {
+        let alive =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+        if alive {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        !alive
+    });
+    (pid, gone)
+}
+
 /// Finding: `setsid` escaped the group kill, and the host then waited for the pipes it held.
 /// Every descendant dies with the call now, `setsid` ones included.
 #[test]
@@ -1202,24 +1221,12 @@ fn a_setsid_child_does_not_outlive_the_call() {
             ],
         )
         .unwrap();
-        let pid: u32 = out
-            .strip_prefix("status=Some(0) stdout=")
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{out}"));
         assert!(
             t.elapsed() < Duration::from_millis(1500),
             "waited {:?} for the escaped child's pipes",
             t.elapsed()
         );
-        let gone = (0..100).any(|_| {
-            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| !s.contains(") Z "));
-            if alive {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            !alive
-        });
+        let (pid, gone) = printed_pid_gone(&out);
         assert!(
             gone,
             "the setsid child {pid} outlived the call (unconfined: {unconfined})"
@@ -1254,19 +1261,7 @@ fn a_setsid_grandchild_whose_parent_exits_at_once_does_not_outlive_the_call() {
             ],
         )
         .unwrap();
-        let pid: u32 = out
-            .strip_prefix("status=Some(0) stdout=")
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{out}"));
-        let gone = (0..100).any(|_| {
-            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| !s.contains(") Z "));
-            if alive {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            !alive
-        });
+        let (pid, gone) = printed_pid_gone(&out);
         if !gone {
             // Do not leave it behind for the next test run.
             // SAFETY: kill has no memory preconditions.

@@ -21,6 +21,8 @@ pub enum PluginCommand {
     Inspect {
         /// The component (.wasm) or a delivery file (.ini)
         file: PathBuf,
+        #[command(flatten)]
+        config: super::ConfigOpts,
     },
     /// Load, pin-check, precompile and gate every plugin a delivery declares (its own
     /// [plugin:*] sections and its mission's), without running them.
@@ -90,16 +92,10 @@ pub fn dispatch(
             config,
         } => {
             let opts = top.with_config(config);
-            let (plan, diags) = match super::load_plan(console, env, &delivery_file, &opts) {
+            let plan = match valid_plan(console, env, &delivery_file, &opts) {
                 Ok(p) => p,
                 Err(code) => return code,
             };
-            for d in &diags.items {
-                console.diagnostic(d);
-            }
-            if diags.has_errors() {
-                return super::EXIT_USAGE;
-            }
             let (mission, delivery, policy) = crate::plan::hooks::sections(&plan);
             match check(&mission, &delivery, policy.as_ref(), &cache) {
                 0 => super::EXIT_OK,
@@ -152,13 +148,13 @@ pub fn dispatch(
             }
         }
         PluginCommand::Build { dir } => plugin_build::build(console, env, &dir, &cache),
-        PluginCommand::Inspect { file } if file.extension().is_some_and(|x| x == "ini") => {
-            inspect_delivery(console, env, &file, top, &cache)
+        PluginCommand::Inspect { file, config } if file.extension().is_some_and(|x| x == "ini") => {
+            inspect_delivery(console, env, &file, &top.with_config(config), &cache)
         }
-        PluginCommand::Inspect { file } => inspect_with_defaults(
+        PluginCommand::Inspect { file, config } => inspect_with_defaults(
             &file,
             &cache,
-            top.config.as_deref(),
+            top.with_config(config).config.as_deref(),
             env.get("STASIS_SYSCONFDIR").map(String::as_str),
         ),
     }
@@ -273,6 +269,23 @@ fn declared_beside(file: &Path, file_name: &str) -> Option<(PathBuf, String)> {
     None
 }
 
+/// The delivery's Plan with its diagnostics printed; `Err(exit code)` when it has errors.
+fn valid_plan(
+    console: &Console,
+    env: &BTreeMap<String, String>,
+    delivery_file: &Path,
+    opts: &super::RunOpts,
+) -> Result<crate::plan::Plan, i32> {
+    let (plan, diags) = super::load_plan(console, env, delivery_file, opts)?;
+    for d in &diags.items {
+        console.diagnostic(d);
+    }
+    if diags.has_errors() {
+        return Err(super::EXIT_USAGE);
+    }
+    Ok(plan)
+}
+
 /// `stasis plugin inspect DELIVERY.ini`: for each declared plugin, its component (world and
 /// sha256 as it is on disk) and its effective authority; grant errors exit 2.
 fn inspect_delivery(
@@ -282,16 +295,10 @@ fn inspect_delivery(
     top: &super::RunOpts,
     cache_dir: &Path,
 ) -> i32 {
-    let (plan, diags) = match super::load_plan(console, env, delivery_file, top) {
+    let plan = match valid_plan(console, env, delivery_file, top) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    for d in &diags.items {
-        console.diagnostic(d);
-    }
-    if diags.has_errors() {
-        return super::EXIT_USAGE;
-    }
     let (mission, delivery, policy) = crate::plan::hooks::sections(&plan);
     let policy = match Policy::from_section(policy.as_ref()) {
         Ok(p) => p,
