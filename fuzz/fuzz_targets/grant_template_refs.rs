@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(g) = &g {
                 // A declaration narrowing itself never widens.
                 assert!(effective_grant(Some(&d), Some(&d), &Policy::default()).is_ok());
-                let _ = g.authority();
+                let _ = g.authority().lines();
             }
             match g {
                 Ok(g) => g,

@@ -479,3 +479,87 @@ fn unknown_engine_or_wheel_builder_is_a_config_error_at_check() {
     let v = plan(&["--wheel-builder", "native"]);
     assert_eq!(v["settings"]["wheel_builder"], "native");
 }
+
+/// `stasis plan` (text and JSON) and `stasis plugin inspect DELIVERY.ini` show each declared
+/// plugin's effective authority: the mission's grant as the delivery narrowed it, with the
+/// operator's policy applied — the same lines `plugin check` prints.
+#[test]
+fn plan_and_plugin_inspect_show_the_effective_authority() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("d.ini");
+    std::fs::write(
+        &f,
+        "[meta]\nmission = hst\nname = demo\nversion = 1.0.0\nrc = 1\npython = 3.12\ncodename = abc\n\
+         [conda]\ninstaller_name = Miniforge3\ninstaller_version = 24.3.0-0\n\
+         installer_platform = Linux\ninstaller_arch = x86_64\n\
+         [plugin:hst-rules]\nkind = mission-rule\ntimeout = 3s\nmemory = 24M\n",
+    )
+    .unwrap();
+    let sys = tmp.path().join("stasis.ini");
+    let mut text = std::fs::read_to_string(repo().join("etc/stasis.ini")).unwrap();
+    text.push_str("\n[plugins]\ndeny_hosts = https://*.evil.example\n");
+    std::fs::write(&sys, text).unwrap();
+    let cmd = |args: &[&str]| {
+        Stasis::new(tmp.path())
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+            .config(&sys)
+            .args(args)
+            .arg(&f)
+            .output()
+    };
+    let narrowed = format!("grant from: {}:13", f.display());
+    let out = cmd(&["plan"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    for want in [
+        "plugins (effective authority)",
+        "[plugin:hst-rules]",
+        narrowed.as_str(),
+        "timeout: 3s",
+        "memory: 24M (all memories and tables)",
+        "denied host (operator): https://*.evil.example",
+        "transform_scripts: may change test commands",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "plan: {want:?} missing:\n{}",
+            out.stdout
+        );
+    }
+    let out = cmd(&["plan", "--json"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let a = &out.json()["plugin_authority"][0];
+    assert_eq!(a["plugin"], "hst-rules", "{a}");
+    assert_eq!(a["timeout_ms"], 3000, "{a}");
+    assert_eq!(a["memory_bytes"], 24 << 20, "{a}");
+    assert_eq!(a["grant_from"], format!("{}:13", f.display()), "{a}");
+    assert_eq!(a["denied_hosts"][0], "https://*.evil.example", "{a}");
+    assert_eq!(a["transform_scripts"], true, "{a}");
+    let out = cmd(&["plugin", "inspect"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    for want in [
+        "[plugin:hst-rules]",
+        "component on disk: stasis:plugin/mission-rule@",
+        "effective authority:",
+        narrowed.as_str(),
+        "timeout: 3s",
+        "denied host (operator): https://*.evil.example",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "inspect: {want:?} missing:\n{}",
+            out.stdout
+        );
+    }
+    // A delivery that widens the grant is an error there too (exit 2, naming file and key).
+    let widened = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("timeout = 3s", "timeout = 1h");
+    std::fs::write(&f, widened).unwrap();
+    let out = cmd(&["plugin", "inspect"]);
+    assert_eq!(out.code(), Some(2), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("[plugin:hst-rules] timeout"),
+        "{}",
+        out.stderr
+    );
+}

@@ -146,19 +146,22 @@ fn a_python_plugin_build_without_componentize_py_says_how_to_get_it() {
     }
 }
 
-#[test]
-fn a_plugin_without_sha256_under_require_sha256_gets_the_line_to_add() {
-    let tmp = tempfile::tempdir().unwrap();
-    let wasm = tmp.path().join("fmt.wasm");
+/// The shipped date formatter copied to `dir/fmt.wasm`; its sha256.
+fn formatter_in(dir: &Path) -> String {
+    let wasm = dir.join("fmt.wasm");
     std::fs::copy(
         workspace().join("etc/examples/plugins/date_formatter.wasm"),
         &wasm,
     )
     .unwrap();
-    let digest = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(std::fs::read(&wasm).unwrap()))
-    };
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(&wasm).unwrap()))
+}
+
+#[test]
+fn a_plugin_without_sha256_under_require_sha256_gets_the_line_to_add() {
+    let tmp = tempfile::tempdir().unwrap();
+    let digest = formatter_in(tmp.path());
     let f = delivery(tmp.path(), "generic");
     let mut text = std::fs::read_to_string(&f).unwrap();
     text.push_str("\n[plugin:dates]\nkind = release-formatter\ncomponent = fmt.wasm\n");
@@ -188,4 +191,96 @@ fn a_plugin_without_sha256_under_require_sha256_gets_the_line_to_add() {
         .arg(&f)
         .output();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
+
+/// `sha256 = @NAME` reads a lock beside the declaring ini, nowhere else (the pin is reviewed
+/// with that ini); `require_sha256 = inline` refuses lock pins and gives the line to write.
+#[test]
+fn a_lock_pin_sits_beside_its_ini_and_inline_mode_wants_the_pin_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sub = tmp.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let digest = formatter_in(tmp.path());
+    let lock = format!("# pins\nfmt.wasm = {digest}\n");
+    for dir in [tmp.path(), sub.as_path()] {
+        std::fs::write(dir.join("plugins.lock"), &lock).unwrap();
+    }
+    let f = delivery(tmp.path(), "generic");
+    let base = std::fs::read_to_string(&f).unwrap();
+    let sys = tmp.path().join("stasis.ini");
+    let check = |pin: &str, policy: &str| {
+        std::fs::write(
+            &f,
+            format!(
+                "{base}\n[plugin:dates]\nkind = release-formatter\ncomponent = fmt.wasm\n{pin}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(&sys, format!("[plugins]\nrequire_sha256 = {policy}\n")).unwrap();
+        Stasis::new(tmp.path())
+            .arg("check")
+            .arg("-c")
+            .arg(&sys)
+            .arg(&f)
+            .output()
+    };
+    // The pin's line: the ini's lines plus the section's header, kind and component.
+    let line = base.lines().count() + 5;
+    let at = format!("{}:{line}", f.display());
+    for pin in [
+        "sha256 = @sub/plugins.lock",
+        "sha256 = @../plugins.lock",
+        "sha256 = @..",
+    ] {
+        let out = check(pin, "yes");
+        assert_eq!(out.code(), Some(2), "{pin}: {}", out.stderr);
+        for want in [
+            at.as_str(),
+            "[plugin:dates] sha256",
+            "bare file name beside this ini",
+            "no `/`, no `..`",
+        ] {
+            assert!(
+                out.stderr.contains(want),
+                "{pin}: {want:?} missing: {}",
+                out.stderr
+            );
+        }
+    }
+    let out = check("sha256 = @plugins.lock", "yes");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let out = check("sha256 = @plugins.lock", "true");
+    assert_eq!(out.code(), Some(0), "true keeps lock pins: {}", out.stderr);
+    // Inline only: the lock pin is refused with the line to write instead.
+    let out = check("sha256 = @plugins.lock", "inline");
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    for want in [
+        at.as_str(),
+        "[plugin:dates] sha256",
+        "require_sha256 = inline",
+        &format!("sha256 = {digest}"),
+    ] {
+        assert!(
+            out.stderr.contains(want),
+            "{want:?} missing: {}",
+            out.stderr
+        );
+    }
+    let out = check(&format!("sha256 = {digest}"), "inline");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    // The shipped deploy targets (etc/deploy/targets.ini, pinned by the lock beside it) are
+    // the operator's own declarations: inline mode does not refuse them.
+    let out = check(
+        &format!("sha256 = {digest}\n\n[deploy:docker]\nregistry = r.example\nbuild_args =\n"),
+        "inline",
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    // Inline mode still requires a pin.
+    let out = check("", "inline");
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("sha256 = {digest}")),
+        "{}",
+        out.stderr
+    );
 }

@@ -11,11 +11,18 @@ use crate::plugins::{self, CompileCache, PluginKind, Policy, Problem, SectionInp
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
     /// Show a component's world, version, imports, exports, size and sha256, and a
-    /// ready-to-review [plugin:NAME] section. Exit 0 for any valid component, 2 otherwise.
-    #[command(after_help = "Example:\n  stasis plugin inspect etc/mission/hst/hst_rules.wasm")]
+    /// ready-to-review [plugin:NAME] section; or, given a delivery file, each plugin it and
+    /// its mission declare with its effective authority (mission, delivery and operator policy
+    /// combined). Exit 0 for any valid component or delivery, 2 otherwise.
+    #[command(
+        after_help = "Examples:\n  stasis plugin inspect etc/mission/hst/hst_rules.wasm\n  \
+        stasis plugin inspect my-delivery.ini"
+    )]
     Inspect {
-        /// The component (.wasm)
+        /// The component (.wasm) or a delivery file (.ini)
         file: PathBuf,
+        #[command(flatten)]
+        config: super::ConfigOpts,
     },
     /// Load, pin-check, precompile and gate every plugin a delivery declares (its own
     /// [plugin:*] sections and its mission's), without running them.
@@ -85,16 +92,10 @@ pub fn dispatch(
             config,
         } => {
             let opts = top.with_config(config);
-            let (plan, diags) = match super::load_plan(console, env, &delivery_file, &opts) {
+            let plan = match valid_plan(console, env, &delivery_file, &opts) {
                 Ok(p) => p,
                 Err(code) => return code,
             };
-            for d in &diags.items {
-                console.diagnostic(d);
-            }
-            if diags.has_errors() {
-                return super::EXIT_USAGE;
-            }
             let (mission, delivery, policy) = crate::plan::hooks::sections(&plan);
             match check(&mission, &delivery, policy.as_ref(), &cache) {
                 0 => super::EXIT_OK,
@@ -147,10 +148,13 @@ pub fn dispatch(
             }
         }
         PluginCommand::Build { dir } => plugin_build::build(console, env, &dir, &cache),
-        PluginCommand::Inspect { file } => inspect_with_defaults(
+        PluginCommand::Inspect { file, config } if file.extension().is_some_and(|x| x == "ini") => {
+            inspect_delivery(console, env, &file, &top.with_config(config), &cache)
+        }
+        PluginCommand::Inspect { file, config } => inspect_with_defaults(
             &file,
             &cache,
-            top.config.as_deref(),
+            top.with_config(config).config.as_deref(),
             env.get("STASIS_SYSCONFDIR").map(String::as_str),
         ),
     }
@@ -265,6 +269,81 @@ fn declared_beside(file: &Path, file_name: &str) -> Option<(PathBuf, String)> {
     None
 }
 
+/// The delivery's Plan with its diagnostics printed; `Err(exit code)` when it has errors.
+fn valid_plan(
+    console: &Console,
+    env: &BTreeMap<String, String>,
+    delivery_file: &Path,
+    opts: &super::RunOpts,
+) -> Result<crate::plan::Plan, i32> {
+    let (plan, diags) = super::load_plan(console, env, delivery_file, opts)?;
+    for d in &diags.items {
+        console.diagnostic(d);
+    }
+    if diags.has_errors() {
+        return Err(super::EXIT_USAGE);
+    }
+    Ok(plan)
+}
+
+/// `stasis plugin inspect DELIVERY.ini`: for each declared plugin, its component (world and
+/// sha256 as it is on disk) and its effective authority; grant errors exit 2.
+fn inspect_delivery(
+    console: &Console,
+    env: &BTreeMap<String, String>,
+    delivery_file: &Path,
+    top: &super::RunOpts,
+    cache_dir: &Path,
+) -> i32 {
+    let plan = match valid_plan(console, env, delivery_file, top) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (mission, delivery, policy) = crate::plan::hooks::sections(&plan);
+    let policy = match Policy::from_section(policy.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            console.error(&e.to_string());
+            return super::EXIT_USAGE;
+        }
+    };
+    let (grants, problems) = plugins::declared_grants(&mission, &delivery, &policy);
+    let engine = plugins::new_engine().ok();
+    let cache = engine
+        .as_ref()
+        .and_then(|e| CompileCache::open(cache_dir, &e.engine).ok());
+    for g in &grants {
+        println!("[plugin:{}]", g.name);
+        if let Some(e) = &engine {
+            match plugins::inspect_file(&e.engine, &g.component, cache.as_ref()) {
+                Ok(info) => {
+                    let world = info
+                        .world
+                        .map(|(k, v)| format!("stasis:plugin/{k}@{v}"))
+                        .unwrap_or_else(|| "none of stasis:plugin".into());
+                    println!(
+                        "  component on disk: {world}, {} bytes, sha256 {}",
+                        info.size, info.sha256
+                    );
+                }
+                Err(e) => println!("  component on disk: {e}"),
+            }
+        }
+        println!("  effective authority:");
+        for line in g.authority().lines() {
+            println!("    {line}");
+        }
+    }
+    for p in &problems {
+        console.error(&p.to_string());
+    }
+    if problems.is_empty() {
+        super::EXIT_OK
+    } else {
+        super::EXIT_USAGE
+    }
+}
+
 /// `stasis plugin check`: the CLI loads the delivery file, its mission and stasis.ini, then
 /// calls this with their sections. Prints each problem; 0 when there are none, 1 otherwise.
 pub fn check(
@@ -283,7 +362,7 @@ pub fn check(
     // What the reviewer approves: each plugin's authority after mission, delivery and policy.
     for g in plugins::declared_grants(mission_sections, delivery_sections, &policy).0 {
         println!("[plugin:{}] effective authority:", g.name);
-        for line in g.authority() {
+        for line in g.authority().lines() {
             println!("  {line}");
         }
     }

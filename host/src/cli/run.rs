@@ -237,6 +237,7 @@ pub fn describe_plan(plan: &Plan) -> String {
         let _ = writeln!(s, "  {} -> {}", t.source.display(), t.destination.display());
     }
     describe_deploy(&mut s, plan);
+    describe_authority(&mut s, plan);
     s.push_str(&crate::ci::mapping::describe(plan));
     let _ = writeln!(s, "stages");
     for st in &plan.stages {
@@ -261,6 +262,21 @@ fn version_origin(t: &crate::plan::TestBlock) -> String {
         let _ = write!(s, ", overrides the block's version `{w}`");
     }
     s
+}
+
+/// Each declared plugin's effective authority (mission, delivery and operator policy
+/// combined): what a reviewer approves, as `stasis plugin check` prints it.
+fn describe_authority(s: &mut String, plan: &Plan) {
+    if plan.plugin_authority.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "plugins (effective authority)");
+    for a in &plan.plugin_authority {
+        let _ = writeln!(s, "  [plugin:{}]", a.plugin);
+        for line in a.lines() {
+            let _ = writeln!(s, "      {line}");
+        }
+    }
 }
 
 /// The deploy sections and the grant of the plugin serving each (what a reviewer approves:

@@ -49,6 +49,20 @@ pub fn sections(
     (base, of(PluginOrigin::Delivery), policy)
 }
 
+/// Each declared plugin's effective authority (grants that are errors are left out: loading
+/// and `plugin check` report them with file, line and key).
+pub fn authority(plan: &Plan) -> Vec<plugins::grant::Authority> {
+    let (mission, delivery, policy) = sections(plan);
+    let Ok(policy) = Policy::from_section(policy.as_ref()) else {
+        return Vec::new();
+    };
+    plugins::declared_grants(&mission, &delivery, &policy)
+        .0
+        .iter()
+        .map(plugins::Grant::authority)
+        .collect()
+}
+
 /// What a plugin sees of the delivery.
 pub fn delivery_info(plan: &Plan) -> DeliveryInfo {
     let s = &plan.storage;

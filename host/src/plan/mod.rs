@@ -122,6 +122,11 @@ pub struct Plan {
     pub plugins: Vec<PluginSection>,
     /// stasis.ini `[plugins]`: the operator's policy.
     pub plugin_policy: Option<PluginSection>,
+    /// Each declared plugin's effective authority after mission, delivery and operator policy
+    /// are combined (what `stasis plugin check` prints); a plugin whose grant is an error is
+    /// left out (the error is a diagnostic).
+    #[serde(default)]
+    pub plugin_authority: Vec<crate::plugins::grant::Authority>,
     pub settings: Settings,
     pub stages: Vec<Stage>,
     /// Every `{{ name }}` template variable and its value.

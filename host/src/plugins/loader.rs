@@ -627,6 +627,8 @@ fn failure(plugin: &str, e: &PluginError) -> Diagnostic {
 fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::<PluginState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    // Clock waits end at the invocation's deadline (a sleep is a host call the epoch misses).
+    super::clock::add_to_linker(&mut linker)?;
     // The deploy-target world imports every host capability; the import gate, not the
     // linker, keeps each kind to its own world.
     deploy::DeployTarget::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;

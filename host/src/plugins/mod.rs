@@ -3,9 +3,9 @@
 //! (`stasis:host/*`) and the typed hook points the pipeline calls (`PluginHost`).
 //!
 //! Inside, imports run one way: `context` (shared state and log types) ← `sandbox` (one
-//! invocation) and `capabilities` (one file per `stasis:host` interface, neither importing
-//! the other) ← `loader` (loading, `PluginHost`); `grant/`, `error`, `engine`, `cache`,
-//! `delivery` and `bindings` sit below them all.
+//! invocation), `clock` (the deadline-bounded WASI clock) and `capabilities` (one file per
+//! `stasis:host` interface, none importing another) ← `loader` (loading, `PluginHost`);
+//! `grant/`, `error`, `engine`, `cache`, `delivery` and `bindings` sit below them all.
 //!
 //! It must not read ini files (the config loader hands it [`SectionInput`]s), decide pipeline
 //! order, or touch anything outside the delivery tree and each plugin's scratch dir on a
@@ -14,6 +14,7 @@
 mod bindings;
 mod cache;
 mod capabilities;
+mod clock;
 mod context;
 mod delivery;
 mod engine;

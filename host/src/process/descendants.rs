@@ -7,12 +7,18 @@
 //! tree is recorded from `/proc` on every poll; when the leader ends (or the deadline
 //! passes) every recorded process still alive — identified by pid **and** start time, so a
 //! reused pid is never hit — gets SIGKILL, and so does every process re-parented to stasis
-//! since the command started that runs with `no_new_privs` (which Landlock-confined
-//! programs always have, and nothing else stasis starts sets). Killed orphans are reaped.
+//! since the command started that carries the tracked-tree mark. Killed orphans are reaped.
+//!
+//! The mark: every tracked command starts with the `WHOLE_SECONDS` personality flag set
+//! ([`mark_in_child`]), which Linux documents as having no effect; the personality is
+//! inherited across fork, `execve` (setuid programs included: only address-space flags are
+//! cleared there) and `setsid`, and nothing else stasis starts sets it. So a descendant that
+//! left the group with `setsid` and whose parent exited before any poll recorded it (a window
+//! of at most one poll) is still recognised once it is re-parented to stasis, confined
+//! (`no_new_privs`, which Landlock needs, is accepted as a mark too) or `unconfined`.
 //!
 //! It must not touch processes it did not record or adopt: the runner's test tasks are
-//! stasis's children too, but they are neither descendants of a tracked command nor
-//! `no_new_privs`.
+//! stasis's children too, but they are neither descendants of a tracked command nor marked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, Once, PoisonError};
@@ -64,6 +70,32 @@ fn stat_of(pid: u32) -> Option<(u32, u64)> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After `comm`: state(0) ppid(1) … starttime(19).
     Some((f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+/// `WHOLE_SECONDS` from `<linux/personality.h>`: "no effect" (personality(2)).
+const TREE_MARK: libc::c_ulong = 0x0200_0000;
+
+/// Set the tracked-tree mark on the calling process; run in the child between fork and exec.
+pub(crate) fn mark_in_child() -> std::io::Result<()> {
+    // SAFETY: personality(2) is a plain syscall (async-signal-safe); 0xffffffff only queries.
+    let current = unsafe { libc::personality(0xffff_ffff) };
+    if current == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above; it sets a flag that changes nothing but this attribute.
+    if unsafe { libc::personality(current as libc::c_ulong | TREE_MARK) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Does `pid` carry the tracked-tree mark? (`/proc/PID/personality`, hex; readable by stasis
+/// for a process re-parented to it.)
+fn marked(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/personality"))
+        .ok()
+        .and_then(|s| libc::c_ulong::from_str_radix(s.trim(), 16).ok())
+        .is_some_and(|p| p & TREE_MARK != 0)
 }
 
 fn no_new_privs(pid: u32) -> bool {
@@ -131,7 +163,7 @@ impl Tracker {
                     && start >= self.since
                     && self.since > 0
                     && !is_leader(pid)
-                    && no_new_privs(pid);
+                    && (marked(pid) || no_new_privs(pid));
                 if parent_known || adopted {
                     self.seen.insert(pid, start);
                 }

@@ -14,7 +14,7 @@
 //! A command can run confined ([`Command::confine`], Landlock, see [`confine`]); a confined
 //! command's whole process tree is also tracked ([`descendants`]): stasis becomes a child
 //! subreaper, and at the end every descendant — including one that left the group with
-//! `setsid()` — is killed. Unconfined commands keep the group rule only: a descendant that
+//! `setsid()`, recognised by the mark every tracked tree carries — is killed. Unconfined commands keep the group rule only: a descendant that
 //! calls `setsid()` leaves the group and is not reached by the group kill.
 //!
 //! Must not know what the programs are for: callers build the argv, the environment and the
@@ -680,6 +680,12 @@ impl Command {
                         Err(std::io::Error::last_os_error())
                     }
                 });
+            }
+        }
+        if self.track {
+            // SAFETY: mark_in_child only makes the personality(2) syscall.
+            unsafe {
+                c.pre_exec(descendants::mark_in_child);
             }
         }
         if let Some(fd) = landlock {

@@ -127,7 +127,7 @@ pub fn resolve_with(
     });
 
     let mission_dir = loaded.mission.as_ref().map(|m| m.dir.clone());
-    Plan {
+    let mut plan = Plan {
         schema_version: PLAN_SCHEMA_VERSION,
         stasis_version: crate::version().to_string(),
         delivery_file: loaded.delivery.path.clone(),
@@ -149,7 +149,10 @@ pub fn resolve_with(
         stages: Vec::new(),
         variables: r.vars,
         ci,
-    }
+        plugin_authority: Vec::new(),
+    };
+    plan.plugin_authority = super::hooks::authority(&plan);
+    plan
 }
 
 impl Resolver<'_> {

@@ -79,26 +79,51 @@ impl Resolver<'_> {
         origin: PluginOrigin,
     ) -> PluginSection {
         let component = sec.get("component").map(|e| e.value.trim().to_string());
+        // The operator's `require_sha256 = inline` refuses lock pins (its other values and
+        // errors are the plugin policy's business: plugins::Policy). It binds the declarations
+        // the operator reviews from others, the mission's and the delivery's: the sysconf's own
+        // (stasis.ini, the shipped etc/deploy/targets.ini with its lock) are the operator's
+        // files, trusted as the binary is.
+        let inline_only = origin != PluginOrigin::System
+            && self
+                .loaded
+                .system
+                .section("plugins")
+                .and_then(|p| p.get("require_sha256"))
+                .and_then(|e| crate::plugins::grant::require_sha256(&e.value).ok())
+                .is_some_and(|(_, inline)| inline);
         let mut entries = Vec::new();
         for e in &sec.entries {
             let value = match (e.key.as_str(), e.value.trim().strip_prefix('@')) {
                 ("sha256", Some(lock)) => {
-                    let lock = dir.join(lock);
+                    let key = format!("[{}] sha256", sec.name);
                     let component = component.as_deref().unwrap_or("");
-                    // The compiled-in etc/ (no sysconf on disk) serves its locks from memory.
-                    let pin = match lock.strip_prefix(crate::config::sysconf::BUILTIN_PREFIX) {
-                        Ok(rel) => self
-                            .loaded
-                            .sysconf
-                            .read_text(&rel.to_string_lossy())
-                            .ok_or_else(|| format!("lock file {}: not built in", lock.display()))
-                            .and_then(|(_, text)| pin_in(&text, &lock, component)),
-                        Err(_) => pin_from_lock(&lock, component),
-                    };
+                    let pin = lock_beside(dir, lock).and_then(|lock_file| {
+                        // The compiled-in etc/ (no sysconf on disk) serves its locks from memory.
+                        match lock_file.strip_prefix(crate::config::sysconf::BUILTIN_PREFIX) {
+                            Ok(rel) => self
+                                .loaded
+                                .sysconf
+                                .read_text(&rel.to_string_lossy())
+                                .ok_or_else(|| {
+                                    format!("lock file {}: not built in", lock_file.display())
+                                })
+                                .and_then(|(_, text)| pin_in(&text, &lock_file, component)),
+                            Err(_) => pin_from_lock(&lock_file, component),
+                        }
+                    });
                     match pin {
+                        Ok(pin) if inline_only => {
+                            let msg = format!(
+                                "`@{lock}` is a lock pin, and the operator requires pins written in \
+                                 the ini (stasis.ini [plugins] require_sha256 = inline); replace \
+                                 this line with:\n    sha256 = {pin}"
+                            );
+                            self.diags.error_at(path, e.line, &key, msg);
+                            pin
+                        }
                         Ok(pin) => pin,
                         Err(msg) => {
-                            let key = format!("[{}] sha256", sec.name);
                             self.diags.error_at(path, e.line, &key, msg);
                             e.value.clone()
                         }
@@ -122,6 +147,20 @@ impl Resolver<'_> {
             entries,
         }
     }
+}
+
+/// `sha256 = @NAME`: the lock file NAME beside the declaring ini (folder `dir`). Only a bare
+/// file name: a pin is reviewed with the ini it sits beside, so a lock elsewhere (`../x.lock`,
+/// `sub/x.lock`, an absolute path) could change what the reviewed ini runs.
+fn lock_beside(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let name = name.trim();
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(format!(
+            "`@{name}`: a lock must be a bare file name beside this ini (rule: no `/`, no `..`); \
+             put the lock next to the ini, or pin inline with `sha256 = <hex>`"
+        ));
+    }
+    Ok(dir.join(name))
 }
 
 /// `sha256 = @plugins.lock`: the pin of `component` (by file name) in a lock file written by
@@ -212,6 +251,54 @@ mod tests {
             )
             .resolve();
         assert_eq!(errors(&diags), [(17, "[plugin:r] sha256".to_string())]);
+    }
+
+    #[test]
+    fn a_lock_is_a_bare_file_name_beside_the_ini() {
+        let dir = std::path::Path::new("/m");
+        assert_eq!(
+            super::lock_beside(dir, "plugins.lock").unwrap(),
+            dir.join("plugins.lock")
+        );
+        for bad in [
+            "../x.lock",
+            "sub/x.lock",
+            "/etc/x.lock",
+            "..",
+            ".",
+            "",
+            "a\\b.lock",
+        ] {
+            let e = super::lock_beside(dir, bad).unwrap_err();
+            assert!(
+                e.contains("bare file name") && e.contains("no `/`, no `..`"),
+                "{bad}: {e}"
+            );
+        }
+        // `require_sha256 = inline` refuses the lock pin at its line, naming the pin to write.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join("plugins.lock"),
+            format!("r.wasm = {}\n", "cd".repeat(32)),
+        )
+        .unwrap();
+        let mut w = World::new()
+            .with_system("[plugins]\nrequire_sha256 = inline\n")
+            .with_mission(
+                "\n[plugin:r]\nkind = mission-rule\ncomponent = r.wasm\nsha256 = @plugins.lock\n",
+            );
+        w.mission_dir = tmp.path().to_path_buf();
+        let (_, diags) = w.resolve();
+        let e = diags
+            .items
+            .iter()
+            .find(|d| d.key == "[plugin:r] sha256")
+            .unwrap();
+        assert!(
+            e.message.contains(&format!("sha256 = {}", "cd".repeat(32))),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -52,79 +52,6 @@ pub struct Grant {
     pub origin: String,
 }
 
-impl Grant {
-    /// The effective authority, one `key: value` line each, as a reviewer approves it: what
-    /// `stasis plugin check` prints for each declared plugin after mission, delivery and
-    /// operator policy were combined.
-    pub fn authority(&self) -> Vec<String> {
-        let mut out = vec![
-            format!("kind: {}", self.kind),
-            format!("component: {}", self.component.display()),
-            format!(
-                "sha256: {}",
-                self.sha256.as_deref().unwrap_or("(not pinned)")
-            ),
-            format!("grant from: {}", self.origin),
-            "always: log, template (env: only from allow_env; network functions only through allow_hosts), /delivery read-only, /scratch private".into(),
-        ];
-        for c in &self.allow_commands {
-            let how = if self.unconfined.contains(&c.program) {
-                "UNCONFINED (no Landlock)"
-            } else if self.confine {
-                "confined"
-            } else {
-                "NOT confined (operator: confine_processes = off)"
-            };
-            out.push(format!("program: {c}  [{how}]"));
-        }
-        for p in &self.process_read {
-            out.push(format!("programs may read: {}", p.display()));
-        }
-        for p in &self.process_write {
-            out.push(format!("programs may write: {}", p.display()));
-        }
-        for h in &self.allow_hosts {
-            out.push(format!("host: {h}"));
-        }
-        for h in &self.deny_hosts {
-            out.push(format!("denied host (operator): {h}"));
-        }
-        for s in &self.secrets {
-            out.push(match s.split_once('@') {
-                Some((n, t)) => format!("secret: {n} -> only {t}"),
-                None => format!("secret: {s} -> any granted host or program"),
-            });
-        }
-        for e in &self.allow_env {
-            out.push(match e.split_once('=') {
-                Some((k, v)) => format!("env: {k} (set by the grant to {v:?})"),
-                None if loader_affecting(e) => format!("env: {e} (read-only: stasis's value)"),
-                None => format!("env: {e}"),
-            });
-        }
-        for d in &self.dirs {
-            out.push(format!(
-                "dir: {} at {} ({})",
-                d.host.display(),
-                d.guest,
-                if d.writable { "rw" } else { "ro" }
-            ));
-        }
-        if self.transform_scripts {
-            out.push("transform_scripts: may change test commands, environment and sources".into());
-        }
-        out.push(format!(
-            "memory: {} (all memories and tables)",
-            show_size(self.memory)
-        ));
-        out.push(format!(
-            "timeout: {}",
-            humantime::format_duration(self.timeout)
-        ));
-        out
-    }
-}
-
 /// Why a capability call was refused: the rule that refused it, for the guest and the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial(pub String);
@@ -681,12 +608,20 @@ pub fn effective_grant(
             Ok(bytes) => format!("sha256 = {}", crate::plugins::sha256_hex(&bytes)),
             Err(_) => "sha256 = <the sha256 `stasis plugin inspect COMPONENT` prints>".into(),
         };
+        // Under `inline` a lock pin would be refused: only the written line is offered.
+        let (mode, or_lock) = if policy.inline_sha256 {
+            (" = inline", "")
+        } else {
+            (
+                "",
+                "\n(or `sha256 = @plugins.lock` with the lock `stasis plugin build` writes, beside the ini)",
+            )
+        };
         return Err(src.key_error(
             "sha256",
             format!(
                 "missing: the operator requires a sha256 pin for every plugin (stasis.ini [plugins] \
-                 require_sha256); add this line to [plugin:{}] in {}:\n    {line}\n\
-                 (or `sha256 = @plugins.lock` with the lock `stasis plugin build` writes)",
+                 require_sha256{mode}); add this line to [plugin:{}] in {}:\n    {line}{or_lock}",
                 g.name,
                 src.file.display()
             ),
@@ -1089,6 +1024,7 @@ mod tests {
         let a = effective_grant(Some(&d), None, &Policy::default())
             .unwrap()
             .authority()
+            .lines()
             .join("\n");
         for want in [
             "program: podman **  [UNCONFINED (no Landlock)]",

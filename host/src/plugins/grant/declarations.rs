@@ -276,6 +276,17 @@ pub fn check_plugin_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// stasis.ini `[plugins] require_sha256`: (pins required, inline pins only). `inline` refuses
+/// `sha256 = @LOCK` pins; a boolean keeps either kind.
+pub fn require_sha256(value: &str) -> Result<(bool, bool), String> {
+    if value.trim().eq_ignore_ascii_case("inline") {
+        return Ok((true, true));
+    }
+    parse_bool(value.trim())
+        .map(|b| (b, false))
+        .map_err(|_| format!("{value:?} is not true, false or inline"))
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" | "on" => Ok(true),
@@ -339,6 +350,9 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub require_sha256: bool,
+    /// `require_sha256 = inline`: every pin must be written in the ini (`sha256 = <hex>`); a
+    /// `sha256 = @LOCK` pin is refused where it is resolved (`plan::resolve`).
+    pub inline_sha256: bool,
     pub max_memory: u64,
     pub max_timeout: Duration,
     pub deny_hosts: Vec<HostPattern>,
@@ -354,6 +368,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             require_sha256: false,
+            inline_sha256: false,
             max_memory: 1 << 30,
             max_timeout: Duration::from_secs(2 * 60 * 60),
             deny_hosts: Vec::new(),
@@ -378,7 +393,9 @@ impl Policy {
             };
             let value = value.trim();
             match key.trim() {
-                "require_sha256" => p.require_sha256 = parse_bool(value).map_err(e)?,
+                "require_sha256" => {
+                    (p.require_sha256, p.inline_sha256) = require_sha256(value).map_err(e)?
+                }
                 "confine_processes" => p.confine_processes = parse_bool(value).map_err(e)?,
                 "allow_unconfined" => p.allow_unconfined = parse_bool(value).map_err(e)?,
                 "max_memory" => p.max_memory = parse_size(value).map_err(e)?,

@@ -11,8 +11,10 @@
 //! Parts, each with its tests: `kinds` (plugin kinds and host capabilities), `patterns`
 //! (command, host and dir patterns and how they match), `declarations` (`[plugin:NAME]`
 //! sections and the `[plugins]` policy, parsed), `decisions` (the effective grant and every
-//! per-call check). The public paths are re-exported here.
+//! per-call check), `authority` (the effective grant as the reviewer sees it). The public
+//! paths are re-exported here.
 
+mod authority;
 mod decisions;
 mod declarations;
 mod kinds;
@@ -20,9 +22,12 @@ mod patterns;
 
 use std::path::PathBuf;
 
+pub use authority::{
+    Authority, Confinement, DirAuthority, EnvAuthority, ProgramAuthority, SecretAuthority,
+};
 pub(crate) use decisions::show_size;
 pub use decisions::{Denial, Grant, effective_grant, loader_affecting};
-pub use declarations::{PluginDecl, Policy, check_plugin_name, parse_size};
+pub use declarations::{PluginDecl, Policy, check_plugin_name, parse_size, require_sha256};
 pub use kinds::{Capability, PluginKind};
 pub use patterns::{CommandRule, DirGrant, HostPattern, PortPattern};
 

@@ -56,6 +56,14 @@ fn run(section: &[(String, String)], delivery: &Delivery) -> Result<DeployReport
                 i = std::hint::black_box(i.wrapping_add(1));
             }
         }
+        // A blocking WASI call: one long sleep (arg seconds), or many short ones forever.
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(arg.parse().unwrap_or(3600)));
+            ok("woke".into())
+        }
+        "sleeps" => loop {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        },
         "memory" => {
             let mut hog = Vec::new();
             loop {
