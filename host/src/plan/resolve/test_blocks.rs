@@ -216,6 +216,13 @@ impl Resolver<'_> {
         let written: Vec<String> = tests.iter().map(|t| t.version.clone()).collect();
         // (test index, list key, line of the entry) of the entry that decided each block.
         let mut decided: Vec<Option<(&'static str, u32)>> = vec![None; tests.len()];
+        // Test key → first block with it: one lookup per spec instead of a scan of every
+        // block (500 specs × 500 blocks was most of `plan`'s CPU).
+        let mut by_key: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::with_capacity(tests.len());
+        for (i, t) in tests.iter().enumerate() {
+            by_key.entry(crate::package::test_key(&t.name)).or_insert(i);
+        }
         for (key, source, specs) in [
             (
                 "conda_packages",
@@ -233,7 +240,7 @@ impl Resolver<'_> {
                 let Ok(spec) = PackageSpec::either(text) else {
                     continue;
                 };
-                let Some(i) = tests.iter().position(|t| spec.is_tested_by(&t.name)) else {
+                let Some(&i) = by_key.get(&spec.test_key()) else {
                     continue;
                 };
                 let t = &mut tests[i];
