@@ -1176,6 +1176,23 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
         all.contains(&format!("lock file {}: cannot read it", lock.display())),
         "{all}"
     );
+    // A setup job that cannot write the lock (a directory stands in its place) fails, and
+    // still leaves its fragment saying why.
+    std::fs::create_dir(&lock).unwrap();
+    let fragment = dir.join("stasis-ci/jobs/job-setup/run.json");
+    std::fs::remove_file(&fragment).unwrap();
+    let again = stasis().args(SETUP_JOB).output();
+    assert_eq!(again.code(), Some(1), "{}\n{}", again.stdout, again.stderr);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&fragment).unwrap()).unwrap();
+    assert_eq!(record["status"], "fail", "{record:#}");
+    let problems = record["aux"]["ci"]["problems"].to_string();
+    assert!(
+        problems.contains("the environment lock was not written")
+            && problems.contains(&lock.display().to_string()),
+        "{record:#}"
+    );
+    std::fs::remove_dir(&lock).unwrap();
     // Named on the command line, a missing lock is a usage error that names it.
     let plan = stasis()
         .args([

@@ -163,17 +163,21 @@ pub fn run_job(cx: &JobContext<'_>, name: &str) -> Result<JobResult, CiError> {
     }
     keep_job_files(&mut record, &dir)?;
 
+    // A lock that cannot be written or checked fails the job, but the fragment below is still
+    // written: the report job must learn what happened, not find a job missing.
+    let problem = match job.role {
+        JobRole::Setup => write_env_locks(&plan, cx.ci_dir, cx.env)
+            .err()
+            .map(|e| format!("the environment lock was not written: {e}")),
+        JobRole::Tests | JobRole::Serial => check_env_lock(&plan, cx.ci_dir)
+            .unwrap_or_else(|e| Some(format!("the environment lock was not checked: {e}"))),
+        _ => None,
+    };
     let mut notes = Vec::new();
-    match job.role {
-        JobRole::Setup => write_env_locks(&plan, cx.ci_dir, cx.env)?,
-        JobRole::Tests | JobRole::Serial => {
-            if let Some(problem) = check_env_lock(&plan, cx.ci_dir)? {
-                cx.events.error(&problem);
-                notes.push(problem);
-                status = RunStatus::Fail;
-            }
-        }
-        _ => {}
+    if let Some(problem) = problem {
+        cx.events.error(&problem);
+        notes.push(problem);
+        status = RunStatus::Fail;
     }
     let (ci_job_name, runner) = ci_identity(cx.env);
     let duration_ms = ended
