@@ -57,6 +57,20 @@ impl Resolver<'_> {
                     ),
                 }
             }
+            // The system engine creates no environment, so a lock has nothing to install.
+            if let (CondaEngine::System, Some(lock), Some(e)) =
+                (s.conda_engine, &s.env_lock, d.get("conda_engine"))
+            {
+                self.diags.warn_at(
+                    &file,
+                    e.line,
+                    "[default] conda_engine",
+                    format!(
+                        "--env-lock {}: the system engine installs nothing, so the lock is not used",
+                        lock.display()
+                    ),
+                );
+            }
             // `--wheel-builder` wins; `build` is upstream's default, so stasis.ini fills it.
             if s.wheel_builder == WheelBuilder::Build
                 && let Some(e) = d.get("wheel_builder")
@@ -159,6 +173,24 @@ mod tests {
         assert_eq!(s.wheel_builder, WheelBuilder::Build);
         assert_eq!(s.task_kill_grace_seconds, 3.0);
         assert!(!s.continue_on_error);
+    }
+
+    #[test]
+    fn an_env_lock_under_the_system_engine_is_warned_about() {
+        let mut w = World::new().with_system("[default]\nconda_engine = system\n");
+        w.input.settings.env_lock = Some("/ci/env/test.lock".into());
+        let (_, diags) = w.resolve();
+        let warned: Vec<_> = diags
+            .warnings()
+            .filter(|d| d.key == "[default] conda_engine")
+            .map(|d| d.message.clone())
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                "--env-lock /ci/env/test.lock: the system engine installs nothing, so the lock is not used"
+            ],
+        );
     }
 
     #[test]
