@@ -1128,16 +1128,14 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
     assert_eq!(fragment["jobs"][0]["outcome"], "success", "{fragment:#}");
 
     // `stasis plan --env-lock FILE` shows the setting.
-    let plan = stasis()
-        .args([
-            "plan",
-            "-c",
-            "stasis.ini",
-            "--env-lock",
-            lock.to_str().unwrap(),
-            "d.ini",
-        ])
-        .output();
+    let plan_with_lock = || {
+        stasis()
+            .args(["plan", "-c", "stasis.ini", "--env-lock"])
+            .arg(&lock)
+            .arg("d.ini")
+            .output()
+    };
+    let plan = plan_with_lock();
     assert_eq!(plan.code(), Some(0), "{}", plan.stderr);
     assert!(
         plan.stdout.contains(&format!(
@@ -1194,16 +1192,7 @@ fn test_jobs_install_the_setup_jobs_lock_not_a_new_solve() {
     );
     std::fs::remove_dir(&lock).unwrap();
     // Named on the command line, a missing lock is a usage error that names it.
-    let plan = stasis()
-        .args([
-            "plan",
-            "-c",
-            "stasis.ini",
-            "--env-lock",
-            lock.to_str().unwrap(),
-            "d.ini",
-        ])
-        .output();
+    let plan = plan_with_lock();
     assert_eq!(plan.code(), Some(2), "{}", plan.stderr);
     assert!(
         plan.stderr

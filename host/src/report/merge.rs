@@ -53,6 +53,27 @@ pub struct MergedJob {
     pub error: Option<String>,
 }
 
+impl MergedJob {
+    /// A job whose fragment is not (yet) known to exist: everything but its name unknown.
+    fn missing(job: String, fragment: PathBuf, blocks: Vec<String>) -> Self {
+        MergedJob {
+            job,
+            state: FragmentState::Missing,
+            fragment,
+            blocks,
+            ci_job_name: None,
+            runner: None,
+            platform: None,
+            start_time: None,
+            end_time: None,
+            duration_ms: None,
+            tasks: 0,
+            failed_tasks: 0,
+            error: None,
+        }
+    }
+}
+
 /// What the merge made.
 #[derive(Debug)]
 pub struct MergeSummary {
@@ -140,21 +161,7 @@ pub fn merge(
             .and_then(|e| e.iter().find(|e| e.name == name))
             .map(|e| e.blocks.clone())
             .unwrap_or_default();
-        let mut entry = MergedJob {
-            job: name.clone(),
-            state: FragmentState::Missing,
-            fragment: path.clone(),
-            blocks: blocks_expected,
-            ci_job_name: None,
-            runner: None,
-            platform: None,
-            start_time: None,
-            end_time: None,
-            duration_ms: None,
-            tasks: 0,
-            failed_tasks: 0,
-            error: None,
-        };
+        let mut entry = MergedJob::missing(name.clone(), path.clone(), blocks_expected);
         let mut rec = match result {
             Ok(r) => r,
             Err(e) if e.is_empty() => {
@@ -219,19 +226,8 @@ pub fn merge(
     for e in expected.unwrap_or_default() {
         if !jobs.iter().any(|j| j.job == e.name) {
             jobs.push(MergedJob {
-                job: e.name.clone(),
-                state: FragmentState::Missing,
-                fragment: PathBuf::new(),
-                blocks: e.blocks.clone(),
-                ci_job_name: None,
-                runner: None,
-                platform: None,
-                start_time: None,
-                end_time: None,
-                duration_ms: None,
-                tasks: 0,
-                failed_tasks: 0,
                 error: Some("the job left no fragment".into()),
+                ..MergedJob::missing(e.name.clone(), PathBuf::new(), e.blocks.clone())
             });
         }
     }

@@ -41,16 +41,18 @@ impl Resolver<'_> {
                     .map(|e| me.render(&file, &sec.name, e))
                     .unwrap_or_default()
             };
+            // What a deploy-target plugin gets: every key but `plugin`, rendered.
+            let entries = |me: &mut Self| -> Vec<(String, String)> {
+                sec.entries
+                    .iter()
+                    .filter(|e| e.key != "plugin")
+                    .map(|e| (e.key.clone(), me.render(&file, &sec.name, e)))
+                    .collect()
+            };
             if name == "docker" {
                 let registry = get(self, "registry").trim().to_string();
                 self.vars
                     .insert("deploy.docker.registry".into(), registry.clone());
-                let entries = sec
-                    .entries
-                    .iter()
-                    .filter(|e| e.key != "plugin")
-                    .map(|e| (e.key.clone(), self.render(&file, &sec.name, e)))
-                    .collect();
                 let docker = Docker {
                     plugin: sec
                         .get("plugin")
@@ -59,7 +61,7 @@ impl Resolver<'_> {
                         .unwrap_or_default(),
                     file: file.clone(),
                     line: sec.line,
-                    entries,
+                    entries: entries(self),
                     registry,
                     image_compression: get(self, "image_compression").trim().into(),
                     test_script: sec
@@ -104,18 +106,12 @@ impl Resolver<'_> {
                 .map(|p| p.value.trim().to_string())
                 .or_else(|| self.default_target(&name))
             {
-                let entries = sec
-                    .entries
-                    .iter()
-                    .filter(|e| e.key != "plugin")
-                    .map(|e| (e.key.clone(), self.render(&file, &sec.name, e)))
-                    .collect();
                 d.targets.push(DeployTarget {
                     name,
                     plugin,
                     file: file.clone(),
                     line: sec.line,
-                    entries,
+                    entries: entries(self),
                 });
             } else {
                 self.diags.error_at(
